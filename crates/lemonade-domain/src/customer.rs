@@ -1,0 +1,157 @@
+//! Customers, their loyalty points and the CRM activity log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FieldErrors, ShopError};
+use crate::ids::{CustomerId, OrderId};
+use crate::order::Order;
+use crate::values::{Timestamp, parse_name};
+
+const EMAIL_LEN_MAX: usize = 254;
+const PHONE_LEN_MAX: usize = 32;
+/// The name an anonymised customer keeps: the accounting records stay, the person does not.
+pub const ANONYMISED_NAME: &str = "Anonymised customer";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub points: u64,
+    pub anonymised: bool,
+    pub created_at: Timestamp,
+}
+
+/// What happened to a customer, newest last in an export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    Created,
+    Updated,
+    OrderPlaced,
+    OrderCancelled,
+    Anonymised,
+}
+
+impl ActivityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Created => "created",
+            ActivityKind::Updated => "updated",
+            ActivityKind::OrderPlaced => "order_placed",
+            ActivityKind::OrderCancelled => "order_cancelled",
+            ActivityKind::Anonymised => "anonymised",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "created" => ActivityKind::Created,
+            "updated" => ActivityKind::Updated,
+            "order_placed" => ActivityKind::OrderPlaced,
+            "order_cancelled" => ActivityKind::OrderCancelled,
+            "anonymised" => ActivityKind::Anonymised,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Activity {
+    pub kind: ActivityKind,
+    pub order_id: Option<OrderId>,
+    pub points_delta: i64,
+    pub created_at: Timestamp,
+}
+
+/// Everything the shop holds about one person (a subject access request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerExport {
+    pub customer: Customer,
+    pub orders: Vec<Order>,
+    pub activity: Vec<Activity>,
+    pub exported_at: Timestamp,
+}
+
+/// Contact details, parsed. Empty strings mean "none".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CustomerFields {
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+}
+
+fn parse_email(raw: &str) -> Result<Option<String>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let valid = raw.len() <= EMAIL_LEN_MAX
+        && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(raw.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+    if valid {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err("not an email address".into())
+    }
+}
+
+fn parse_phone(raw: &str) -> Result<Option<String>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let digits = raw.chars().filter(char::is_ascii_digit).count();
+    let valid =
+        raw.len() <= PHONE_LEN_MAX && digits >= 3 && raw.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if valid {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err("not a phone number: digits, spaces and + - ( ) . only".into())
+    }
+}
+
+impl CustomerFields {
+    /// For a new customer the name is required; for a patch every field is optional but at
+    /// least one must be given.
+    pub fn parse(
+        name: Option<&str>,
+        email: Option<&str>,
+        phone: Option<&str>,
+        is_new: bool,
+    ) -> Result<Self, ShopError> {
+        let mut errors = FieldErrors::default();
+        if is_new && name.is_none() {
+            errors.push("name", "is required");
+        }
+        let name = name.and_then(|n| errors.check("name", parse_name(n)));
+        let email = email.and_then(|e| errors.check("email", parse_email(e)));
+        let phone = phone.and_then(|p| errors.check("phone", parse_phone(p)));
+        let fields = errors.finish(|| CustomerFields { name, email, phone })?;
+        if !is_new && fields == CustomerFields::default() {
+            return Err(ShopError::validation("", "name at least one field to change"));
+        }
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_phones_are_checked_and_blank_means_none() {
+        let ok = CustomerFields::parse(Some("Ada"), Some(" ada@example.org "), Some("+44 20 7946 0958"), true).unwrap();
+        assert_eq!(ok.email, Some(Some("ada@example.org".into())));
+        assert!(CustomerFields::parse(Some("Ada"), Some("ada@"), None, true).is_err());
+        assert!(CustomerFields::parse(Some("Ada"), None, Some("call me"), true).is_err());
+        let blank = CustomerFields::parse(Some("Ada"), Some(""), None, true).unwrap();
+        assert_eq!(blank.email, Some(None));
+    }
+
+    #[test]
+    fn a_new_customer_needs_a_name_and_a_patch_needs_a_field() {
+        assert!(CustomerFields::parse(None, Some("a@b.co"), None, true).is_err());
+        assert!(CustomerFields::parse(None, None, None, false).is_err());
+    }
+}

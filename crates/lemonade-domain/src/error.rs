@@ -1,0 +1,117 @@
+//! The one error type of the [`crate::ports::Shop`] boundary. The HTTP layer maps it to
+//! `application/problem+json` in one place; it is serialisable so that an idempotency record
+//! can replay a rejection exactly as it was first answered.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::IngredientId;
+
+/// One bad field of a request: a JSON-pointer-like path and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An ingredient an order (or a waste record) needs more of than there is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Shortage {
+    pub ingredient_id: IngredientId,
+    pub name: String,
+    pub unit: crate::values::Unit,
+    pub needed: u64,
+    pub available: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ShopError {
+    #[error("the request has invalid fields")]
+    ValidationFailed { errors: Vec<FieldError> },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("not enough stock")]
+    InsufficientStock { shortages: Vec<Shortage> },
+    /// The request is well formed but the resource is in a state that forbids it
+    /// (cancelling a cancelled order, a duplicate name).
+    #[error("{detail}")]
+    Conflict { detail: String },
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still in progress")]
+    RequestInProgress,
+    /// The shop cannot take the request now (storage busy or down, a service unreachable).
+    /// Safe to retry with the same idempotency key.
+    #[error("{detail}")]
+    Unavailable { detail: String },
+}
+
+impl ShopError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ShopError::ValidationFailed {
+            errors: vec![FieldError::new(field, message)],
+        }
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ShopError::NotFound { what: what.into() }
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ShopError::Conflict { detail: detail.into() }
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ShopError::Unavailable { detail: detail.into() }
+    }
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ShopError::ValidationFailed { .. } => "validation_failed",
+            ShopError::NotFound { .. } => "not_found",
+            ShopError::InsufficientStock { .. } => "insufficient_stock",
+            ShopError::Conflict { .. } => "conflict",
+            ShopError::IdempotencyKeyReused => "idempotency_key_reused",
+            ShopError::RequestInProgress => "request_in_progress",
+            ShopError::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+/// Collects field errors while parsing a request, so that a client learns of every bad field
+/// at once rather than one per round trip.
+#[derive(Default, Debug)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+    /// Runs a parse and records its error under `field`.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.push(field, message);
+                None
+            }
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `Ok(value)` when nothing was wrong.
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ShopError> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(ShopError::ValidationFailed { errors: self.0 })
+        }
+    }
+}

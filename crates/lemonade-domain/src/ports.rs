@@ -1,0 +1,182 @@
+//! The seams through which the outside world reaches the domain: time, identity, and the
+//! [`Shop`] itself. Production fills them with the system clock, UUIDv7 and SQLite; a
+//! simulation fills them with a virtual clock, a seeded generator and simulated stores.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{NewProduct, Product, ProductPatch};
+use crate::customer::{Customer, CustomerExport, CustomerFields};
+use crate::error::ShopError;
+use crate::ids::{CustomerId, IngredientId, OrderId, ProductId};
+use crate::order::{Order, OrderDraft, OrderStatus};
+use crate::report::{SalesQuery, SalesReport};
+use crate::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+use crate::values::Timestamp;
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// Makes ids that sort by creation.
+pub trait IdSource: Send + Sync + 'static {
+    fn next_id(&self) -> String;
+}
+
+/// Largest page a list returns.
+pub const PAGE_LIMIT_MAX: u32 = 200;
+pub const PAGE_LIMIT_DEFAULT: u32 = 50;
+
+/// A page request: at most `limit` items after the opaque `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl PageRequest {
+    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ShopError> {
+        let limit = match limit {
+            None => PAGE_LIMIT_DEFAULT,
+            Some(l) if (1..=i64::from(PAGE_LIMIT_MAX)).contains(&l) => l as u32,
+            Some(_) => {
+                return Err(ShopError::validation(
+                    "limit",
+                    format!("must be between 1 and {PAGE_LIMIT_MAX}"),
+                ));
+            }
+        };
+        let cursor = match cursor {
+            None | Some("") => None,
+            Some(c) if crate::ids::is_valid_id(c) => Some(c.to_owned()),
+            Some(_) => return Err(ShopError::validation("cursor", "not a cursor this server handed out")),
+        };
+        Ok(PageRequest { limit, cursor })
+    }
+    pub fn first(limit: u32) -> Self {
+        PageRequest { limit, cursor: None }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only says there is more.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(cursor_of) } else { None };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// A request to place an order, with its idempotency key when the client sent one.
+#[derive(Clone, Debug)]
+pub struct PlaceOrder {
+    pub draft: OrderDraft,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A client's idempotency key and a fingerprint of the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// Longest idempotency key accepted.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+
+impl IdempotencyKey {
+    pub fn parse(key: &str, fingerprint: String) -> Result<Self, ShopError> {
+        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ShopError::validation(
+                "Idempotency-Key",
+                format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"),
+            ));
+        }
+        Ok(IdempotencyKey {
+            key: key.to_owned(),
+            fingerprint,
+        })
+    }
+}
+
+/// The answer to placing an order. `replayed` is true when the idempotency key had already
+/// done the work and this is the first answer again.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub order: Order,
+    pub replayed: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub customer_id: Option<CustomerId>,
+}
+
+/// How one dependency of the shop is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DependencyHealth {
+    pub name: String,
+    pub ok: bool,
+    pub detail: Option<String>,
+    /// What does not work while this dependency is down.
+    pub degrades: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    pub ok: bool,
+    /// `monolith`, or the role of this process in the distributed mode.
+    pub mode: String,
+    pub dependencies: Vec<DependencyHealth>,
+}
+
+/// Everything the public API can ask of the shop. One implementation per deployment: the
+/// monolith over one SQLite database, the coordinator over the services.
+#[async_trait]
+pub trait Shop: Send + Sync + 'static {
+    async fn list_ingredients(&self, page: PageRequest) -> Result<Page<Ingredient>, ShopError>;
+    async fn get_ingredient(&self, id: IngredientId) -> Result<Ingredient, ShopError>;
+    async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError>;
+    async fn adjust_stock(
+        &self,
+        id: IngredientId,
+        adjustment: StockAdjustment,
+    ) -> Result<(Ingredient, StockMove), ShopError>;
+    async fn list_moves(
+        &self,
+        ingredient: Option<IngredientId>,
+        page: PageRequest,
+    ) -> Result<Page<StockMove>, ShopError>;
+
+    async fn list_products(&self, page: PageRequest) -> Result<Page<Product>, ShopError>;
+    async fn get_product(&self, id: ProductId) -> Result<Product, ShopError>;
+    async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError>;
+    async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError>;
+
+    async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError>;
+    async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;
+    async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError>;
+    async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError>;
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;
+    async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError>;
+
+    async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError>;
+    async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError>;
+    async fn get_order(&self, id: OrderId) -> Result<Order, ShopError>;
+    async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError>;
+
+    async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError>;
+    async fn health(&self) -> Health;
+}

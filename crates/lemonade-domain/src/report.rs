@@ -1,0 +1,270 @@
+//! Sales reports. Stores aggregate; this module fixes what a report means: which orders count
+//! (confirmed ones: a cancelled sale is not a sale), which days a range covers, and that every
+//! day of the range appears even when nothing sold.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use crate::error::ShopError;
+use crate::ids::ProductId;
+
+/// Longest range one report may cover.
+pub const REPORT_DAYS_MAX: i64 = 366;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportBy {
+    Day,
+    Product,
+}
+
+/// A parsed report request: whole days `from..=to` in the shop's local time, which is UTC
+/// shifted by `utc_offset_minutes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SalesQuery {
+    pub from: Date,
+    pub to: Date,
+    pub by: ReportBy,
+    pub utc_offset_minutes: i32,
+}
+
+fn parse_date(field: &str, raw: &str) -> Result<Date, ShopError> {
+    Date::parse(raw, &time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| ShopError::validation(field, "must be a date like 2026-11-25"))
+}
+
+impl SalesQuery {
+    pub fn parse(from: &str, to: &str, by: Option<&str>, utc_offset_minutes: Option<i32>) -> Result<Self, ShopError> {
+        let from = parse_date("from", from)?;
+        let to = parse_date("to", to)?;
+        if to < from {
+            return Err(ShopError::validation("to", "must not be before from"));
+        }
+        if (to - from).whole_days() >= REPORT_DAYS_MAX {
+            return Err(ShopError::validation(
+                "to",
+                format!("a report covers at most {REPORT_DAYS_MAX} days"),
+            ));
+        }
+        let by = match by.unwrap_or("day") {
+            "day" => ReportBy::Day,
+            "product" => ReportBy::Product,
+            _ => return Err(ShopError::validation("by", "must be day or product")),
+        };
+        let utc_offset_minutes = utc_offset_minutes.unwrap_or(0);
+        if !(-14 * 60..=14 * 60).contains(&utc_offset_minutes) {
+            return Err(ShopError::validation(
+                "tz_offset_minutes",
+                "must be between -840 and 840",
+            ));
+        }
+        Ok(SalesQuery {
+            from,
+            to,
+            by,
+            utc_offset_minutes,
+        })
+    }
+
+    fn offset_ms(&self) -> i64 {
+        i64::from(self.utc_offset_minutes) * 60_000
+    }
+
+    /// The half-open range of instants, in epoch ms, the report covers.
+    pub fn range_ms(&self) -> (i64, i64) {
+        let start = |d: Date| (d.to_julian_day() as i64 - EPOCH_JULIAN_DAY) * DAY_MS;
+        (
+            start(self.from) - self.offset_ms(),
+            start(self.to) + DAY_MS - self.offset_ms(),
+        )
+    }
+
+    /// The local day an instant falls on, as days since 1970-01-01.
+    pub fn local_day(&self, at_ms: i64) -> i64 {
+        (at_ms + self.offset_ms()).div_euclid(DAY_MS)
+    }
+}
+
+const EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DaySales {
+    /// `YYYY-MM-DD`, local to the shop.
+    pub date: String,
+    pub orders: u64,
+    pub items: u64,
+    pub revenue: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductSales {
+    pub product_id: ProductId,
+    pub name: String,
+    pub orders: u64,
+    pub quantity: u64,
+    pub revenue: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SalesReport {
+    pub from: String,
+    pub to: String,
+    pub by: ReportBy,
+    pub orders: u64,
+    pub revenue: i64,
+    /// Present when `by` is `day`: one row per day of the range, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<DaySales>>,
+    /// Present when `by` is `product`: best sellers by revenue first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub products: Option<Vec<ProductSales>>,
+}
+
+/// One sold line as a store reads it: when, which product, how many, at what price.
+#[derive(Clone, Debug)]
+pub struct SoldLine {
+    pub order_id_hash: u64,
+    pub at_ms: i64,
+    pub product_id: ProductId,
+    pub name: String,
+    pub quantity: u64,
+    pub unit_price: i64,
+}
+
+fn date_of_day(day: i64) -> Date {
+    Date::from_julian_day((day + EPOCH_JULIAN_DAY) as i32).expect("day within a parsed report range")
+}
+
+fn fmt_date(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Builds the report from the sold lines of confirmed orders inside `query.range_ms()`.
+/// `orders` counts distinct orders; a store passes each order's lines with one order hash.
+pub fn build_sales_report(query: &SalesQuery, lines: &[SoldLine]) -> SalesReport {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    let all_orders: BTreeSet<u64> = lines.iter().map(|l| l.order_id_hash).collect();
+    let revenue_of = |l: &SoldLine| l.unit_price * l.quantity as i64;
+    let revenue: i64 = lines.iter().map(revenue_of).sum();
+    let mut report = SalesReport {
+        from: fmt_date(query.from),
+        to: fmt_date(query.to),
+        by: query.by,
+        orders: all_orders.len() as u64,
+        revenue,
+        days: None,
+        products: None,
+    };
+    match query.by {
+        ReportBy::Day => {
+            let first = query.local_day(query.range_ms().0);
+            let last = query.local_day(query.range_ms().1 - 1);
+            let mut days: BTreeMap<i64, (BTreeSet<u64>, u64, i64)> =
+                (first..=last).map(|d| (d, Default::default())).collect();
+            for l in lines {
+                if let Some(day) = days.get_mut(&query.local_day(l.at_ms)) {
+                    day.0.insert(l.order_id_hash);
+                    day.1 += l.quantity;
+                    day.2 += revenue_of(l);
+                }
+            }
+            report.days = Some(
+                days.into_iter()
+                    .map(|(day, (orders, items, revenue))| DaySales {
+                        date: fmt_date(date_of_day(day)),
+                        orders: orders.len() as u64,
+                        items,
+                        revenue,
+                    })
+                    .collect(),
+            );
+        }
+        ReportBy::Product => {
+            let mut by_product: HashMap<&ProductId, (String, BTreeSet<u64>, u64, i64)> = HashMap::new();
+            for l in lines {
+                let e = by_product
+                    .entry(&l.product_id)
+                    .or_insert_with(|| (l.name.clone(), BTreeSet::new(), 0, 0));
+                e.1.insert(l.order_id_hash);
+                e.2 += l.quantity;
+                e.3 += revenue_of(l);
+            }
+            let mut rows: Vec<ProductSales> = by_product
+                .into_iter()
+                .map(|(id, (name, orders, quantity, revenue))| ProductSales {
+                    product_id: id.clone(),
+                    name,
+                    orders: orders.len() as u64,
+                    quantity,
+                    revenue,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.name.cmp(&b.name)));
+            report.products = Some(rows);
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sold(order: u64, at_ms: i64, product: &str, quantity: u64, unit_price: i64) -> SoldLine {
+        SoldLine {
+            order_id_hash: order,
+            at_ms,
+            product_id: ProductId::parse(product).unwrap(),
+            name: product.into(),
+            quantity,
+            unit_price,
+        }
+    }
+
+    #[test]
+    fn a_report_lists_every_day_of_its_range_even_empty_ones() {
+        let q = SalesQuery::parse("2026-11-24", "2026-11-26", None, None).unwrap();
+        let (start, _) = q.range_ms();
+        let r = build_sales_report(&q, &[sold(1, start + 1000, "lemonade", 2, 300)]);
+        let days = r.days.unwrap();
+        assert_eq!(days.len(), 3);
+        assert_eq!((days[0].date.as_str(), days[0].revenue), ("2026-11-24", 600));
+        assert_eq!(days[2].revenue, 0);
+    }
+
+    #[test]
+    fn local_days_follow_the_utc_offset() {
+        let q = SalesQuery::parse("2026-11-25", "2026-11-25", None, Some(60)).unwrap();
+        let (start, end) = q.range_ms();
+        assert_eq!(end - start, DAY_MS);
+        // 23:30 UTC on the 24th is 00:30 on the 25th at UTC+1.
+        assert_eq!(q.local_day(start), q.local_day(start + 60_000));
+    }
+
+    #[test]
+    fn product_report_counts_orders_once_and_ranks_by_revenue() {
+        let q = SalesQuery::parse("2026-11-25", "2026-11-25", Some("product"), None).unwrap();
+        let (s, _) = q.range_ms();
+        let r = build_sales_report(
+            &q,
+            &[
+                sold(1, s, "tea", 1, 200),
+                sold(1, s, "lemonade", 2, 300),
+                sold(2, s, "lemonade", 1, 300),
+            ],
+        );
+        let rows = r.products.unwrap();
+        assert_eq!(rows[0].product_id.as_str(), "lemonade");
+        assert_eq!((rows[0].orders, rows[0].quantity, rows[0].revenue), (2, 3, 900));
+        assert_eq!(r.orders, 2);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        assert!(SalesQuery::parse("2026-11-26", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::parse("2025-01-01", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::parse("yesterday", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::parse("2026-11-25", "2026-11-25", Some("hour"), None).is_err());
+    }
+}
