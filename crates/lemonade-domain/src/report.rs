@@ -121,15 +121,13 @@ pub struct SalesReport {
     pub products: Option<Vec<ProductSales>>,
 }
 
-/// One sold line as a store reads it: when, which product, how many, at what price.
+/// Sales of one local day (days since 1970-01-01), aggregated by a store over confirmed orders.
 #[derive(Clone, Debug)]
-pub struct SoldLine {
-    pub order_id_hash: u64,
-    pub at_ms: i64,
-    pub product_id: ProductId,
-    pub name: String,
-    pub quantity: u64,
-    pub unit_price: i64,
+pub struct DayTotals {
+    pub day: i64,
+    pub orders: u64,
+    pub items: u64,
+    pub revenue: i64,
 }
 
 fn date_of_day(day: i64) -> Date {
@@ -140,19 +138,16 @@ fn fmt_date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-/// Builds the report from the sold lines of confirmed orders inside `query.range_ms()`.
-/// `orders` counts distinct orders; a store passes each order's lines with one order hash.
-pub fn build_sales_report(query: &SalesQuery, lines: &[SoldLine]) -> SalesReport {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    let all_orders: BTreeSet<u64> = lines.iter().map(|l| l.order_id_hash).collect();
-    let revenue_of = |l: &SoldLine| l.unit_price * l.quantity as i64;
-    let revenue: i64 = lines.iter().map(revenue_of).sum();
+/// Builds the report from a store's aggregates of confirmed orders inside `query.range_ms()`:
+/// per-day totals (always) and per-product totals (when `by` is product). Days without sales
+/// are filled in with zeros; products are ranked by revenue.
+pub fn build_sales_report(query: &SalesQuery, days: &[DayTotals], products: Vec<ProductSales>) -> SalesReport {
     let mut report = SalesReport {
         from: fmt_date(query.from),
         to: fmt_date(query.to),
         by: query.by,
-        orders: all_orders.len() as u64,
-        revenue,
+        orders: days.iter().map(|d| d.orders).sum(),
+        revenue: days.iter().map(|d| d.revenue).sum(),
         days: None,
         products: None,
     };
@@ -160,46 +155,22 @@ pub fn build_sales_report(query: &SalesQuery, lines: &[SoldLine]) -> SalesReport
         ReportBy::Day => {
             let first = query.local_day(query.range_ms().0);
             let last = query.local_day(query.range_ms().1 - 1);
-            let mut days: BTreeMap<i64, (BTreeSet<u64>, u64, i64)> =
-                (first..=last).map(|d| (d, Default::default())).collect();
-            for l in lines {
-                if let Some(day) = days.get_mut(&query.local_day(l.at_ms)) {
-                    day.0.insert(l.order_id_hash);
-                    day.1 += l.quantity;
-                    day.2 += revenue_of(l);
-                }
-            }
             report.days = Some(
-                days.into_iter()
-                    .map(|(day, (orders, items, revenue))| DaySales {
-                        date: fmt_date(date_of_day(day)),
-                        orders: orders.len() as u64,
-                        items,
-                        revenue,
+                (first..=last)
+                    .map(|day| {
+                        let found = days.iter().find(|d| d.day == day);
+                        DaySales {
+                            date: fmt_date(date_of_day(day)),
+                            orders: found.map_or(0, |d| d.orders),
+                            items: found.map_or(0, |d| d.items),
+                            revenue: found.map_or(0, |d| d.revenue),
+                        }
                     })
                     .collect(),
             );
         }
         ReportBy::Product => {
-            let mut by_product: HashMap<&ProductId, (String, BTreeSet<u64>, u64, i64)> = HashMap::new();
-            for l in lines {
-                let e = by_product
-                    .entry(&l.product_id)
-                    .or_insert_with(|| (l.name.clone(), BTreeSet::new(), 0, 0));
-                e.1.insert(l.order_id_hash);
-                e.2 += l.quantity;
-                e.3 += revenue_of(l);
-            }
-            let mut rows: Vec<ProductSales> = by_product
-                .into_iter()
-                .map(|(id, (name, orders, quantity, revenue))| ProductSales {
-                    product_id: id.clone(),
-                    name,
-                    orders: orders.len() as u64,
-                    quantity,
-                    revenue,
-                })
-                .collect();
+            let mut rows = products;
             rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.name.cmp(&b.name)));
             report.products = Some(rows);
         }
@@ -211,26 +182,25 @@ pub fn build_sales_report(query: &SalesQuery, lines: &[SoldLine]) -> SalesReport
 mod tests {
     use super::*;
 
-    fn sold(order: u64, at_ms: i64, product: &str, quantity: u64, unit_price: i64) -> SoldLine {
-        SoldLine {
-            order_id_hash: order,
-            at_ms,
-            product_id: ProductId::parse(product).unwrap(),
-            name: product.into(),
-            quantity,
-            unit_price,
+    fn day(day: i64, orders: u64, revenue: i64) -> DayTotals {
+        DayTotals {
+            day,
+            orders,
+            items: orders,
+            revenue,
         }
     }
 
     #[test]
     fn a_report_lists_every_day_of_its_range_even_empty_ones() {
         let q = SalesQuery::parse("2026-11-24", "2026-11-26", None, None).unwrap();
-        let (start, _) = q.range_ms();
-        let r = build_sales_report(&q, &[sold(1, start + 1000, "lemonade", 2, 300)]);
+        let first = q.local_day(q.range_ms().0);
+        let r = build_sales_report(&q, &[day(first, 1, 600)], vec![]);
         let days = r.days.unwrap();
         assert_eq!(days.len(), 3);
         assert_eq!((days[0].date.as_str(), days[0].revenue), ("2026-11-24", 600));
         assert_eq!(days[2].revenue, 0);
+        assert_eq!((r.orders, r.revenue), (1, 600));
     }
 
     #[test]
@@ -240,24 +210,21 @@ mod tests {
         assert_eq!(end - start, DAY_MS);
         // 23:30 UTC on the 24th is 00:30 on the 25th at UTC+1.
         assert_eq!(q.local_day(start), q.local_day(start + 60_000));
+        assert_eq!(q.local_day(start), q.local_day(end - 1));
     }
 
     #[test]
-    fn product_report_counts_orders_once_and_ranks_by_revenue() {
+    fn product_report_ranks_by_revenue() {
         let q = SalesQuery::parse("2026-11-25", "2026-11-25", Some("product"), None).unwrap();
-        let (s, _) = q.range_ms();
-        let r = build_sales_report(
-            &q,
-            &[
-                sold(1, s, "tea", 1, 200),
-                sold(1, s, "lemonade", 2, 300),
-                sold(2, s, "lemonade", 1, 300),
-            ],
-        );
-        let rows = r.products.unwrap();
-        assert_eq!(rows[0].product_id.as_str(), "lemonade");
-        assert_eq!((rows[0].orders, rows[0].quantity, rows[0].revenue), (2, 3, 900));
-        assert_eq!(r.orders, 2);
+        let row = |id: &str, revenue| ProductSales {
+            product_id: ProductId::parse(id).unwrap(),
+            name: id.into(),
+            orders: 1,
+            quantity: 1,
+            revenue,
+        };
+        let r = build_sales_report(&q, &[], vec![row("tea", 200), row("lemonade", 900)]);
+        assert_eq!(r.products.unwrap()[0].product_id.as_str(), "lemonade");
     }
 
     #[test]

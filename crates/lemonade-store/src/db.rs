@@ -1,0 +1,75 @@
+//! Opening the database: one writer connection, a few reader connections, WAL with
+//! `synchronous=FULL` so that a committed transaction survives power loss.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::readers::Readers;
+use crate::writer::{Writer, WriterConfig};
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How many read connections serve GET requests at once.
+pub const READERS_MAX: usize = 4;
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "busy_timeout", 5_000)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+/// Opens `path` for reading and writing, creating it if missing, in WAL mode.
+pub fn open_connection(path: &Path) -> Result<Connection, OpenError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if mode != "wal" {
+        return Err(OpenError::Other(format!(
+            "could not switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// The opened database: the single writer and the reader pool.
+#[derive(Clone)]
+pub struct Database {
+    pub writer: Writer,
+    pub readers: Arc<Readers>,
+    pub path: PathBuf,
+}
+
+impl Database {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path, writer_config: WriterConfig) -> Result<Database, OpenError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| OpenError::Other(format!("cannot create data folder {}: {e}", dir.display())))?;
+        }
+        let mut conn = open_connection(path)?;
+        crate::migrations::migrate(&mut conn)?;
+        let readers = (0..READERS_MAX)
+            .map(|_| open_connection(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Database {
+            writer: Writer::start(conn, writer_config),
+            readers: Arc::new(Readers::new(readers)),
+            path: path.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Storage for the shop: SQLite in WAL mode, one group-committing writer thread, a pool of
+//! readers, the monolith's [`SqliteShop`], and the audit behind `lemonade check`.
+
+pub mod db;
+pub mod inflight;
+pub mod migrations;
+pub mod readers;
+pub mod seed;
+pub mod shop;
+pub mod sql;
+pub mod system;
+pub mod writer;
+
+pub use db::Database;
+pub use shop::{ShopConfig, SqliteShop};
+pub use writer::WriterConfig;

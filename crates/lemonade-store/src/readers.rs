@@ -1,0 +1,63 @@
+//! A small pool of read-only uses of WAL connections. Reads never wait for the writer: each
+//! sees the last committed state when it starts.
+
+use std::sync::{Arc, Mutex};
+
+use lemonade_domain::ShopError;
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+
+pub struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    pub fn new(conns: Vec<Connection>) -> Self {
+        assert!(!conns.is_empty());
+        Readers {
+            permits: Semaphore::new(conns.len()),
+            idle: Mutex::new(conns),
+        }
+    }
+
+    /// Runs `work` on a read connection in a blocking thread, inside one read transaction so
+    /// that everything it reads is from one snapshot.
+    pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ShopError> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ShopError::unavailable("the database is closed"))?;
+        let this = Arc::clone(self);
+        let handle = tokio::task::spawn_blocking(move || {
+            let conn = this
+                .idle
+                .lock()
+                .expect("reader pool lock")
+                .pop()
+                .expect("a permit means an idle connection");
+            let result = conn
+                .execute_batch("BEGIN DEFERRED")
+                .map_err(crate::sql::storage_error)
+                .and_then(|_| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)))
+                        .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
+                });
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("COMMIT");
+            }
+            this.idle.lock().expect("reader pool lock").push(conn);
+            result
+        });
+        let result = handle
+            .await
+            .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")));
+        drop(permit);
+        result
+    }
+}

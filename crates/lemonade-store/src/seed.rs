@@ -1,0 +1,101 @@
+//! The demo shop created on an empty database: a lemonade stand's ingredients and products.
+
+use std::sync::Arc;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::catalog::NewProduct;
+use lemonade_domain::ids::{IngredientId, MoveId, ProductId};
+use lemonade_domain::ports::{Clock, IdSource};
+use lemonade_domain::stock::{NewIngredient, RecipeItem};
+use lemonade_domain::values::{Money, Quantity, Unit};
+use rusqlite::Connection;
+
+use crate::db::Database;
+use crate::sql::{SqlResult, catalog, stock};
+
+const INGREDIENTS: &[(&str, Unit, u64, u64)] = &[
+    ("Lemons", Unit::Piece, 120, 24),
+    ("Sugar", Unit::G, 10_000, 2_000),
+    ("Water", Unit::Ml, 50_000, 10_000),
+    ("Ice", Unit::G, 20_000, 4_000),
+    ("Tea leaves", Unit::G, 1_000, 200),
+    ("Raspberry syrup", Unit::Ml, 2_000, 400),
+];
+
+const PRODUCTS: &[(&str, i64, &[(&str, i64)])] = &[
+    (
+        "Lemonade",
+        350,
+        &[("Lemons", 1), ("Sugar", 30), ("Water", 250), ("Ice", 100)],
+    ),
+    (
+        "Pink lemonade",
+        400,
+        &[
+            ("Lemons", 1),
+            ("Sugar", 25),
+            ("Water", 230),
+            ("Ice", 100),
+            ("Raspberry syrup", 20),
+        ],
+    ),
+    (
+        "Iced tea",
+        300,
+        &[("Tea leaves", 5), ("Sugar", 20), ("Water", 300), ("Ice", 100)],
+    ),
+];
+
+fn is_empty(conn: &Connection) -> Result<bool, ShopError> {
+    conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM ingredients) AND NOT EXISTS (SELECT 1 FROM products) AND NOT EXISTS (SELECT 1 FROM customers)",
+        [],
+        |r| r.get(0),
+    )
+    .db()
+}
+
+/// Creates the demo shop in one transaction if the database holds nothing yet.
+/// Returns whether it did.
+pub async fn seed_demo_if_empty(
+    db: &Database,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+) -> Result<bool, ShopError> {
+    db.writer
+        .execute(move |conn| {
+            if !is_empty(conn)? {
+                return Ok(false);
+            }
+            let now = clock.now();
+            let mut by_name = std::collections::HashMap::new();
+            for &(name, unit, on_hand, reorder_level) in INGREDIENTS {
+                let id = IngredientId::parse(&ids.next_id()).expect("valid id");
+                let new = NewIngredient {
+                    name: name.into(),
+                    unit,
+                    on_hand,
+                    reorder_level,
+                };
+                let opening = MoveId::parse(&ids.next_id()).expect("valid id");
+                by_name.insert(name, stock::create(conn, id, &new, opening, now)?.id);
+            }
+            for &(name, price, recipe) in PRODUCTS {
+                let new = NewProduct {
+                    name: name.into(),
+                    price: Money::new(price).expect("demo prices are valid"),
+                    recipe: recipe
+                        .iter()
+                        .map(|&(ing, q)| RecipeItem {
+                            ingredient_id: by_name[ing].clone(),
+                            quantity: Quantity::new(q).expect("demo quantities are valid"),
+                        })
+                        .collect(),
+                    active: true,
+                };
+                catalog::create(conn, ProductId::parse(&ids.next_id()).expect("valid id"), &new, now)?;
+            }
+            Ok(true)
+        })
+        .await
+}

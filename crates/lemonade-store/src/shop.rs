@@ -1,0 +1,340 @@
+//! The monolith: the whole [`Shop`] over one SQLite database. Every change is one transaction
+//! through the group-committing writer; every read is one snapshot from a reader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lemonade_domain::ShopError;
+use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
+use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
+use lemonade_domain::order::Order;
+use lemonade_domain::ports::{
+    Clock, DependencyHealth, Health, IdSource, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
+};
+use lemonade_domain::report::{SalesQuery, SalesReport, build_sales_report};
+use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+
+use crate::db::Database;
+use crate::inflight::InFlight;
+use crate::sql::idempotency::{self, Outcome};
+use crate::sql::{catalog, crm, orders, stock};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ShopConfig {
+    /// Loyalty: one point per this many minor units of an order's total.
+    pub minor_units_per_point: u64,
+    /// How long idempotency keys are kept; at least 24 hours.
+    pub idempotency_retention_ms: i64,
+}
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        ShopConfig {
+            minor_units_per_point: 100,
+            idempotency_retention_ms: 48 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteShop {
+    db: Database,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    in_flight: InFlight,
+    config: ShopConfig,
+}
+
+impl SqliteShop {
+    pub fn new(db: Database, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>, config: ShopConfig) -> Self {
+        assert!(config.minor_units_per_point > 0);
+        assert!(
+            config.idempotency_retention_ms >= 24 * 3_600_000,
+            "Stripe keeps keys 24 hours; so do we"
+        );
+        SqliteShop {
+            db,
+            clock,
+            ids,
+            in_flight: InFlight::default(),
+            config,
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn new_id(&self) -> String {
+        self.ids.next_id()
+    }
+
+    /// Deletes expired idempotency records now and then, a bounded number at a time so the
+    /// writer is never held for long.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let shop = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let before = lemonade_domain::values::Timestamp(
+                    shop.clock.now().millis() - shop.config.idempotency_retention_ms,
+                );
+                match shop
+                    .db
+                    .writer
+                    .execute(move |conn| idempotency::expire(conn, before, 10_000))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
+                }
+            }
+        })
+    }
+}
+
+fn is_rejection(e: &ShopError) -> bool {
+    matches!(
+        e,
+        ShopError::ValidationFailed { .. } | ShopError::InsufficientStock { .. } | ShopError::Conflict { .. }
+    )
+}
+
+#[async_trait]
+impl Shop for SqliteShop {
+    async fn list_ingredients(&self, page: PageRequest) -> Result<Page<Ingredient>, ShopError> {
+        self.db.readers.read(move |c| stock::list(c, &page)).await
+    }
+
+    async fn get_ingredient(&self, id: IngredientId) -> Result<Ingredient, ShopError> {
+        self.db.readers.read(move |c| stock::require(c, &id)).await
+    }
+
+    async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
+        let id = IngredientId::parse(&self.new_id()).expect("valid id");
+        let opening = MoveId::parse(&self.new_id()).expect("valid id");
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| stock::create(c, id, &new, opening, now))
+            .await
+    }
+
+    async fn adjust_stock(
+        &self,
+        id: IngredientId,
+        adjustment: StockAdjustment,
+    ) -> Result<(Ingredient, StockMove), ShopError> {
+        let move_id = MoveId::parse(&self.new_id()).expect("valid id");
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| {
+                let ingredient = stock::require(c, &id)?;
+                let (delta, reason, note) = adjustment.delta(&ingredient)?;
+                let mv = stock::apply_move(c, move_id, &id, delta, reason, None, note.as_deref(), now)?;
+                Ok((stock::require(c, &id)?, mv))
+            })
+            .await
+    }
+
+    async fn list_moves(
+        &self,
+        ingredient: Option<IngredientId>,
+        page: PageRequest,
+    ) -> Result<Page<StockMove>, ShopError> {
+        self.db
+            .readers
+            .read(move |c| {
+                if let Some(id) = &ingredient {
+                    stock::require(c, id)?;
+                }
+                stock::list_moves(c, ingredient.as_ref(), &page)
+            })
+            .await
+    }
+
+    async fn list_products(&self, page: PageRequest) -> Result<Page<Product>, ShopError> {
+        self.db.readers.read(move |c| catalog::list(c, &page)).await
+    }
+
+    async fn get_product(&self, id: ProductId) -> Result<Product, ShopError> {
+        self.db.readers.read(move |c| catalog::require(c, &id)).await
+    }
+
+    async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError> {
+        let id = ProductId::parse(&self.new_id()).expect("valid id");
+        let now = self.clock.now();
+        self.db.writer.execute(move |c| catalog::create(c, id, &new, now)).await
+    }
+
+    async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| catalog::update(c, &id, &patch, now))
+            .await
+    }
+
+    async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError> {
+        self.db
+            .readers
+            .read(move |c| crm::list(c, search.as_deref(), &page))
+            .await
+    }
+
+    async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+        self.db.readers.read(move |c| crm::require(c, &id)).await
+    }
+
+    async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
+        let id = CustomerId::parse(&self.new_id()).expect("valid id");
+        let activity = self.new_id();
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| crm::create(c, id, activity, &fields, now))
+            .await
+    }
+
+    async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
+        let activity = self.new_id();
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| crm::update(c, &id, activity, &fields, now))
+            .await
+    }
+
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+        let activity = self.new_id();
+        let now = self.clock.now();
+        self.db
+            .writer
+            .execute(move |c| crm::anonymise(c, &id, activity, now))
+            .await
+    }
+
+    async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
+        let now = self.clock.now();
+        self.db
+            .readers
+            .read(move |c| {
+                Ok(CustomerExport {
+                    customer: crm::require(c, &id)?,
+                    orders: orders::all_of_customer(c, &id)?,
+                    activity: crm::activity(c, &id)?,
+                    exported_at: now,
+                })
+            })
+            .await
+    }
+
+    async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError> {
+        let _claim = match &request.idempotency {
+            Some(k) => Some(self.in_flight.claim(&k.key)?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let ids = Arc::clone(&self.ids);
+        let per_point = self.config.minor_units_per_point;
+        self.db
+            .writer
+            .execute(move |c| {
+                let Some(key) = &request.idempotency else {
+                    let order = orders::place(c, ids.as_ref(), &request.draft, now, per_point)?;
+                    return Ok(Ok(Placed { order, replayed: false }));
+                };
+                if let Some(record) = idempotency::lookup(c, &key.key)? {
+                    if record.fingerprint != key.fingerprint {
+                        return Ok(Err(ShopError::IdempotencyKeyReused));
+                    }
+                    return Ok(match record.outcome {
+                        Outcome::Placed(order) => Ok(Placed { order, replayed: true }),
+                        Outcome::Rejected(e) => Err(e),
+                    });
+                }
+                // The order's writes get their own savepoint so a rejection can be rolled back
+                // while the key still records that rejection in this same transaction.
+                c.execute_batch("SAVEPOINT place").map_err(crate::sql::storage_error)?;
+                match orders::place(c, ids.as_ref(), &request.draft, now, per_point) {
+                    Ok(order) => {
+                        c.execute_batch("RELEASE place").map_err(crate::sql::storage_error)?;
+                        idempotency::store(c, key, &Outcome::Placed(order.clone()), now)?;
+                        Ok(Ok(Placed { order, replayed: false }))
+                    }
+                    Err(e) if is_rejection(&e) => {
+                        c.execute_batch("ROLLBACK TO place; RELEASE place")
+                            .map_err(crate::sql::storage_error)?;
+                        idempotency::store(c, key, &Outcome::Rejected(e.clone()), now)?;
+                        // Ok(Err): the writer commits the key with its rejection.
+                        Ok(Err(e))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .and_then(|answer| answer)
+    }
+
+    async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError> {
+        self.db
+            .readers
+            .read(move |c| {
+                if let Some(customer) = &filter.customer_id {
+                    crm::require(c, customer)?;
+                }
+                orders::list(c, &filter, &page)
+            })
+            .await
+    }
+
+    async fn get_order(&self, id: OrderId) -> Result<Order, ShopError> {
+        self.db.readers.read(move |c| orders::require(c, &id)).await
+    }
+
+    async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
+        let now = self.clock.now();
+        let ids = Arc::clone(&self.ids);
+        self.db
+            .writer
+            .execute(move |c| orders::cancel(c, ids.as_ref(), &id, now))
+            .await
+    }
+
+    async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError> {
+        self.db
+            .readers
+            .read(move |c| {
+                let (days, products) = orders::sales(c, &query)?;
+                Ok(build_sales_report(&query, &days, products))
+            })
+            .await
+    }
+
+    async fn health(&self) -> Health {
+        let probe = self
+            .db
+            .readers
+            .read(|c| {
+                c.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(crate::sql::storage_error)
+            })
+            .await;
+        let ok = probe.is_ok();
+        Health {
+            ok,
+            mode: "monolith".into(),
+            dependencies: vec![DependencyHealth {
+                name: "database".into(),
+                ok,
+                detail: probe.err().map(|e| e.to_string()),
+                degrades: if ok { vec![] } else { vec!["everything".into()] },
+            }],
+        }
+    }
+}

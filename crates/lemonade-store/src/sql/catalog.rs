@@ -1,0 +1,191 @@
+//! Products and recipes.
+
+use std::collections::HashMap;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::ids::{IngredientId, ProductId};
+use lemonade_domain::order::ProductForSale;
+use lemonade_domain::ports::{Page, PageRequest};
+use lemonade_domain::stock::{RecipeItem, can_make};
+use lemonade_domain::values::{Money, Quantity, Timestamp};
+use rusqlite::{Connection, params};
+
+use super::{SqlResult, optional};
+
+struct ProductRow {
+    id: ProductId,
+    name: String,
+    price: Money,
+    active: bool,
+}
+
+fn recipe(conn: &Connection, id: &ProductId) -> Result<Vec<RecipeItem>, ShopError> {
+    conn.prepare_cached("SELECT ingredient_id, quantity FROM recipe_items WHERE product_id = ?1 ORDER BY ingredient_id")
+        .db()?
+        .query_map([id.as_str()], |r| {
+            Ok(RecipeItem {
+                ingredient_id: IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                quantity: Quantity::new(r.get(1)?).expect("a CHECK constraint keeps quantities positive"),
+            })
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()
+}
+
+fn row(conn: &Connection, id: &ProductId) -> Result<Option<ProductRow>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, price, active FROM products WHERE id = ?1")
+        .db()?;
+    optional(stmt.query_row([id.as_str()], |r| {
+        Ok(ProductRow {
+            id: id.clone(),
+            name: r.get(0)?,
+            price: Money::from_stored(r.get(1)?),
+            active: r.get(2)?,
+        })
+    }))
+}
+
+fn assemble(conn: &Connection, row: ProductRow, on_hand: &HashMap<IngredientId, u64>) -> Result<Product, ShopError> {
+    let recipe = recipe(conn, &row.id)?;
+    let can_make = can_make(&recipe, |i| on_hand.get(i).copied().unwrap_or(0));
+    Ok(Product {
+        id: row.id,
+        name: row.name,
+        price: row.price,
+        recipe,
+        active: row.active,
+        can_make,
+    })
+}
+
+pub fn get(conn: &Connection, id: &ProductId) -> Result<Option<Product>, ShopError> {
+    let Some(row) = row(conn, id)? else { return Ok(None) };
+    let on_hand = super::stock::on_hand_all(conn)?;
+    assemble(conn, row, &on_hand).map(Some)
+}
+
+pub fn require(conn: &Connection, id: &ProductId) -> Result<Product, ShopError> {
+    get(conn, id)?.ok_or_else(|| ShopError::not_found("product"))
+}
+
+/// What pricing an order needs to know of a product.
+pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
+    let Some(row) = row(conn, id)? else { return Ok(None) };
+    Ok(Some(ProductForSale {
+        recipe: recipe(conn, id)?,
+        name: row.name,
+        price: row.price,
+        active: row.active,
+    }))
+}
+
+pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Product>, ShopError> {
+    let rows = conn
+        .prepare_cached("SELECT id, name, price, active FROM products WHERE id > ?1 ORDER BY id LIMIT ?2")
+        .db()?
+        .query_map(params![page.cursor.as_deref().unwrap_or(""), page.limit + 1], |r| {
+            Ok(ProductRow {
+                id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                name: r.get(1)?,
+                price: Money::from_stored(r.get(2)?),
+                active: r.get(3)?,
+            })
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let on_hand = super::stock::on_hand_all(conn)?;
+    let products = rows
+        .into_iter()
+        .map(|r| assemble(conn, r, &on_hand))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(products, page.limit, |p| p.id.to_string()))
+}
+
+fn check_recipe(conn: &Connection, recipe: &[RecipeItem]) -> Result<(), ShopError> {
+    for (i, item) in recipe.iter().enumerate() {
+        if super::stock::get(conn, &item.ingredient_id)?.is_none() {
+            return Err(ShopError::validation(
+                format!("recipe[{i}].ingredient_id"),
+                "no such ingredient",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_name_free(conn: &Connection, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM products WHERE name = ?1").db()?;
+    let owner: Option<String> = optional(stmt.query_row([name], |r| r.get(0)))?;
+    match owner {
+        Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => {
+            Err(ShopError::validation("name", "a product with this name exists already"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn write_recipe(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) -> Result<(), ShopError> {
+    conn.prepare_cached("DELETE FROM recipe_items WHERE product_id = ?1")
+        .db()?
+        .execute([id.as_str()])
+        .db()?;
+    let mut insert = conn
+        .prepare_cached("INSERT INTO recipe_items (product_id, ingredient_id, quantity) VALUES (?1, ?2, ?3)")
+        .db()?;
+    for item in recipe {
+        insert
+            .execute(params![
+                id.as_str(),
+                item.ingredient_id.as_str(),
+                item.quantity.get() as i64
+            ])
+            .db()?;
+    }
+    Ok(())
+}
+
+pub fn create(conn: &Connection, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
+    check_name_free(conn, &new.name, None)?;
+    check_recipe(conn, &new.recipe)?;
+    conn.prepare_cached(
+        "INSERT INTO products (id, name, price, active, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )
+    .db()?
+    .execute(params![
+        id.as_str(),
+        new.name,
+        new.price.minor(),
+        new.active,
+        now.millis()
+    ])
+    .db()?;
+    write_recipe(conn, &id, &new.recipe)?;
+    require(conn, &id)
+}
+
+/// Changes a product. Orders already placed keep the price and name they were sold at.
+pub fn update(conn: &Connection, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
+    let current = require(conn, id)?;
+    if let Some(name) = &patch.name {
+        check_name_free(conn, name, Some(id))?;
+    }
+    if let Some(recipe) = &patch.recipe {
+        check_recipe(conn, recipe)?;
+        write_recipe(conn, id, recipe)?;
+    }
+    conn.prepare_cached("UPDATE products SET name = ?2, price = ?3, active = ?4, updated_at = ?5 WHERE id = ?1")
+        .db()?
+        .execute(params![
+            id.as_str(),
+            patch.name.as_ref().unwrap_or(&current.name),
+            patch.price.unwrap_or(current.price).minor(),
+            patch.active.unwrap_or(current.active),
+            now.millis()
+        ])
+        .db()?;
+    require(conn, id)
+}

@@ -1,0 +1,49 @@
+//! SQL for each part of the shop, as plain functions over a connection. The writer and the
+//! readers decide the transaction; these functions never begin or commit one, which is what
+//! lets the monolith run a whole order in one transaction and a service run its own part.
+
+pub mod catalog;
+pub mod crm;
+pub mod idempotency;
+pub mod orders;
+pub mod stock;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::values::Timestamp;
+
+/// Maps a storage error to the shop's error. Constraint violations are the caller's fault
+/// only where a caller checks first; here they mean a bug or a race the schema caught, so they
+/// are logged and answered as "unavailable", never as a 500 with internals.
+pub fn storage_error(e: rusqlite::Error) -> ShopError {
+    tracing::error!(error = %e, "storage error");
+    ShopError::unavailable("the database could not complete the request")
+}
+
+pub(crate) trait SqlResult<T> {
+    fn db(self) -> Result<T, ShopError>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, ShopError> {
+        self.map_err(storage_error)
+    }
+}
+
+/// `query_row` that treats "no row" as `None`.
+pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, ShopError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(storage_error(e)),
+    }
+}
+
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp(ms)
+}
+
+/// Converts a stored non-negative integer; the schema's CHECKs guarantee the sign.
+pub(crate) fn unsigned(v: i64) -> u64 {
+    assert!(v >= 0, "a CHECK constraint keeps this column non-negative");
+    v as u64
+}

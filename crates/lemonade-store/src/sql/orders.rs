@@ -1,0 +1,313 @@
+//! Orders: placing one (all of it in the caller's transaction), cancelling, reading, and the
+//! aggregates the sales report needs.
+
+use std::collections::HashMap;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::customer::ActivityKind;
+use lemonade_domain::ids::{CustomerId, MoveId, OrderId, ProductId};
+use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
+use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
+use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
+use lemonade_domain::stock::{MoveReason, shortages};
+use lemonade_domain::values::{Money, Timestamp};
+use rusqlite::{Connection, Row, params};
+
+use super::{SqlResult, catalog, crm, optional, stock, ts, unsigned};
+
+fn new_move_id(ids: &dyn IdSource) -> MoveId {
+    MoveId::parse(&ids.next_id()).expect("the id source makes valid ids")
+}
+
+/// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
+/// its lines, one sale move per ingredient, the points and the CRM activity. Any error leaves
+/// the caller to roll back; nothing here commits.
+pub fn place(
+    conn: &Connection,
+    ids: &dyn IdSource,
+    draft: &OrderDraft,
+    now: Timestamp,
+    minor_units_per_point: u64,
+) -> Result<Order, ShopError> {
+    if let Some(customer_id) = &draft.customer_id {
+        match crm::get(conn, customer_id)? {
+            None => return Err(ShopError::validation("customer_id", "no such customer")),
+            Some(c) if c.anonymised => {
+                return Err(ShopError::validation("customer_id", "this customer was anonymised"));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut products = HashMap::with_capacity(draft.lines.len());
+    for line in &draft.lines {
+        if let Some(p) = catalog::for_sale(conn, &line.product_id)? {
+            products.insert(line.product_id.clone(), p);
+        }
+    }
+    let plan = plan_order(draft, |id| products.get(id).cloned())?;
+    let mut levels = HashMap::with_capacity(plan.needs.len());
+    for id in plan.needs.keys() {
+        if let Some(level) = stock::level(conn, id)? {
+            levels.insert(id.clone(), level);
+        }
+    }
+    let short = shortages(&plan.needs, |id| levels.get(id).cloned());
+    if !short.is_empty() {
+        return Err(ShopError::InsufficientStock { shortages: short });
+    }
+
+    let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
+    let points = match draft.customer_id {
+        Some(_) => points_earned(plan.total, minor_units_per_point),
+        None => 0,
+    };
+    conn.prepare_cached(
+        "INSERT INTO orders (id, status, customer_id, total, points, created_at, updated_at)
+         VALUES (?1, 'confirmed', ?2, ?3, ?4, ?5, ?5)",
+    )
+    .db()?
+    .execute(params![
+        order_id.as_str(),
+        draft.customer_id.as_ref().map(|c| c.as_str()),
+        plan.total.minor(),
+        points as i64,
+        now.millis()
+    ])
+    .db()?;
+    let mut insert_line = conn
+        .prepare_cached(
+            "INSERT INTO order_lines (order_id, line_no, product_id, name, quantity, unit_price) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .db()?;
+    for (no, line) in plan.lines.iter().enumerate() {
+        insert_line
+            .execute(params![
+                order_id.as_str(),
+                no as i64,
+                line.product_id.as_str(),
+                line.name,
+                line.quantity as i64,
+                line.unit_price.minor()
+            ])
+            .db()?;
+    }
+    for (ingredient, &needed) in &plan.needs {
+        stock::apply_move(
+            conn,
+            new_move_id(ids),
+            ingredient,
+            -(needed as i64),
+            MoveReason::Sale,
+            Some(&order_id),
+            None,
+            now,
+        )?;
+    }
+    if let Some(customer_id) = &draft.customer_id {
+        if points > 0 {
+            crm::add_points(conn, customer_id, points as i64, now)?;
+        }
+        crm::record_activity(
+            conn,
+            ids.next_id(),
+            customer_id,
+            ActivityKind::OrderPlaced,
+            Some(&order_id),
+            points as i64,
+            now,
+        )?;
+    }
+    Ok(Order {
+        id: order_id,
+        status: OrderStatus::Confirmed,
+        customer_id: draft.customer_id.clone(),
+        lines: plan.lines,
+        total: plan.total,
+        points,
+        failure_reason: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Cancels a confirmed order: every sale move is reversed by a cancel move, the points it
+/// earned are taken back, and the order keeps its lines and total for the books.
+pub fn cancel(conn: &Connection, ids: &dyn IdSource, id: &OrderId, now: Timestamp) -> Result<Order, ShopError> {
+    let order = require(conn, id)?;
+    order.status.check_cancel()?;
+    for sale in stock::moves_of_order(conn, id, MoveReason::Sale)? {
+        stock::apply_move(
+            conn,
+            new_move_id(ids),
+            &sale.ingredient_id,
+            -sale.delta,
+            MoveReason::Cancel,
+            Some(id),
+            None,
+            now,
+        )?;
+    }
+    if let Some(customer_id) = &order.customer_id {
+        if order.points > 0 {
+            crm::add_points(conn, customer_id, -(order.points as i64), now)?;
+        }
+        crm::record_activity(
+            conn,
+            ids.next_id(),
+            customer_id,
+            ActivityKind::OrderCancelled,
+            Some(id),
+            -(order.points as i64),
+            now,
+        )?;
+    }
+    conn.prepare_cached("UPDATE orders SET status = 'cancelled', points = 0, updated_at = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![id.as_str(), now.millis()])
+        .db()?;
+    require(conn, id)
+}
+
+const COLUMNS: &str = "id, status, customer_id, total, points, failure_reason, created_at, updated_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<Order> {
+    let status: String = r.get(1)?;
+    Ok(Order {
+        id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        status: OrderStatus::parse(&status).expect("a CHECK constraint limits statuses"),
+        customer_id: r
+            .get::<_, Option<String>>(2)?
+            .map(|c| CustomerId::parse(&c).expect("stored ids are valid")),
+        lines: Vec::new(),
+        total: Money::from_stored(r.get(3)?),
+        points: unsigned(r.get(4)?),
+        failure_reason: r.get(5)?,
+        created_at: ts(r.get(6)?),
+        updated_at: ts(r.get(7)?),
+    })
+}
+
+fn with_lines(conn: &Connection, mut order: Order) -> Result<Order, ShopError> {
+    order.lines = conn
+        .prepare_cached(
+            "SELECT product_id, name, quantity, unit_price FROM order_lines WHERE order_id = ?1 ORDER BY line_no",
+        )
+        .db()?
+        .query_map([order.id.as_str()], |r| {
+            Ok(OrderLine {
+                product_id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                name: r.get(1)?,
+                quantity: unsigned(r.get(2)?),
+                unit_price: Money::from_stored(r.get(3)?),
+            })
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    Ok(order)
+}
+
+pub fn get(conn: &Connection, id: &OrderId) -> Result<Option<Order>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))
+        .db()?;
+    match optional(stmt.query_row([id.as_str()], from_row))? {
+        Some(order) => with_lines(conn, order).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub fn require(conn: &Connection, id: &OrderId) -> Result<Order, ShopError> {
+    get(conn, id)?.ok_or_else(|| ShopError::not_found("order"))
+}
+
+/// Orders newest first, optionally of one status and/or one customer.
+pub fn list(conn: &Connection, filter: &OrderFilter, page: &PageRequest) -> Result<Page<Order>, ShopError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM orders
+             WHERE id < ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR customer_id = ?3)
+             ORDER BY id DESC LIMIT ?4"
+        ))
+        .db()?
+        .query_map(
+            params![
+                page.cursor.as_deref().unwrap_or("~"),
+                filter.status.map(|s| s.as_str()),
+                filter.customer_id.as_ref().map(|c| c.as_str()),
+                page.limit + 1
+            ],
+            from_row,
+        )
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let orders = rows
+        .into_iter()
+        .map(|o| with_lines(conn, o))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(orders, page.limit, |o| o.id.to_string()))
+}
+
+/// Every order of one customer, oldest first (for an export).
+pub fn all_of_customer(conn: &Connection, customer: &CustomerId) -> Result<Vec<Order>, ShopError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM orders WHERE customer_id = ?1 ORDER BY id"
+        ))
+        .db()?
+        .query_map([customer.as_str()], from_row)
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    rows.into_iter().map(|o| with_lines(conn, o)).collect()
+}
+
+/// Per-day and (when asked) per-product totals of confirmed orders in the query's range.
+pub fn sales(conn: &Connection, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<ProductSales>), ShopError> {
+    let (from_ms, to_ms) = query.range_ms();
+    let offset_ms = i64::from(query.utc_offset_minutes) * 60_000;
+    let days = conn
+        .prepare_cached(
+            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), SUM(l.quantity), SUM(l.quantity * l.unit_price)
+             FROM orders o JOIN order_lines l ON l.order_id = o.id
+             WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
+             GROUP BY day",
+        )
+        .db()?
+        .query_map(params![from_ms, to_ms, offset_ms], |r| {
+            Ok(DayTotals {
+                day: r.get(0)?,
+                orders: unsigned(r.get(1)?),
+                items: unsigned(r.get(2)?),
+                revenue: r.get(3)?,
+            })
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let products = match query.by {
+        lemonade_domain::report::ReportBy::Day => Vec::new(),
+        lemonade_domain::report::ReportBy::Product => conn
+            .prepare_cached(
+                "SELECT l.product_id, MAX(l.name), COUNT(DISTINCT o.id), SUM(l.quantity), SUM(l.quantity * l.unit_price)
+                 FROM orders o JOIN order_lines l ON l.order_id = o.id
+                 WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
+                 GROUP BY l.product_id",
+            )
+            .db()?
+            .query_map(params![from_ms, to_ms], |r| {
+                Ok(ProductSales {
+                    product_id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                    name: r.get(1)?,
+                    orders: unsigned(r.get(2)?),
+                    quantity: unsigned(r.get(3)?),
+                    revenue: r.get(4)?,
+                })
+            })
+            .db()?
+            .collect::<Result<Vec<_>, _>>()
+            .db()?,
+    };
+    Ok((days, products))
+}

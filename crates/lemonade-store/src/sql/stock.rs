@@ -1,0 +1,230 @@
+//! Ingredients and the ledger.
+
+use std::collections::HashMap;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ids::{IngredientId, MoveId, OrderId};
+use lemonade_domain::ports::{Page, PageRequest};
+use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockLevel, StockMove};
+use lemonade_domain::values::{Timestamp, Unit};
+use rusqlite::{Connection, Row, params};
+
+use super::{SqlResult, optional, ts, unsigned};
+
+const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
+
+fn ingredient_from_row(r: &Row) -> rusqlite::Result<Ingredient> {
+    let unit: String = r.get(2)?;
+    Ok(Ingredient::new(
+        IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        r.get(1)?,
+        Unit::parse(&unit).expect("a CHECK constraint limits units"),
+        unsigned(r.get(3)?),
+        unsigned(r.get(4)?),
+    ))
+}
+
+pub fn get(conn: &Connection, id: &IngredientId) -> Result<Option<Ingredient>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {INGREDIENT_COLUMNS} FROM ingredients WHERE id = ?1"))
+        .db()?;
+    optional(stmt.query_row([id.as_str()], ingredient_from_row))
+}
+
+pub fn require(conn: &Connection, id: &IngredientId) -> Result<Ingredient, ShopError> {
+    get(conn, id)?.ok_or_else(|| ShopError::not_found("ingredient"))
+}
+
+pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Ingredient>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {INGREDIENT_COLUMNS} FROM ingredients WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))
+        .db()?;
+    let rows = stmt
+        .query_map(
+            params![page.cursor.as_deref().unwrap_or(""), page.limit + 1],
+            ingredient_from_row,
+        )
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    Ok(Page::from_rows(rows, page.limit, |i| i.id.to_string()))
+}
+
+/// Every ingredient's on-hand, for computing `can_make` of many products at once.
+pub fn on_hand_all(conn: &Connection) -> Result<HashMap<IngredientId, u64>, ShopError> {
+    let mut stmt = conn.prepare_cached("SELECT id, on_hand FROM ingredients").db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                unsigned(r.get(1)?),
+            ))
+        })
+        .db()?;
+    rows.collect::<Result<HashMap<_, _>, _>>().db()
+}
+
+pub fn level(conn: &Connection, id: &IngredientId) -> Result<Option<StockLevel>, ShopError> {
+    get(conn, id).map(|i| {
+        i.map(|i| StockLevel {
+            name: i.name,
+            unit: i.unit,
+            on_hand: i.on_hand,
+        })
+    })
+}
+
+pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, ShopError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM ingredients WHERE name = ?1").db()?;
+    Ok(optional(stmt.query_row([name], |_| Ok(())))?.is_some())
+}
+
+/// Creates an ingredient. Its opening stock, if any, enters through the ledger as a restock,
+/// so that on-hand equals the sum of moves from the first moment.
+pub fn create(
+    conn: &Connection,
+    id: IngredientId,
+    new: &NewIngredient,
+    opening_move: MoveId,
+    now: Timestamp,
+) -> Result<Ingredient, ShopError> {
+    if name_taken(conn, &new.name)? {
+        return Err(ShopError::validation(
+            "name",
+            "an ingredient with this name exists already",
+        ));
+    }
+    conn.prepare_cached(
+        "INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![
+        id.as_str(),
+        new.name,
+        new.unit.as_str(),
+        new.reorder_level as i64,
+        now.millis()
+    ])
+    .db()?;
+    if new.on_hand > 0 {
+        apply_move(
+            conn,
+            opening_move,
+            &id,
+            new.on_hand as i64,
+            MoveReason::Restock,
+            None,
+            Some("opening stock"),
+            now,
+        )?;
+    }
+    require(conn, &id)
+}
+
+/// Appends one move to the ledger and applies it to on-hand, in the caller's transaction.
+/// A move that would take on-hand below zero is a programmer error here: callers check stock
+/// first, and the schema's CHECK refuses it as a last line of defence.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_move(
+    conn: &Connection,
+    id: MoveId,
+    ingredient: &IngredientId,
+    delta: i64,
+    reason: MoveReason,
+    order: Option<&OrderId>,
+    note: Option<&str>,
+    now: Timestamp,
+) -> Result<StockMove, ShopError> {
+    let changed = conn
+        .prepare_cached("UPDATE ingredients SET on_hand = on_hand + ?1 WHERE id = ?2 AND on_hand + ?1 >= 0")
+        .db()?
+        .execute(params![delta, ingredient.as_str()])
+        .db()?;
+    if changed != 1 {
+        return Err(ShopError::conflict("stock changed while this request ran; try again"));
+    }
+    conn.prepare_cached(
+        "INSERT INTO stock_moves (id, ingredient_id, delta, reason, order_id, note, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(params![
+        id.as_str(),
+        ingredient.as_str(),
+        delta,
+        reason.as_str(),
+        order.map(|o| o.as_str()),
+        note,
+        now.millis()
+    ])
+    .db()?;
+    Ok(StockMove {
+        id,
+        ingredient_id: ingredient.clone(),
+        delta,
+        reason,
+        order_id: order.cloned(),
+        note: note.map(str::to_owned),
+        created_at: now,
+    })
+}
+
+fn move_from_row(r: &Row) -> rusqlite::Result<StockMove> {
+    let reason: String = r.get(3)?;
+    Ok(StockMove {
+        id: MoveId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        ingredient_id: IngredientId::parse(&r.get::<_, String>(1)?).expect("stored ids are valid"),
+        delta: r.get(2)?,
+        reason: MoveReason::parse(&reason).expect("a CHECK constraint limits reasons"),
+        order_id: r
+            .get::<_, Option<String>>(4)?
+            .map(|o| OrderId::parse(&o).expect("stored ids are valid")),
+        note: r.get(5)?,
+        created_at: ts(r.get(6)?),
+    })
+}
+
+const MOVE_COLUMNS: &str = "id, ingredient_id, delta, reason, order_id, note, created_at";
+
+/// The ledger, newest first, optionally for one ingredient.
+pub fn list_moves(
+    conn: &Connection,
+    ingredient: Option<&IngredientId>,
+    page: &PageRequest,
+) -> Result<Page<StockMove>, ShopError> {
+    let cursor = page.cursor.clone().unwrap_or_else(|| "~".into()); // '~' sorts after every id
+    let rows = match ingredient {
+        Some(ing) => conn
+            .prepare_cached(&format!(
+                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE ingredient_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            ))
+            .db()?
+            .query_map(params![ing.as_str(), cursor, page.limit + 1], move_from_row)
+            .db()?
+            .collect::<Result<Vec<_>, _>>(),
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .db()?
+            .query_map(params![cursor, page.limit + 1], move_from_row)
+            .db()?
+            .collect::<Result<Vec<_>, _>>(),
+    }
+    .db()?;
+    Ok(Page::from_rows(rows, page.limit, |m| m.id.to_string()))
+}
+
+/// The sale moves of one order, to reverse when it is cancelled.
+pub fn moves_of_order(conn: &Connection, order: &OrderId, reason: MoveReason) -> Result<Vec<StockMove>, ShopError> {
+    conn.prepare_cached(&format!(
+        "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE order_id = ?1 AND reason = ?2 ORDER BY id"
+    ))
+    .db()?
+    .query_map(params![order.as_str(), reason.as_str()], move_from_row)
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
