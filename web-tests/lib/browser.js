@@ -24,7 +24,7 @@ export async function launch() {
 
 /** A fresh page at tablet size; page errors fail loudly in the test output. */
 export async function tabletPage(browser, baseURL, { width = 1024, height = 768 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, baseURL, acceptDownloads: true, hasTouch: false });
+  const context = await browser.newContext({ viewport: { width, height }, baseURL, acceptDownloads: true, locale: 'en-US' });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => { page.errors.push(e); console.error('page error:', e.message); });

@@ -5,8 +5,9 @@ import { API_BASE, TOKEN_KEY } from './config.js';
 import { state, setState } from './state.js';
 
 export class ApiError extends Error {
-  constructor({ status = 0, code = 'network', title = '', detail = '', errors = [], shortages = [] }) {
+  constructor({ status = 0, code = 'network', title = '', detail = '', errors = [], shortages = [], body = null }) {
     super(detail || title || code);
+    this.body = body;
     this.status = status;
     this.code = code;
     this.title = title;
@@ -114,6 +115,7 @@ export async function call(method, path, { query, body, headers = {}, quiet = fa
     detail: p.detail || (typeof data === 'string' && data.length < 300 ? data : ''),
     errors: p.errors,
     shortages: p.shortages,
+    body: data,
   });
 }
 

@@ -51,7 +51,11 @@ async function checkHealth() {
     // The server answered (503 with a body, 401, ...): it is reachable.
     const wasOffline = state.offline;
     const patch = { offline: false, online: wasOffline ? state.online + 1 : state.online };
-    if (e.status === 503) patch.health = { ok: false, mode: state.health?.mode, dependencies: state.health?.dependencies || [], detail: e.detail };
+    if (e.status === 503) {
+      patch.health = e.body && Array.isArray(e.body.dependencies)
+        ? e.body
+        : { ok: false, mode: state.health?.mode, dependencies: state.health?.dependencies || [], detail: e.detail };
+    }
     setState(patch);
     return true;
   }

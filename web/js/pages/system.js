@@ -26,7 +26,7 @@ export function SystemPage() {
     } catch (e) {
       // 503 still carries the health document when a dependency is down.
       setCheckedAt(new Date().toISOString());
-      if (e.status === 503 && state.health) return state.health;
+      if (e.status === 503 && e.body && Array.isArray(e.body.dependencies)) { setState({ health: e.body }); return e.body; }
       throw e;
     }
   });

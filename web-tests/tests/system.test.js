@@ -1,0 +1,66 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { withShop, closeBrowser } from '../lib/fixture.js';
+import { shot } from '../lib/browser.js';
+import { seeText } from '../lib/expect.js';
+
+after(closeBrowser);
+
+test('the system page shows the mode and each dependency', async () => {
+  await withShop(async ({ page, api }) => {
+    const health = await api.get('/health');
+    await page.goto('/#/system');
+    await seeText(page.getByTestId('health-summary'), 'All systems working');
+    await seeText(page.getByTestId('health-summary'), 'Single server');
+    const deps = page.getByTestId('dependency');
+    await deps.first().waitFor();
+    assert.equal(await deps.count(), health.dependencies.length);
+    await seeText(deps.first(), 'Working');
+    await shot(page, 'system');
+  });
+});
+
+test('when the server goes away a banner says so, and the app recovers by itself', async () => {
+  await withShop(async ({ page, shop }) => {
+    await page.goto('/#/sell');
+    await page.locator('[data-testid=product-tile]').first().waitFor();
+    await shop.halt();
+    await page.locator('[data-testid=product-tile][data-name="Lemonade"]').click();
+    await page.getByTestId('place-order').click();
+    const banner = page.getByTestId('offline-banner');
+    await banner.waitFor({ timeout: 15000 });
+    await seeText(banner, 'No connection to the shop server');
+    await seeText(page.getByTestId('order-error'), 'not be charged twice');
+    await shot(page, 'offline');
+
+    await shop.restart();
+    await banner.waitFor({ state: 'detached', timeout: 15000 });
+    // The cart survived; placing it now works and creates one order.
+    await page.getByTestId('place-order').click();
+    await page.getByTestId('receipt').waitFor();
+    assert.equal((await shop.api.get('/orders')).items.length, 1);
+  });
+});
+
+test('a server with an access token asks for it once and then sends it on every call', async () => {
+  const token = 'counter-secret-123';
+  await withShop({ token }, async ({ page }) => {
+    const auths = new Set();
+    page.on('request', (r) => { if (r.url().includes('/api/v1/')) auths.add(r.headers().authorization || 'none'); });
+    await page.goto('/#/sell');
+    const field = page.getByLabel('Access token');
+    await field.waitFor();
+    await shot(page, 'token');
+    await field.fill('wrong');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.getByText('That token was not accepted').waitFor();
+    await field.fill(token);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.locator('[data-testid=product-tile][data-name="Lemonade"]').waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('lemonade.accessToken')), token);
+    auths.clear();
+    await page.reload();
+    await page.locator('[data-testid=product-tile][data-name="Lemonade"]').waitFor();
+    assert.deepEqual([...auths], [`Bearer ${token}`]);
+  });
+});
