@@ -1,6 +1,7 @@
 //! Storage for the shop: SQLite in WAL mode, one group-committing writer thread, a pool of
 //! readers, the monolith's [`SqliteShop`], and the audit behind `lemonade check`.
 
+pub mod audit;
 pub mod db;
 pub mod inflight;
 pub mod migrations;

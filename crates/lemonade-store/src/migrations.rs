@@ -88,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         name       TEXT NOT NULL,
         quantity   INTEGER NOT NULL CHECK (quantity > 0),
         unit_price INTEGER NOT NULL CHECK (unit_price >= 0),
+        -- The recipe as it was when sold, [[ingredient_id, quantity], ...], so the audit can
+        -- prove the sale moves match it after the product's recipe has changed.
+        recipe     TEXT NOT NULL,
         PRIMARY KEY (order_id, line_no)
     ) WITHOUT ROWID;
 

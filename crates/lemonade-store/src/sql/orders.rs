@@ -19,6 +19,14 @@ fn new_move_id(ids: &dyn IdSource) -> MoveId {
     MoveId::parse(&ids.next_id()).expect("the id source makes valid ids")
 }
 
+fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
+    let pairs: Vec<(&str, u64)> = recipe
+        .iter()
+        .map(|i| (i.ingredient_id.as_str(), i.quantity.get()))
+        .collect();
+    serde_json::to_string(&pairs).expect("pairs serialise")
+}
+
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Any error leaves
 /// the caller to roll back; nothing here commits.
@@ -76,7 +84,8 @@ pub fn place(
     .db()?;
     let mut insert_line = conn
         .prepare_cached(
-            "INSERT INTO order_lines (order_id, line_no, product_id, name, quantity, unit_price) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO order_lines (order_id, line_no, product_id, name, quantity, unit_price, recipe)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .db()?;
     for (no, line) in plan.lines.iter().enumerate() {
@@ -87,7 +96,8 @@ pub fn place(
                 line.product_id.as_str(),
                 line.name,
                 line.quantity as i64,
-                line.unit_price.minor()
+                line.unit_price.minor(),
+                recipe_snapshot(&products[&line.product_id].recipe)
             ])
             .db()?;
     }

@@ -1,0 +1,155 @@
+//! The public REST API under `/api/v1`, and the web app at `/`.
+//!
+//! Everything here is HTTP: parsing requests into domain types, mapping [`error::ApiError`]
+//! to problem+json, auth, metrics, OpenAPI. What the shop does is behind
+//! [`lemonade_domain::ports::Shop`], so the same router serves the monolith and the
+//! coordinator of the distributed mode.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod web;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lemonade_domain::ports::Shop;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::error::ApiError;
+use crate::routes::{customers, orders, products, reports, stock, system};
+
+/// Largest request body accepted.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Longest a request may take before the client is told to retry (with its idempotency key).
+pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shop: Arc<dyn Shop>,
+    /// When set, every API request must carry `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(shop: Arc<dyn Shop>, token: Option<String>) -> Self {
+        AppState {
+            shop,
+            token: token.map(Arc::from),
+            metrics: metrics_handle(),
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours stays empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".into());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("lemonade_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("lemonade_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn api_not_found() -> ApiError {
+    lemonade_domain::ShopError::not_found("API endpoint").into()
+}
+
+async fn method_not_allowed() -> Response {
+    let problem = ApiError::BadRequest {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        detail: "this endpoint does not take that method".into(),
+    };
+    let mut response = problem.into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// The whole application: `/api/v1/...` and the web app. Built by a function so tests can
+/// serve it on their own port or call it without a socket.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/ingredients", get(stock::list).post(stock::create))
+        .route("/ingredients/{id}", get(stock::get))
+        .route("/ingredients/{id}/restock", post(stock::restock))
+        .route("/ingredients/{id}/waste", post(stock::waste))
+        .route("/ingredients/{id}/count", post(stock::count))
+        .route("/stock/moves", get(stock::moves))
+        .route("/products", get(products::list).post(products::create))
+        .route("/products/{id}", get(products::get).patch(products::update))
+        .route("/customers", get(customers::list).post(customers::create))
+        .route(
+            "/customers/{id}",
+            get(customers::get)
+                .patch(customers::update)
+                .delete(customers::anonymise),
+        )
+        .route("/customers/{id}/orders", get(customers::orders))
+        .route("/customers/{id}/export", get(customers::export))
+        .route("/orders", get(orders::list).post(orders::place))
+        .route("/orders/{id}", get(orders::get))
+        .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/reports/sales", get(reports::sales))
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(web::serve)
+        .layer(middleware::from_fn(track))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,100 @@
+use clap::{Parser, Subcommand};
+use lemonade::serve::{ServeArgs, start};
+
+/// Lemonade: shop software for orders, stock and customers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log filter, e.g. `info` or `lemonade=debug`.
+    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true)]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the shop: the API and the web app on one SQLite database.
+    Serve(ServeArgs),
+    /// Audit a shop's database; exits non-zero with a report on any violation.
+    Check(CheckArgs),
+    /// Place orders against a running shop as fast as it takes them and report the figures.
+    Bench(lemonade_bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Folder holding the shop's database.
+    #[arg(long, env = "LEMONADE_DATA", default_value = "data")]
+    data: std::path::PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited.
+fn check(args: &CheckArgs) -> std::process::ExitCode {
+    let path = args.data.join("lemonade.db");
+    match lemonade_store::audit::audit_file(&path) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.is_clean() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: cannot audit {}: {e}", path.display());
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check(args) => return check(&args),
+        Command::Bench(args) => {
+            let json = args.json;
+            lemonade_bench::run(args)
+                .await
+                .map(|report| lemonade_bench::print_report(&report, json))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let running = start(args, shutdown_signal()).await?;
+    println!("Lemonade is open at http://{}/", running.addr);
+    running.server.await??;
+    Ok(())
+}
