@@ -1,18 +1,14 @@
 //! A minimal HTTP/1.1 client on top of `hyper::client::conn::http1`: one keep-alive TCP
-//! connection, driven inside the task that uses it (no extra task per connection, so one
-//! request costs one task wake-up rather than a hand-off between two tasks).
+//! connection per [`Conn`], no pool, no per-request allocation beyond hyper's own.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -119,6 +115,11 @@ impl Target {
         })
     }
 
+    /// The timeout of one attempt.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The origin-form URI of `path` (which starts with '/') under the URL's base path.
     pub(crate) fn uri(&self, path: &str) -> anyhow::Result<Uri> {
         let full = format!("{}{}", self.base_path, path);
@@ -221,11 +222,18 @@ fn retry_backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 << (attempt - 1).min(4))
 }
 
-/// One keep-alive HTTP/1.1 connection. Its driver is polled only while a request is in flight,
-/// by the task that sends it.
+/// One keep-alive HTTP/1.1 connection. Its driver runs in a task of its own (measured a
+/// little cheaper than polling it from the worker's task), which is aborted, closing the
+/// socket, when the `Conn` is dropped: a connection whose state is unknown is never reused.
 pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
-    driver: Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    driver: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 impl Conn {
@@ -236,36 +244,31 @@ impl Conn {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|_| Failure::Connect)?;
+        let driver = tokio::spawn(async move {
+            // Its end (closed or broken) shows as an error of the request in flight, if any.
+            let _ = driver.await;
+        })
+        .abort_handle();
         Ok(Conn { sender, driver })
     }
 
-    /// Sends `request` and reads the whole answer, polling the connection alongside. A caller
-    /// must drop the connection after an error: the driver may have finished.
+    /// Sends `request` and reads the whole answer. The caller drops the connection after an
+    /// error.
     async fn exchange(&mut self, request: Request<Full<Bytes>>, keep_ok_body: bool) -> Result<Answer, Failure> {
-        let Conn { sender, driver } = self;
-        let mut call = pin!(async move {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let limit = if status.is_success() {
-                if keep_ok_body { OK_BODY_LIMIT } else { 0 }
-            } else {
-                ERROR_BODY_LIMIT
-            };
-            let body = read_body(response.into_body(), limit).await?;
-            Ok::<_, hyper::Error>(Answer { status, body })
-        });
-        tokio::select! {
-            biased;
-            answer = &mut call => return answer.map_err(|_| Failure::Connect),
-            _ = driver => {}
-        }
-        // The connection has ended (closed by the server, or broken). The answer may still
-        // be whole in the channels between driver and caller: look once, without waiting.
-        match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
-            Poll::Ready(Ok(answer)) => Ok(answer),
-            _ => Err(Failure::Connect),
-        }
+        let sender = &mut self.sender;
+        // Not ready means the connection has closed since the last answer.
+        sender.ready().await.map_err(|_| Failure::Connect)?;
+        let response = sender.send_request(request).await.map_err(|_| Failure::Connect)?;
+        let status = response.status();
+        let limit = if status.is_success() {
+            if keep_ok_body { OK_BODY_LIMIT } else { 0 }
+        } else {
+            ERROR_BODY_LIMIT
+        };
+        let body = read_body(response.into_body(), limit)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        Ok(Answer { status, body })
     }
 }
 

@@ -156,7 +156,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
         let plan = Arc::clone(&plan);
         let start_line = Arc::clone(&start_line);
         handles.push(tokio::spawn(async move {
-            let conn = Conn::connect(plan.addr).await.ok();
+            let conn = tokio::time::timeout(plan.target.timeout(), Conn::connect(plan.addr))
+                .await
+                .ok()
+                .and_then(Result::ok);
             start_line.wait().await;
             place_orders(&plan, conn).await
         }));
@@ -171,7 +174,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
             let mut every = tokio::time::interval(Duration::from_millis(100));
             loop {
                 every.tick().await;
-                progress.set_position(plan.done.load(Ordering::Relaxed));
+                let done = plan.done.load(Ordering::Relaxed);
+                progress.set_position(done);
+                let secs = progress.elapsed().as_secs_f64();
+                if secs > 0.0 {
+                    progress.set_message(format!("{:.0} orders/s", done as f64 / secs));
+                }
             }
         })
     });
@@ -237,10 +245,64 @@ fn progress_bar(orders: u64, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(orders), ProgressDrawTarget::stderr_with_hz(10));
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} orders  {per_sec}  eta {eta}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} orders  {msg}  eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let command = BenchArgs::augment_args(clap::Command::new("bench").no_binary_name(true));
+        command.clone().debug_assert();
+        let matches = command.try_get_matches_from(argv)?;
+        BenchArgs::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn bench_args_parse_every_flag() {
+        let args = parse(&[
+            "--url",
+            "http://10.0.0.1:9000",
+            "--orders",
+            "500",
+            "--concurrency",
+            "8",
+            "--json",
+            "--token",
+            "t",
+            "--product",
+            "Lemonade",
+            "--timeout-ms",
+            "250",
+        ])
+        .unwrap();
+        assert_eq!(args.url, "http://10.0.0.1:9000");
+        assert_eq!((args.orders, args.concurrency, args.timeout_ms), (500, 8, 250));
+        assert!(args.json);
+        assert_eq!(args.token.as_deref(), Some("t"));
+        assert_eq!(args.product.as_deref(), Some("Lemonade"));
+    }
+
+    #[test]
+    fn bench_args_reject_zero_orders_concurrency_and_timeout() {
+        assert!(parse(&["--orders", "0"]).is_err());
+        assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_distinct_uuids() {
+        let a = new_idempotency_key();
+        let b = new_idempotency_key();
+        assert_ne!(a, b);
+        assert!(uuid::Uuid::parse_str(a.to_str().unwrap()).is_ok());
+    }
 }

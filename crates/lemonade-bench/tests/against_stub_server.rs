@@ -265,14 +265,14 @@ async fn token_is_sent_as_bearer_authorization_on_every_request() {
 async fn an_attempt_that_times_out_is_retried_with_the_same_key() {
     let (addr, stub) = start(|attempt| {
         if attempt == 0 {
-            Action::Slow(Duration::from_millis(1_500))
+            Action::Slow(Duration::from_secs(3))
         } else {
             Action::Created
         }
     })
     .await;
     let report = run(BenchArgs {
-        timeout_ms: 300,
+        timeout_ms: 500,
         ..args(addr, 3, 1)
     })
     .await
@@ -282,7 +282,7 @@ async fn an_attempt_that_times_out_is_retried_with_the_same_key() {
     let seen = stub.seen.lock().unwrap();
     assert_eq!(seen.order_keys.len(), 4);
     assert_eq!(seen.order_keys[0], seen.order_keys[1]);
-    assert!(report.latency_us.max >= 300_000, "latency runs from the first attempt");
+    assert!(report.latency_us.max >= 500_000, "latency runs from the first attempt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +296,7 @@ async fn an_order_never_answered_is_counted_as_timeout_after_three_retries() {
     })
     .await;
     let report = run(BenchArgs {
-        timeout_ms: 100,
+        timeout_ms: 250,
         ..args(addr, 2, 1)
     })
     .await
