@@ -30,7 +30,7 @@ test('when the server goes away a banner says so, and the app recovers by itself
     const banner = page.getByTestId('offline-banner');
     await banner.waitFor({ timeout: 15000 });
     await seeText(banner, 'No connection to the shop server');
-    await seeText(page.getByTestId('order-error'), 'not be charged twice');
+    await seeText(page.getByTestId('order-error'), 'only be recorded once');
     await shot(page, 'offline');
 
     await shop.restart();

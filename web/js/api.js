@@ -92,7 +92,7 @@ export async function call(method, path, { query, body, headers = {}, quiet = fa
     });
   }
   clearTimeout(timer);
-  if (state.offline && !quiet) setState({ offline: false });
+  if (state.offline && !quiet) setState({ offline: false, online: state.online + 1 });
 
   if (res.status === 401) {
     setState({ auth: { needed: true, had: !!token() } });
@@ -166,7 +166,7 @@ export async function listUntil(path, query, stop, { max = 2000 } = {}) {
 export function describe(err) {
   if (!(err instanceof ApiError)) return 'Something went wrong. Please try again.';
   switch (err.code) {
-    case 'network': return 'No connection to the shop server. It will be retried when the connection is back.';
+    case 'network': return 'No connection to the shop server.';
     case 'timeout': return 'The shop server took too long to answer. Please try again.';
     case 'unauthorized': return 'The access token is missing or wrong.';
     case 'not_found': return err.detail || 'That no longer exists.';

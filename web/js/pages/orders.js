@@ -40,7 +40,7 @@ export function OrdersPage({ query }) {
       Orders placed on the <a href="#/sell">Sell</a> screen show up here.<//>`}
     ${orders.length > 0 && html`<div class="card list-card">
       <table class="table rows-link" data-testid="orders-table">
-        <thead><tr><th>Time</th><th>Order</th><th>Items</th><th>Customer</th><th>Status</th><th class="num">Total</th><th class="sr">Open</th></tr></thead>
+        <thead><tr><th>Time</th><th>Order</th><th>Items</th><th>Customer</th><th>Status</th><th class="num">Total</th><th><span class="sr">Open</span></th></tr></thead>
         <tbody>
           ${orders.map((o) => {
             const c = o.customer_id && data.data.names.get(o.customer_id);

@@ -99,11 +99,12 @@ function ProductDialog({ product, ingredients, onClose, onDone }) {
     <${Toggle} label="On sale" hint="Shown on the Sell screen" checked=${f.active} onChange=${(v) => setF({ ...f, active: v })} />
     <fieldset class="recipe-edit">
       <legend>Recipe for one</legend>
+      <div class="recipe-head" aria-hidden="true"><span>Ingredient</span><span>Amount</span><span></span></div>
       ${errs.recipe && html`<p class="field-error">${errs.recipe}</p>`}
       ${f.recipe.map((r, k) => html`<div class="recipe-row" key=${k}>
         <${Select} label=${`Ingredient ${k + 1}`} value=${r.ingredient_id} options=${options}
           onChange=${(v) => setRow(k, { ingredient_id: v })} error=${errs[`recipe[${k}].ingredient_id`]} />
-        <${Input} label="Amount" inputmode="numeric" value=${r.quantity} onInput=${(v) => setRow(k, { quantity: v })}
+        <${Input} label=${`Amount of ingredient ${k + 1}`} inputmode="numeric" value=${r.quantity} onInput=${(v) => setRow(k, { quantity: v })}
           suffix=${ingById.get(r.ingredient_id) ? unitLabel(ingById.get(r.ingredient_id).unit) : ''} error=${errs[`recipe[${k}].quantity`]} />
         <button type="button" class="icon-btn remove" aria-label=${`Remove ingredient ${k + 1}`}
           onClick=${() => setF({ ...f, recipe: f.recipe.filter((_, j) => j !== k) })}><${Icon} name="trash" /></button>

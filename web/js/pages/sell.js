@@ -86,7 +86,10 @@ export function SellPage() {
           break;
         } catch (e) {
           // Same key, same body: the server answers a retry with the first outcome.
-          if (e.transient && attempt < 4) { await sleep(e.code === 'request_in_progress' ? 500 : 400 * 2 ** attempt); continue; }
+          // A request still in progress is worth waiting for; a lost connection is retried
+          // briefly, then left to the person (the offline banner says why).
+          if (e.code === 'request_in_progress' && attempt < 20) { await sleep(500); continue; }
+          if (e.transient && e.code !== 'request_in_progress' && attempt < 2) { await sleep(500 * (attempt + 1)); continue; }
           throw e;
         }
       }
@@ -202,7 +205,7 @@ function orderError(e, newAttempt) {
   }
   if (e.transient) {
     return html`<${Alert} tone="warn" title="The order could not be sent">
-      ${describe(e)} Tap <strong>Place order</strong> again to retry — it will not be charged twice.
+      ${describe(e)} Tap <strong>Place order</strong> again to retry — the sale will only be recorded once.
     <//>`;
   }
   return html`<${Alert} title="The order was not accepted">${describe(e)}<//>`;
@@ -325,7 +328,7 @@ function Receipt({ order: initial, onClose }) {
         <tfoot><tr><td></td><th scope="row">Total</th><td class="num"><strong data-testid="receipt-total">${money(order.total)}</strong></td></tr></tfoot>
       </table>
       ${order.customer_id && st === 'confirmed' && html`<p class="receipt-points" data-testid="receipt-points"><${Icon} name="star" size=${18} />
-        ${plural(order.points, 'point', 'points')} earned${customer ? html` · ${customer.name} now has <strong>${plural(customer.points, 'point', 'points')}</strong>` : ''}</p>`}
+        <span><strong>${plural(order.points, 'point', 'points')} earned</strong>${customer ? ` · ${customer.name} now has ${plural(customer.points, 'point', 'points')}` : ''}</span></p>`}
     </div>
   <//>`;
 }

@@ -36,17 +36,17 @@ export function StockPage() {
     ${data.data && all.length === 0 && html`<${Empty} icon="stock" title="No ingredients yet">Add the ingredients your products are made of.<//>`}
     ${list.length > 0 && html`<div class="card list-card">
       <table class="table stock-table" data-testid="stock-table">
-        <thead><tr><th>Ingredient</th><th class="num">On hand</th><th class="num hide-sm">Reorder at</th><th class="hide-sm">Level</th><th class="actions-col">Adjust</th></tr></thead>
+        <thead><tr><th>Ingredient</th><th class="num">On hand</th><th class="num hide-sm">Reorder at</th><th class="actions-col"><span class="sr">Adjust</span></th></tr></thead>
         <tbody>
           ${list.map((i) => html`<tr key=${i.id} data-testid="ingredient-row" data-name=${i.name} class=${i.low ? 'is-low' : ''}>
             <td>
               <a class="row-title" href=${'#/stock/' + encodeURIComponent(i.id)}>${i.name}</a>
               <span class="row-sub">${usedBy(i.id).length ? `Used in ${usedBy(i.id).join(', ')}` : 'Not used in any product'}</span>
             </td>
-            <td class="num"><span class="onhand" data-testid="on-hand">${qty(i.on_hand, i.unit)}</span>
-              ${i.low && html` <${Badge} tone="warn"><${Icon} name="alert" size=${14} /> Low<//>`}</td>
+            <td class="num onhand-cell">
+              ${i.low && html`<${Badge} tone="warn"><${Icon} name="alert" size=${14} /> Low<//> `}<span class="onhand" data-testid="on-hand">${qty(i.on_hand, i.unit)}</span>
+              <${Meter} value=${i.on_hand} mark=${i.reorder_level} low=${i.low} /></td>
             <td class="num hide-sm muted">${qty(i.reorder_level, i.unit)}</td>
-            <td class="hide-sm"><${Meter} value=${i.on_hand} mark=${i.reorder_level} low=${i.low} /></td>
             <td class="actions-col">
               <div class="row-actions">
                 <${Button} size="sm" icon="restock" onClick=${() => setAction({ kind: 'restock', ingredient: i })} aria-label=${`Restock ${i.name}`}>Restock<//>
