@@ -64,3 +64,28 @@ test('a server with an access token asks for it once and then sends it on every 
     assert.deepEqual([...auths], [`Bearer ${token}`]);
   });
 });
+
+test('a degraded server is explained in a banner and on the system page', async () => {
+  await withShop(async ({ page }) => {
+    const degraded = {
+      ok: false,
+      mode: 'coordinator',
+      dependencies: [
+        { name: 'orders', ok: true, detail: null, degrades: ['placing orders'] },
+        { name: 'stock', ok: false, detail: 'connection refused', degrades: ['placing orders', 'stock changes'] },
+      ],
+    };
+    await page.route('**/api/v1/health', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(degraded) }));
+    await page.goto('/#/system');
+    const deps = page.getByTestId('dependency');
+    await deps.nth(1).waitFor();
+    await seeText(deps.nth(1), 'Down');
+    await seeText(deps.nth(1), 'connection refused');
+    await seeText(deps.nth(1), 'Stock changes');
+    await seeText(page.getByTestId('health-summary'), 'Some parts are not working');
+    const banner = page.getByTestId('degraded-banner');
+    await seeText(banner, 'Stock unavailable');
+    await seeText(banner, 'placing orders, stock changes');
+    await shot(page, 'system-degraded');
+  });
+});

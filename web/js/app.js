@@ -94,7 +94,7 @@ function Banner() {
   if (h && h.ok === false) {
     const bad = (h.dependencies || []).filter((d) => !d.ok);
     const degrades = [...new Set(bad.flatMap((d) => d.degrades || []))];
-    return html`<div class="banner banner-degraded" role="status">
+    return html`<div class="banner banner-degraded" role="status" data-testid="degraded-banner">
       <${Icon} name="alert" />
       <div class="banner-text">
         <strong>${bad.length ? `${bad.map((d) => titleCase(d.name)).join(', ')} unavailable.` : 'The shop server reports a problem.'}</strong>
@@ -150,7 +150,7 @@ function TokenScreen() {
     <form class="gate-card" onSubmit=${submit} novalidate>
       <${Logo} size=${56} />
       <h1>Lemonade</h1>
-      <p class="sub">${s.auth.had ? 'The saved access token is no longer accepted.' : 'This till needs the shop\u2019s access token to connect.'}
+      <p class="sub">${s.auth.had ? 'The saved access token is no longer accepted.' : 'This till needs the shop\u2019s access token to connect.'}${' '}
         Ask the owner for it; it is saved on this device.</p>
       <${Input} label="Access token" type="password" value=${token} onInput=${set} error=${error}
         autocomplete="current-password" autofocus />
