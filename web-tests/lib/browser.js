@@ -34,5 +34,6 @@ export async function tabletPage(browser, baseURL, { width = 1024, height = 768 
 
 export async function shot(page, name) {
   mkdirSync(screenshotDir, { recursive: true });
+  await page.waitForTimeout(250); // let dialogs and toasts finish animating in
   await page.screenshot({ path: join(screenshotDir, `${name}.png`) });
 }

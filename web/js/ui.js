@@ -22,7 +22,7 @@ export function useAppState() {
  * Loads data for a page. Keeps showing the last data while reloading, so nothing blanks out,
  * and reloads by itself when the connection comes back.
  */
-export function useLoad(loader, deps = []) {
+export function useLoad(loader, deps = [], { refreshMs = 0 } = {}) {
   const [s, set] = useState({ data: undefined, error: null, loading: true });
   const seq = useRef(0);
   const online = useAppState().online;
@@ -37,6 +37,12 @@ export function useLoad(loader, deps = []) {
     }
   }, deps);
   useEffect(() => { reload(); }, [reload, online]);
+  // Other tills change the same shop: refresh now and then while the page is open and visible.
+  useEffect(() => {
+    if (!refreshMs) return undefined;
+    const t = setInterval(() => { if (document.visibilityState === 'visible') reload(); }, refreshMs);
+    return () => clearInterval(t);
+  }, [reload, refreshMs]);
   return { ...s, reload, setData: (fn) => set((p) => ({ ...p, data: typeof fn === 'function' ? fn(p.data) : fn })) };
 }
 

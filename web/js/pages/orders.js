@@ -17,7 +17,7 @@ export function OrdersPage({ query }) {
       (o) => new Date(o.created_at).getTime() < start);
     const names = await customerNames(orders.map((o) => o.customer_id));
     return { orders, names };
-  }, [status]);
+  }, [status], { refreshMs: 30000 });
   const orders = data.data?.orders || [];
   const confirmed = orders.filter((o) => o.status === 'confirmed');
   const revenue = confirmed.reduce((s, o) => s + o.total, 0);

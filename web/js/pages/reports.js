@@ -77,6 +77,11 @@ export function ReportsPage() {
   </div>`;
 }
 
+/** Narrow screens get a narrower drawing so its text stays readable once scaled. */
+function chartWidth() {
+  return typeof innerWidth === 'number' && innerWidth < 700 ? 480 : 900;
+}
+
 /** A round axis maximum and step for `max` minor units. */
 function niceScale(max) {
   if (max <= 0) return { top: 100, step: 25 };
@@ -93,14 +98,14 @@ function shortMoney(minor) {
 }
 
 function DayChart({ days }) {
-  const W = 900; const H = 260; const L = 56; const B = 34; const T = 12; const R = 8;
+  const W = chartWidth(); const H = 260; const L = 56; const B = 34; const T = 12; const R = 8;
   const max = Math.max(0, ...days.map((d) => d.revenue));
   const { top, step } = niceScale(max);
   const n = days.length || 1;
   const slot = (W - L - R) / n;
   const bw = Math.max(2, Math.min(48, slot * 0.66));
   const y = (v) => T + (H - T - B) * (1 - v / top);
-  const labelEvery = Math.ceil(n / 12);
+  const labelEvery = Math.ceil(n / (W < 900 ? 6 : 12));
   return html`<svg class="chart" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${`Revenue by day, highest ${money(max)}`} data-testid="chart">
     ${Array.from({ length: Math.round(top / step) + 1 }, (_, k) => {
       const v = k * step;
@@ -125,7 +130,7 @@ function shortDay(date, n) {
 
 function ProductChart({ products }) {
   const sorted = [...products].sort((a, b) => b.revenue - a.revenue);
-  const W = 900; const row = 40; const L = 180; const R = 110;
+  const W = chartWidth(); const narrow = W < 900; const row = 40; const L = narrow ? 120 : 180; const R = narrow ? 80 : 110;
   const H = Math.max(row, sorted.length * row) + 8;
   const max = Math.max(1, ...sorted.map((p) => p.revenue));
   return html`<svg class="chart" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label="Revenue by product" data-testid="chart">
@@ -133,7 +138,7 @@ function ProductChart({ products }) {
       const w = ((W - L - R) * p.revenue) / max;
       const yy = 4 + k * row;
       return html`<g>
-        <text class="label" x=${L - 12} y=${yy + row / 2 + 1} text-anchor="end" dominant-baseline="middle">${p.name.length > 22 ? p.name.slice(0, 21) + '…' : p.name}</text>
+        <text class="label" x=${L - 12} y=${yy + row / 2 + 1} text-anchor="end" dominant-baseline="middle">${p.name.length > (narrow ? 14 : 22) ? p.name.slice(0, narrow ? 13 : 21) + '…' : p.name}</text>
         <rect class="bar" x=${L} y=${yy + 7} width=${Math.max(p.revenue > 0 ? 2 : 0, w)} height=${row - 14} rx="3"><title>${p.name}: ${money(p.revenue)}, ${num(p.quantity)} sold</title></rect>
         <text class="value" x=${L + w + 8} y=${yy + row / 2 + 1} dominant-baseline="middle">${money(p.revenue)}</text>
       </g>`;

@@ -28,7 +28,7 @@ function saveCart(c) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function SellPage() {
-  const cat = useLoad(() => loadCatalog({ force: true }));
+  const cat = useLoad(() => loadCatalog({ force: true }), [], { refreshMs: 30000 });
   const [cart, setCartRaw] = useState(loadCart);
   const [sending, setSending] = useState(false);
   const [error, setError] = useState(null);
@@ -299,7 +299,7 @@ function Receipt({ order: initial, onClose }) {
 
   const st = order.status;
   const head = {
-    confirmed: { icon: 'check', cls: 'ok', title: 'Order placed', sub: 'Paid and stock taken' },
+    confirmed: { icon: 'check', cls: 'ok', title: 'Order placed', sub: 'Confirmed and taken from stock' },
     pending: { icon: 'clock', cls: 'pending', title: 'Waiting for confirmation…', sub: 'The order has been received and is being confirmed. Don\u2019t hand over until it is confirmed.' },
     failed: { icon: 'alert', cls: 'failed', title: 'Order failed', sub: order.failure_reason || 'The order could not be completed.' },
     cancelled: { icon: 'x', cls: 'failed', title: 'Order cancelled', sub: '' },
