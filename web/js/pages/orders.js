@@ -1,4 +1,4 @@
-import { html, useState } from '../lib.js';
+import { html, useState, useEffect } from '../lib.js';
 import { Icon } from '../icons.js';
 import { get, post, listUntil, describe } from '../api.js';
 import { customerNames, customerById, invalidateCatalog } from '../catalog.js';
@@ -6,6 +6,7 @@ import { money, timeOnly, when, orderNo, plural, startOfToday, STATUS_LABEL } fr
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Segmented, StatusBadge, Confirm, Stat, Alert } from '../ui.js';
 import { go } from '../router.js';
 import { toast } from '../state.js';
+import { PENDING_POLL_MS } from '../config.js';
 
 const FILTERS = ['all', 'confirmed', 'pending', 'failed', 'cancelled'];
 
@@ -71,6 +72,12 @@ export function OrderPage({ id }) {
   const [err, setErr] = useState(null);
   const o = data.data?.order;
   const c = data.data?.customer;
+  // A pending order settles on its own: keep looking until it is confirmed or failed.
+  useEffect(() => {
+    if (!o || o.status !== 'pending' || data.loading) return undefined;
+    const t = setTimeout(data.reload, PENDING_POLL_MS);
+    return () => clearTimeout(t);
+  }, [o, data.loading]);
 
   const cancel = async () => {
     setBusy(true); setErr(null);
