@@ -1,5 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { withShop, closeBrowser } from '../lib/fixture.js';
 import { shot } from '../lib/browser.js';
 import { seeText } from '../lib/expect.js';
@@ -62,6 +63,14 @@ test('a server with an access token asks for it once and then sends it on every 
     await page.reload();
     await page.locator('[data-testid=product-tile][data-name="Lemonade"]').waitFor();
     assert.deepEqual([...auths], [`Bearer ${token}`]);
+
+    // A plain link cannot carry the token, so the CSV is fetched with it and saved.
+    await page.goto('/#/reports');
+    await page.getByTestId('report-table').waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('csv-link').click()]);
+    assert.match(download.suggestedFilename(), /\.csv$/);
+    const csv = await readFile(await download.path(), 'utf8');
+    assert.match(csv.split(/\r?\n/)[0], /date/i);
   });
 });
 
