@@ -111,7 +111,7 @@ export function OrderPage({ id }) {
           ${o.customer_id && html`<div><dt>Points</dt><dd>${plural(o.points, 'point', 'points')}</dd></div>`}
         </dl>
       </div>
-      <div class="card">
+      <div class="card list-card">
         <table class="table">
           <thead><tr><th>Product</th><th class="num">Qty</th><th class="num">Price</th><th class="num">Amount</th></tr></thead>
           <tbody>${o.lines.map((l) => html`<tr><td>${l.name}</td><td class="num">${l.quantity}</td><td class="num">${money(l.unit_price)}</td><td class="num">${money(l.unit_price * l.quantity)}</td></tr>`)}</tbody>
