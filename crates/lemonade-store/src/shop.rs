@@ -258,20 +258,16 @@ impl Shop for SqliteShop {
                         Outcome::Rejected(e) => Err(e),
                     });
                 }
-                // The order's writes get their own savepoint so a rejection can be rolled back
-                // while the key still records that rejection in this same transaction.
-                c.execute_batch("SAVEPOINT place").map_err(crate::sql::storage_error)?;
+                // `place` checks everything before its first write, so a rejection leaves
+                // nothing behind and the key can record it in this same transaction.
+                let changes_before = c.total_changes();
                 match orders::place(c, ids.as_ref(), &request.draft, now, per_point) {
                     Ok(order) => {
-                        c.execute_batch("RELEASE place").map_err(crate::sql::storage_error)?;
                         idempotency::store(c, key, &Outcome::Placed(order.clone()), now)?;
                         Ok(Ok(Placed { order, replayed: false }))
                     }
-                    Err(e) if is_rejection(&e) => {
-                        c.execute_batch("ROLLBACK TO place; RELEASE place")
-                            .map_err(crate::sql::storage_error)?;
+                    Err(e) if is_rejection(&e) && c.total_changes() == changes_before => {
                         idempotency::store(c, key, &Outcome::Rejected(e.clone()), now)?;
-                        // Ok(Err): the writer commits the key with its rejection.
                         Ok(Err(e))
                     }
                     Err(e) => Err(e),

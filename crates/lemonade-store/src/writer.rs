@@ -1,10 +1,16 @@
 //! The single writer, with group commit.
 //!
 //! Every change to the database is a job sent to one thread that owns the only writing
-//! connection. The thread takes whatever jobs are waiting (up to `batch_max`), runs each in
-//! its own SAVEPOINT inside one `BEGIN IMMEDIATE` transaction, commits once (one fsync for the
-//! whole group), and only then answers each job. A job that fails rolls back to its savepoint
-//! and leaves the others untouched. So a caller's `Ok` always means "durably committed", and
+//! connection. The thread takes whatever jobs are waiting (up to `batch_max`), runs them one
+//! after another inside one `BEGIN IMMEDIATE` transaction, commits once (one fsync for the
+//! whole group), and only then answers each job.
+//!
+//! The contract of a job: **check, then write**. A job that refuses (bad input, not enough
+//! stock) must do so before its first write, so its refusal leaves nothing behind and the
+//! batch goes on. A job that fails after writing cannot be undone alone (there are no
+//! savepoints: measured, they cost more than the rest of an order, copying every page they
+//! touch), so the whole batch is rolled back and every caller in it gets `Unavailable`, which
+//! with idempotency keys is always safe to retry. So a caller's `Ok` always means "durably committed", and
 //! the fsync cost is shared by everyone who arrived while the previous commit was on disk.
 //! With `batch_max = 1` this is the one-commit-per-order baseline the benchmark compares to.
 
@@ -56,8 +62,8 @@ impl Writer {
         Writer { jobs }
     }
 
-    /// Runs `work` in the next group commit. `Ok` is returned only after the commit is durable;
-    /// an `Err` from `work` rolls back everything `work` did and nothing else.
+    /// Runs `work` in the next group commit. `Ok` is returned only after the commit is durable.
+    /// `work` must return its `Err`s before its first write (see the module docs).
     pub async fn execute<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
@@ -111,33 +117,22 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
         let mut aborted = false;
         for job in batch.drain(..) {
             if aborted {
-                continue; // dropped: answered as rolled back
+                continue; // dropped: its caller is answered "rolled back, retry"
             }
-            if let Err(e) = step(&conn, "SAVEPOINT job") {
-                tracing::error!(error = %e, "cannot open a savepoint");
-                aborted = true;
-                continue;
-            }
+            let changes_before = conn.total_changes();
             match std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn))) {
-                Ok((true, deliver)) => {
-                    delivers.push(deliver);
-                    aborted = step(&conn, "RELEASE job").is_err();
-                }
-                Ok((false, deliver)) => {
-                    // The job's own error: undo its writes, keep the rest of the batch.
-                    if step(&conn, "ROLLBACK TO job")
-                        .and_then(|_| step(&conn, "RELEASE job"))
-                        .is_err()
-                    {
-                        aborted = true;
-                    }
-                    deliver(None);
+                Ok((true, deliver)) => delivers.push(deliver),
+                // Jobs check before they write, so a refusal has written nothing and the rest of
+                // the batch goes on. One that wrote and then failed is a bug or a storage fault:
+                // the whole batch is rolled back and every caller told to retry.
+                Ok((false, deliver)) if conn.total_changes() == changes_before => deliver(None),
+                Ok((false, _)) => {
+                    tracing::error!("a write job failed after writing; rolling back its whole batch");
+                    aborted = true;
                 }
                 Err(_) => {
-                    tracing::error!("a write job panicked; its changes are rolled back");
-                    aborted = step(&conn, "ROLLBACK TO job")
-                        .and_then(|_| step(&conn, "RELEASE job"))
-                        .is_err();
+                    tracing::error!("a write job panicked; rolling back its whole batch");
+                    aborted = true;
                 }
             }
             // SQLite may roll the whole transaction back by itself (disk full, I/O error).

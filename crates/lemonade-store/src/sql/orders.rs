@@ -28,8 +28,8 @@ fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
 }
 
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
-/// its lines, one sale move per ingredient, the points and the CRM activity. Any error leaves
-/// the caller to roll back; nothing here commits.
+/// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
+/// comes before the first write (the writer's contract); nothing here commits.
 pub fn place(
     conn: &Connection,
     ids: &dyn IdSource,
