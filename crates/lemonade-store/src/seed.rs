@@ -22,7 +22,10 @@ const INGREDIENTS: &[(&str, Unit, u64, u64)] = &[
     ("Raspberry syrup", Unit::Ml, 2_000, 400),
 ];
 
-const PRODUCTS: &[(&str, i64, &[(&str, i64)])] = &[
+/// A product: name, price in minor units, recipe as (ingredient name, quantity) pairs.
+type DemoProduct = (&'static str, i64, &'static [(&'static str, i64)]);
+
+const PRODUCTS: &[DemoProduct] = &[
     (
         "Lemonade",
         350,

@@ -157,3 +157,101 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
         metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(batch_max: usize) -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").unwrap();
+        (
+            Writer::start(
+                conn,
+                WriterConfig {
+                    batch_max,
+                    queue_max: 1024,
+                },
+            ),
+            dir,
+        )
+    }
+
+    fn count(dir: &tempfile::TempDir) -> i64 {
+        let conn = crate::db::open_connection(&dir.path().join("w.db")).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    fn insert(conn: &Connection) -> Result<(), ShopError> {
+        conn.execute("INSERT INTO t (v) VALUES (1)", [])
+            .map(drop)
+            .map_err(crate::sql::storage_error)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_ok_answer_means_the_write_is_committed() {
+        let (w, dir) = writer(64);
+        w.execute(insert).await.unwrap();
+        assert_eq!(count(&dir), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refusal_before_writing_leaves_the_rest_of_the_batch_committed() {
+        let (w, dir) = writer(256);
+        let jobs = (0..200).map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.execute(move |c| {
+                    if i % 3 == 0 {
+                        Err(ShopError::conflict("no"))
+                    } else {
+                        insert(c)
+                    }
+                })
+                .await
+            })
+        });
+        let results: Vec<_> = futures_join(jobs).await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 200 - (0..200).filter(|i| i % 3 == 0).count());
+        assert_eq!(count(&dir), ok as i64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_failing_after_it_wrote_rolls_back_its_whole_batch_and_says_retry() {
+        let (w, dir) = writer(256);
+        let bad = w.execute(|c| {
+            insert(c)?;
+            Err::<(), _>(ShopError::conflict("late"))
+        });
+        let good = w.execute(insert);
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(matches!(bad, Err(ShopError::Unavailable { .. })), "{bad:?}");
+        // The good job either shared the batch (rolled back, told to retry) or committed alone.
+        match good {
+            Ok(()) => assert_eq!(count(&dir), 1),
+            Err(e) => {
+                assert!(matches!(e, ShopError::Unavailable { .. }));
+                assert_eq!(count(&dir), 0);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_is_answered_and_the_writer_keeps_going() {
+        let (w, dir) = writer(8);
+        let r = w.execute(|_| -> Result<(), ShopError> { panic!("bug") }).await;
+        assert!(matches!(r, Err(ShopError::Unavailable { .. })));
+        w.execute(insert).await.unwrap();
+        assert_eq!(count(&dir), 1);
+    }
+
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+}
