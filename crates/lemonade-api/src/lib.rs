@@ -111,6 +111,16 @@ async fn method_not_allowed() -> Response {
     response
 }
 
+/// A handler that panicked is a bug; the client still gets a problem document, and the
+/// connection and the server live on.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Shop(lemonade_domain::ShopError::unavailable(
+        "the server hit an unexpected error; try again",
+    ))
+    .into_response()
+}
+
 /// The whole application: `/api/v1/...` and the web app. Built by a function so tests can
 /// serve it on their own port or call it without a socket.
 pub fn router(state: AppState) -> Router {
@@ -145,6 +155,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .fallback(web::serve)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
