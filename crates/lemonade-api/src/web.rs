@@ -42,7 +42,9 @@ pub async fn serve(uri: Uri) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type(path))),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            // The files are small and local, and carry no version in their names: always
+            // revalidate, so an upgraded shop never runs yesterday's app.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         ],
         file.data.into_owned(),
