@@ -34,11 +34,6 @@ pub async fn serve(uri: Uri) -> Response {
             None => return (StatusCode::NOT_FOUND, "the web app is not built into this binary").into_response(),
         },
     };
-    let cache = if path == "index.html" {
-        "no-cache"
-    } else {
-        "public, max-age=300"
-    };
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type(path))),

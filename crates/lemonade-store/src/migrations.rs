@@ -29,7 +29,6 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((reason IN ('sale', 'cancel')) = (order_id IS NOT NULL))
     ) WITHOUT ROWID;
     CREATE INDEX stock_moves_by_ingredient ON stock_moves (ingredient_id, id);
-    CREATE INDEX stock_moves_by_order ON stock_moves (order_id) WHERE order_id IS NOT NULL;
     CREATE TRIGGER stock_moves_no_update BEFORE UPDATE ON stock_moves
         BEGIN SELECT RAISE(ABORT, 'stock_moves is append-only'); END;
     CREATE TRIGGER stock_moves_no_delete BEFORE DELETE ON stock_moves

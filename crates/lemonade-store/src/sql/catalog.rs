@@ -71,15 +71,35 @@ pub fn require(conn: &Connection, id: &ProductId) -> Result<Product, ShopError> 
     get(conn, id)?.ok_or_else(|| ShopError::not_found("product"))
 }
 
-/// What pricing an order needs to know of a product.
+/// What pricing an order needs to know of a product, in one query.
 pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
-    let Some(row) = row(conn, id)? else { return Ok(None) };
-    Ok(Some(ProductForSale {
-        recipe: recipe(conn, id)?,
-        name: row.name,
-        price: row.price,
-        active: row.active,
-    }))
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.name, p.price, p.active, r.ingredient_id, r.quantity
+             FROM products p LEFT JOIN recipe_items r ON r.product_id = p.id
+             WHERE p.id = ?1 ORDER BY r.ingredient_id",
+        )
+        .db()?;
+    let mut rows = stmt.query([id.as_str()]).db()?;
+    let mut product: Option<ProductForSale> = None;
+    while let Some(r) = rows.next().db()? {
+        let p = match &mut product {
+            Some(p) => p,
+            None => product.insert(ProductForSale {
+                name: r.get(0).db()?,
+                price: Money::from_stored(r.get(1).db()?),
+                active: r.get(2).db()?,
+                recipe: Vec::new(),
+            }),
+        };
+        if let Some(ingredient) = r.get::<_, Option<String>>(3).db()? {
+            p.recipe.push(RecipeItem {
+                ingredient_id: IngredientId::parse(&ingredient).expect("stored ids are valid"),
+                quantity: Quantity::new(r.get(4).db()?).expect("a CHECK constraint keeps quantities positive"),
+            });
+        }
+    }
+    Ok(product)
 }
 
 pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Product>, ShopError> {

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::ActivityKind;
-use lemonade_domain::ids::{CustomerId, MoveId, OrderId, ProductId};
+use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
 use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
-use lemonade_domain::stock::{MoveReason, shortages};
+use lemonade_domain::stock::{MoveReason, Needs, shortages};
 use lemonade_domain::values::{Money, Timestamp};
 use rusqlite::{Connection, Row, params};
 
@@ -140,17 +140,41 @@ pub fn place(
     })
 }
 
-/// Cancels a confirmed order: every sale move is reversed by a cancel move, the points it
-/// earned are taken back, and the order keeps its lines and total for the books.
+/// What an order took from stock, from the recipe snapshots of its lines: exactly its sale
+/// moves (the audit proves they agree), read without an index on the ledger by order.
+fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
+    let mut needs = Needs::new();
+    let mut stmt = conn
+        .prepare_cached("SELECT quantity, recipe FROM order_lines WHERE order_id = ?1")
+        .db()?;
+    let lines = stmt
+        .query_map([id.as_str()], |r| Ok((unsigned(r.get(0)?), r.get::<_, String>(1)?)))
+        .db()?;
+    for line in lines {
+        let (quantity, recipe) = line.db()?;
+        let items: Vec<(String, u64)> = serde_json::from_str(&recipe).map_err(|e| {
+            tracing::error!(error = %e, order = %id, "unreadable recipe snapshot");
+            ShopError::unavailable("a stored order cannot be read back")
+        })?;
+        for (ingredient, per_unit) in items {
+            let ingredient = IngredientId::parse(&ingredient).expect("stored ids are valid");
+            *needs.entry(ingredient).or_insert(0) += per_unit * quantity;
+        }
+    }
+    Ok(needs)
+}
+
+/// Cancels a confirmed order: what it took goes back as cancel moves, the points it earned
+/// are taken back, and the order keeps its lines and total for the books.
 pub fn cancel(conn: &Connection, ids: &dyn IdSource, id: &OrderId, now: Timestamp) -> Result<Order, ShopError> {
     let order = require(conn, id)?;
     order.status.check_cancel()?;
-    for sale in stock::moves_of_order(conn, id, MoveReason::Sale)? {
+    for (ingredient, taken) in needs_of(conn, id)? {
         stock::apply_move(
             conn,
             new_move_id(ids),
-            &sale.ingredient_id,
-            -sale.delta,
+            &ingredient,
+            taken as i64,
             MoveReason::Cancel,
             Some(id),
             None,

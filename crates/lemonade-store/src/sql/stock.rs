@@ -216,15 +216,3 @@ pub fn list_moves(
     .db()?;
     Ok(Page::from_rows(rows, page.limit, |m| m.id.to_string()))
 }
-
-/// The sale moves of one order, to reverse when it is cancelled.
-pub fn moves_of_order(conn: &Connection, order: &OrderId, reason: MoveReason) -> Result<Vec<StockMove>, ShopError> {
-    conn.prepare_cached(&format!(
-        "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE order_id = ?1 AND reason = ?2 ORDER BY id"
-    ))
-    .db()?
-    .query_map(params![order.as_str(), reason.as_str()], move_from_row)
-    .db()?
-    .collect::<Result<Vec<_>, _>>()
-    .db()
-}
