@@ -1,0 +1,406 @@
+//! `lemonade check` finds what is wrong: a shop built through the real binary passes the audit,
+//! and each corruption of its database file (one per copy) fails it, naming the broken rule and
+//! no other. Plus the exit code for a folder that cannot be audited, and the ledger's triggers.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `lemonade serve`, killed when dropped so a failing test leaves nothing behind.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("an ephemeral port")
+            .port();
+        let child = Command::new(BIN)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data)
+            .env_remove("LEMONADE_TOKEN")
+            .env_remove("LEMONADE_EMPTY")
+            .env_remove("LEMONADE_MINOR_UNITS_PER_POINT")
+            .env("LEMONADE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start lemonade serve");
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+        }
+    }
+
+    async fn wait_healthy(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("poll the server") {
+                panic!("the server exited with {status} before it was healthy");
+            }
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("/health was not 200 within {STARTUP_TIMEOUT:?}");
+    }
+
+    /// SIGTERM, then a bounded wait for a clean exit.
+    async fn terminate(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("poll the server") {
+                assert!(status.success(), "the server stopped with {status}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder, expect: u16) -> Value {
+    let r = request.send().await.expect("the server answers");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(status, expect, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}: {text}"))
+}
+
+/// A shop built through the API and stopped with SIGTERM.
+struct Shop {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    /// Confirmed, without a customer.
+    plain_order: String,
+    /// Confirmed, with the customer (3 points).
+    customer_order: String,
+}
+
+impl Shop {
+    fn db(&self) -> PathBuf {
+        self.data.join("lemonade.db")
+    }
+}
+
+/// Demo shop; orders: confirmed without customer, confirmed with customer, cancelled with
+/// customer, confirmed without key, and one refused for stock (its key records the refusal).
+fn build_shop() -> Shop {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(build_shop_async())
+}
+
+async fn build_shop_async() -> Shop {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let data = tmp.path().join("shop");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("a client");
+    let mut server = Server::start(&data);
+    server.wait_healthy(&http).await;
+    let base = server.base.clone();
+
+    let products = send(http.get(format!("{base}/products")), 200).await;
+    let lemonade = products["items"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| p["name"] == "Lemonade")
+        .expect("the demo shop sells Lemonade")["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let customer = send(
+        http.post(format!("{base}/customers"))
+            .json(&json!({ "name": "Audit Subject" })),
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+
+    let place = |customer: Option<&str>, quantity: i64, key: Option<&str>, expect: u16| {
+        let mut request = http.post(format!("{base}/orders")).json(&json!({
+            "customer_id": customer,
+            "lines": [{ "product_id": lemonade, "quantity": quantity }],
+        }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        send(request, expect)
+    };
+    let plain_order = place(None, 1, Some("audit-1"), 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer_order = place(Some(&customer), 1, Some("audit-2"), 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        send(http.get(format!("{base}/orders/{customer_order}")), 200).await["points"],
+        3
+    );
+    let to_cancel = place(Some(&customer), 2, Some("audit-3"), 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    place(None, 2, None, 201).await;
+    // More lemons than the shop has: refused, and the refusal is what the key remembers.
+    place(None, 500, Some("audit-4"), 409).await;
+    let cancelled = send(http.post(format!("{base}/orders/{to_cancel}/cancel")), 200).await;
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // The audit reads beside a running shop.
+    let (code, stdout, _) = check(&data, false);
+    assert_eq!(code, Some(0), "check beside the running shop:\n{stdout}");
+
+    server.terminate().await;
+    Shop {
+        _tmp: tmp,
+        data,
+        plain_order,
+        customer_order,
+    }
+}
+
+/// Runs `lemonade check --data <data> [--json]`: (exit code, stdout, stderr).
+fn check(data: &Path, json: bool) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--data"]).arg(data).env_remove("LEMONADE_DATA");
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().expect("run lemonade check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The rules `check --json` says are broken.
+fn broken_rules(data: &Path) -> BTreeSet<String> {
+    let (code, stdout, stderr) = check(data, true);
+    assert_eq!(code, Some(1), "check --json: stdout:\n{stdout}\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("check --json prints JSON");
+    report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["rule"].as_str().expect("a rule").to_owned())
+        .collect()
+}
+
+/// Corrupts the shop's database with `sql`, then asserts that `check` exits 1, names every
+/// rule of `rules` in its text report, and that `--json` lists exactly those rules.
+fn assert_found(shop: &Shop, sql: &str, rules: &[&str]) {
+    let conn = rusqlite::Connection::open(shop.db()).expect("open the database");
+    conn.execute_batch(sql)
+        .unwrap_or_else(|e| panic!("corrupting with {sql}: {e}"));
+    drop(conn);
+
+    let (code, stdout, stderr) = check(&shop.data, false);
+    assert_eq!(code, Some(1), "check after {sql}: stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    for rule in rules {
+        assert!(
+            stdout.contains(rule),
+            "check after {sql} does not name {rule}:\n{stdout}"
+        );
+    }
+    let expected: BTreeSet<String> = rules.iter().map(|r| r.to_string()).collect();
+    assert_eq!(broken_rules(&shop.data), expected, "check --json after {sql}");
+}
+
+#[test]
+fn a_healthy_shop_passes_the_audit() {
+    let shop = build_shop();
+    let (code, stdout, stderr) = check(&shop.data, false);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    assert!(stdout.contains("4 orders, 1 customers, 4 idempotency keys"), "{stdout}");
+
+    let (code, stdout, _) = check(&shop.data, true);
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["violations"], json!([]));
+    assert_eq!(report["orders"], 4);
+    assert_eq!(report["ingredients"], 6);
+}
+
+#[test]
+fn on_hand_changed_outside_the_ledger_is_found() {
+    let shop = build_shop();
+    assert_found(
+        &shop,
+        "UPDATE ingredients SET on_hand = on_hand + 5",
+        &["on-hand-equals-ledger"],
+    );
+}
+
+#[test]
+fn points_no_order_earned_are_found() {
+    let shop = build_shop();
+    assert_found(
+        &shop,
+        "UPDATE customers SET points = points + 1",
+        &["points-equal-orders", "points-equal-activity"],
+    );
+}
+
+#[test]
+fn a_deleted_sale_move_is_found() {
+    let shop = build_shop();
+    let sql = format!(
+        "DROP TRIGGER stock_moves_no_delete;
+         DELETE FROM stock_moves WHERE id = (
+             SELECT id FROM stock_moves WHERE order_id = '{}' AND reason = 'sale' ORDER BY id LIMIT 1)",
+        shop.customer_order
+    );
+    // The ingredient's on-hand no longer equals its ledger either.
+    assert_found(
+        &shop,
+        &sql,
+        &["confirmed-order-took-its-recipe", "on-hand-equals-ledger"],
+    );
+}
+
+#[test]
+fn an_order_total_that_is_not_its_lines_is_found() {
+    let shop = build_shop();
+    assert_found(
+        &shop,
+        "UPDATE orders SET total = total + 1",
+        &["order-total-equals-lines"],
+    );
+}
+
+#[test]
+fn an_idempotency_record_without_its_order_is_found() {
+    let shop = build_shop();
+    assert_found(
+        &shop,
+        "PRAGMA foreign_keys = OFF; UPDATE idempotency_keys SET order_id = 'nope'",
+        &["idempotency-record-is-real", "foreign-keys"],
+    );
+}
+
+#[test]
+fn a_cancelled_order_that_kept_its_stock_is_found() {
+    let shop = build_shop();
+    let sql = format!(
+        "UPDATE orders SET status = 'cancelled' WHERE id = '{}'",
+        shop.plain_order
+    );
+    assert_found(&shop, &sql, &["cancelled-order-returned-its-stock"]);
+}
+
+#[test]
+fn a_cancelled_order_that_kept_its_points_is_found() {
+    let shop = build_shop();
+    // Its stock returned by hand (the ledger is append-only, inserts are allowed), but not
+    // its points.
+    let sql = format!(
+        "INSERT INTO stock_moves (id, ingredient_id, delta, reason, order_id, created_at)
+             SELECT id || '-back', ingredient_id, -delta, 'cancel', order_id, created_at
+             FROM stock_moves WHERE order_id = '{id}' AND reason = 'sale';
+         UPDATE ingredients SET on_hand = on_hand - (
+             SELECT COALESCE(SUM(delta), 0) FROM stock_moves
+             WHERE order_id = '{id}' AND reason = 'sale' AND ingredient_id = ingredients.id);
+         UPDATE orders SET status = 'cancelled' WHERE id = '{id}'",
+        id = shop.customer_order
+    );
+    assert_found(&shop, &sql, &["cancelled-order-has-no-points"]);
+}
+
+#[test]
+fn a_folder_that_cannot_be_audited_exits_2() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+
+    let missing = tmp.path().join("no-such-folder");
+    let (code, _, stderr) = check(&missing, false);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot audit"), "{stderr}");
+    assert!(!missing.exists(), "check must not create the folder");
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, stderr) = check(&empty, false);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!empty.join("lemonade.db").exists(), "check must not create a database");
+
+    let garbage = tmp.path().join("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(garbage.join("lemonade.db"), vec![0x5a; 8192]).unwrap();
+    let (code, _, stderr) = check(&garbage, false);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn a_database_of_another_schema_version_is_not_audited() {
+    let shop = build_shop();
+    let conn = rusqlite::Connection::open(shop.db()).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let (code, _, stderr) = check(&shop.data, false);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("schema version 99"), "{stderr}");
+}
+
+#[test]
+fn the_ledger_refuses_update_and_delete() {
+    let shop = build_shop();
+    let conn = rusqlite::Connection::open(shop.db()).unwrap();
+    let moves: i64 = conn
+        .query_row("SELECT COUNT(*) FROM stock_moves", [], |r| r.get(0))
+        .unwrap();
+    assert!(moves > 0);
+    for sql in [
+        "DELETE FROM stock_moves",
+        "UPDATE stock_moves SET delta = delta + 1",
+        "UPDATE stock_moves SET note = 'edited'",
+    ] {
+        let e = conn.execute(sql, []).expect_err(sql);
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    let after: i64 = conn
+        .query_row("SELECT COUNT(*) FROM stock_moves", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(after, moves);
+    drop(conn);
+    let (code, stdout, _) = check(&shop.data, false);
+    assert_eq!(code, Some(0), "{stdout}");
+}
