@@ -378,3 +378,423 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use lemonade_domain::ShopError;
+    use lemonade_domain::catalog::NewProduct;
+    use lemonade_domain::customer::CustomerFields;
+    use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
+    use lemonade_domain::order::{OrderDraft, RawOrderLine};
+    use lemonade_domain::ports::{IdSource, IdempotencyKey};
+    use lemonade_domain::stock::{MoveReason, NewIngredient, RecipeItem};
+    use lemonade_domain::values::{Money, Quantity, Timestamp, Unit};
+
+    use super::*;
+    use crate::sql::idempotency::{self, Outcome};
+    use crate::sql::{catalog, crm, orders, stock};
+
+    const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+    /// Ids from a counter: deterministic, and sorting by creation like UUIDv7.
+    #[derive(Default)]
+    struct Counter(AtomicU64);
+
+    impl IdSource for Counter {
+        fn next_id(&self) -> String {
+            format!("id-{:08}", self.0.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+    }
+
+    /// A small shop written by the same SQL functions the writer runs: lemons and sugar, a
+    /// lemonade (350, one lemon and 30 g of sugar), one customer.
+    struct Shop {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        conn: Connection,
+        ids: Counter,
+        lemons: IngredientId,
+        lemonade: ProductId,
+        customer: CustomerId,
+    }
+
+    impl Shop {
+        fn new() -> Shop {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("lemonade.db");
+            let mut conn = crate::db::open_connection(&path).unwrap();
+            crate::migrations::migrate(&mut conn).unwrap();
+            let ids = Counter::default();
+            let ingredient = |name: &str, unit, on_hand| {
+                let id = IngredientId::parse(&ids.next_id()).unwrap();
+                let new = NewIngredient {
+                    name: name.into(),
+                    unit,
+                    on_hand,
+                    reorder_level: 0,
+                };
+                stock::create(&conn, id, &new, MoveId::parse(&ids.next_id()).unwrap(), NOW)
+                    .unwrap()
+                    .id
+            };
+            let lemons = ingredient("Lemons", Unit::Piece, 10);
+            let sugar = ingredient("Sugar", Unit::G, 1_000);
+            let lemonade = ProductId::parse(&ids.next_id()).unwrap();
+            let product = NewProduct {
+                name: "Lemonade".into(),
+                price: Money::new(350).unwrap(),
+                recipe: vec![
+                    RecipeItem {
+                        ingredient_id: lemons.clone(),
+                        quantity: Quantity::new(1).unwrap(),
+                    },
+                    RecipeItem {
+                        ingredient_id: sugar,
+                        quantity: Quantity::new(30).unwrap(),
+                    },
+                ],
+                active: true,
+            };
+            catalog::create(&conn, lemonade.clone(), &product, NOW).unwrap();
+            let customer = CustomerId::parse(&ids.next_id()).unwrap();
+            let fields = CustomerFields::parse(Some("Ada"), None, None, true).unwrap();
+            crm::create(&conn, customer.clone(), ids.next_id(), &fields, NOW).unwrap();
+            Shop {
+                _dir: dir,
+                path,
+                conn,
+                ids,
+                lemons,
+                lemonade,
+                customer,
+            }
+        }
+
+        fn place(&self, with_customer: bool, quantity: i64) -> OrderId {
+            let lines = [RawOrderLine {
+                product_id: self.lemonade.to_string(),
+                quantity,
+            }];
+            let draft = OrderDraft::parse(with_customer.then(|| self.customer.as_str()), &lines).unwrap();
+            orders::place(&self.conn, &self.ids, &draft, NOW, 100).unwrap().id
+        }
+
+        fn cancel(&self, order: &OrderId) {
+            orders::cancel(&self.conn, &self.ids, order, NOW).unwrap();
+        }
+
+        fn apply(&self, id: &str, delta: i64, reason: MoveReason, order: Option<&OrderId>) {
+            let id = MoveId::parse(id).unwrap();
+            stock::apply_move(&self.conn, id, &self.lemons, delta, reason, order, None, NOW).unwrap();
+        }
+
+        fn sql(&self, sql: &str) {
+            self.conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+
+        fn report(&self) -> AuditReport {
+            self.conn.execute_batch("BEGIN").unwrap();
+            let report = audit(&self.conn).unwrap();
+            self.conn.execute_batch("COMMIT").unwrap();
+            report
+        }
+
+        /// The rules the audit finds broken.
+        fn broken(&self) -> BTreeSet<&'static str> {
+            self.report().violations.iter().map(|v| v.rule).collect()
+        }
+    }
+
+    fn rules(names: &[&'static str]) -> BTreeSet<&'static str> {
+        names.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_shop_run_by_the_writers_functions_is_clean() {
+        let shop = Shop::new();
+        shop.place(false, 1);
+        let kept = shop.place(true, 2);
+        let cancelled = shop.place(true, 1);
+        shop.cancel(&cancelled);
+        shop.apply("id-restock", 5, MoveReason::Restock, None);
+        shop.apply("id-waste", -3, MoveReason::Waste, None);
+        let key = IdempotencyKey::parse("k1", "f".into()).unwrap();
+        let order = orders::require(&shop.conn, &kept).unwrap();
+        idempotency::store(&shop.conn, &key, &Outcome::Placed(order), NOW).unwrap();
+        let refused = IdempotencyKey::parse("k2", "f".into()).unwrap();
+        let rejection = Outcome::Rejected(ShopError::conflict("no"));
+        idempotency::store(&shop.conn, &refused, &rejection, NOW).unwrap();
+
+        let report = shop.report();
+        assert!(report.is_clean(), "{}", report.to_text());
+        assert_eq!(
+            (
+                report.ingredients,
+                report.orders,
+                report.customers,
+                report.idempotency_keys
+            ),
+            (2, 3, 1, 2)
+        );
+        assert!(report.to_text().contains("ok: every invariant holds"));
+    }
+
+    /// Move ids are not commit order: `adjust_stock` makes its move id before its job waits
+    /// for the writer, a sale or cancel makes its id inside the writer, and a restarted
+    /// process makes ids from a clock that may have stepped back. The running balance must
+    /// follow the order the moves were written in, which the ledger does not record (it is
+    /// WITHOUT ROWID and has no sequence column), so today this false alarm is raised.
+    #[test]
+    #[ignore = "known bug: ledger-never-negative replays moves by id, which is not commit order"]
+    fn the_ledger_is_replayed_in_the_order_it_was_written() {
+        let shop = Shop::new();
+        // All 10 lemons go; then a restock whose id sorts last, then a waste whose id was made
+        // before everything else but that only ran after the restock.
+        shop.place(false, 10);
+        shop.apply("id-99999999", 5, MoveReason::Restock, None);
+        shop.apply("id-00000000-early", -5, MoveReason::Waste, None);
+        let report = shop.report();
+        assert!(report.is_clean(), "{}", report.to_text());
+    }
+
+    #[test]
+    fn a_ledger_that_went_below_zero_is_found() {
+        let shop = Shop::new();
+        // Written straight into the ledger, bypassing on-hand: 10 lemons, -15, +15. The sum
+        // still equals on-hand; only the running balance shows the hole.
+        let lemons = shop.lemons.as_str();
+        shop.sql(&format!(
+            "INSERT INTO stock_moves (id, ingredient_id, delta, reason, created_at)
+                 VALUES ('id-a', '{lemons}', -15, 'waste', 0);
+             INSERT INTO stock_moves (id, ingredient_id, delta, reason, created_at)
+                 VALUES ('id-b', '{lemons}', 15, 'restock', 0);"
+        ));
+        assert_eq!(shop.broken(), rules(&["ledger-never-negative"]));
+    }
+
+    #[test]
+    fn negative_on_hand_is_found() {
+        let shop = Shop::new();
+        shop.sql("PRAGMA ignore_check_constraints = ON; UPDATE ingredients SET on_hand = -1");
+        assert_eq!(
+            shop.broken(),
+            rules(&["on-hand-never-negative", "on-hand-equals-ledger"])
+        );
+    }
+
+    #[test]
+    fn an_order_without_lines_is_found() {
+        let shop = Shop::new();
+        let order = shop.place(false, 1);
+        shop.sql(&format!("DELETE FROM order_lines WHERE order_id = '{order}'"));
+        assert_eq!(
+            shop.broken(),
+            rules(&[
+                "order-has-lines",
+                "order-total-equals-lines",
+                "confirmed-order-took-its-recipe"
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unreadable_recipe_snapshot_is_found() {
+        let shop = Shop::new();
+        shop.place(false, 1);
+        shop.sql("UPDATE order_lines SET recipe = 'not json'");
+        assert_eq!(
+            shop.broken(),
+            rules(&["order-line-recipe-readable", "confirmed-order-took-its-recipe"])
+        );
+    }
+
+    #[test]
+    fn a_sale_move_of_the_wrong_size_is_found() {
+        let shop = Shop::new();
+        let order = shop.place(false, 2);
+        // One more lemon taken for the order than its recipe says, on-hand kept in step.
+        shop.apply("id-extra", -1, MoveReason::Sale, Some(&order));
+        assert_eq!(shop.broken(), rules(&["confirmed-order-took-its-recipe"]));
+    }
+
+    #[test]
+    fn stock_returned_for_a_confirmed_order_is_found() {
+        let shop = Shop::new();
+        let order = shop.place(false, 1);
+        shop.apply("id-back", 1, MoveReason::Cancel, Some(&order));
+        assert_eq!(shop.broken(), rules(&["confirmed-order-not-returned"]));
+    }
+
+    #[test]
+    fn a_cancelled_order_returning_the_wrong_amount_is_found() {
+        let shop = Shop::new();
+        let order = shop.place(false, 2);
+        shop.cancel(&order);
+        shop.apply("id-more", 1, MoveReason::Cancel, Some(&order));
+        assert_eq!(shop.broken(), rules(&["cancelled-order-returned-its-stock"]));
+    }
+
+    #[test]
+    fn a_cancelled_order_that_never_took_stock_is_found() {
+        let shop = Shop::new();
+        let order = shop.place(false, 1);
+        shop.cancel(&order);
+        // Its recipe snapshot now says two lemons; the sale and its return say one.
+        shop.sql(&format!(
+            "UPDATE order_lines SET recipe = json_array(json_array('{}', 2)) WHERE order_id = '{order}'",
+            shop.lemons
+        ));
+        assert_eq!(shop.broken(), rules(&["cancelled-order-took-its-recipe"]));
+    }
+
+    #[test]
+    fn unfinished_orders_hold_no_stock() {
+        let shop = Shop::new();
+        let holding = shop.place(false, 1);
+        let given_back = shop.place(false, 1);
+        shop.cancel(&given_back);
+        shop.sql(&format!(
+            "UPDATE orders SET status = 'failed' WHERE id = '{given_back}';
+             UPDATE orders SET status = 'pending' WHERE id = '{holding}';"
+        ));
+        let report = shop.report();
+        assert_eq!(
+            report
+                .violations
+                .iter()
+                .map(|v| (v.rule, v.subject.clone()))
+                .collect::<Vec<_>>(),
+            vec![("unfinished-order-holds-no-stock", format!("pending order {holding}"))],
+        );
+    }
+
+    #[test]
+    fn points_are_checked_against_orders_and_the_activity_log() {
+        let shop = Shop::new();
+        let with = shop.place(true, 1);
+        let without = shop.place(false, 1);
+        let cancelled = shop.place(true, 1);
+        shop.cancel(&cancelled);
+        assert!(shop.report().is_clean());
+
+        shop.sql(&format!("UPDATE orders SET points = 3 WHERE id = '{without}'"));
+        assert_eq!(shop.broken(), rules(&["points-need-a-customer"]));
+        shop.sql(&format!("UPDATE orders SET points = 0 WHERE id = '{without}'"));
+
+        shop.sql(&format!("UPDATE orders SET points = 3 WHERE id = '{cancelled}'"));
+        // The customer's 3 points no longer equal the 6 their orders say they earned.
+        assert_eq!(
+            shop.broken(),
+            rules(&["cancelled-order-has-no-points", "points-equal-orders"])
+        );
+        shop.sql(&format!("UPDATE orders SET points = 0 WHERE id = '{cancelled}'"));
+
+        shop.sql(&format!(
+            "DELETE FROM customer_activity WHERE order_id = '{with}' AND kind = 'order_placed'"
+        ));
+        assert_eq!(shop.broken(), rules(&["points-equal-activity"]));
+    }
+
+    #[test]
+    fn idempotency_records_must_match_their_orders() {
+        let shop = Shop::new();
+        let first = shop.place(false, 1);
+        let second = shop.place(false, 1);
+        let order = orders::require(&shop.conn, &first).unwrap();
+        let key = |k: &str| IdempotencyKey::parse(k, "f".into()).unwrap();
+        idempotency::store(&shop.conn, &key("placed"), &Outcome::Placed(order), NOW).unwrap();
+        let rejection = Outcome::Rejected(ShopError::conflict("no"));
+        idempotency::store(&shop.conn, &key("refused"), &rejection, NOW).unwrap();
+        assert!(shop.report().is_clean());
+
+        let subjects = |shop: &Shop| -> Vec<(&'static str, String)> {
+            shop.report()
+                .violations
+                .iter()
+                .map(|v| (v.rule, v.subject.clone()))
+                .collect()
+        };
+        // The column names a real order, but not the one the stored outcome says.
+        shop.sql(&format!(
+            "UPDATE idempotency_keys SET order_id = '{second}' WHERE key = 'placed'"
+        ));
+        assert_eq!(
+            subjects(&shop),
+            vec![("idempotency-record-is-real", "key placed".to_owned())]
+        );
+        shop.sql(&format!(
+            "UPDATE idempotency_keys SET order_id = '{first}' WHERE key = 'placed'"
+        ));
+
+        shop.sql(&format!(
+            "UPDATE idempotency_keys SET order_id = '{first}' WHERE key = 'refused'"
+        ));
+        assert_eq!(
+            subjects(&shop),
+            vec![("idempotency-record-is-real", "key refused".to_owned())]
+        );
+        shop.sql("UPDATE idempotency_keys SET order_id = NULL WHERE key = 'refused'");
+
+        shop.sql("UPDATE idempotency_keys SET outcome = '{\"placed\": 1}' WHERE key = 'placed'");
+        let report = shop.report();
+        assert_eq!(report.violations.len(), 1, "{}", report.to_text());
+        assert!(report.violations[0].detail.starts_with("unreadable outcome"));
+    }
+
+    #[test]
+    fn the_ledger_is_append_only() {
+        let shop = Shop::new();
+        shop.place(false, 1);
+        for sql in ["DELETE FROM stock_moves", "UPDATE stock_moves SET delta = 0"] {
+            let e = shop.conn.execute_batch(sql).expect_err(sql);
+            assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+        }
+        assert!(shop.report().is_clean());
+    }
+
+    #[test]
+    fn audit_file_reads_without_writing_and_refuses_what_it_cannot_audit() {
+        let shop = Shop::new();
+        shop.place(true, 1);
+        let report = audit_file(&shop.path).unwrap();
+        assert!(report.is_clean(), "{}", report.to_text());
+        assert_eq!(report.orders, 1);
+
+        let missing = shop.path.with_file_name("missing.db");
+        assert!(audit_file(&missing).is_err());
+        assert!(!missing.exists(), "the audit must not create a database");
+
+        shop.conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION_NEXT)
+            .unwrap();
+        let e = audit_file(&shop.path).unwrap_err().to_string();
+        assert!(e.contains(&format!("schema version {SCHEMA_VERSION_NEXT}")), "{e}");
+    }
+
+    const SCHEMA_VERSION_NEXT: i64 = crate::migrations::SCHEMA_VERSION + 1;
+
+    #[test]
+    fn the_text_report_groups_by_rule_and_caps_the_examples() {
+        let mut report = AuditReport::default();
+        for i in 0..VIOLATIONS_SHOWN_MAX + 5 {
+            report.flag(
+                "order-total-equals-lines",
+                format!("order o{i}"),
+                "total 1, lines sum 0",
+            );
+        }
+        report.flag("foreign-keys", "orders row Some(1)", "points at a missing customers");
+        let text = report.to_text();
+        assert!(text.contains("FAILED: 26 violations of 2 rules"), "{text}");
+        assert!(text.contains("\norder-total-equals-lines (25 violations)\n"), "{text}");
+        assert!(text.contains("  ... and 5 more\n"), "{text}");
+        assert!(text.contains("\nforeign-keys (1 violations)\n"), "{text}");
+        assert_eq!(text.matches("  order o").count(), VIOLATIONS_SHOWN_MAX);
+        // Rules come in a stable (alphabetical) order.
+        assert!(text.find("foreign-keys").unwrap() < text.find("order-total-equals-lines").unwrap());
+    }
+}
