@@ -152,8 +152,8 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let mut balance: HashMap<String, i64> = HashMap::new();
     for (ingredient, delta, move_id) in rows(
         conn,
-        "SELECT ingredient_id, delta, id FROM stock_moves ORDER BY id",
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+        "SELECT ingredient_id, delta, seq FROM stock_moves ORDER BY seq",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
     )? {
         let b = balance.entry(ingredient.clone()).or_insert(0);
         *b += delta;
@@ -388,7 +388,7 @@ mod tests {
     use lemonade_domain::ShopError;
     use lemonade_domain::catalog::NewProduct;
     use lemonade_domain::customer::CustomerFields;
-    use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
+    use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
     use lemonade_domain::order::{OrderDraft, RawOrderLine};
     use lemonade_domain::ports::{IdSource, IdempotencyKey};
     use lemonade_domain::stock::{MoveReason, NewIngredient, RecipeItem};
@@ -437,9 +437,7 @@ mod tests {
                     on_hand,
                     reorder_level: 0,
                 };
-                stock::create(&conn, id, &new, MoveId::parse(&ids.next_id()).unwrap(), NOW)
-                    .unwrap()
-                    .id
+                stock::create(&conn, id, &new, NOW).unwrap().id
             };
             let lemons = ingredient("Lemons", Unit::Piece, 10);
             let sugar = ingredient("Sugar", Unit::G, 1_000);
@@ -487,9 +485,8 @@ mod tests {
             orders::cancel(&self.conn, &self.ids, order, NOW).unwrap();
         }
 
-        fn apply(&self, id: &str, delta: i64, reason: MoveReason, order: Option<&OrderId>) {
-            let id = MoveId::parse(id).unwrap();
-            stock::apply_move(&self.conn, id, &self.lemons, delta, reason, order, None, NOW).unwrap();
+        fn apply(&self, delta: i64, reason: MoveReason, order: Option<&OrderId>) {
+            stock::apply_move(&self.conn, &self.lemons, delta, reason, order, None, NOW).unwrap();
         }
 
         fn sql(&self, sql: &str) {
@@ -520,8 +517,8 @@ mod tests {
         let kept = shop.place(true, 2);
         let cancelled = shop.place(true, 1);
         shop.cancel(&cancelled);
-        shop.apply("id-restock", 5, MoveReason::Restock, None);
-        shop.apply("id-waste", -3, MoveReason::Waste, None);
+        shop.apply(5, MoveReason::Restock, None);
+        shop.apply(-3, MoveReason::Waste, None);
         let key = IdempotencyKey::parse("k1", "f".into()).unwrap();
         let order = orders::require(&shop.conn, &kept).unwrap();
         idempotency::store(&shop.conn, &key, &Outcome::Placed(order), NOW).unwrap();
@@ -543,20 +540,20 @@ mod tests {
         assert!(report.to_text().contains("ok: every invariant holds"));
     }
 
-    /// Move ids are not commit order: `adjust_stock` makes its move id before its job waits
-    /// for the writer, a sale or cancel makes its id inside the writer, and a restarted
-    /// process makes ids from a clock that may have stepped back. The running balance must
-    /// follow the order the moves were written in, which the ledger does not record (it is
-    /// WITHOUT ROWID and has no sequence column), so today this false alarm is raised.
+    /// The running balance follows the order moves were written in: the ledger's `seq`,
+    /// assigned by the single writer, which is also the move id clients see, so no clock or
+    /// id source can reorder it.
     #[test]
-    #[ignore = "known bug: ledger-never-negative replays moves by id, which is not commit order"]
     fn the_ledger_is_replayed_in_the_order_it_was_written() {
         let shop = Shop::new();
-        // All 10 lemons go; then a restock whose id sorts last, then a waste whose id was made
-        // before everything else but that only ran after the restock.
+        // All 10 lemons go, then a restock, then a waste of what the restock brought.
         shop.place(false, 10);
-        shop.apply("id-99999999", 5, MoveReason::Restock, None);
-        shop.apply("id-00000000-early", -5, MoveReason::Waste, None);
+        let restock = stock::apply_move(&shop.conn, &shop.lemons, 5, MoveReason::Restock, None, None, NOW).unwrap();
+        let waste = stock::apply_move(&shop.conn, &shop.lemons, -5, MoveReason::Waste, None, None, NOW).unwrap();
+        assert!(
+            restock.id < waste.id,
+            "move ids sort in the order the moves were written"
+        );
         let report = shop.report();
         assert!(report.is_clean(), "{}", report.to_text());
     }
@@ -568,10 +565,10 @@ mod tests {
         // still equals on-hand; only the running balance shows the hole.
         let lemons = shop.lemons.as_str();
         shop.sql(&format!(
-            "INSERT INTO stock_moves (id, ingredient_id, delta, reason, created_at)
-                 VALUES ('id-a', '{lemons}', -15, 'waste', 0);
-             INSERT INTO stock_moves (id, ingredient_id, delta, reason, created_at)
-                 VALUES ('id-b', '{lemons}', 15, 'restock', 0);"
+            "INSERT INTO stock_moves (ingredient_id, delta, reason, created_at)
+                 VALUES ('{lemons}', -15, 'waste', 0);
+             INSERT INTO stock_moves (ingredient_id, delta, reason, created_at)
+                 VALUES ('{lemons}', 15, 'restock', 0);"
         ));
         assert_eq!(shop.broken(), rules(&["ledger-never-negative"]));
     }
@@ -617,7 +614,7 @@ mod tests {
         let shop = Shop::new();
         let order = shop.place(false, 2);
         // One more lemon taken for the order than its recipe says, on-hand kept in step.
-        shop.apply("id-extra", -1, MoveReason::Sale, Some(&order));
+        shop.apply(-1, MoveReason::Sale, Some(&order));
         assert_eq!(shop.broken(), rules(&["confirmed-order-took-its-recipe"]));
     }
 
@@ -625,7 +622,7 @@ mod tests {
     fn stock_returned_for_a_confirmed_order_is_found() {
         let shop = Shop::new();
         let order = shop.place(false, 1);
-        shop.apply("id-back", 1, MoveReason::Cancel, Some(&order));
+        shop.apply(1, MoveReason::Cancel, Some(&order));
         assert_eq!(shop.broken(), rules(&["confirmed-order-not-returned"]));
     }
 
@@ -634,7 +631,7 @@ mod tests {
         let shop = Shop::new();
         let order = shop.place(false, 2);
         shop.cancel(&order);
-        shop.apply("id-more", 1, MoveReason::Cancel, Some(&order));
+        shop.apply(1, MoveReason::Cancel, Some(&order));
         assert_eq!(shop.broken(), rules(&["cancelled-order-returned-its-stock"]));
     }
 

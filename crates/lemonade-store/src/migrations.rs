@@ -17,9 +17,11 @@ const MIGRATIONS: &[&str] = &[
         reorder_level INTEGER NOT NULL CHECK (reorder_level >= 0),
         created_at    INTEGER NOT NULL
     ) WITHOUT ROWID;
-    -- The ledger. Append-only: the triggers below refuse every UPDATE and DELETE.
+    -- The ledger. Append-only: the triggers below refuse every UPDATE and DELETE. `seq` is
+    -- the order moves were written in (the single writer assigns it), which is what a replay
+    -- of the running balance must follow; clients see it as the move's id.
     CREATE TABLE stock_moves (
-        id            TEXT PRIMARY KEY,
+        seq           INTEGER PRIMARY KEY,
         ingredient_id TEXT NOT NULL REFERENCES ingredients (id),
         delta         INTEGER NOT NULL,
         reason        TEXT NOT NULL CHECK (reason IN ('sale', 'cancel', 'restock', 'waste', 'count')),
@@ -27,8 +29,8 @@ const MIGRATIONS: &[&str] = &[
         note          TEXT,
         created_at    INTEGER NOT NULL,
         CHECK ((reason IN ('sale', 'cancel')) = (order_id IS NOT NULL))
-    ) WITHOUT ROWID;
-    CREATE INDEX stock_moves_by_ingredient ON stock_moves (ingredient_id, id);
+    );
+    CREATE INDEX stock_moves_by_ingredient ON stock_moves (ingredient_id, seq);
     CREATE TRIGGER stock_moves_no_update BEFORE UPDATE ON stock_moves
         BEGIN SELECT RAISE(ABORT, 'stock_moves is append-only'); END;
     CREATE TRIGGER stock_moves_no_delete BEFORE DELETE ON stock_moves

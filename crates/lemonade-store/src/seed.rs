@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::NewProduct;
-use lemonade_domain::ids::{IngredientId, MoveId, ProductId};
+use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::ports::{Clock, IdSource};
 use lemonade_domain::stock::{NewIngredient, RecipeItem};
 use lemonade_domain::values::{Money, Quantity, Unit};
@@ -80,8 +80,7 @@ pub async fn seed_demo_if_empty(
                     on_hand,
                     reorder_level,
                 };
-                let opening = MoveId::parse(&ids.next_id()).expect("valid id");
-                by_name.insert(name, stock::create(conn, id, &new, opening, now)?.id);
+                by_name.insert(name, stock::create(conn, id, &new, now)?.id);
             }
             for &(name, price, recipe) in PRODUCTS {
                 let new = NewProduct {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
-use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
+use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::Order;
 use lemonade_domain::ports::{
     Clock, DependencyHealth, Health, IdSource, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
@@ -116,12 +116,8 @@ impl Shop for SqliteShop {
 
     async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
         let id = IngredientId::parse(&self.new_id()).expect("valid id");
-        let opening = MoveId::parse(&self.new_id()).expect("valid id");
         let now = self.clock.now();
-        self.db
-            .writer
-            .execute(move |c| stock::create(c, id, &new, opening, now))
-            .await
+        self.db.writer.execute(move |c| stock::create(c, id, &new, now)).await
     }
 
     async fn adjust_stock(
@@ -129,14 +125,13 @@ impl Shop for SqliteShop {
         id: IngredientId,
         adjustment: StockAdjustment,
     ) -> Result<(Ingredient, StockMove), ShopError> {
-        let move_id = MoveId::parse(&self.new_id()).expect("valid id");
         let now = self.clock.now();
         self.db
             .writer
             .execute(move |c| {
                 let ingredient = stock::require(c, &id)?;
                 let (delta, reason, note) = adjustment.delta(&ingredient)?;
-                let mv = stock::apply_move(c, move_id, &id, delta, reason, None, note.as_deref(), now)?;
+                let mv = stock::apply_move(c, &id, delta, reason, None, note.as_deref(), now)?;
                 Ok((stock::require(c, &id)?, mv))
             })
             .await

@@ -286,8 +286,8 @@ fn a_deleted_sale_move_is_found() {
     let shop = build_shop();
     let sql = format!(
         "DROP TRIGGER stock_moves_no_delete;
-         DELETE FROM stock_moves WHERE id = (
-             SELECT id FROM stock_moves WHERE order_id = '{}' AND reason = 'sale' ORDER BY id LIMIT 1)",
+         DELETE FROM stock_moves WHERE seq = (
+             SELECT seq FROM stock_moves WHERE order_id = '{}' AND reason = 'sale' ORDER BY seq LIMIT 1)",
         shop.customer_order
     );
     // The ingredient's on-hand no longer equals its ledger either.
@@ -334,8 +334,8 @@ fn a_cancelled_order_that_kept_its_points_is_found() {
     // Its stock returned by hand (the ledger is append-only, inserts are allowed), but not
     // its points.
     let sql = format!(
-        "INSERT INTO stock_moves (id, ingredient_id, delta, reason, order_id, created_at)
-             SELECT id || '-back', ingredient_id, -delta, 'cancel', order_id, created_at
+        "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, created_at)
+             SELECT ingredient_id, -delta, 'cancel', order_id, created_at
              FROM stock_moves WHERE order_id = '{id}' AND reason = 'sale';
          UPDATE ingredients SET on_hand = on_hand - (
              SELECT COALESCE(SUM(delta), 0) FROM stock_moves

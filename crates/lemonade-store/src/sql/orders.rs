@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::ActivityKind;
-use lemonade_domain::ids::{CustomerId, IngredientId, MoveId, OrderId, ProductId};
+use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
 use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
@@ -14,10 +14,6 @@ use lemonade_domain::values::{Money, Timestamp};
 use rusqlite::{Connection, Row, params};
 
 use super::{SqlResult, catalog, crm, optional, stock, ts, unsigned};
-
-fn new_move_id(ids: &dyn IdSource) -> MoveId {
-    MoveId::parse(&ids.next_id()).expect("the id source makes valid ids")
-}
 
 fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
     let pairs: Vec<(&str, u64)> = recipe
@@ -104,7 +100,6 @@ pub fn place(
     for (ingredient, &needed) in &plan.needs {
         stock::apply_move(
             conn,
-            new_move_id(ids),
             ingredient,
             -(needed as i64),
             MoveReason::Sale,
@@ -170,16 +165,7 @@ pub fn cancel(conn: &Connection, ids: &dyn IdSource, id: &OrderId, now: Timestam
     let order = require(conn, id)?;
     order.status.check_cancel()?;
     for (ingredient, taken) in needs_of(conn, id)? {
-        stock::apply_move(
-            conn,
-            new_move_id(ids),
-            &ingredient,
-            taken as i64,
-            MoveReason::Cancel,
-            Some(id),
-            None,
-            now,
-        )?;
+        stock::apply_move(conn, &ingredient, taken as i64, MoveReason::Cancel, Some(id), None, now)?;
     }
     if let Some(customer_id) = &order.customer_id {
         if order.points > 0 {

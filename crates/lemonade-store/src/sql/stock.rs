@@ -4,6 +4,16 @@ use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::{IngredientId, MoveId, OrderId};
+
+/// A move's id as clients see it: its sequence number, zero-padded so ids sort as numbers.
+fn move_id(seq: i64) -> MoveId {
+    MoveId::parse(&format!("{seq:016}")).expect("digits are a valid id")
+}
+
+/// The sequence number a move id (a cursor) stands for; 0 for anything else.
+fn move_seq(id: &str) -> i64 {
+    id.parse().unwrap_or(0)
+}
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockLevel, StockMove};
 use lemonade_domain::values::{Timestamp, Unit};
@@ -87,7 +97,6 @@ pub fn create(
     conn: &Connection,
     id: IngredientId,
     new: &NewIngredient,
-    opening_move: MoveId,
     now: Timestamp,
 ) -> Result<Ingredient, ShopError> {
     if name_taken(conn, &new.name)? {
@@ -111,7 +120,6 @@ pub fn create(
     if new.on_hand > 0 {
         apply_move(
             conn,
-            opening_move,
             &id,
             new.on_hand as i64,
             MoveReason::Restock,
@@ -129,7 +137,6 @@ pub fn create(
 #[allow(clippy::too_many_arguments)]
 pub fn apply_move(
     conn: &Connection,
-    id: MoveId,
     ingredient: &IngredientId,
     delta: i64,
     reason: MoveReason,
@@ -146,12 +153,11 @@ pub fn apply_move(
         return Err(ShopError::conflict("stock changed while this request ran; try again"));
     }
     conn.prepare_cached(
-        "INSERT INTO stock_moves (id, ingredient_id, delta, reason, order_id, note, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
     .execute(params![
-        id.as_str(),
         ingredient.as_str(),
         delta,
         reason.as_str(),
@@ -161,7 +167,7 @@ pub fn apply_move(
     ])
     .db()?;
     Ok(StockMove {
-        id,
+        id: move_id(conn.last_insert_rowid()),
         ingredient_id: ingredient.clone(),
         delta,
         reason,
@@ -174,7 +180,7 @@ pub fn apply_move(
 fn move_from_row(r: &Row) -> rusqlite::Result<StockMove> {
     let reason: String = r.get(3)?;
     Ok(StockMove {
-        id: MoveId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        id: move_id(r.get(0)?),
         ingredient_id: IngredientId::parse(&r.get::<_, String>(1)?).expect("stored ids are valid"),
         delta: r.get(2)?,
         reason: MoveReason::parse(&reason).expect("a CHECK constraint limits reasons"),
@@ -186,7 +192,7 @@ fn move_from_row(r: &Row) -> rusqlite::Result<StockMove> {
     })
 }
 
-const MOVE_COLUMNS: &str = "id, ingredient_id, delta, reason, order_id, note, created_at";
+const MOVE_COLUMNS: &str = "seq, ingredient_id, delta, reason, order_id, note, created_at";
 
 /// The ledger, newest first, optionally for one ingredient.
 pub fn list_moves(
@@ -194,11 +200,11 @@ pub fn list_moves(
     ingredient: Option<&IngredientId>,
     page: &PageRequest,
 ) -> Result<Page<StockMove>, ShopError> {
-    let cursor = page.cursor.clone().unwrap_or_else(|| "~".into()); // '~' sorts after every id
+    let cursor = page.cursor.as_deref().map_or(i64::MAX, move_seq);
     let rows = match ingredient {
         Some(ing) => conn
             .prepare_cached(&format!(
-                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE ingredient_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE ingredient_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
             ))
             .db()?
             .query_map(params![ing.as_str(), cursor, page.limit + 1], move_from_row)
@@ -206,7 +212,7 @@ pub fn list_moves(
             .collect::<Result<Vec<_>, _>>(),
         None => conn
             .prepare_cached(&format!(
-                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {MOVE_COLUMNS} FROM stock_moves WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
             ))
             .db()?
             .query_map(params![cursor, page.limit + 1], move_from_row)
