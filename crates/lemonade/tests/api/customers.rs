@@ -1,0 +1,299 @@
+//! Customers: contact details, search, their orders, export and anonymisation.
+
+use serde_json::json;
+
+use crate::support::{enc, s, spawn_app, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_is_created_read_and_patched() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let created = app
+        .post(
+            "/customers",
+            &json!({"name": format!(" Ada {tag} "), "email": format!("ada.{tag}@example.org"), "phone": "+44 20 7946 0958"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created["name"], format!("Ada {tag}"));
+    assert_eq!(created["email"], format!("ada.{tag}@example.org"));
+    assert_eq!(created["phone"], "+44 20 7946 0958");
+    assert_eq!(created["points"], 0);
+    assert_eq!(created["anonymised"], false);
+    assert!(s(&created["created_at"]).ends_with('Z'));
+    let id = s(&created["id"]);
+    assert_eq!(app.customer(id).await, created);
+
+    let patched = app
+        .patch(&format!("/customers/{id}"), &json!({"name": format!("Ada L. {tag}")}))
+        .await
+        .expect(200);
+    assert_eq!(patched["name"], format!("Ada L. {tag}"));
+    assert_eq!(patched["email"], created["email"], "unsent fields stay");
+    assert_eq!(patched["phone"], created["phone"]);
+
+    let cleared = app
+        .patch(&format!("/customers/{id}"), &json!({"email": "", "phone": "0123"}))
+        .await
+        .expect(200);
+    assert!(cleared["email"].is_null(), "an empty email clears it: {cleared}");
+    assert_eq!(cleared["phone"], "0123");
+    assert_eq!(cleared["created_at"], created["created_at"]);
+    assert_eq!(app.customer(id).await, cleared);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_needs_only_a_name() {
+    let app = spawn_app().await;
+    let c = app.create_customer("Walk-in").await;
+    assert!(c["email"].is_null());
+    assert!(c["phone"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_matches_name_email_or_phone_case_insensitively() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let by_name = app
+        .post("/customers", &json!({"name": format!("Grace Hopper {tag}")}))
+        .await
+        .expect(201);
+    let by_email = app
+        .post(
+            "/customers",
+            &json!({"name": "Someone", "email": format!("x{tag}y@example.com")}),
+        )
+        .await
+        .expect(201);
+    let digits: String = tag
+        .chars()
+        .filter(char::is_ascii_digit)
+        .chain("975".chars())
+        .take(8)
+        .collect();
+    let phone = format!("+1 {digits}");
+    let by_phone = app
+        .post("/customers", &json!({"name": "Someone else", "phone": phone}))
+        .await
+        .expect(201);
+
+    let found = app
+        .get(&format!("/customers?q={}", enc(&tag.to_uppercase())))
+        .await
+        .expect(200);
+    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|c| s(&c["id"])).collect();
+    assert_eq!(ids, [s(&by_name["id"]), s(&by_email["id"])], "oldest first");
+
+    let found = app
+        .get(&format!("/customers?q={}", enc(&format!("grace hopper {tag}"))))
+        .await
+        .expect(200);
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+
+    let found = app.get(&format!("/customers?q={}", enc(&phone))).await.expect(200);
+    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|c| s(&c["id"])).collect();
+    assert!(ids.contains(&s(&by_phone["id"])), "{found}");
+
+    // LIKE wildcards are literal characters in a search.
+    let none = app
+        .get(&format!("/customers?q={}", enc(&format!("%{tag}_%"))))
+        .await
+        .expect(200);
+    assert_eq!(none["items"], json!([]));
+    app.get(&format!("/customers?q={}", "x".repeat(101))).await.invalid("q");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_customers_are_refused_and_nothing_is_created() {
+    let app = spawn_app().await;
+    let existing = app.create_customer("Existing").await;
+    let id = s(&existing["id"]);
+    let before = app.state(&[], &[], &[id]).await;
+    let tag = unique();
+
+    app.post("/customers", &json!({"email": format!("{tag}@example.org")}))
+        .await
+        .invalid("name");
+    app.post("/customers", &json!({"name": "  "})).await.invalid("name");
+    for email in ["no-at-sign", "a@b", "a b@example.org", "@example.org", "a@.org"] {
+        app.post("/customers", &json!({"name": format!("Bad {tag}"), "email": email}))
+            .await
+            .invalid("email");
+    }
+    for phone in ["call me", "12", "+1 (555) 0100 ext. 4 and so on and on"] {
+        app.post("/customers", &json!({"name": format!("Bad {tag}"), "phone": phone}))
+            .await
+            .invalid("phone");
+    }
+    app.post("/customers", &json!({"name": format!("Bad {tag}"), "points": 100}))
+        .await
+        .problem(422, "validation_failed");
+
+    let path = format!("/customers/{id}");
+    app.patch(&path, &json!({})).await.problem(422, "validation_failed");
+    app.patch(&path, &json!({"email": "nope"})).await.invalid("email");
+    app.patch(&path, &json!({"points": 1000}))
+        .await
+        .problem(422, "validation_failed");
+
+    assert_eq!(app.state(&[], &[], &[id]).await, before);
+    let found = app.get(&format!("/customers?q={tag}")).await.expect(200);
+    assert_eq!(found["items"], json!([]), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_customers_are_not_found_everywhere() {
+    let app = spawn_app().await;
+    let missing = "no-such-customer";
+    app.get(&format!("/customers/{missing}"))
+        .await
+        .problem(404, "not_found");
+    app.patch(&format!("/customers/{missing}"), &json!({"name": "X"}))
+        .await
+        .problem(404, "not_found");
+    app.delete(&format!("/customers/{missing}"))
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/customers/{missing}/orders"))
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/customers/{missing}/export"))
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/orders?customer_id={missing}"))
+        .await
+        .problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_orders_are_theirs_only_newest_first() {
+    let app = spawn_app().await;
+    let stand = app.stand(20).await;
+    let p = stand.product_id.as_str();
+    let ann = app.create_customer("Ann").await;
+    let bob = app.create_customer("Bob").await;
+    let first = app.sell(Some(s(&ann["id"])), &[(p, 1)]).await;
+    app.sell(Some(s(&bob["id"])), &[(p, 1)]).await;
+    app.sell(None, &[(p, 1)]).await;
+    let second = app.sell(Some(s(&ann["id"])), &[(p, 2)]).await;
+
+    let orders = app.orders_of(s(&ann["id"])).await;
+    assert_eq!(orders, [second.clone(), first.clone()]);
+    let filtered = app
+        .get_all(&format!("/orders?customer_id={}", s(&ann["id"])), 200)
+        .await;
+    assert_eq!(filtered, [second, first]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_holds_the_customer_their_orders_and_their_activity() {
+    let app = spawn_app().await;
+    let stand = app.stand(20).await;
+    let c = app.create_customer("Export me").await;
+    let id = s(&c["id"]);
+    app.patch(&format!("/customers/{id}"), &json!({"phone": "555 0100"}))
+        .await
+        .expect(200);
+    let kept = app.sell(Some(id), &[(&stand.product_id, 3)]).await; // 1050 → 10 points
+    let cancelled = app.sell(Some(id), &[(&stand.product_id, 1)]).await; // 350 → 3 points
+    app.post(&format!("/orders/{}/cancel", s(&cancelled["id"])), &json!({}))
+        .await
+        .expect(200);
+
+    let reply = app.get(&format!("/customers/{id}/export")).await;
+    let export = reply.expect(200);
+    assert!(
+        reply
+            .header("content-disposition")
+            .is_some_and(|d| d.contains("attachment")),
+        "{:?}",
+        reply.headers
+    );
+    assert_eq!(export["customer"], app.customer(id).await);
+    assert_eq!(export["customer"]["points"], 10);
+    let order_ids: Vec<&str> = export["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| s(&o["id"]))
+        .collect();
+    assert_eq!(order_ids, [s(&kept["id"]), s(&cancelled["id"])], "oldest first");
+    assert_eq!(export["orders"][1]["status"], "cancelled");
+    let activity: Vec<(&str, i64)> = export["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (s(&a["kind"]), a["points_delta"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        activity,
+        [
+            ("created", 0),
+            ("updated", 0),
+            ("order_placed", 10),
+            ("order_placed", 3),
+            ("order_cancelled", -3)
+        ]
+    );
+    assert_eq!(export["activity"][2]["order_id"], kept["id"]);
+    assert!(s(&export["exported_at"]).ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_customer_anonymises_them_but_keeps_points_and_orders() {
+    let app = spawn_app().await;
+    let stand = app.stand(20).await;
+    let tag = unique();
+    let c = app
+        .post(
+            "/customers",
+            &json!({"name": format!("Forget {tag}"), "email": format!("forget.{tag}@example.org"), "phone": "555 1234"}),
+        )
+        .await
+        .expect(201);
+    let id = s(&c["id"]);
+    let order = app.sell(Some(id), &[(&stand.product_id, 2)]).await; // 700 → 7 points
+
+    let gone = app.delete(&format!("/customers/{id}")).await.expect(200);
+    assert_eq!(gone["id"], id);
+    assert_eq!(gone["name"], "Anonymised customer");
+    assert!(gone["email"].is_null());
+    assert!(gone["phone"].is_null());
+    assert_eq!(gone["anonymised"], true);
+    assert_eq!(gone["points"], 7);
+    assert_eq!(gone["created_at"], c["created_at"]);
+    assert_eq!(app.customer(id).await, gone);
+    assert_eq!(app.orders_of(id).await, std::slice::from_ref(&order));
+    assert_eq!(app.order(s(&order["id"])).await["customer_id"], id);
+
+    for q in [format!("Forget {tag}"), format!("forget.{tag}")] {
+        let found = app.get(&format!("/customers?q={}", enc(&q))).await.expect(200);
+        assert_eq!(found["items"], json!([]), "the old details no longer find them");
+    }
+    let export = app.get(&format!("/customers/{id}/export")).await.expect(200);
+    assert_eq!(export["customer"], gone);
+    let last = export["activity"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "anonymised");
+    assert!(
+        !export.to_string().contains(&tag),
+        "no trace of the person in the export"
+    );
+
+    // Deleting again changes nothing; the record can no longer be edited or ordered for.
+    assert_eq!(app.delete(&format!("/customers/{id}")).await.expect(200), gone);
+    app.patch(&format!("/customers/{id}"), &json!({"name": "Back"}))
+        .await
+        .problem(409, "conflict");
+    let before = app.state(&[&stand.ingredient_id], &[], &[id]).await;
+    app.place_order(Some(id), &[(&stand.product_id, 1)], None)
+        .await
+        .invalid("customer_id");
+    assert_eq!(app.state(&[&stand.ingredient_id], &[], &[id]).await, before);
+
+    // Cancelling their order still takes the points back.
+    app.post(&format!("/orders/{}/cancel", s(&order["id"])), &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(app.customer(id).await["points"], 0);
+    app.assert_audit_clean().await;
+}

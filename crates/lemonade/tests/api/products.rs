@@ -1,0 +1,282 @@
+//! Products, recipes and `can_make`.
+
+use serde_json::json;
+
+use crate::support::{error_fields, s, spawn_app, u, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_product_is_active_by_default_and_says_how_many_can_be_made() {
+    let app = spawn_app().await;
+    let lemons = app.create_ingredient("Lemons", "piece", 10).await;
+    let sugar = app.create_ingredient("Sugar", "g", 1000).await;
+    let name = format!("Lemonade {}", unique());
+    let recipe = json!([
+        {"ingredient_id": lemons["id"], "quantity": 3},
+        {"ingredient_id": sugar["id"], "quantity": 400},
+    ]);
+    let product = app
+        .post("/products", &json!({"name": name, "price": 350, "recipe": recipe}))
+        .await
+        .expect(201);
+    assert_eq!(product["name"], name);
+    assert_eq!(product["price"], 350);
+    assert_eq!(product["active"], true);
+    assert_eq!(product["can_make"], 2, "sugar is the scarcer: 1000 / 400");
+    let items = product["recipe"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        let expected = if item["ingredient_id"] == lemons["id"] { 3 } else { 400 };
+        assert_eq!(item["quantity"], expected, "{product}");
+    }
+    let id = s(&product["id"]);
+    assert_eq!(app.product(id).await, product);
+    let listed = app.get_all("/products", 200).await;
+    assert_eq!(listed.iter().filter(|p| p["id"] == id).collect::<Vec<_>>(), [&product]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_can_be_created_inactive_and_then_is_not_on_sale() {
+    let app = spawn_app().await;
+    let lemons = app.create_ingredient("Lemons", "piece", 10).await;
+    let product = app
+        .post(
+            "/products",
+            &json!({"name": format!("Winter punch {}", unique()), "price": 500,
+                    "recipe": [{"ingredient_id": lemons["id"], "quantity": 1}], "active": false}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(product["active"], false);
+    let before = app.state(&[s(&lemons["id"])], &[s(&product["id"])], &[]).await;
+    app.place_order(None, &[(s(&product["id"]), 1)], None)
+        .await
+        .invalid("lines[0].product_id");
+    assert_eq!(app.state(&[s(&lemons["id"])], &[s(&product["id"])], &[]).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_without_a_recipe_is_not_limited_by_stock() {
+    let app = spawn_app().await;
+    let product = app.create_product("Gift card", 1000, &[]).await;
+    assert!(u(&product["can_make"]) >= 1_000_000, "{product}");
+    let order = app.sell(None, &[(s(&product["id"]), 5)]).await;
+    assert_eq!(order["total"], 5000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn can_make_drops_after_a_sale_and_rises_after_a_restock() {
+    let app = spawn_app().await;
+    let stand = app.stand_with(4, 3, 300).await; // 12 lemons, 3 a glass
+    assert_eq!(app.product(&stand.product_id).await["can_make"], 4);
+    app.sell(None, &[(&stand.product_id, 3)]).await;
+    assert_eq!(app.product(&stand.product_id).await["can_make"], 1);
+    app.post(
+        &format!("/ingredients/{}/restock", stand.ingredient_id),
+        &json!({"quantity": 5}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(app.product(&stand.product_id).await["can_make"], 2, "8 lemons / 3");
+    app.post(
+        &format!("/ingredients/{}/waste", stand.ingredient_id),
+        &json!({"quantity": 6}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(app.product(&stand.product_id).await["can_make"], 0);
+    let listed = app.get_all("/products", 200).await;
+    let mine = listed.iter().find(|p| p["id"] == stand.product_id.as_str()).unwrap();
+    assert_eq!(mine["can_make"], 0, "the list is live too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patching_a_product_changes_only_what_is_sent_and_old_orders_keep_their_price() {
+    let app = spawn_app().await;
+    let stand = app.stand(10).await;
+    let p = stand.product_id.as_str();
+    let old = app.sell(None, &[(p, 1)]).await;
+
+    let new_name = format!("Lemonade deluxe {}", unique());
+    let patched = app
+        .patch(&format!("/products/{p}"), &json!({"price": 420, "name": new_name}))
+        .await
+        .expect(200);
+    assert_eq!(patched["price"], 420);
+    assert_eq!(patched["name"], new_name);
+    assert_eq!(patched["active"], true);
+    assert_eq!(patched["recipe"], app.product(p).await["recipe"]);
+
+    let extra = app.create_ingredient("Mint", "piece", 100).await;
+    let patched = app
+        .patch(
+            &format!("/products/{p}"),
+            &json!({"recipe": [{"ingredient_id": extra["id"], "quantity": 5}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        patched["recipe"],
+        json!([{"ingredient_id": extra["id"], "quantity": 5}])
+    );
+    assert_eq!(patched["can_make"], 20);
+    assert_eq!(patched["price"], 420);
+
+    let new = app.sell(None, &[(p, 2)]).await;
+    assert_eq!(new["lines"][0]["unit_price"], 420);
+    assert_eq!(new["lines"][0]["name"], new_name);
+    assert_eq!(new["total"], 840);
+    assert_eq!(app.on_hand(s(&extra["id"])).await, 90, "the new recipe is used");
+    let old_again = app.order(s(&old["id"])).await;
+    assert_eq!(old_again["lines"][0]["unit_price"], 350);
+    assert_eq!(old_again["lines"][0]["name"], stand.product_name);
+    assert_eq!(old_again["total"], 350);
+
+    let off = app
+        .patch(&format!("/products/{p}"), &json!({"active": false}))
+        .await
+        .expect(200);
+    assert_eq!(off["active"], false);
+    app.place_order(None, &[(p, 1)], None)
+        .await
+        .invalid("lines[0].product_id");
+    app.patch(&format!("/products/{p}"), &json!({"active": true}))
+        .await
+        .expect(200);
+    app.sell(None, &[(p, 1)]).await;
+    app.assert_audit_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_product_names_are_refused_on_create_and_patch() {
+    let app = spawn_app().await;
+    let first = app.create_product("Iced tea", 300, &[]).await;
+    let second = app.create_product("Iced coffee", 300, &[]).await;
+    let before = app.state(&[], &[s(&first["id"]), s(&second["id"])], &[]).await;
+
+    app.post("/products", &json!({"name": first["name"], "price": 1, "recipe": []}))
+        .await
+        .invalid("name");
+    app.patch(
+        &format!("/products/{}", s(&second["id"])),
+        &json!({"name": first["name"]}),
+    )
+    .await
+    .invalid("name");
+    // Renaming a product to its own name is no conflict.
+    app.patch(
+        &format!("/products/{}", s(&first["id"])),
+        &json!({"name": first["name"]}),
+    )
+    .await
+    .expect(200);
+
+    assert_eq!(app.state(&[], &[s(&first["id"]), s(&second["id"])], &[]).await, before);
+    let named = app
+        .get_all("/products", 200)
+        .await
+        .into_iter()
+        .filter(|p| p["name"] == first["name"])
+        .count();
+    assert_eq!(named, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipe_naming_an_unknown_ingredient_is_refused_and_nothing_changes() {
+    let app = spawn_app().await;
+    let stand = app.stand(5).await;
+    let before = app.state(&[&stand.ingredient_id], &[&stand.product_id], &[]).await;
+    let name = format!("Ghost drink {}", unique());
+
+    app.post(
+        "/products",
+        &json!({"name": name, "price": 100,
+                "recipe": [{"ingredient_id": stand.ingredient_id, "quantity": 1},
+                           {"ingredient_id": "no-such-ingredient", "quantity": 1}]}),
+    )
+    .await
+    .invalid("recipe[1].ingredient_id");
+    app.patch(
+        &format!("/products/{}", stand.product_id),
+        &json!({"recipe": [{"ingredient_id": "no-such-ingredient", "quantity": 1}], "price": 1}),
+    )
+    .await
+    .invalid("recipe[0].ingredient_id");
+
+    assert_eq!(
+        app.state(&[&stand.ingredient_id], &[&stand.product_id], &[]).await,
+        before
+    );
+    let all = app.get_all("/products", 200).await;
+    assert!(!all.iter().any(|p| p["name"] == name.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_products_are_refused_with_every_bad_field_and_nothing_changes() {
+    let app = spawn_app().await;
+    let stand = app.stand(5).await;
+    let ing = stand.ingredient_id.as_str();
+    let before = app.state(&[ing], &[&stand.product_id], &[]).await;
+    let name = format!("Broken {}", unique());
+
+    let p = app
+        .post(
+            "/products",
+            &json!({"name": "", "price": -1,
+                    "recipe": [{"ingredient_id": ing, "quantity": 0}, {"ingredient_id": "bad id!", "quantity": 1}]}),
+        )
+        .await
+        .invalid("name");
+    assert_eq!(
+        error_fields(&p),
+        ["name", "price", "recipe[0].quantity", "recipe[1].ingredient_id"],
+        "{p}"
+    );
+    app.post("/products", &json!({"name": name, "price": 100_000_001, "recipe": []}))
+        .await
+        .invalid("price");
+    app.post(
+        "/products",
+        &json!({"name": name, "price": 100,
+                "recipe": [{"ingredient_id": ing, "quantity": 1}, {"ingredient_id": ing, "quantity": 2}]}),
+    )
+    .await
+    .invalid("recipe[1].ingredient_id");
+    let too_long: Vec<_> = (0..21)
+        .map(|k| json!({"ingredient_id": format!("i{k}"), "quantity": 1}))
+        .collect();
+    app.post("/products", &json!({"name": name, "price": 100, "recipe": too_long}))
+        .await
+        .invalid("recipe");
+    for body in [
+        json!({"name": name, "price": 100}),
+        json!({"name": name, "price": 1.5, "recipe": []}),
+        json!({"name": name, "price": 100, "recipe": [], "colour": "pink"}),
+        json!({"name": name, "price": 100, "recipe": [{"ingredient_id": ing, "quantity": 1, "unit": "g"}]}),
+    ] {
+        app.post("/products", &body).await.problem(422, "validation_failed");
+    }
+
+    let path = format!("/products/{}", stand.product_id);
+    app.patch(&path, &json!({})).await.problem(422, "validation_failed");
+    app.patch(&path, &json!({"price": -5})).await.invalid("price");
+    app.patch(&path, &json!({"name": " "})).await.invalid("name");
+    app.patch(&path, &json!({"active": "yes"}))
+        .await
+        .problem(422, "validation_failed");
+    app.patch(&path, &json!({"can_make": 100}))
+        .await
+        .problem(422, "validation_failed");
+
+    assert_eq!(app.state(&[ing], &[&stand.product_id], &[]).await, before);
+    let all = app.get_all("/products", 200).await;
+    assert!(!all.iter().any(|p| p["name"] == name.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_products_are_not_found() {
+    let app = spawn_app().await;
+    app.get("/products/no-such-product").await.problem(404, "not_found");
+    app.patch("/products/no-such-product", &json!({"price": 1}))
+        .await
+        .problem(404, "not_found");
+}
