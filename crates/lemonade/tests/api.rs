@@ -24,6 +24,8 @@ mod pagination;
 mod products;
 #[path = "api/reports.rs"]
 mod reports;
+#[path = "api/settings.rs"]
+mod settings;
 #[path = "api/stock.rs"]
 mod stock;
 #[path = "api/system.rs"]

@@ -249,3 +249,44 @@ async fn a_busy_shop_with_sales_retries_cancels_and_staff_changes_passes_the_aud
     }
     app.assert_audit_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_with_one_name_make_one_ingredient_and_one_product() {
+    let app = spawn_app().await;
+    let tag = unique();
+    for (path, body) in [
+        (
+            "/ingredients",
+            json!({"name": format!("Twin {tag}"), "unit": "g", "on_hand": 5}),
+        ),
+        (
+            "/products",
+            json!({"name": format!("Twin {tag}"), "price": 100, "recipe": []}),
+        ),
+    ] {
+        let mut tasks = JoinSet::new();
+        for _ in 0..12 {
+            let (app, body) = (app.clone(), body.clone());
+            tasks.spawn(async move { app.post(path, &body).await });
+        }
+        let mut replies = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            replies.push(r.expect("the task ran"));
+        }
+        let counts = tally(&replies);
+        assert_eq!(counts.get(&(201, String::new())), Some(&1), "{path}: {counts:?}");
+        assert_eq!(
+            counts.get(&(422, "validation_failed".into())),
+            Some(&11),
+            "{path}: {counts:?}"
+        );
+        let named = app
+            .get_all(path, 200)
+            .await
+            .into_iter()
+            .filter(|x| x["name"] == body["name"])
+            .count();
+        assert_eq!(named, 1, "{path}");
+    }
+    app.assert_audit_clean().await;
+}

@@ -117,6 +117,14 @@ async fn unknown_api_paths_are_404_problems() {
     app.post("/nope", &json!({})).await.problem(404, "not_found");
 }
 
+/// `/api/v1/` is an unknown API path like any other, not the web app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_root_with_a_trailing_slash_is_a_404_problem() {
+    let app = spawn_app().await;
+    app.get("").await.problem(404, "not_found");
+    app.get("/").await.problem(404, "not_found");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_that_cannot_be_ids_are_404_problems() {
     let app = spawn_app().await;

@@ -110,6 +110,29 @@ async fn a_rejection_is_replayed_even_once_the_stock_would_allow_the_order() {
     app.assert_audit_clean().await;
 }
 
+/// The contract: a replay, whatever its status, says so with `idempotent-replayed: true`, so a
+/// retrying client can tell "refused when you first asked" from "refused now".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_rejection_says_it_is_a_replay() {
+    let app = spawn_app().await;
+    let stand = app.stand(1).await;
+    let k = key();
+    let first = app.place_order(None, &[(&stand.product_id, 3)], Some(&k)).await;
+    first.problem(409, "insufficient_stock");
+    assert!(
+        first.header("idempotent-replayed").is_none(),
+        "the first answer is no replay"
+    );
+    let again = app.place_order(None, &[(&stand.product_id, 3)], Some(&k)).await;
+    again.problem(409, "insufficient_stock");
+    assert_eq!(
+        again.header("idempotent-replayed"),
+        Some("true"),
+        "a replayed rejection is marked as replayed: {:?}",
+        again.headers
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_for_an_unknown_product_is_replayed_too() {
     let app = spawn_app().await;

@@ -282,6 +282,7 @@ async fn bad_report_requests_are_refused_by_field() {
             "tz_offset_minutes",
         ),
         ("from=2026-01-01&to=2026-01-01&format=xml", "format"),
+        ("from=2026-02-29&to=2026-03-01", "from"),
     ];
     for (query, field) in cases {
         app.get(&format!("/reports/sales?{query}")).await.invalid(field);
@@ -307,4 +308,17 @@ async fn bad_report_requests_are_refused_by_field() {
         .await
         .expect(200);
     assert_eq!(leap["days"].as_array().unwrap().len(), 366);
+}
+
+/// Dates are `YYYY-MM-DD`: a signed year is not one, and was answered with dates like
+/// `-001-01-01` that are not either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_with_a_signed_year_are_refused() {
+    let app = spawn_app().await;
+    app.get("/reports/sales?from=-0001-01-01&to=-0001-01-02")
+        .await
+        .invalid("from");
+    app.get("/reports/sales?from=2026-01-01&to=%2B2026-01-02")
+        .await
+        .invalid("to");
 }
