@@ -101,6 +101,26 @@ async fn bodies_over_64_kib_are_a_413_problem_and_change_nothing() {
             .iter()
             .any(|i| i["name"] == name.as_str())
     );
+    // A body sent in chunks, with no Content-Length to refuse it by, is cut off at the limit.
+    let chunk = " ".repeat(8 * 1024);
+    let mut body = String::new();
+    for _ in 0..9 {
+        body.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    body.push_str(&format!("{:x}\r\n{order}\r\n0\r\n\r\n", order.len()));
+    let answer = app
+        .raw_http(&format!(
+            "POST /api/v1/orders HTTP/1.1\r\nHost: lemonade\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n{}\r\n{body}",
+            app.token
+                .as_ref()
+                .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default()
+        ))
+        .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert_eq!(app.state(&[&stand.ingredient_id], &[], &[]).await, before);
     // Just under the limit is fine.
     let fits = format!("{}{}", " ".repeat(60 * 1024), order);
     app.post_raw("/orders", Some("application/json"), fits)
@@ -150,6 +170,26 @@ async fn ids_that_cannot_be_ids_are_404_problems() {
             .await
             .problem(404, "not_found");
         app.delete(&format!("/customers/{bad}")).await.problem(404, "not_found");
+    }
+}
+
+/// A path segment that percent-decodes to something that is not UTF-8 cannot be an id either;
+/// it must get the same 404 problem, not a plain-text 400 from the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_decode_to_invalid_utf8_are_404_problems_too() {
+    let app = spawn_app().await;
+    for bad in ["%FF", "%C3%28", "%80abc"] {
+        for path in [
+            format!("/orders/{bad}"),
+            format!("/products/{bad}"),
+            format!("/customers/{bad}"),
+            format!("/ingredients/{bad}"),
+        ] {
+            app.get(&path).await.problem(404, "not_found");
+        }
+        app.post(&format!("/orders/{bad}/cancel"), &json!({}))
+            .await
+            .problem(404, "not_found");
     }
 }
 

@@ -74,13 +74,33 @@ async fn the_largest_order_allowed_is_accepted() {
     let app = spawn_app().await;
     let mut lines = Vec::new();
     for _ in 0..50 {
-        let p = app.create_product("Bulk", 1, &[]).await;
+        let p = app.create_product("Gold bar", 100_000_000, &[]).await;
         lines.push(s(&p["id"]).to_owned());
     }
+    let c = app.create_customer("Big spender").await;
     let lines: Vec<(&str, i64)> = lines.iter().map(|p| (p.as_str(), 1000)).collect();
-    let order = app.sell(None, &lines).await;
+    let order = app.sell(Some(s(&c["id"])), &lines).await;
     assert_eq!(order["lines"].as_array().unwrap().len(), 50);
-    assert_eq!(order["total"], 50_000);
+    assert_eq!(
+        order["total"], 5_000_000_000_000_i64,
+        "50 lines of 1000 at the highest price"
+    );
+    assert_eq!(order["points"], 50_000_000_000_u64);
+    assert_eq!(app.customer(s(&c["id"])).await["points"], 50_000_000_000_u64);
+    let day = &s(&order["created_at"])[..10];
+    let report = app
+        .get(&format!("/reports/sales?from={day}&to={day}&by=product"))
+        .await
+        .expect(200);
+    let row = report["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == lines[0].0)
+        .expect("sold")
+        .clone();
+    assert_eq!(row["revenue"], 100_000_000_000_i64);
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -289,6 +289,23 @@ impl TestApp {
         self.send(rb).await
     }
 
+    /// Sends `request` as raw bytes on a new connection to the server and returns everything
+    /// it answers (send `Connection: close`). For what an HTTP client will not send.
+    pub async fn raw_http(&self, request: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self
+            .root_url
+            .strip_prefix("http://")
+            .expect("raw requests need an http:// server")
+            .trim_end_matches('/');
+        let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        // The server may answer and close before reading all of a refused body.
+        let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// Every item of a list, page by page with `limit`. Fails if an item is seen twice or a
     /// page is larger than asked.
     pub async fn get_all(&self, path: &str, limit: u32) -> Vec<Value> {
