@@ -478,7 +478,9 @@ mod tests {
                 quantity,
             }];
             let draft = OrderDraft::parse(with_customer.then(|| self.customer.as_str()), &lines).unwrap();
-            orders::place(&self.conn, &self.ids, &draft, NOW, 100).unwrap().id
+            orders::place(&self.conn, &self.ids, &Default::default(), &draft, NOW, 100)
+                .unwrap()
+                .id
         }
 
         fn cancel(&self, order: &OrderId) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::readers::Readers;
+use crate::sql::catalog::ProductCache;
 use crate::writer::{Writer, WriterConfig};
 
 /// Why the database could not be opened.
@@ -56,6 +57,8 @@ pub struct Database {
     pub writer: Writer,
     pub readers: Arc<Readers>,
     pub path: PathBuf,
+    /// The writer's cache of products for sale (see [`ProductCache`]).
+    pub products: Arc<ProductCache>,
 }
 
 impl Database {
@@ -75,8 +78,11 @@ impl Database {
         let readers = (0..READERS_MAX)
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
+        let products = Arc::new(ProductCache::default());
+        let forget = Arc::clone(&products);
         Ok(Database {
-            writer: Writer::start(conn, writer_config),
+            writer: Writer::start_with_rollback_hook(conn, writer_config, Box::new(move || forget.clear())),
+            products,
             readers: Arc::new(Readers::new(readers)),
             path: path.to_owned(),
         })

@@ -169,9 +169,13 @@ impl Shop for SqliteShop {
 
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
         let now = self.clock.now();
+        let products = Arc::clone(&self.db.products);
         self.db
             .writer
-            .execute(move |c| catalog::update(c, &id, &patch, now))
+            .execute(move |c| {
+                products.forget(&id);
+                catalog::update(c, &id, &patch, now)
+            })
             .await
     }
 
@@ -237,11 +241,12 @@ impl Shop for SqliteShop {
         let now = self.clock.now();
         let ids = Arc::clone(&self.ids);
         let per_point = self.config.minor_units_per_point;
+        let products = Arc::clone(&self.db.products);
         self.db
             .writer
             .execute(move |c| {
                 let Some(key) = &request.idempotency else {
-                    let order = orders::place(c, ids.as_ref(), &request.draft, now, per_point)?;
+                    let order = orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point)?;
                     return Ok(Ok(Placed { order, replayed: false }));
                 };
                 if let Some(record) = idempotency::lookup(c, &key.key)? {
@@ -256,7 +261,7 @@ impl Shop for SqliteShop {
                 // `place` checks everything before its first write, so a rejection leaves
                 // nothing behind and the key can record it in this same transaction.
                 let changes_before = c.total_changes();
-                match orders::place(c, ids.as_ref(), &request.draft, now, per_point) {
+                match orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point) {
                     Ok(order) => {
                         idempotency::store(c, key, &Outcome::Placed(order.clone()), now)?;
                         Ok(Ok(Placed { order, replayed: false }))
@@ -327,5 +332,64 @@ impl Shop for SqliteShop {
                 degrades: if ok { vec![] } else { vec!["everything".into()] },
             }],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lemonade_domain::order::{OrderDraft, RawOrderLine};
+    use lemonade_domain::values::Money;
+
+    use super::*;
+    use crate::system::{SystemClock, UuidV7Ids};
+
+    async fn shop() -> (SqliteShop, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), crate::WriterConfig::default()).unwrap();
+        let (clock, ids) = (Arc::new(SystemClock), Arc::new(UuidV7Ids));
+        crate::seed::seed_demo_if_empty(&db, clock.clone(), ids.clone())
+            .await
+            .unwrap();
+        (SqliteShop::new(db, clock, ids, ShopConfig::default()), dir)
+    }
+
+    fn one(product: &ProductId) -> PlaceOrder {
+        let line = RawOrderLine {
+            product_id: product.to_string(),
+            quantity: 1,
+        };
+        PlaceOrder {
+            draft: OrderDraft::parse(None, &[line]).unwrap(),
+            idempotency: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_order_sees_a_product_change_made_after_an_earlier_order_was_priced() {
+        let (shop, _dir) = shop().await;
+        let product = shop.list_products(PageRequest::first(1)).await.unwrap().items.remove(0);
+        assert_eq!(
+            shop.place_order(one(&product.id)).await.unwrap().order.total,
+            product.price
+        );
+
+        let off_sale = ProductPatch {
+            active: Some(false),
+            ..Default::default()
+        };
+        shop.update_product(product.id.clone(), off_sale).await.unwrap();
+        let refused = shop.place_order(one(&product.id)).await.unwrap_err();
+        assert!(matches!(refused, ShopError::ValidationFailed { .. }), "{refused:?}");
+
+        let repriced = ProductPatch {
+            active: Some(true),
+            price: Some(Money::new(999).unwrap()),
+            ..Default::default()
+        };
+        shop.update_product(product.id.clone(), repriced).await.unwrap();
+        assert_eq!(
+            shop.place_order(one(&product.id)).await.unwrap().order.total.minor(),
+            999
+        );
     }
 }

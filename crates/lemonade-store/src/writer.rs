@@ -53,11 +53,21 @@ fn storage_down(detail: impl std::fmt::Display) -> ShopError {
 
 impl Writer {
     pub fn start(conn: Connection, config: WriterConfig) -> Writer {
+        Writer::start_with_rollback_hook(conn, config, Box::new(|| {}))
+    }
+
+    /// Like [`Writer::start`]; `on_rollback` runs on the writer thread whenever a batch is
+    /// rolled back, so in-memory state derived from its writes can be dropped.
+    pub fn start_with_rollback_hook(
+        conn: Connection,
+        config: WriterConfig,
+        on_rollback: Box<dyn Fn() + Send>,
+    ) -> Writer {
         assert!(config.batch_max >= 1 && config.queue_max >= 1);
         let (jobs, rx) = mpsc::channel(config.queue_max);
         std::thread::Builder::new()
             .name("lemonade-writer".into())
-            .spawn(move || run(conn, rx, config.batch_max))
+            .spawn(move || run(conn, rx, config.batch_max, on_rollback))
             .expect("spawn the writer thread");
         Writer { jobs }
     }
@@ -96,7 +106,7 @@ fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize, on_rollback: Box<dyn Fn() + Send>) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
@@ -150,6 +160,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
                 if !conn.is_autocommit() {
                     let _ = step(&conn, "ROLLBACK");
                 }
+                on_rollback();
                 delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
             }
         }

@@ -29,6 +29,7 @@ fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
 pub fn place(
     conn: &Connection,
     ids: &dyn IdSource,
+    products_cache: &catalog::ProductCache,
     draft: &OrderDraft,
     now: Timestamp,
     minor_units_per_point: u64,
@@ -44,7 +45,7 @@ pub fn place(
     }
     let mut products = HashMap::with_capacity(draft.lines.len());
     for line in &draft.lines {
-        if let Some(p) = catalog::for_sale(conn, &line.product_id)? {
+        if let Some(p) = products_cache.get(conn, &line.product_id)? {
             products.insert(line.product_id.clone(), p);
         }
     }
