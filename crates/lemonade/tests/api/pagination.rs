@@ -58,7 +58,9 @@ async fn ingredients_and_products_are_walked_oldest_first_each_once() {
         ingredients.push(s(&ing["id"]).to_owned());
     }
     for (list, ours) in [("/ingredients", &ingredients), ("/products", &products)] {
-        for limit in [1, 2, 200] {
+        // Against a deployment, whose lists may be long, only with pages of some size.
+        let limits: &[u32] = if app.is_local() { &[1, 2, 200] } else { &[50, 200] };
+        for &limit in limits {
             let all = ids(&app.get_all(list, limit).await);
             let mut sorted = all.clone();
             sorted.sort();

@@ -121,8 +121,8 @@ async fn report_by_day_lists_every_day_of_the_range_and_adds_up() {
         .map(|d| u(&d["orders"]))
         .sum();
     assert!(ours >= 2);
-    assert_eq!(days.first().unwrap()["orders"], 0, "the day before sold nothing");
     if app.is_local() {
+        assert_eq!(days.first().unwrap()["orders"], 0, "the day before sold nothing");
         assert_eq!((u(&report["orders"]), i(&report["revenue"])), (2, 1400));
         let items: u64 = days.iter().map(|d| u(&d["items"])).sum();
         assert_eq!(items, 4);

@@ -419,9 +419,33 @@ impl TestApp {
         self.send(rb).await
     }
 
-    /// Places an order that must succeed; returns it.
+    /// Places an order that must succeed; returns it confirmed.
     pub async fn sell(&self, customer_id: Option<&str>, lines: &[(&str, i64)]) -> Value {
-        self.place_order(customer_id, lines, None).await.expect(201)
+        let reply = self.place_order(customer_id, lines, None).await;
+        let order = self.settle(&reply).await;
+        assert_eq!(order["status"], "confirmed", "{order}");
+        order
+    }
+
+    /// The order a 201 or 202 answer is about, once it is no longer pending: a deployment
+    /// that places orders as a saga may answer 202 and confirm (or fail) the order later.
+    pub async fn settle(&self, reply: &Reply) -> Value {
+        let order = match reply.status.as_u16() {
+            201 | 202 => reply.json(),
+            _ => panic!("expected 201 or 202, got {}: {}", reply.status, reply.text),
+        };
+        if order["status"] != "pending" {
+            return order;
+        }
+        let path = format!("/orders/{}", s(&order["id"]));
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.get(&path).await.expect(200);
+            if now["status"] != "pending" {
+                return now;
+            }
+        }
+        panic!("order {} is still pending after 30 s", order["id"]);
     }
 
     pub async fn ingredient(&self, id: &str) -> Value {
