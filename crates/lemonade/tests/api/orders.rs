@@ -387,3 +387,31 @@ async fn cancel_needs_no_body() {
     assert_eq!(reply.expect(200)["status"], "cancelled");
     assert_eq!(u(&app.ingredient(&stand.ingredient_id).await["on_hand"]), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_after_the_recipe_changed_returns_what_the_order_took() {
+    let app = spawn_app().await;
+    let stand = app.stand(10).await; // 20 lemons, 2 a glass
+    let limes = app.create_ingredient("Limes", "piece", 50).await;
+    let l = s(&limes["id"]);
+    let order = app.sell(None, &[(&stand.product_id, 3)]).await;
+    app.patch(
+        &format!("/products/{}", stand.product_id),
+        &json!({"recipe": [{"ingredient_id": l, "quantity": 5}], "price": 999}),
+    )
+    .await
+    .expect(200);
+    let cancelled = app
+        .post(&format!("/orders/{}/cancel", s(&order["id"])), &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(cancelled["total"], 1050, "the books keep the price it was sold at");
+    assert_eq!(
+        app.on_hand(&stand.ingredient_id).await,
+        20,
+        "the lemons it took come back"
+    );
+    assert_eq!(app.on_hand(l).await, 50, "no limes were taken, none are given");
+    assert!(app.moves_of(l).await.iter().all(|m| m["reason"] == "restock"));
+    app.assert_audit_clean().await;
+}
