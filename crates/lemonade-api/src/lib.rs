@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -89,7 +89,15 @@ async fn track(request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "other".into());
     let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), next.run(request)).await {
+        Ok(response) => response,
+        // The work may still complete (the writer does not watch the client): the outcome is
+        // unknown, which is what an idempotency key is for.
+        Err(_) => ApiError::Shop(lemonade_domain::ShopError::unavailable(
+            "the request took too long; retry it (with the same Idempotency-Key)",
+        ))
+        .into_response(),
+    };
     let status = response.status().as_u16().to_string();
     metrics::counter!("lemonade_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
@@ -101,14 +109,8 @@ async fn api_not_found() -> ApiError {
     lemonade_domain::ShopError::not_found("API endpoint").into()
 }
 
-async fn method_not_allowed() -> Response {
-    let problem = ApiError::BadRequest {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        detail: "this endpoint does not take that method".into(),
-    };
-    let mut response = problem.into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// A handler that panicked is a bug; the client still gets a problem document, and the
@@ -158,9 +160,5 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(REQUEST_TIMEOUT_MS),
-        ))
         .with_state(state)
 }

@@ -27,6 +27,10 @@ fn content_type(path: &str) -> &'static str {
 /// on reload.
 pub async fn serve(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
+    if path == "api" || path.starts_with("api/") {
+        // Not an app page: an API path no route took (`/api/v1/`, `/api/v2/...`).
+        return crate::error::ApiError::Shop(lemonade_domain::ShopError::not_found("API endpoint")).into_response();
+    }
     let (path, file) = match Assets::get(path) {
         Some(f) if !path.is_empty() => (path, f),
         _ => match Assets::get("index.html") {

@@ -110,11 +110,12 @@ impl IdempotencyKey {
     }
 }
 
-/// The answer to placing an order. `replayed` is true when the idempotency key had already
-/// done the work and this is the first answer again.
+/// The answer to placing an order: the order, or why it was refused (a refusal found while
+/// doing the work is kept with the idempotency key like a success). `replayed` is true when
+/// the key had already been answered and this is that first answer again.
 #[derive(Clone, Debug)]
 pub struct Placed {
-    pub order: Order,
+    pub outcome: Result<Order, ShopError>,
     pub replayed: bool,
 }
 

@@ -30,8 +30,12 @@ pub struct SalesQuery {
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<Date, ShopError> {
-    Date::parse(raw, &time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|_| ShopError::validation(field, "must be a date like 2026-11-25"))
+    let refused = || ShopError::validation(field, "must be a date like 2026-11-25");
+    // `[year]` alone would take a sign (-0001, +2026); a shop's dates are plain four digits.
+    if raw.len() != 10 || !raw.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(refused());
+    }
+    Date::parse(raw, &time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| refused())
 }
 
 impl SalesQuery {
@@ -232,6 +236,8 @@ mod tests {
         assert!(SalesQuery::parse("2026-11-26", "2026-11-25", None, None).is_err());
         assert!(SalesQuery::parse("2025-01-01", "2026-11-25", None, None).is_err());
         assert!(SalesQuery::parse("yesterday", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::parse("-001-01-01", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::parse("2026-11-24", "+2026-11-25", None, None).is_err());
         assert!(SalesQuery::parse("2026-11-25", "2026-11-25", Some("hour"), None).is_err());
     }
 }

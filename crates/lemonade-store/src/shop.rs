@@ -245,36 +245,41 @@ impl Shop for SqliteShop {
         self.db
             .writer
             .execute(move |c| {
-                let Some(key) = &request.idempotency else {
-                    let order = orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point)?;
-                    return Ok(Ok(Placed { order, replayed: false }));
-                };
-                if let Some(record) = idempotency::lookup(c, &key.key)? {
+                if let Some(key) = &request.idempotency
+                    && let Some(record) = idempotency::lookup(c, &key.key)?
+                {
                     if record.fingerprint != key.fingerprint {
-                        return Ok(Err(ShopError::IdempotencyKeyReused));
+                        return Err(ShopError::IdempotencyKeyReused);
                     }
-                    return Ok(match record.outcome {
-                        Outcome::Placed(order) => Ok(Placed { order, replayed: true }),
+                    let outcome = match record.outcome {
+                        Outcome::Placed(order) => Ok(order),
                         Outcome::Rejected(e) => Err(e),
+                    };
+                    return Ok(Placed {
+                        outcome,
+                        replayed: true,
                     });
                 }
                 // `place` checks everything before its first write, so a rejection leaves
                 // nothing behind and the key can record it in this same transaction.
                 let changes_before = c.total_changes();
-                match orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point) {
-                    Ok(order) => {
-                        idempotency::store(c, key, &Outcome::Placed(order.clone()), now)?;
-                        Ok(Ok(Placed { order, replayed: false }))
-                    }
-                    Err(e) if is_rejection(&e) && c.total_changes() == changes_before => {
-                        idempotency::store(c, key, &Outcome::Rejected(e.clone()), now)?;
-                        Ok(Err(e))
-                    }
-                    Err(e) => Err(e),
+                let outcome = match orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point) {
+                    Err(e) if !(is_rejection(&e) && c.total_changes() == changes_before) => return Err(e),
+                    outcome => outcome,
+                };
+                if let Some(key) = &request.idempotency {
+                    let stored = match &outcome {
+                        Ok(order) => Outcome::Placed(order.clone()),
+                        Err(e) => Outcome::Rejected(e.clone()),
+                    };
+                    idempotency::store(c, key, &stored, now)?;
                 }
+                Ok(Placed {
+                    outcome,
+                    replayed: false,
+                })
             })
             .await
-            .and_then(|answer| answer)
     }
 
     async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError> {
@@ -369,7 +374,7 @@ mod tests {
         let (shop, _dir) = shop().await;
         let product = shop.list_products(PageRequest::first(1)).await.unwrap().items.remove(0);
         assert_eq!(
-            shop.place_order(one(&product.id)).await.unwrap().order.total,
+            shop.place_order(one(&product.id)).await.unwrap().outcome.unwrap().total,
             product.price
         );
 
@@ -378,7 +383,7 @@ mod tests {
             ..Default::default()
         };
         shop.update_product(product.id.clone(), off_sale).await.unwrap();
-        let refused = shop.place_order(one(&product.id)).await.unwrap_err();
+        let refused = shop.place_order(one(&product.id)).await.unwrap().outcome.unwrap_err();
         assert!(matches!(refused, ShopError::ValidationFailed { .. }), "{refused:?}");
 
         let repriced = ProductPatch {
@@ -388,7 +393,13 @@ mod tests {
         };
         shop.update_product(product.id.clone(), repriced).await.unwrap();
         assert_eq!(
-            shop.place_order(one(&product.id)).await.unwrap().order.total.minor(),
+            shop.place_order(one(&product.id))
+                .await
+                .unwrap()
+                .outcome
+                .unwrap()
+                .total
+                .minor(),
             999
         );
     }

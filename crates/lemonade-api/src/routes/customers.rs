@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{PageParams, path_id};
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 
 /// A new customer needs a name; a PATCH may send any subset. An empty email or phone clears it.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]

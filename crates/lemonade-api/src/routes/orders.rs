@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lemonade_domain::ShopError;
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::path_id;
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,12 +65,17 @@ pub async fn place(
         }
     };
     let placed = app.shop.place_order(PlaceOrder { draft, idempotency }).await?;
-    let status = match placed.order.status {
-        OrderStatus::Pending => StatusCode::ACCEPTED,
-        _ => StatusCode::CREATED,
+    let mut response = match placed.outcome {
+        Ok(order) => {
+            let status = match order.status {
+                OrderStatus::Pending => StatusCode::ACCEPTED,
+                _ => StatusCode::CREATED,
+            };
+            let location = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)).expect("ids are header-safe");
+            (status, [(header::LOCATION, location)], Json(order)).into_response()
+        }
+        Err(refused) => ApiError::from(refused).into_response(),
     };
-    let location = HeaderValue::from_str(&format!("/api/v1/orders/{}", placed.order.id)).expect("ids are header-safe");
-    let mut response = (status, [(header::LOCATION, location)], Json(placed.order)).into_response();
     if placed.replayed {
         response
             .headers_mut()

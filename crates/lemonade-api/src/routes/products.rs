@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch, RawRecipeItem};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{PageParams, path_id};
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

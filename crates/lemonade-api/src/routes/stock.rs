@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemonade_domain::ids::IngredientId;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{PageParams, path_id};
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 use axum::Json;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
