@@ -7,8 +7,8 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::readers::Readers;
-use crate::sql::catalog::ProductCache;
-use crate::writer::{Writer, WriterConfig};
+use crate::sql::cache::WriterCache;
+use crate::writer::{Durability, Writer, WriterConfig};
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +57,9 @@ pub struct Database {
     pub writer: Writer,
     pub readers: Arc<Readers>,
     pub path: PathBuf,
-    /// The writer's cache of products for sale (see [`ProductCache`]).
-    pub products: Arc<ProductCache>,
+    /// What the writer last read of products and stock (see [`WriterCache`]); for writer
+    /// jobs only.
+    pub cache: Arc<WriterCache>,
 }
 
 impl Database {
@@ -78,11 +79,23 @@ impl Database {
         let readers = (0..READERS_MAX)
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let products = Arc::new(ProductCache::default());
-        let forget = Arc::clone(&products);
+        // Group commit syncs in its own thread (see `writer`); the one-commit-per-order
+        // baseline lets SQLite sync inside each COMMIT.
+        let durability = if writer_config.batch_max > 1 {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let mut wal_path = path.as_os_str().to_owned();
+            wal_path.push("-wal");
+            Durability::Syncer {
+                wal_path: wal_path.into(),
+            }
+        } else {
+            Durability::InCommit
+        };
+        let cache = Arc::new(WriterCache::default());
+        let forget = Arc::clone(&cache);
         Ok(Database {
-            writer: Writer::start_with_rollback_hook(conn, writer_config, Box::new(move || forget.clear())),
-            products,
+            writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
+            cache,
             readers: Arc::new(Readers::new(readers)),
             path: path.to_owned(),
         })

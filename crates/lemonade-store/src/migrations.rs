@@ -31,6 +31,11 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((reason IN ('sale', 'cancel')) = (order_id IS NOT NULL))
     );
     CREATE INDEX stock_moves_by_ingredient ON stock_moves (ingredient_id, seq);
+    -- On-hand is the ledger's running sum, kept by the database itself: a move cannot be
+    -- written without moving on-hand, and the CHECK on ingredients refuses a move that would
+    -- take it below zero.
+    CREATE TRIGGER stock_moves_apply AFTER INSERT ON stock_moves
+        BEGIN UPDATE ingredients SET on_hand = on_hand + NEW.delta WHERE id = NEW.ingredient_id; END;
     CREATE TRIGGER stock_moves_no_update BEFORE UPDATE ON stock_moves
         BEGIN SELECT RAISE(ABORT, 'stock_moves is append-only'); END;
     CREATE TRIGGER stock_moves_no_delete BEFORE DELETE ON stock_moves

@@ -65,6 +65,7 @@ pub async fn seed_demo_if_empty(
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
 ) -> Result<bool, ShopError> {
+    let cache = Arc::clone(&db.cache);
     db.writer
         .execute(move |conn| {
             if !is_empty(conn)? {
@@ -80,7 +81,7 @@ pub async fn seed_demo_if_empty(
                     on_hand,
                     reorder_level,
                 };
-                by_name.insert(name, stock::create(conn, id, &new, now)?.id);
+                by_name.insert(name, stock::create(conn, &cache, id, &new, now)?.id);
             }
             for &(name, price, recipe) in PRODUCTS {
                 let new = NewProduct {

@@ -117,7 +117,11 @@ impl Shop for SqliteShop {
     async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
         let id = IngredientId::parse(&self.new_id()).expect("valid id");
         let now = self.clock.now();
-        self.db.writer.execute(move |c| stock::create(c, id, &new, now)).await
+        let cache = Arc::clone(&self.db.cache);
+        self.db
+            .writer
+            .execute(move |c| stock::create(c, &cache, id, &new, now))
+            .await
     }
 
     async fn adjust_stock(
@@ -126,12 +130,13 @@ impl Shop for SqliteShop {
         adjustment: StockAdjustment,
     ) -> Result<(Ingredient, StockMove), ShopError> {
         let now = self.clock.now();
+        let cache = Arc::clone(&self.db.cache);
         self.db
             .writer
             .execute(move |c| {
                 let ingredient = stock::require(c, &id)?;
                 let (delta, reason, note) = adjustment.delta(&ingredient)?;
-                let mv = stock::apply_move(c, &id, delta, reason, None, note.as_deref(), now)?;
+                let mv = stock::apply_move(c, &cache, &id, delta, reason, None, note.as_deref(), now)?;
                 Ok((stock::require(c, &id)?, mv))
             })
             .await
@@ -169,11 +174,11 @@ impl Shop for SqliteShop {
 
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
         let now = self.clock.now();
-        let products = Arc::clone(&self.db.products);
+        let cache = Arc::clone(&self.db.cache);
         self.db
             .writer
             .execute(move |c| {
-                products.forget(&id);
+                cache.forget_product(&id);
                 catalog::update(c, &id, &patch, now)
             })
             .await
@@ -241,7 +246,7 @@ impl Shop for SqliteShop {
         let now = self.clock.now();
         let ids = Arc::clone(&self.ids);
         let per_point = self.config.minor_units_per_point;
-        let products = Arc::clone(&self.db.products);
+        let cache = Arc::clone(&self.db.cache);
         self.db
             .writer
             .execute(move |c| {
@@ -263,7 +268,7 @@ impl Shop for SqliteShop {
                 // `place` checks everything before its first write, so a rejection leaves
                 // nothing behind and the key can record it in this same transaction.
                 let changes_before = c.total_changes();
-                let outcome = match orders::place(c, ids.as_ref(), &products, &request.draft, now, per_point) {
+                let outcome = match orders::place(c, ids.as_ref(), &cache, &request.draft, now, per_point) {
                     Err(e) if !(is_rejection(&e) && c.total_changes() == changes_before) => return Err(e),
                     outcome => outcome,
                 };
@@ -301,9 +306,10 @@ impl Shop for SqliteShop {
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
         let now = self.clock.now();
         let ids = Arc::clone(&self.ids);
+        let cache = Arc::clone(&self.db.cache);
         self.db
             .writer
-            .execute(move |c| orders::cancel(c, ids.as_ref(), &id, now))
+            .execute(move |c| orders::cancel(c, ids.as_ref(), &cache, &id, now))
             .await
     }
 
@@ -343,7 +349,7 @@ impl Shop for SqliteShop {
 #[cfg(test)]
 mod tests {
     use lemonade_domain::order::{OrderDraft, RawOrderLine};
-    use lemonade_domain::values::Money;
+    use lemonade_domain::values::{Money, Timestamp};
 
     use super::*;
     use crate::system::{SystemClock, UuidV7Ids};
@@ -402,5 +408,41 @@ mod tests {
                 .minor(),
             999
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_move_does_not_linger_in_the_writers_view_of_stock() {
+        let (shop, _dir) = shop().await;
+        let product = shop.list_products(PageRequest::first(1)).await.unwrap().items.remove(0);
+        // Sell one so the writer has the recipe's stock cached.
+        shop.place_order(one(&product.id)).await.unwrap().outcome.unwrap();
+        let lemons = product.recipe[0].ingredient_id.clone();
+        let on_hand = shop.get_ingredient(lemons.clone()).await.unwrap().on_hand;
+
+        // A job that takes all the lemons and then fails: its whole batch is rolled back.
+        let cache = Arc::clone(&shop.database().cache);
+        let taken = lemons.clone();
+        let failed = shop
+            .database()
+            .writer
+            .execute(move |c| {
+                let all = -(on_hand as i64);
+                stock::apply_move(
+                    c,
+                    &cache,
+                    &taken,
+                    all,
+                    lemonade_domain::stock::MoveReason::Waste,
+                    None,
+                    None,
+                    Timestamp(0),
+                )?;
+                Err::<(), _>(ShopError::conflict("fails after writing"))
+            })
+            .await;
+        assert!(matches!(failed, Err(ShopError::Unavailable { .. })), "{failed:?}");
+        assert_eq!(shop.get_ingredient(lemons).await.unwrap().on_hand, on_hand);
+        // The lemons are still there for the writer too.
+        shop.place_order(one(&product.id)).await.unwrap().outcome.unwrap();
     }
 }

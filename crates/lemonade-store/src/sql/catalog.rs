@@ -71,44 +71,6 @@ pub fn require(conn: &Connection, id: &ProductId) -> Result<Product, ShopError> 
     get(conn, id)?.ok_or_else(|| ShopError::not_found("product"))
 }
 
-/// Products as the writer last read them, so that placing an order does not query the
-/// catalogue each time (measured: a fifth of the writer's time per order). Only the writer
-/// thread uses it, so its lock is never contended. Kept correct by three rules: only found
-/// products are cached; a job that changes a product forgets it; and a rolled-back batch
-/// (which may have cached what it wrote) forgets everything.
-#[derive(Default)]
-pub struct ProductCache {
-    products: std::sync::Mutex<HashMap<ProductId, ProductForSale>>,
-}
-
-/// Most products kept; past that the cache starts over (a shop has far fewer).
-const PRODUCT_CACHE_MAX: usize = 10_000;
-
-impl ProductCache {
-    pub fn get(&self, conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
-        if let Some(p) = self.products.lock().expect("product cache lock").get(id) {
-            return Ok(Some(p.clone()));
-        }
-        let found = for_sale(conn, id)?;
-        if let Some(p) = &found {
-            let mut products = self.products.lock().expect("product cache lock");
-            if products.len() >= PRODUCT_CACHE_MAX {
-                products.clear();
-            }
-            products.insert(id.clone(), p.clone());
-        }
-        Ok(found)
-    }
-
-    pub fn forget(&self, id: &ProductId) {
-        self.products.lock().expect("product cache lock").remove(id);
-    }
-
-    pub fn clear(&self) {
-        self.products.lock().expect("product cache lock").clear();
-    }
-}
-
 /// What pricing an order needs to know of a product, in one query.
 pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
     let mut stmt = conn

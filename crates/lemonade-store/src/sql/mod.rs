@@ -2,6 +2,7 @@
 //! readers decide the transaction; these functions never begin or commit one, which is what
 //! lets the monolith run a whole order in one transaction and a service run its own part.
 
+pub mod cache;
 pub mod catalog;
 pub mod crm;
 pub mod idempotency;

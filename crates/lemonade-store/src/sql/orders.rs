@@ -13,7 +13,8 @@ use lemonade_domain::stock::{MoveReason, Needs, shortages};
 use lemonade_domain::values::{Money, Timestamp};
 use rusqlite::{Connection, Row, params};
 
-use super::{SqlResult, catalog, crm, optional, stock, ts, unsigned};
+use super::cache::WriterCache;
+use super::{SqlResult, crm, optional, stock, ts, unsigned};
 
 fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
     let pairs: Vec<(&str, u64)> = recipe
@@ -29,7 +30,7 @@ fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
 pub fn place(
     conn: &Connection,
     ids: &dyn IdSource,
-    products_cache: &catalog::ProductCache,
+    cache: &WriterCache,
     draft: &OrderDraft,
     now: Timestamp,
     minor_units_per_point: u64,
@@ -45,19 +46,26 @@ pub fn place(
     }
     let mut products = HashMap::with_capacity(draft.lines.len());
     for line in &draft.lines {
-        if let Some(p) = products_cache.get(conn, &line.product_id)? {
+        if let Some(p) = cache.product(conn, &line.product_id)? {
             products.insert(line.product_id.clone(), p);
         }
     }
     let plan = plan_order(draft, |id| products.get(id).cloned())?;
-    let mut levels = HashMap::with_capacity(plan.needs.len());
-    for id in plan.needs.keys() {
-        if let Some(level) = stock::level(conn, id)? {
-            levels.insert(id.clone(), level);
-        }
+    // The common case, everything in stock, reads one number per ingredient; names and units
+    // are read only to explain a shortage.
+    let mut fits = true;
+    for (id, &needed) in &plan.needs {
+        fits &= cache.on_hand(conn, id)?.is_some_and(|on_hand| on_hand >= needed);
     }
-    let short = shortages(&plan.needs, |id| levels.get(id).cloned());
-    if !short.is_empty() {
+    if !fits {
+        let mut levels = HashMap::with_capacity(plan.needs.len());
+        for id in plan.needs.keys() {
+            if let Some(level) = stock::level(conn, id)? {
+                levels.insert(id.clone(), level);
+            }
+        }
+        let short = shortages(&plan.needs, |id| levels.get(id).cloned());
+        assert!(!short.is_empty(), "an order that does not fit has a shortage");
         return Err(ShopError::InsufficientStock { shortages: short });
     }
 
@@ -101,6 +109,7 @@ pub fn place(
     for (ingredient, &needed) in &plan.needs {
         stock::apply_move(
             conn,
+            cache,
             ingredient,
             -(needed as i64),
             MoveReason::Sale,
@@ -162,11 +171,26 @@ fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
 
 /// Cancels a confirmed order: what it took goes back as cancel moves, the points it earned
 /// are taken back, and the order keeps its lines and total for the books.
-pub fn cancel(conn: &Connection, ids: &dyn IdSource, id: &OrderId, now: Timestamp) -> Result<Order, ShopError> {
+pub fn cancel(
+    conn: &Connection,
+    ids: &dyn IdSource,
+    cache: &WriterCache,
+    id: &OrderId,
+    now: Timestamp,
+) -> Result<Order, ShopError> {
     let order = require(conn, id)?;
     order.status.check_cancel()?;
     for (ingredient, taken) in needs_of(conn, id)? {
-        stock::apply_move(conn, &ingredient, taken as i64, MoveReason::Cancel, Some(id), None, now)?;
+        stock::apply_move(
+            conn,
+            cache,
+            &ingredient,
+            taken as i64,
+            MoveReason::Cancel,
+            Some(id),
+            None,
+            now,
+        )?;
     }
     if let Some(customer_id) = &order.customer_id {
         if order.points > 0 {

@@ -19,6 +19,7 @@ use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockLevel, 
 use lemonade_domain::values::{Timestamp, Unit};
 use rusqlite::{Connection, Row, params};
 
+use super::cache::WriterCache;
 use super::{SqlResult, optional, ts, unsigned};
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
@@ -76,6 +77,14 @@ pub fn on_hand_all(conn: &Connection) -> Result<HashMap<IngredientId, u64>, Shop
     rows.collect::<Result<HashMap<_, _>, _>>().db()
 }
 
+/// An ingredient's on-hand alone, or `None` when there is no such ingredient.
+pub fn on_hand(conn: &Connection, id: &IngredientId) -> Result<Option<u64>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT on_hand FROM ingredients WHERE id = ?1")
+        .db()?;
+    optional(stmt.query_row([id.as_str()], |r| r.get::<_, i64>(0).map(unsigned)))
+}
+
 pub fn level(conn: &Connection, id: &IngredientId) -> Result<Option<StockLevel>, ShopError> {
     get(conn, id).map(|i| {
         i.map(|i| StockLevel {
@@ -95,6 +104,7 @@ pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, ShopError> {
 /// so that on-hand equals the sum of moves from the first moment.
 pub fn create(
     conn: &Connection,
+    cache: &WriterCache,
     id: IngredientId,
     new: &NewIngredient,
     now: Timestamp,
@@ -120,6 +130,7 @@ pub fn create(
     if new.on_hand > 0 {
         apply_move(
             conn,
+            cache,
             &id,
             new.on_hand as i64,
             MoveReason::Restock,
@@ -131,12 +142,13 @@ pub fn create(
     require(conn, &id)
 }
 
-/// Appends one move to the ledger and applies it to on-hand, in the caller's transaction.
-/// A move that would take on-hand below zero is a programmer error here: callers check stock
-/// first, and the schema's CHECK refuses it as a last line of defence.
+/// Appends one move to the ledger, in the caller's transaction; the schema's trigger applies
+/// it to on-hand. A move that would take on-hand below zero is a programmer error here:
+/// callers check stock first, and the schema's CHECK refuses it as a last line of defence.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_move(
     conn: &Connection,
+    cache: &WriterCache,
     ingredient: &IngredientId,
     delta: i64,
     reason: MoveReason,
@@ -144,14 +156,6 @@ pub fn apply_move(
     note: Option<&str>,
     now: Timestamp,
 ) -> Result<StockMove, ShopError> {
-    let changed = conn
-        .prepare_cached("UPDATE ingredients SET on_hand = on_hand + ?1 WHERE id = ?2 AND on_hand + ?1 >= 0")
-        .db()?
-        .execute(params![delta, ingredient.as_str()])
-        .db()?;
-    if changed != 1 {
-        return Err(ShopError::conflict("stock changed while this request ran; try again"));
-    }
     conn.prepare_cached(
         "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -166,6 +170,7 @@ pub fn apply_move(
         now.millis()
     ])
     .db()?;
+    cache.moved(ingredient, delta);
     Ok(StockMove {
         id: move_id(conn.last_insert_rowid()),
         ingredient_id: ingredient.clone(),
