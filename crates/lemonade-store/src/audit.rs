@@ -334,45 +334,54 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
         }
     }
 
-    // Idempotency: every record points at a real result.
-    let keys = rows(conn, "SELECT key, order_id, outcome FROM idempotency_keys", |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
+    // Idempotency: every record points at a real result: an order that exists and was
+    // answered with the points it earned, or a readable refusal.
+    let keys = rows(
+        conn,
+        "SELECT key, order_id, answered_points, rejection FROM idempotency_keys",
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        },
+    )?;
     report.idempotency_keys = keys.len() as u64;
-    let order_ids: std::collections::HashSet<&str> = orders.iter().map(|o| o.0.as_str()).collect();
-    for (key, order_id, outcome) in &keys {
-        let parsed: Result<crate::sql::idempotency::Outcome, _> = serde_json::from_str(outcome);
-        match (parsed, order_id) {
-            (Ok(crate::sql::idempotency::Outcome::Placed(order)), Some(id)) => {
-                if order.id.as_str() != id {
-                    report.flag(
-                        "idempotency-record-is-real",
-                        format!("key {key}"),
-                        format!("column says {id}, outcome says {}", order.id),
-                    );
+    let by_id: HashMap<&str, (&str, i64)> = orders.iter().map(|o| (o.0.as_str(), (o.1.as_str(), o.4))).collect();
+    for (key, order_id, answered_points, rejection) in &keys {
+        let subject = format!("key {key}");
+        match (order_id, answered_points, rejection) {
+            (Some(id), Some(points), None) => match by_id.get(id.as_str()) {
+                None => report.flag(
+                    "idempotency-record-is-real",
+                    subject,
+                    format!("order {id} does not exist"),
+                ),
+                Some(&(status, now_points)) => {
+                    if status != "cancelled" && now_points != *points {
+                        report.flag(
+                            "idempotency-record-is-real",
+                            subject,
+                            format!("answered with {points} points, the order has {now_points}"),
+                        );
+                    }
                 }
-                if !order_ids.contains(id.as_str()) {
+            },
+            (None, None, Some(json)) => {
+                if let Err(e) = serde_json::from_str::<lemonade_domain::ShopError>(json) {
                     report.flag(
                         "idempotency-record-is-real",
-                        format!("key {key}"),
-                        format!("order {id} does not exist"),
+                        subject,
+                        format!("unreadable refusal: {e}"),
                     );
                 }
             }
-            (Ok(crate::sql::idempotency::Outcome::Rejected(_)), None) => {}
-            (Ok(_), _) => report.flag(
+            _ => report.flag(
                 "idempotency-record-is-real",
-                format!("key {key}"),
-                "order column and outcome disagree",
-            ),
-            (Err(e), _) => report.flag(
-                "idempotency-record-is-real",
-                format!("key {key}"),
-                format!("unreadable outcome: {e}"),
+                subject,
+                "neither one order nor one refusal",
             ),
         }
     }
@@ -735,7 +744,6 @@ mod tests {
     fn idempotency_records_must_match_their_orders() {
         let shop = Shop::new();
         let first = shop.place(false, 1);
-        let second = shop.place(false, 1);
         let order = orders::require(&shop.conn, &first).unwrap();
         let key = |k: &str| IdempotencyKey::parse(k, "f".into()).unwrap();
         idempotency::store(&shop.conn, &key("placed"), &Outcome::Placed(order), NOW).unwrap();
@@ -743,38 +751,27 @@ mod tests {
         idempotency::store(&shop.conn, &key("refused"), &rejection, NOW).unwrap();
         assert!(shop.report().is_clean());
 
-        let subjects = |shop: &Shop| -> Vec<(&'static str, String)> {
+        let details = |shop: &Shop| -> Vec<(&'static str, String, String)> {
             shop.report()
                 .violations
                 .iter()
-                .map(|v| (v.rule, v.subject.clone()))
+                .map(|v| (v.rule, v.subject.clone(), v.detail.clone()))
                 .collect()
         };
-        // The column names a real order, but not the one the stored outcome says.
-        shop.sql(&format!(
-            "UPDATE idempotency_keys SET order_id = '{second}' WHERE key = 'placed'"
-        ));
+        // Answered with points the order never earned.
+        shop.sql("UPDATE idempotency_keys SET answered_points = answered_points + 1 WHERE key = 'placed'");
+        let found = details(&shop);
+        assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
-            subjects(&shop),
-            vec![("idempotency-record-is-real", "key placed".to_owned())]
+            (found[0].0, found[0].1.as_str()),
+            ("idempotency-record-is-real", "key placed")
         );
-        shop.sql(&format!(
-            "UPDATE idempotency_keys SET order_id = '{first}' WHERE key = 'placed'"
-        ));
+        shop.sql("UPDATE idempotency_keys SET answered_points = answered_points - 1 WHERE key = 'placed'");
 
-        shop.sql(&format!(
-            "UPDATE idempotency_keys SET order_id = '{first}' WHERE key = 'refused'"
-        ));
-        assert_eq!(
-            subjects(&shop),
-            vec![("idempotency-record-is-real", "key refused".to_owned())]
-        );
-        shop.sql("UPDATE idempotency_keys SET order_id = NULL WHERE key = 'refused'");
-
-        shop.sql("UPDATE idempotency_keys SET outcome = '{\"placed\": 1}' WHERE key = 'placed'");
-        let report = shop.report();
-        assert_eq!(report.violations.len(), 1, "{}", report.to_text());
-        assert!(report.violations[0].detail.starts_with("unreadable outcome"));
+        shop.sql("UPDATE idempotency_keys SET rejection = '{\"code\": 1}' WHERE key = 'refused'");
+        let found = details(&shop);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].2.starts_with("unreadable refusal"), "{found:?}");
     }
 
     #[test]

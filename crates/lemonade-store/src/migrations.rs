@@ -104,12 +104,17 @@ const MIGRATIONS: &[&str] = &[
 
     -- A client's idempotency key with the outcome it produced, written in the transaction
     -- that did the work, so the key can never say "done" for work that did not commit.
+    -- A placed order is replayed from the order itself plus what changes after the first
+    -- answer (its points); a refusal is kept as the error it was answered with.
     CREATE TABLE idempotency_keys (
-        key         TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        order_id    TEXT REFERENCES orders (id),
-        outcome     TEXT NOT NULL,
-        created_at  INTEGER NOT NULL
+        key             TEXT PRIMARY KEY,
+        fingerprint     TEXT NOT NULL,
+        order_id        TEXT REFERENCES orders (id),
+        answered_points INTEGER CHECK (answered_points >= 0),
+        rejection       TEXT,
+        created_at      INTEGER NOT NULL,
+        CHECK ((order_id IS NULL) = (answered_points IS NULL)),
+        CHECK ((order_id IS NULL) <> (rejection IS NULL))
     );
     CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
     "#,
