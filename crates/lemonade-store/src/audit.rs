@@ -166,6 +166,23 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
         }
     }
 
+    // Recipe versions belong to their products, and a line was sold with its product's recipe.
+    for (what, id, product) in rows(
+        conn,
+        "SELECT 'recipe version', v.id, v.product_id FROM recipe_versions v
+             WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = v.product_id)
+         UNION ALL
+         SELECT 'order line of ' || l.order_id, l.recipe_version, l.product_id FROM order_lines l
+             JOIN recipe_versions v ON v.id = l.recipe_version WHERE v.product_id <> l.product_id",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+    )? {
+        report.flag(
+            "recipe-version-is-the-products",
+            format!("{what} ({id})"),
+            format!("product {product}"),
+        );
+    }
+
     // Orders: totals match lines; stock moves match the recipes sold; statuses explain moves.
     let orders = rows(conn, "SELECT id, status, customer_id, total, points FROM orders", |r| {
         Ok((
@@ -181,7 +198,8 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let mut totals: HashMap<String, (i64, i64)> = HashMap::new();
     for (order, quantity, unit_price, recipe) in rows(
         conn,
-        "SELECT order_id, quantity, unit_price, recipe FROM order_lines",
+        "SELECT l.order_id, l.quantity, l.unit_price, COALESCE(v.recipe, 'missing')
+         FROM order_lines l LEFT JOIN recipe_versions v ON v.id = l.recipe_version",
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -646,7 +664,7 @@ mod tests {
     fn an_unreadable_recipe_snapshot_is_found() {
         let shop = Shop::new();
         shop.place(false, 1);
-        shop.sql("UPDATE order_lines SET recipe = 'not json'");
+        shop.sql("UPDATE recipe_versions SET recipe = 'not json'");
         assert_eq!(
             shop.broken(),
             rules(&["order-line-recipe-readable", "confirmed-order-took-its-recipe"])
@@ -680,13 +698,37 @@ mod tests {
     }
 
     #[test]
+    fn a_recipe_version_of_no_product_is_found() {
+        let shop = Shop::new();
+        shop.place(false, 1);
+        shop.sql("UPDATE recipe_versions SET product_id = 'ghost'");
+        let report = shop.report();
+        let subjects: Vec<_> = report
+            .violations
+            .iter()
+            .map(|v| (v.rule, v.subject.split(' ').next().unwrap()))
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                ("recipe-version-is-the-products", "recipe"),
+                ("recipe-version-is-the-products", "order")
+            ],
+            "{}",
+            report.to_text()
+        );
+    }
+
+    #[test]
     fn a_cancelled_order_that_never_took_stock_is_found() {
         let shop = Shop::new();
         let order = shop.place(false, 1);
         shop.cancel(&order);
-        // Its recipe snapshot now says two lemons; the sale and its return say one.
+        // The recipe it was sold with now says two lemons; the sale and its return say one.
         shop.sql(&format!(
-            "UPDATE order_lines SET recipe = json_array(json_array('{}', 2)) WHERE order_id = '{order}'",
+            "INSERT INTO recipe_versions (product_id, recipe, created_at)
+                 SELECT product_id, json_array(json_array('{}', 2)), 0 FROM order_lines WHERE order_id = '{order}';
+             UPDATE order_lines SET recipe_version = last_insert_rowid() WHERE order_id = '{order}'",
             shop.lemons
         ));
         assert_eq!(shop.broken(), rules(&["cancelled-order-took-its-recipe"]));

@@ -46,6 +46,8 @@ const MIGRATIONS: &[&str] = &[
         name       TEXT NOT NULL UNIQUE,
         price      INTEGER NOT NULL CHECK (price >= 0),
         active     INTEGER NOT NULL CHECK (active IN (0, 1)),
+        -- The recipe as it is now, frozen: orders keep the version they were sold with.
+        recipe_version INTEGER NOT NULL REFERENCES recipe_versions (id),
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
@@ -55,6 +57,16 @@ const MIGRATIONS: &[&str] = &[
         quantity      INTEGER NOT NULL CHECK (quantity > 0),
         PRIMARY KEY (product_id, ingredient_id)
     ) WITHOUT ROWID;
+
+    -- Every recipe a product has had, as [[ingredient_id, quantity], ...], so the audit can
+    -- prove an order's sale moves match the recipe it was sold with after the recipe changed.
+    -- (Written before its product, so `product_id` is checked by the audit, not a key.)
+    CREATE TABLE recipe_versions (
+        id         INTEGER PRIMARY KEY,
+        product_id TEXT NOT NULL,
+        recipe     TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
 
     CREATE TABLE customers (
         id            TEXT PRIMARY KEY,
@@ -96,9 +108,7 @@ const MIGRATIONS: &[&str] = &[
         name       TEXT NOT NULL,
         quantity   INTEGER NOT NULL CHECK (quantity > 0),
         unit_price INTEGER NOT NULL CHECK (unit_price >= 0),
-        -- The recipe as it was when sold, [[ingredient_id, quantity], ...], so the audit can
-        -- prove the sale moves match it after the product's recipe has changed.
-        recipe     TEXT NOT NULL,
+        recipe_version INTEGER NOT NULL REFERENCES recipe_versions (id),
         PRIMARY KEY (order_id, line_no)
     ) WITHOUT ROWID;
 

@@ -21,7 +21,8 @@ const CACHED_MAX: usize = 10_000;
 
 #[derive(Default)]
 pub struct WriterCache {
-    products: Mutex<HashMap<ProductId, ProductForSale>>,
+    /// A product for sale and the version of its recipe.
+    products: Mutex<HashMap<ProductId, (ProductForSale, i64)>>,
     on_hand: Mutex<HashMap<IngredientId, u64>>,
 }
 
@@ -33,7 +34,8 @@ fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: 
 }
 
 impl WriterCache {
-    pub fn product(&self, conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
+    /// A product for sale and the version of its recipe.
+    pub fn product(&self, conn: &Connection, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
         if let Some(p) = self.products.lock().expect("cache lock").get(id) {
             return Ok(Some(p.clone()));
         }

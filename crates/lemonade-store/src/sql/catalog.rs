@@ -71,31 +71,35 @@ pub fn require(conn: &Connection, id: &ProductId) -> Result<Product, ShopError> 
     get(conn, id)?.ok_or_else(|| ShopError::not_found("product"))
 }
 
-/// What pricing an order needs to know of a product, in one query.
-pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<ProductForSale>, ShopError> {
+/// What pricing an order needs to know of a product, and the version of its recipe, in one
+/// query.
+pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT p.name, p.price, p.active, r.ingredient_id, r.quantity
+            "SELECT p.name, p.price, p.active, p.recipe_version, r.ingredient_id, r.quantity
              FROM products p LEFT JOIN recipe_items r ON r.product_id = p.id
              WHERE p.id = ?1",
         )
         .db()?;
     let mut rows = stmt.query([id.as_str()]).db()?;
-    let mut product: Option<ProductForSale> = None;
+    let mut product: Option<(ProductForSale, i64)> = None;
     while let Some(r) = rows.next().db()? {
-        let p = match &mut product {
+        let (p, _) = match &mut product {
             Some(p) => p,
-            None => product.insert(ProductForSale {
-                name: r.get(0).db()?,
-                price: Money::from_stored(r.get(1).db()?),
-                active: r.get(2).db()?,
-                recipe: Vec::new(),
-            }),
+            None => product.insert((
+                ProductForSale {
+                    name: r.get(0).db()?,
+                    price: Money::from_stored(r.get(1).db()?),
+                    active: r.get(2).db()?,
+                    recipe: Vec::new(),
+                },
+                r.get(3).db()?,
+            )),
         };
-        if let Some(ingredient) = r.get::<_, Option<String>>(3).db()? {
+        if let Some(ingredient) = r.get::<_, Option<String>>(4).db()? {
             p.recipe.push(RecipeItem {
                 ingredient_id: IngredientId::parse(&ingredient).expect("stored ids are valid"),
-                quantity: Quantity::new(r.get(4).db()?).expect("a CHECK constraint keeps quantities positive"),
+                quantity: Quantity::new(r.get(5).db()?).expect("a CHECK constraint keeps quantities positive"),
             });
         }
     }
@@ -148,7 +152,31 @@ fn check_name_free(conn: &Connection, name: &str, except: Option<&ProductId>) ->
     }
 }
 
-fn write_recipe(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) -> Result<(), ShopError> {
+/// A recipe as stored in a version: `[[ingredient_id, quantity], ...]`.
+pub fn recipe_json(recipe: &[RecipeItem]) -> String {
+    let pairs: Vec<(&str, u64)> = recipe
+        .iter()
+        .map(|i| (i.ingredient_id.as_str(), i.quantity.get()))
+        .collect();
+    serde_json::to_string(&pairs).expect("pairs serialise")
+}
+
+/// Freezes a recipe as a new version of the product's; returns the version's id.
+fn new_recipe_version(
+    conn: &Connection,
+    id: &ProductId,
+    recipe: &[RecipeItem],
+    now: Timestamp,
+) -> Result<i64, ShopError> {
+    conn.prepare_cached("INSERT INTO recipe_versions (product_id, recipe, created_at) VALUES (?1, ?2, ?3)")
+        .db()?
+        .execute(params![id.as_str(), recipe_json(recipe), now.millis()])
+        .db()?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Replaces the product's recipe items (the current recipe, as the API shows it).
+fn write_recipe_items(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) -> Result<(), ShopError> {
     conn.prepare_cached("DELETE FROM recipe_items WHERE product_id = ?1")
         .db()?
         .execute([id.as_str()])
@@ -171,8 +199,10 @@ fn write_recipe(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) -> Res
 pub fn create(conn: &Connection, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
     check_name_free(conn, &new.name, None)?;
     check_recipe(conn, &new.recipe)?;
+    let version = new_recipe_version(conn, &id, &new.recipe, now)?;
     conn.prepare_cached(
-        "INSERT INTO products (id, name, price, active, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO products (id, name, price, active, recipe_version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )
     .db()?
     .execute(params![
@@ -180,10 +210,11 @@ pub fn create(conn: &Connection, id: ProductId, new: &NewProduct, now: Timestamp
         new.name,
         new.price.minor(),
         new.active,
+        version,
         now.millis()
     ])
     .db()?;
-    write_recipe(conn, &id, &new.recipe)?;
+    write_recipe_items(conn, &id, &new.recipe)?;
     require(conn, &id)
 }
 
@@ -195,7 +226,12 @@ pub fn update(conn: &Connection, id: &ProductId, patch: &ProductPatch, now: Time
     }
     if let Some(recipe) = &patch.recipe {
         check_recipe(conn, recipe)?;
-        write_recipe(conn, id, recipe)?;
+        let version = new_recipe_version(conn, id, recipe, now)?;
+        write_recipe_items(conn, id, recipe)?;
+        conn.prepare_cached("UPDATE products SET recipe_version = ?2 WHERE id = ?1")
+            .db()?
+            .execute(params![id.as_str(), version])
+            .db()?;
     }
     conn.prepare_cached("UPDATE products SET name = ?2, price = ?3, active = ?4, updated_at = ?5 WHERE id = ?1")
         .db()?

@@ -16,14 +16,6 @@ use rusqlite::{Connection, Row, params};
 use super::cache::WriterCache;
 use super::{SqlResult, crm, optional, stock, ts, unsigned};
 
-fn recipe_snapshot(recipe: &[lemonade_domain::stock::RecipeItem]) -> String {
-    let pairs: Vec<(&str, u64)> = recipe
-        .iter()
-        .map(|i| (i.ingredient_id.as_str(), i.quantity.get()))
-        .collect();
-    serde_json::to_string(&pairs).expect("pairs serialise")
-}
-
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
 /// comes before the first write (the writer's contract); nothing here commits.
@@ -50,7 +42,7 @@ pub fn place(
             products.insert(line.product_id.clone(), p);
         }
     }
-    let plan = plan_order(draft, |id| products.get(id).cloned())?;
+    let plan = plan_order(draft, |id| products.get(id).map(|(p, _)| p).cloned())?;
     // The common case, everything in stock, reads one number per ingredient; names and units
     // are read only to explain a shortage.
     let mut fits = true;
@@ -89,7 +81,7 @@ pub fn place(
     .db()?;
     let mut insert_line = conn
         .prepare_cached(
-            "INSERT INTO order_lines (order_id, line_no, product_id, name, quantity, unit_price, recipe)
+            "INSERT INTO order_lines (order_id, line_no, product_id, name, quantity, unit_price, recipe_version)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .db()?;
@@ -102,7 +94,7 @@ pub fn place(
                 line.name,
                 line.quantity as i64,
                 line.unit_price.minor(),
-                recipe_snapshot(&products[&line.product_id].recipe)
+                products[&line.product_id].1
             ])
             .db()?;
     }
@@ -150,7 +142,10 @@ pub fn place(
 fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
     let mut needs = Needs::new();
     let mut stmt = conn
-        .prepare_cached("SELECT quantity, recipe FROM order_lines WHERE order_id = ?1")
+        .prepare_cached(
+            "SELECT l.quantity, v.recipe FROM order_lines l JOIN recipe_versions v ON v.id = l.recipe_version
+             WHERE l.order_id = ?1",
+        )
         .db()?;
     let lines = stmt
         .query_map([id.as_str()], |r| Ok((unsigned(r.get(0)?), r.get::<_, String>(1)?)))
