@@ -26,7 +26,7 @@ start() { # name batch_max -> sets url and pid
 
 field() { python3 -c "import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1], {}, r))" "$1"; }
 
-start grouped 256; grouped_url=$url; grouped_pid=$pid
+start grouped 32; grouped_url=$url; grouped_pid=$pid
 start baseline 1; baseline_url=$url
 
 echo "== group commit, concurrency 64, $orders orders"

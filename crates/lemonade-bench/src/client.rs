@@ -89,7 +89,17 @@ impl Target {
         if host.is_empty() {
             bail!("--url {url:?} has no host");
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = match authority.port() {
+            None => 80,
+            Some(p) => p.as_u16(),
+        };
+        if authority
+            .as_str()
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.ends_with(']') && p.parse::<u16>().is_err())
+        {
+            bail!("--url {url:?} has a port that is not a number from 0 to 65535");
+        }
         if uri.query().is_some() {
             bail!("--url {url:?} must not have a query string");
         }
@@ -368,6 +378,7 @@ mod tests {
         assert_eq!(t.host, "::1");
         assert!(Target::new("https://example.test", None, Duration::from_secs(1)).is_err());
         assert!(Target::new("http://h:1/?q=1", None, Duration::from_secs(1)).is_err());
+        assert!(Target::new("http://127.0.0.1:293256", None, Duration::from_secs(1)).is_err());
     }
 
     #[test]

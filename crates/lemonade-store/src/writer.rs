@@ -43,7 +43,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            batch_max: 256,
+            batch_max: 32,
             queue_max: 8_192,
         }
     }

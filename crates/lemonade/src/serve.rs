@@ -24,8 +24,10 @@ pub struct ServeArgs {
     /// printed once when listening beyond loopback without one.
     #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Most orders committed together (group commit). 1 commits each order on its own.
-    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Most orders committed together (group commit). 1 commits each order on its own. A
+    /// cap below the number of clients lets one batch sync while the next is written
+    /// (measured at 64 clients: 32 gave 15.4k orders/s, 64 gave 12.8k).
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_max: u32,
     /// Loyalty: one point per this many minor currency units spent.
     #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -40,7 +42,7 @@ impl ServeArgs {
             data,
             empty: false,
             token: None,
-            batch_max: 256,
+            batch_max: 32,
             minor_units_per_point: 100,
         }
     }
