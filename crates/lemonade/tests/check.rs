@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
+mod binary;
+use binary::BIN;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -34,17 +35,7 @@ impl Server {
             .and_then(|l| l.local_addr())
             .expect("an ephemeral port")
             .port();
-        let child = Command::new(BIN)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .env_remove("LEMONADE_TOKEN")
-            .env_remove("LEMONADE_EMPTY")
-            .env_remove("LEMONADE_MINOR_UNITS_PER_POINT")
-            .env("LEMONADE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start lemonade serve");
+        let child = binary::serve_command(data, port).spawn().expect("start lemonade serve");
         Server {
             child,
             base: format!("http://127.0.0.1:{port}/api/v1"),

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
+mod binary;
+use binary::BIN;
 
 /// Concurrent clients placing orders.
 const CLIENTS: usize = 16;
@@ -71,16 +72,7 @@ impl Server {
             let port = free_port();
             let log = logs.join(format!("{name}-{attempt}.log"));
             let log_file = std::fs::File::create(&log).expect("create the server log");
-            let child = Command::new(BIN)
-                .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
-                .arg(data)
-                .env_remove("LEMONADE_TOKEN")
-                .env_remove("LEMONADE_EMPTY")
-                .env_remove("LEMONADE_BATCH_MAX")
-                .env_remove("LEMONADE_MINOR_UNITS_PER_POINT")
-                .env("LEMONADE_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
+            let child = binary::serve_command(data, port)
                 .stderr(Stdio::from(log_file))
                 .spawn()
                 .expect("start lemonade serve");
