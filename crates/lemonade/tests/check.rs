@@ -4,79 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod binary;
-use binary::BIN;
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running `lemonade serve`, killed when dropped so a failing test leaves nothing behind.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("an ephemeral port")
-            .port();
-        let child = binary::serve_command(data, port).spawn().expect("start lemonade serve");
-        Server {
-            child,
-            base: format!("http://127.0.0.1:{port}/api/v1"),
-        }
-    }
-
-    async fn wait_healthy(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("poll the server") {
-                panic!("the server exited with {status} before it was healthy");
-            }
-            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("/health was not 200 within {STARTUP_TIMEOUT:?}");
-    }
-
-    /// SIGTERM, then a bounded wait for a clean exit.
-    async fn terminate(&mut self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("poll the server") {
-                assert!(status.success(), "the server stopped with {status}");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM");
-    }
-}
-
+use binary::{BIN, Server};
 async fn send(request: reqwest::RequestBuilder, expect: u16) -> Value {
     let r = request.send().await.expect("the server answers");
     let status = r.status();
@@ -118,8 +52,7 @@ async fn build_shop_async() -> Shop {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("a client");
-    let mut server = Server::start(&data);
-    server.wait_healthy(&http).await;
+    let mut server = Server::start(&data, tmp.path(), "check").await;
     let base = server.base.clone();
 
     let products = send(http.get(format!("{base}/products")), 200).await;
@@ -178,7 +111,8 @@ async fn build_shop_async() -> Shop {
     let (code, stdout, _) = check(&data, false);
     assert_eq!(code, Some(0), "check beside the running shop:\n{stdout}");
 
-    server.terminate().await;
+    let stopped = server.terminate().await;
+    assert!(stopped.success(), "the server stopped with {stopped}");
     Shop {
         _tmp: tmp,
         data,

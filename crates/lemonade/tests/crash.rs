@@ -19,8 +19,8 @@
 //! this test cannot observe.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod binary;
-use binary::BIN;
+use binary::{BIN, Server};
 
 /// Concurrent clients placing orders.
 const CLIENTS: usize = 16;
@@ -42,112 +42,8 @@ const POINTS_PER_ORDER: u64 = 3;
 /// Enough stock for this many lemonades.
 const STOCK_FOR_ORDERS: i64 = 100_000;
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
-/// A running `lemonade serve`; killed (SIGKILL) when dropped, so a failing test leaves no
-/// server behind.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on `data` and waits until `/health` answers 200. Retries with another
-    /// port if the one picked was taken in between.
-    async fn start(data: &Path, logs: &Path, name: &str) -> Server {
-        let mut last_failure = String::new();
-        for attempt in 0..3 {
-            let port = free_port();
-            let log = logs.join(format!("{name}-{attempt}.log"));
-            let log_file = std::fs::File::create(&log).expect("create the server log");
-            let child = binary::serve_command(data, port)
-                .stderr(Stdio::from(log_file))
-                .spawn()
-                .expect("start lemonade serve");
-            let mut server = Server {
-                child,
-                base: format!("http://127.0.0.1:{port}/api/v1"),
-                log,
-            };
-            match server.wait_healthy().await {
-                Ok(()) => return server,
-                Err(e) => last_failure = e,
-            }
-        }
-        panic!("the server did not start: {last_failure}");
-    }
-
-    async fn wait_healthy(&mut self) -> Result<(), String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("build a client");
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("poll the server") {
-                return Err(format!("it exited with {status}; log:\n{}", self.log_text()));
-            }
-            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
-                && r.status() == 200
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!(
-            "/health not 200 within {STARTUP_TIMEOUT:?}; log:\n{}",
-            self.log_text()
-        ))
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL, then reap it.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        self.child.wait().expect("reap the server");
-    }
-
-    /// SIGTERM (a graceful stop), then wait, bounded, for it to exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("poll the server") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Runs `lemonade check --data <data>`: (exit code, stdout, stderr).
 fn check(data: &Path) -> (Option<i32>, String, String) {
