@@ -1,4 +1,4 @@
-//! A small pool of read-only uses of WAL connections. Reads never wait for the writer: each
+//! A small pool of connections used only for reading. Reads never wait for the writer: each
 //! sees the last committed state when it starts.
 
 use std::sync::{Arc, Mutex};

@@ -21,6 +21,9 @@ use crate::inflight::InFlight;
 use crate::sql::idempotency::{self, Outcome};
 use crate::sql::{catalog, crm, orders, stock};
 
+/// Loyalty by default: one point per whole currency unit (100 minor units).
+pub const MINOR_UNITS_PER_POINT_DEFAULT: u64 = 100;
+
 #[derive(Clone, Copy, Debug)]
 pub struct ShopConfig {
     /// Loyalty: one point per this many minor units of an order's total.
@@ -32,7 +35,7 @@ pub struct ShopConfig {
 impl Default for ShopConfig {
     fn default() -> Self {
         ShopConfig {
-            minor_units_per_point: 100,
+            minor_units_per_point: MINOR_UNITS_PER_POINT_DEFAULT,
             idempotency_retention_ms: 48 * 3_600_000,
         }
     }

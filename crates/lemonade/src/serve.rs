@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lemonade_api::AppState;
+use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
 use lemonade_store::system::{SystemClock, UuidV7Ids};
+use lemonade_store::writer::BATCH_MAX_DEFAULT;
 use lemonade_store::{Database, ShopConfig, SqliteShop, WriterConfig};
 
 #[derive(Clone, Debug, clap::Args)]
@@ -25,12 +27,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Most orders committed together (group commit). 1 commits each order on its own. A
-    /// cap below the number of clients lets one batch sync while the next is written
-    /// (measured at 64 clients: 32 gave 15.4k orders/s, 64 gave 12.8k).
-    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// cap below the number of clients lets one batch sync while the next is written.
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_max: u32,
     /// Loyalty: one point per this many minor currency units spent.
-    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub minor_units_per_point: u64,
 }
 
@@ -42,8 +43,8 @@ impl ServeArgs {
             data,
             empty: false,
             token: None,
-            batch_max: 32,
-            minor_units_per_point: 100,
+            batch_max: BATCH_MAX_DEFAULT as u32,
+            minor_units_per_point: MINOR_UNITS_PER_POINT_DEFAULT,
         }
     }
 
