@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust tests (unit, API, crash and
-# audit tests against real servers) and the browser tests of the web app.
+# audit tests against real servers), the API suite again against the distributed mode, and
+# the browser tests of the web app.
 # Installs what is missing (Chromium, the browser tests' npm packages) on the way.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,15 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo test --workspace --doc --locked
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+# The same black-box API suite against the distributed mode: the coordinator and the stock,
+# orders and CRM services in-process, each on its own port and database.
+echo "== API suite against the cluster"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  LEMONADE_TEST_MODE=cluster cargo nextest run -p lemonade --test api --locked --no-fail-fast
+else
+  LEMONADE_TEST_MODE=cluster cargo test -p lemonade --test api --locked --no-fail-fast
 fi
 
 echo "== browser tests"

@@ -42,7 +42,8 @@ pub struct Problem {
     pub shortages: Option<Vec<Shortage>>,
 }
 
-fn shop_status(e: &ShopError) -> StatusCode {
+/// The HTTP status of a shop error, for the public API and the internal one alike.
+pub fn shop_status(e: &ShopError) -> StatusCode {
     match e {
         ShopError::ValidationFailed { .. } | ShopError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         ShopError::NotFound { .. } => StatusCode::NOT_FOUND,

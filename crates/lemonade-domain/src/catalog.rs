@@ -33,7 +33,7 @@ pub struct RawRecipeItem {
 }
 
 /// A new product, parsed. Whether each ingredient exists is checked by the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProduct {
     pub name: String,
     pub price: Money,
@@ -42,7 +42,7 @@ pub struct NewProduct {
 }
 
 /// A partial update of a product; `None` leaves a field as it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductPatch {
     pub name: Option<String>,
     pub price: Option<Money>,

@@ -74,11 +74,30 @@ pub struct CustomerExport {
 }
 
 /// Contact details, parsed. Empty strings mean "none".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerFields {
     pub name: Option<String>,
+    /// `None`: leave as it is; `Some(None)`: clear it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     pub email: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     pub phone: Option<Option<String>>,
+}
+
+/// Keeps "absent" and "null" apart on the internal wire: an absent field is `None`, a null
+/// one `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Only called for `Some`: `None` is skipped.
+    pub fn serialize<S: Serializer>(value: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().expect("None is skipped").serialize(s)
+    }
+
+    /// Only called when the field is there: it is then a change, to null or to a value.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
 }
 
 fn parse_email(raw: &str) -> Result<Option<String>, String> {
@@ -153,5 +172,25 @@ mod tests {
     fn a_new_customer_needs_a_name_and_a_patch_needs_a_field() {
         assert!(CustomerFields::parse(None, Some("a@b.co"), None, true).is_err());
         assert!(CustomerFields::parse(None, None, None, false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::CustomerFields;
+
+    #[test]
+    fn customer_fields_keep_leaving_alone_apart_from_clearing_on_the_wire() {
+        for fields in [
+            CustomerFields::default(),
+            CustomerFields {
+                name: Some("Ada".into()),
+                email: Some(None),
+                phone: Some(Some("0123".into())),
+            },
+        ] {
+            let wire = serde_json::to_string(&fields).unwrap();
+            assert_eq!(serde_json::from_str::<CustomerFields>(&wire).unwrap(), fields, "{wire}");
+        }
     }
 }

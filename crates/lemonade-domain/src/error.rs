@@ -70,6 +70,17 @@ impl ShopError {
     pub fn unavailable(detail: impl Into<String>) -> Self {
         ShopError::Unavailable { detail: detail.into() }
     }
+    /// A definite "no" about the request itself, the same on every retry: unlike
+    /// `Unavailable`, it is an answer, and can be stored and replayed as one.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ShopError::ValidationFailed { .. }
+                | ShopError::NotFound { .. }
+                | ShopError::InsufficientStock { .. }
+                | ShopError::Conflict { .. }
+        )
+    }
     /// The stable machine-readable code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod order;
 pub mod ports;
 pub mod report;
+pub mod saga;
 pub mod stock;
 pub mod values;
 

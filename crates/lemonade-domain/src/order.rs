@@ -89,7 +89,7 @@ pub struct RawOrderLine {
     pub quantity: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DraftLine {
     pub product_id: ProductId,
     pub quantity: Quantity,
@@ -98,7 +98,7 @@ pub struct DraftLine {
 /// An order request, parsed: 1 to [`ORDER_LINES_MAX`] lines, each product once, each quantity
 /// 1 to [`LINE_QUANTITY_MAX`]. Serialises canonically, which is what an idempotency key's
 /// request fingerprint is taken over.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderDraft {
     pub customer_id: Option<CustomerId>,
     pub lines: Vec<DraftLine>,

@@ -28,7 +28,7 @@ pub const PAGE_LIMIT_MAX: u32 = 200;
 pub const PAGE_LIMIT_DEFAULT: u32 = 50;
 
 /// A page request: at most `limit` items after the opaque `cursor`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRequest {
     pub limit: u32,
     pub cursor: Option<String>,
@@ -119,7 +119,7 @@ pub struct Placed {
     pub replayed: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OrderFilter {
     pub status: Option<OrderStatus>,
     pub customer_id: Option<CustomerId>,

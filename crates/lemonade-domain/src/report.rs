@@ -21,7 +21,7 @@ pub enum ReportBy {
 
 /// A parsed report request: whole days `from..=to` in the shop's local time, which is UTC
 /// shifted by `utc_offset_minutes`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SalesQuery {
     pub from: Date,
     pub to: Date,

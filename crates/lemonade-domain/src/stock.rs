@@ -82,7 +82,7 @@ pub struct StockMove {
 }
 
 /// A new ingredient, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewIngredient {
     pub name: String,
     pub unit: Unit,
@@ -121,7 +121,7 @@ pub fn parse_level(raw: i64) -> Result<u64, String> {
 }
 
 /// A staff action on one ingredient's stock.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StockAdjustment {
     Restock {
         quantity: Quantity,

@@ -352,6 +352,20 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
         }
     }
 
+    // Each order's points are awarded at most once, and taken back at most once.
+    for (order, kind, count) in rows(
+        conn,
+        "SELECT order_id, kind, COUNT(*) FROM customer_activity WHERE order_id IS NOT NULL
+         GROUP BY order_id, kind HAVING COUNT(*) > 1",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+    )? {
+        report.flag(
+            "activity-once-per-order",
+            format!("order {order}"),
+            format!("{count} × {kind}"),
+        );
+    }
+
     // Idempotency: every record points at a real result: an order that exists and was
     // answered with the points it earned, or a readable refusal.
     let keys = rows(
@@ -404,6 +418,179 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
         }
     }
     Ok(report)
+}
+
+/// The files of a cluster's databases, by the schema name the audit attaches them under.
+pub const CLUSTER_DATABASES: [(&str, &str); 4] = [
+    ("coordinator", "coordinator.db"),
+    ("stock", "stock.db"),
+    ("orders", "orders.db"),
+    ("crm", "crm.db"),
+];
+
+/// Whether `data` holds a cluster's databases rather than a monolith's.
+pub fn is_cluster(data: &Path) -> bool {
+    data.join("coordinator.db").exists()
+}
+
+/// The monolith's tables, as views over the services' databases: the monolith's rules then
+/// read the cluster as one shop. Public idempotency keys live in the saga log.
+const CLUSTER_VIEWS: &str = r#"
+    CREATE TEMP VIEW ingredients AS SELECT * FROM stock.ingredients;
+    CREATE TEMP VIEW stock_moves AS SELECT * FROM stock.stock_moves;
+    CREATE TEMP VIEW products AS SELECT * FROM stock.products;
+    CREATE TEMP VIEW recipe_versions AS SELECT * FROM stock.recipe_versions;
+    CREATE TEMP VIEW orders AS SELECT * FROM orders.orders;
+    CREATE TEMP VIEW order_lines AS SELECT * FROM orders.order_lines;
+    CREATE TEMP VIEW customers AS SELECT * FROM crm.customers;
+    CREATE TEMP VIEW customer_activity AS SELECT * FROM crm.customer_activity;
+    CREATE TEMP VIEW idempotency_keys AS
+        SELECT idempotency_key AS key,
+               CASE WHEN state = 'confirmed' THEN order_id END AS order_id,
+               CASE WHEN state = 'confirmed' THEN json_extract(plan, '$.points') END AS answered_points,
+               CASE WHEN state = 'rejected' THEN outcome END AS rejection
+        FROM coordinator.sagas WHERE idempotency_key IS NOT NULL AND state IN ('confirmed', 'rejected');
+"#;
+
+/// Audits a cluster's four databases together, read-only and each from one snapshot (safe
+/// while the cluster runs, though work in flight between services then shows up: audit a
+/// quiet cluster). Every rule of the monolith holds across them, and so do the saga rules:
+/// no saga unfinished, no reservation held, every event delivered, each order's
+/// reservation, status and saga agreeing, no stock taken for an order that does not exist.
+pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
+    let conn = Connection::open_in_memory()?;
+    for (schema, file) in CLUSTER_DATABASES {
+        let path = data.join(file);
+        if !path.exists() {
+            return Err(OpenError::Other(format!("no database at {}", path.display())));
+        }
+        conn.execute(
+            "ATTACH DATABASE ?1 AS ?2",
+            rusqlite::params![format!("file:{}?mode=ro", path.display()), schema],
+        )?;
+        let version: i64 = conn.query_row(&format!("PRAGMA {schema}.user_version"), [], |r| r.get(0))?;
+        if version != crate::migrations::SCHEMA_VERSION {
+            return Err(OpenError::Other(format!(
+                "{} has schema version {version}, this binary audits version {}",
+                path.display(),
+                crate::migrations::SCHEMA_VERSION
+            )));
+        }
+    }
+    conn.execute_batch(CLUSTER_VIEWS)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("BEGIN")?;
+    let mut report = audit(&conn)?;
+    audit_sagas(&conn, &mut report)?;
+    conn.execute_batch("COMMIT")?;
+    Ok(report)
+}
+
+fn audit_sagas(conn: &Connection, report: &mut AuditReport) -> rusqlite::Result<()> {
+    for (schema, _) in CLUSTER_DATABASES {
+        let integrity: String = conn.query_row(&format!("PRAGMA {schema}.quick_check"), [], |r| r.get(0))?;
+        if integrity != "ok" {
+            report.flag("database-integrity", schema, integrity);
+        }
+    }
+    for (order, state) in rows(
+        conn,
+        "SELECT order_id, state FROM coordinator.sagas WHERE state IN ('running', 'compensating')",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )? {
+        report.flag("saga-finished", format!("saga {order}"), format!("still {state}"));
+    }
+    for (order, expires_at) in rows(
+        conn,
+        "SELECT order_id, expires_at FROM stock.reservations WHERE status = 'held'",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )? {
+        report.flag(
+            "reservation-settled",
+            format!("reservation {order}"),
+            format!("still held (lease until {expires_at})"),
+        );
+    }
+    for (id, destination) in rows(
+        conn,
+        "SELECT id, destination FROM orders.outbox WHERE delivered_at IS NULL",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )? {
+        report.flag(
+            "events-delivered",
+            format!("event {id}"),
+            format!("not yet delivered to {destination}"),
+        );
+    }
+    // What each order's saga, reservation and status say must agree.
+    for (order, status, reservation, saga) in rows(
+        conn,
+        "SELECT o.id, o.status, r.status, s.state FROM orders.orders o
+           LEFT JOIN stock.reservations r ON r.order_id = o.id
+           LEFT JOIN coordinator.sagas s ON s.order_id = o.id",
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        },
+    )? {
+        let reservation_ok = matches!(
+            (status.as_str(), reservation.as_deref()),
+            ("confirmed", Some("committed")) | ("cancelled" | "failed", Some("released")) | ("pending", _)
+        );
+        if !reservation_ok {
+            report.flag(
+                "reservation-matches-order",
+                format!("{status} order {order}"),
+                format!("reservation {reservation:?}"),
+            );
+        }
+        // A finished saga may have been forgotten after its retention; one that is there agrees.
+        let saga_ok = matches!(
+            (status.as_str(), saga.as_deref()),
+            (_, None)
+                | ("confirmed" | "cancelled", Some("confirmed"))
+                | ("failed", Some("failed"))
+                | ("pending", Some("running" | "compensating"))
+        );
+        if !saga_ok {
+            report.flag(
+                "saga-matches-order",
+                format!("{status} order {order}"),
+                format!("saga {saga:?}"),
+            );
+        }
+    }
+    // Stock moved for an order the orders service never had must have come back in full.
+    for (order, net) in rows(
+        conn,
+        "SELECT m.order_id, SUM(m.delta) FROM stock.stock_moves m
+           WHERE m.order_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM orders.orders o WHERE o.id = m.order_id)
+           GROUP BY m.order_id HAVING SUM(m.delta) <> 0",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )? {
+        report.flag(
+            "no-stock-for-no-order",
+            format!("order {order}"),
+            format!("net move {net}, no such order"),
+        );
+    }
+    for (order, reservation) in rows(
+        conn,
+        "SELECT r.order_id, r.status FROM stock.reservations r
+           WHERE r.status = 'committed' AND NOT EXISTS (SELECT 1 FROM orders.orders o WHERE o.id = r.order_id)",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )? {
+        report.flag(
+            "no-stock-for-no-order",
+            format!("order {order}"),
+            format!("reservation {reservation}, no such order"),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

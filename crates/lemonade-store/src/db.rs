@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::migrations::Role;
 use crate::readers::Readers;
 use crate::sql::cache::WriterCache;
 use crate::writer::{Durability, Writer, WriterConfig};
@@ -63,14 +64,19 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens (creating and migrating as needed) the database at `path`.
+    /// Opens (creating and migrating as needed) the monolith's database at `path`.
     pub fn open(path: &Path, writer_config: WriterConfig) -> Result<Database, OpenError> {
+        Database::open_role(path, Role::Monolith, writer_config)
+    }
+
+    /// Opens (creating and migrating as needed) a database of `role` at `path`.
+    pub fn open_role(path: &Path, role: Role, writer_config: WriterConfig) -> Result<Database, OpenError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| OpenError::Other(format!("cannot create data folder {}: {e}", dir.display())))?;
         }
         let mut conn = open_connection(path)?;
-        crate::migrations::migrate(&mut conn)?;
+        crate::migrations::migrate_role(&mut conn, role)?;
         // Checkpoint every ~16 MiB of WAL rather than every 4 MiB: a hot page (an ingredient's
         // on-hand, an index's tail) is then copied back once per checkpoint instead of four
         // times; the WAL file is cut back to 64 MiB afterwards.

@@ -49,9 +49,23 @@ const PRODUCTS: &[DemoProduct] = &[
     ),
 ];
 
+/// Whether the shop holds nothing yet. The stock service's database has no customers table:
+/// there, no ingredients and no products is empty.
 fn is_empty(conn: &Connection) -> Result<bool, ShopError> {
+    let has_customers: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'customers')",
+            [],
+            |r| r.get(0),
+        )
+        .db()?;
+    let customers = if has_customers {
+        " AND NOT EXISTS (SELECT 1 FROM customers)"
+    } else {
+        ""
+    };
     conn.query_row(
-        "SELECT NOT EXISTS (SELECT 1 FROM ingredients) AND NOT EXISTS (SELECT 1 FROM products) AND NOT EXISTS (SELECT 1 FROM customers)",
+        &format!("SELECT NOT EXISTS (SELECT 1 FROM ingredients) AND NOT EXISTS (SELECT 1 FROM products){customers}"),
         [],
         |r| r.get(0),
     )

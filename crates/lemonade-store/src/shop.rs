@@ -136,12 +136,7 @@ impl Shop for SqliteShop {
         let cache = Arc::clone(&self.db.cache);
         self.db
             .writer
-            .execute(move |c| {
-                let ingredient = stock::require(c, &id)?;
-                let (delta, reason, note) = adjustment.delta(&ingredient)?;
-                let mv = stock::apply_move(c, &cache, &id, delta, reason, None, note.as_deref(), now)?;
-                Ok((stock::require(c, &id)?, mv))
-            })
+            .execute(move |c| stock::adjust(c, &cache, &id, &adjustment, now))
             .await
     }
 

@@ -19,8 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the shop: the API and the web app on one SQLite database.
+    /// Run the shop: the API and the web app on one SQLite database; or, with `--role`, one
+    /// process of the distributed mode.
     Serve(ServeArgs),
+    /// Run the distributed mode on this machine: the coordinator and the stock, orders and
+    /// CRM services as child processes, each with its own database.
+    Cluster(lemonade::cluster::ClusterArgs),
     /// Audit a shop's database; exits non-zero with a report on any violation.
     Check(CheckArgs),
     /// Place orders against a running shop as fast as it takes them and report the figures.
@@ -29,7 +33,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct CheckArgs {
-    /// Folder holding the shop's database.
+    /// Folder holding the shop's database, or a cluster's four.
     #[arg(long, env = "LEMONADE_DATA", default_value = "data")]
     data: std::path::PathBuf,
     /// Print the report as JSON.
@@ -37,10 +41,17 @@ struct CheckArgs {
     json: bool,
 }
 
-/// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited.
+/// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited. A data
+/// folder of the distributed mode is audited across its four databases.
 fn check(args: &CheckArgs) -> std::process::ExitCode {
-    let path = args.data.join("lemonade.db");
-    match lemonade_store::audit::audit_file(&path) {
+    let (path, audited) = if lemonade_store::audit::is_cluster(&args.data) {
+        (args.data.clone(), lemonade_store::audit::audit_cluster(&args.data))
+    } else {
+        let path = args.data.join("lemonade.db");
+        let audited = lemonade_store::audit::audit_file(&path);
+        (path, audited)
+    };
+    match audited {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
@@ -80,6 +91,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Cluster(args) => lemonade::cluster::run(args, shutdown_signal()).await,
         Command::Check(args) => return check(&args),
         Command::Bench(args) => {
             let json = args.json;
@@ -98,8 +110,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let role = args.role;
     let running = start(args, shutdown_signal()).await?;
-    println!("Lemonade is open at http://{}/", running.addr);
+    match role {
+        lemonade::serve::RoleArg::Monolith | lemonade::serve::RoleArg::Coordinator => {
+            println!("Lemonade is open at http://{}/", running.addr)
+        }
+        service => println!("Lemonade {service:?} service listening on {}", running.addr),
+    }
     running.server.await??;
     Ok(())
 }

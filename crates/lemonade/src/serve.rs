@@ -1,18 +1,52 @@
-//! `lemonade serve`: the monolith on one SQLite database.
+//! `lemonade serve`: the monolith on one SQLite database, or one role of the distributed mode
+//! (`--role coordinator|stock|orders|crm`), each on its own database.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use lemonade_api::AppState;
+use lemonade_cluster::transport::HttpTransport;
+use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection, Service};
+use lemonade_domain::saga::Destination;
+use lemonade_store::migrations::Role;
 use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
 use lemonade_store::system::{SystemClock, UuidV7Ids};
 use lemonade_store::writer::BATCH_MAX_DEFAULT;
 use lemonade_store::{Database, ShopConfig, SqliteShop, WriterConfig};
+use std::time::Duration;
+
+/// What this process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// The whole shop in one process.
+    Monolith,
+    /// The public API of the distributed mode; runs the sagas.
+    Coordinator,
+    Stock,
+    Orders,
+    Crm,
+}
+
+impl RoleArg {
+    pub fn store_role(self) -> Role {
+        match self {
+            RoleArg::Monolith => Role::Monolith,
+            RoleArg::Coordinator => Role::Coordinator,
+            RoleArg::Stock => Role::Stock,
+            RoleArg::Orders => Role::Orders,
+            RoleArg::Crm => Role::Crm,
+        }
+    }
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
+    /// What this process is: the monolith, or one part of the distributed mode.
+    #[arg(long, env = "LEMONADE_ROLE", value_enum, default_value = "monolith")]
+    pub role: RoleArg,
     /// Address to listen on. Anything but loopback requires an access token.
     #[arg(long, env = "LEMONADE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -33,6 +67,28 @@ pub struct ServeArgs {
     /// Loyalty: one point per this many minor currency units spent.
     #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub minor_units_per_point: u64,
+    /// Distributed mode: the token the services require of each other (at least 16
+    /// characters). Every process of one cluster must have the same.
+    #[arg(long, env = "LEMONADE_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+    /// Distributed mode: where the stock service listens.
+    #[arg(long, env = "LEMONADE_STOCK_ADDR")]
+    pub stock_addr: Option<SocketAddr>,
+    /// Distributed mode: where the orders service listens.
+    #[arg(long, env = "LEMONADE_ORDERS_ADDR")]
+    pub orders_addr: Option<SocketAddr>,
+    /// Distributed mode: where the CRM service listens.
+    #[arg(long, env = "LEMONADE_CRM_ADDR")]
+    pub crm_addr: Option<SocketAddr>,
+    /// Coordinator: how long the stock service holds an uncommitted reservation.
+    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = CoordinatorConfig::default().lease_ms, value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
+    pub lease_ms: u64,
+    /// Coordinator: how long placing an order may take before the answer is 202 (pending).
+    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = CoordinatorConfig::default().order_deadline_ms, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub order_deadline_ms: u64,
+    /// Distributed mode: requests per second a service takes before answering 429.
+    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_s: u32,
 }
 
 impl ServeArgs {
@@ -45,11 +101,68 @@ impl ServeArgs {
             token: None,
             batch_max: BATCH_MAX_DEFAULT as u32,
             minor_units_per_point: MINOR_UNITS_PER_POINT_DEFAULT,
+            role: RoleArg::Monolith,
+            cluster_token: None,
+            stock_addr: None,
+            orders_addr: None,
+            crm_addr: None,
+            lease_ms: CoordinatorConfig::default().lease_ms,
+            order_deadline_ms: CoordinatorConfig::default().order_deadline_ms,
+            rate_per_s: Protection::default().rate_per_s,
         }
     }
 
     pub fn database_path(&self) -> PathBuf {
-        self.data.join("lemonade.db")
+        database_path(&self.data, self.role.store_role())
+    }
+
+    fn writer_config(&self) -> WriterConfig {
+        WriterConfig {
+            batch_max: self.batch_max as usize,
+            ..WriterConfig::default()
+        }
+    }
+
+    fn cluster_token(&self) -> anyhow::Result<&str> {
+        match &self.cluster_token {
+            Some(t) if t.len() >= 16 => Ok(t),
+            Some(_) => anyhow::bail!("the cluster token must be at least 16 characters"),
+            None => anyhow::bail!("the distributed mode needs --cluster-token (LEMONADE_CLUSTER_TOKEN)"),
+        }
+    }
+
+    /// The orders service calls the stock and CRM services (its relay delivers events).
+    fn peers_of_orders(&self) -> anyhow::Result<HashMap<Service, SocketAddr>> {
+        let mut peers = HashMap::new();
+        for (service, addr, flag) in [
+            (Service::Stock, self.stock_addr, "--stock-addr"),
+            (Service::Crm, self.crm_addr, "--crm-addr"),
+        ] {
+            peers.insert(
+                service,
+                addr.with_context(|| format!("the orders service needs {flag}"))?,
+            );
+        }
+        // Never called, but every service has an address in a transport.
+        peers.insert(Service::Orders, self.orders_addr.unwrap_or(self.addr));
+        Ok(peers)
+    }
+
+    fn peers(&self) -> anyhow::Result<HashMap<Service, SocketAddr>> {
+        let need = |addr: Option<SocketAddr>, flag: &str| addr.with_context(|| format!("the coordinator needs {flag}"));
+        Ok(HashMap::from([
+            (Service::Stock, need(self.stock_addr, "--stock-addr")?),
+            (Service::Orders, need(self.orders_addr, "--orders-addr")?),
+            (Service::Crm, need(self.crm_addr, "--crm-addr")?),
+        ]))
+    }
+}
+
+/// Where a role keeps its database in a data folder.
+pub fn database_path(data: &std::path::Path, role: Role) -> PathBuf {
+    match role {
+        Role::Monolith => data.join("lemonade.db"),
+        other => data.join(format!("{}.db", other.as_str())),
     }
 }
 
@@ -73,31 +186,96 @@ pub async fn start(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let path = args.database_path();
-    let db = Database::open(
-        &path,
-        WriterConfig {
-            batch_max: args.batch_max as usize,
-            ..WriterConfig::default()
-        },
-    )
-    .with_context(|| format!("opening the database {}", path.display()))?;
+    let db = Database::open_role(&path, args.role.store_role(), args.writer_config())
+        .with_context(|| format!("opening the database {}", path.display()))?;
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7Ids);
-    if !args.empty && lemonade_store::seed::seed_demo_if_empty(&db, clock.clone(), ids.clone()).await? {
+    let seeds = matches!(args.role, RoleArg::Monolith | RoleArg::Stock);
+    if seeds && !args.empty && lemonade_store::seed::seed_demo_if_empty(&db, clock.clone(), ids.clone()).await? {
         tracing::info!("created the demo shop");
     }
-    let shop = SqliteShop::new(
-        db,
-        clock,
-        ids,
-        ShopConfig {
-            minor_units_per_point: args.minor_units_per_point,
-            ..ShopConfig::default()
-        },
-    );
-    shop.spawn_maintenance();
+    let (app, token) = match args.role {
+        RoleArg::Monolith => {
+            let shop = SqliteShop::new(
+                db,
+                clock,
+                ids,
+                ShopConfig {
+                    minor_units_per_point: args.minor_units_per_point,
+                    ..ShopConfig::default()
+                },
+            );
+            shop.spawn_maintenance();
+            let token = public_token(&args)?;
+            (
+                lemonade_api::router(AppState::new(Arc::new(shop), token.clone())),
+                token,
+            )
+        }
+        RoleArg::Coordinator => {
+            let cluster_token = args.cluster_token()?;
+            let transport = Arc::new(HttpTransport::new(args.peers()?, cluster_token));
+            let seed = rand::random::<u64>();
+            let clients = Arc::new(Clients::new(transport, CallPolicy::default(), seed));
+            let config = CoordinatorConfig {
+                lease_ms: args.lease_ms,
+                order_deadline_ms: args.order_deadline_ms,
+                minor_units_per_point: args.minor_units_per_point,
+                ..CoordinatorConfig::default()
+            };
+            anyhow::ensure!(
+                config.lease_ms > config.order_deadline_ms,
+                "--lease-ms must be longer than --order-deadline-ms"
+            );
+            let coordinator = Coordinator::new(Node::new(db, clock, ids), clients, config);
+            coordinator.spawn_sweeper();
+            coordinator.spawn_maintenance();
+            let token = public_token(&args)?;
+            (
+                lemonade_api::router(AppState::new(Arc::new(coordinator), token.clone())),
+                token,
+            )
+        }
+        service => {
+            let cluster_token = args.cluster_token()?;
+            let node = Node::new(db, clock, ids);
+            node.spawn_step_expiry();
+            let protection = Protection {
+                rate_per_s: args.rate_per_s,
+                burst: args.rate_per_s.max(1),
+                ..Protection::default()
+            };
+            let router = match service {
+                RoleArg::Stock => {
+                    lemonade_cluster::stock::spawn_lease_expiry(node.clone(), Duration::from_millis(200));
+                    lemonade_cluster::stock::router(node, cluster_token, protection)
+                }
+                RoleArg::Orders => {
+                    let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
+                    let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
+                    for to in [Destination::Stock, Destination::Crm] {
+                        lemonade_cluster::orders::spawn_relay(node.clone(), Arc::clone(&clients), to);
+                    }
+                    lemonade_cluster::orders::router(node, cluster_token, protection)
+                }
+                RoleArg::Crm => lemonade_cluster::crm::router(node, cluster_token, protection),
+                RoleArg::Monolith | RoleArg::Coordinator => unreachable!("matched above"),
+            };
+            (router, None)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+    Ok(Running { addr, token, server })
+}
 
-    let token = match (&args.token, args.addr.ip().is_loopback()) {
+/// The public API's access token: the one given, or one made up when listening beyond
+/// loopback without one.
+fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    Ok(match (&args.token, args.addr.ip().is_loopback()) {
         (Some(t), _) if t.len() < 16 => anyhow::bail!("the access token must be at least 16 characters"),
         (Some(t), _) => Some(t.clone()),
         (None, true) => None,
@@ -106,12 +284,5 @@ pub async fn start(
             println!("Listening beyond loopback: clients must send this access token (shown once):\n  {t}");
             Some(t)
         }
-    };
-    let app = lemonade_api::router(AppState::new(Arc::new(shop), token.clone()));
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("listening on {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
-    Ok(Running { addr, token, server })
+    })
 }

@@ -92,6 +92,61 @@ pub fn activity(conn: &Connection, customer: &CustomerId) -> Result<Vec<Activity
     .db()
 }
 
+/// Refuses an order for a customer who does not exist or was anonymised.
+pub fn check_can_order(conn: &Connection, customer: &CustomerId) -> Result<(), ShopError> {
+    match get(conn, customer)? {
+        None => Err(ShopError::validation("customer_id", "no such customer")),
+        Some(c) if c.anonymised => Err(ShopError::validation("customer_id", "this customer was anonymised")),
+        Some(_) => Ok(()),
+    }
+}
+
+/// An order of this customer was placed: its points are added and the activity recorded.
+pub fn order_placed(
+    conn: &Connection,
+    activity_id: String,
+    customer: &CustomerId,
+    order: &OrderId,
+    points: u64,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    if points > 0 {
+        add_points(conn, customer, points as i64, now)?;
+    }
+    record_activity(
+        conn,
+        activity_id,
+        customer,
+        ActivityKind::OrderPlaced,
+        Some(order),
+        points as i64,
+        now,
+    )
+}
+
+/// An order of this customer was cancelled: the points it earned are taken back.
+pub fn order_cancelled(
+    conn: &Connection,
+    activity_id: String,
+    customer: &CustomerId,
+    order: &OrderId,
+    points: u64,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    if points > 0 {
+        add_points(conn, customer, -(points as i64), now)?;
+    }
+    record_activity(
+        conn,
+        activity_id,
+        customer,
+        ActivityKind::OrderCancelled,
+        Some(order),
+        -(points as i64),
+        now,
+    )
+}
+
 /// Adds (or with a negative delta takes back) points. The CHECK keeps the balance non-negative.
 pub fn add_points(conn: &Connection, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<(), ShopError> {
     let changed = conn

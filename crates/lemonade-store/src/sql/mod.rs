@@ -5,8 +5,12 @@
 pub mod cache;
 pub mod catalog;
 pub mod crm;
+pub mod events;
 pub mod idempotency;
 pub mod orders;
+pub mod reservations;
+pub mod sagas;
+pub mod steps;
 pub mod stock;
 
 use lemonade_domain::ShopError;

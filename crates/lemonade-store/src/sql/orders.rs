@@ -4,17 +4,17 @@
 use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
-use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
 use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
+use lemonade_domain::saga::{Envelope, Event, OrderPlan, PricedOrder};
 use lemonade_domain::stock::{MoveReason, Needs, shortages};
 use lemonade_domain::values::{Money, Timestamp};
 use rusqlite::{Connection, Row, params};
 
 use super::cache::WriterCache;
-use super::{SqlResult, crm, optional, stock, ts, unsigned};
+use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
 
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
@@ -28,14 +28,37 @@ pub fn place(
     minor_units_per_point: u64,
 ) -> Result<Order, ShopError> {
     if let Some(customer_id) = &draft.customer_id {
-        match crm::get(conn, customer_id)? {
-            None => return Err(ShopError::validation("customer_id", "no such customer")),
-            Some(c) if c.anonymised => {
-                return Err(ShopError::validation("customer_id", "this customer was anonymised"));
-            }
-            Some(_) => {}
-        }
+        crm::check_can_order(conn, customer_id)?;
     }
+    let priced = price_and_check(conn, cache, draft)?;
+    let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
+    let points = match draft.customer_id {
+        Some(_) => points_earned(priced.total, minor_units_per_point),
+        None => 0,
+    };
+    let order = Order {
+        id: order_id,
+        status: OrderStatus::Confirmed,
+        customer_id: draft.customer_id.clone(),
+        lines: priced.lines,
+        total: priced.total,
+        points,
+        failure_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    insert(conn, &order, &priced.recipe_versions)?;
+    take_stock(conn, cache, &order.id, &priced.needs, now)?;
+    if let Some(customer_id) = &draft.customer_id {
+        crm::order_placed(conn, ids.next_id(), customer_id, &order.id, points, now)?;
+    }
+    Ok(order)
+}
+
+/// Prices a draft against the catalogue and checks that stock covers it; writes nothing.
+/// Unknown or inactive products are validation errors, missing stock is
+/// `InsufficientStock` naming every short ingredient.
+pub fn price_and_check(conn: &Connection, cache: &WriterCache, draft: &OrderDraft) -> Result<PricedOrder, ShopError> {
     let mut products = HashMap::with_capacity(draft.lines.len());
     for line in &draft.lines {
         if let Some(p) = cache.product(conn, &line.product_id)? {
@@ -60,23 +83,79 @@ pub fn place(
         assert!(!short.is_empty(), "an order that does not fit has a shortage");
         return Err(ShopError::InsufficientStock { shortages: short });
     }
+    let recipe_versions = plan.lines.iter().map(|l| products[&l.product_id].1).collect();
+    Ok(PricedOrder {
+        lines: plan.lines,
+        total: plan.total,
+        recipe_versions,
+        needs: plan.needs,
+    })
+}
 
-    let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
-    let points = match draft.customer_id {
-        Some(_) => points_earned(plan.total, minor_units_per_point),
-        None => 0,
-    };
+/// Takes what an order needs off stock: one sale move per ingredient. The caller checked
+/// that it fits.
+pub fn take_stock(
+    conn: &Connection,
+    cache: &WriterCache,
+    order: &OrderId,
+    needs: &Needs,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    for (ingredient, &needed) in needs {
+        stock::apply_move(
+            conn,
+            cache,
+            ingredient,
+            -(needed as i64),
+            MoveReason::Sale,
+            Some(order),
+            None,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// Gives back what an order took: one cancel move per ingredient.
+pub fn return_stock(
+    conn: &Connection,
+    cache: &WriterCache,
+    order: &OrderId,
+    taken: &Needs,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    for (ingredient, &amount) in taken {
+        stock::apply_move(
+            conn,
+            cache,
+            ingredient,
+            amount as i64,
+            MoveReason::Cancel,
+            Some(order),
+            None,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes an order and its lines (`recipe_versions[i]` is the recipe line `i` was sold with).
+pub fn insert(conn: &Connection, order: &Order, recipe_versions: &[i64]) -> Result<(), ShopError> {
+    assert_eq!(order.lines.len(), recipe_versions.len(), "one recipe version per line");
     conn.prepare_cached(
-        "INSERT INTO orders (id, status, customer_id, total, points, created_at, updated_at)
-         VALUES (?1, 'confirmed', ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO orders (id, status, customer_id, total, points, failure_reason, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .db()?
     .execute(params![
-        order_id.as_str(),
-        draft.customer_id.as_ref().map(|c| c.as_str()),
-        plan.total.minor(),
-        points as i64,
-        now.millis()
+        order.id.as_str(),
+        order.status.as_str(),
+        order.customer_id.as_ref().map(|c| c.as_str()),
+        order.total.minor(),
+        order.points as i64,
+        order.failure_reason,
+        order.created_at.millis(),
+        order.updated_at.millis()
     ])
     .db()?;
     let mut insert_line = conn
@@ -85,56 +164,42 @@ pub fn place(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .db()?;
-    for (no, line) in plan.lines.iter().enumerate() {
+    for (no, (line, version)) in order.lines.iter().zip(recipe_versions).enumerate() {
         insert_line
             .execute(params![
-                order_id.as_str(),
+                order.id.as_str(),
                 no as i64,
                 line.product_id.as_str(),
                 line.name,
                 line.quantity as i64,
                 line.unit_price.minor(),
-                products[&line.product_id].1
+                version
             ])
             .db()?;
     }
-    for (ingredient, &needed) in &plan.needs {
-        stock::apply_move(
-            conn,
-            cache,
-            ingredient,
-            -(needed as i64),
-            MoveReason::Sale,
-            Some(&order_id),
-            None,
-            now,
-        )?;
-    }
-    if let Some(customer_id) = &draft.customer_id {
-        if points > 0 {
-            crm::add_points(conn, customer_id, points as i64, now)?;
-        }
-        crm::record_activity(
-            conn,
-            ids.next_id(),
-            customer_id,
-            ActivityKind::OrderPlaced,
-            Some(&order_id),
-            points as i64,
-            now,
-        )?;
-    }
-    Ok(Order {
-        id: order_id,
-        status: OrderStatus::Confirmed,
-        customer_id: draft.customer_id.clone(),
-        lines: plan.lines,
-        total: plan.total,
-        points,
-        failure_reason: None,
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(())
+}
+
+/// Moves an order to `status` (with `failure_reason` for a failed one) and returns it.
+pub fn set_status(
+    conn: &Connection,
+    id: &OrderId,
+    status: OrderStatus,
+    failure_reason: Option<&str>,
+    now: Timestamp,
+) -> Result<Order, ShopError> {
+    let points_kept = if status == OrderStatus::Cancelled || status == OrderStatus::Failed {
+        "0"
+    } else {
+        "points"
+    };
+    conn.prepare_cached(&format!(
+        "UPDATE orders SET status = ?2, points = {points_kept}, failure_reason = ?3, updated_at = ?4 WHERE id = ?1"
+    ))
+    .db()?
+    .execute(params![id.as_str(), status.as_str(), failure_reason, now.millis()])
+    .db()?;
+    require(conn, id)
 }
 
 /// What an order took from stock, from the recipe snapshots of its lines: exactly its sale
@@ -175,37 +240,11 @@ pub fn cancel(
 ) -> Result<Order, ShopError> {
     let order = require(conn, id)?;
     order.status.check_cancel()?;
-    for (ingredient, taken) in needs_of(conn, id)? {
-        stock::apply_move(
-            conn,
-            cache,
-            &ingredient,
-            taken as i64,
-            MoveReason::Cancel,
-            Some(id),
-            None,
-            now,
-        )?;
-    }
+    return_stock(conn, cache, id, &needs_of(conn, id)?, now)?;
     if let Some(customer_id) = &order.customer_id {
-        if order.points > 0 {
-            crm::add_points(conn, customer_id, -(order.points as i64), now)?;
-        }
-        crm::record_activity(
-            conn,
-            ids.next_id(),
-            customer_id,
-            ActivityKind::OrderCancelled,
-            Some(id),
-            -(order.points as i64),
-            now,
-        )?;
+        crm::order_cancelled(conn, ids.next_id(), customer_id, id, order.points, now)?;
     }
-    conn.prepare_cached("UPDATE orders SET status = 'cancelled', points = 0, updated_at = ?2 WHERE id = ?1")
-        .db()?
-        .execute(params![id.as_str(), now.millis()])
-        .db()?;
-    require(conn, id)
+    set_status(conn, id, OrderStatus::Cancelled, None, now)
 }
 
 const COLUMNS: &str = "id, status, customer_id, total, points, failure_reason, created_at, updated_at";
@@ -350,4 +389,93 @@ pub fn sales(conn: &Connection, query: &SalesQuery) -> Result<(Vec<DayTotals>, V
             .db()?,
     };
     Ok((days, products))
+}
+
+/// The orders service's part of a saga: the order it places, pending until confirmed.
+/// Creating it again returns it as it is.
+pub fn create_pending(conn: &Connection, plan: &OrderPlan) -> Result<Order, ShopError> {
+    if let Some(order) = get(conn, &plan.order_id)? {
+        return Ok(order);
+    }
+    let order = plan.order(OrderStatus::Pending, plan.created_at);
+    insert(conn, &order, &plan.priced.recipe_versions)?;
+    Ok(order)
+}
+
+/// Confirms a pending order and, in the same transaction, puts the news for CRM in the
+/// outbox; returns the order with the events. Confirming is the end of placing it, so the
+/// order keeps `updated_at = created_at`, as a placed order of the monolith has. Confirming a
+/// confirmed order returns it (and no new events); a failed one cannot be confirmed.
+pub fn confirm(
+    conn: &Connection,
+    ids: &dyn IdSource,
+    id: &OrderId,
+    now: Timestamp,
+) -> Result<(Order, Vec<Envelope>), ShopError> {
+    let order = require(conn, id)?;
+    match order.status {
+        OrderStatus::Confirmed | OrderStatus::Cancelled => return Ok((order, Vec::new())),
+        OrderStatus::Failed => return Err(ShopError::conflict("this order failed and cannot be confirmed")),
+        OrderStatus::Pending => {}
+    }
+    let mut sent = Vec::new();
+    if let Some(customer_id) = &order.customer_id {
+        let placed = Event::OrderPlaced {
+            order_id: id.clone(),
+            customer_id: customer_id.clone(),
+            points: order.points,
+        };
+        sent.push(events::push(conn, ids.next_id(), placed, now)?);
+    }
+    Ok((
+        set_status(conn, id, OrderStatus::Confirmed, None, order.created_at)?,
+        sent,
+    ))
+}
+
+/// Marks an order of a saga that gave up as failed, with why; creates it failed when the
+/// saga gave up before creating it. A confirmed order cannot fail.
+pub fn fail(conn: &Connection, plan: &OrderPlan, reason: &str, now: Timestamp) -> Result<Order, ShopError> {
+    let Some(order) = get(conn, &plan.order_id)? else {
+        let mut order = plan.order(OrderStatus::Failed, now);
+        order.points = 0;
+        order.failure_reason = Some(reason.to_owned());
+        insert(conn, &order, &plan.priced.recipe_versions)?;
+        return Ok(order);
+    };
+    match order.status {
+        OrderStatus::Failed => Ok(order),
+        OrderStatus::Pending => set_status(conn, &order.id, OrderStatus::Failed, Some(reason), now),
+        OrderStatus::Confirmed | OrderStatus::Cancelled => {
+            Err(ShopError::conflict("this order was confirmed and cannot fail"))
+        }
+    }
+}
+
+/// Cancels a confirmed order of the distributed mode: the order changes here, and the outbox
+/// carries "give the stock back" to the stock service and "take the points back" to CRM,
+/// committed in the same transaction. Returns the order with the events.
+pub fn cancel_with_events(
+    conn: &Connection,
+    ids: &dyn IdSource,
+    id: &OrderId,
+    now: Timestamp,
+) -> Result<(Order, Vec<Envelope>), ShopError> {
+    let order = require(conn, id)?;
+    order.status.check_cancel()?;
+    let mut sent = vec![events::push(
+        conn,
+        ids.next_id(),
+        Event::ReturnStock { order_id: id.clone() },
+        now,
+    )?];
+    if let Some(customer_id) = &order.customer_id {
+        let cancelled = Event::OrderCancelled {
+            order_id: id.clone(),
+            customer_id: customer_id.clone(),
+            points: order.points,
+        };
+        sent.push(events::push(conn, ids.next_id(), cancelled, now)?);
+    }
+    Ok((set_status(conn, id, OrderStatus::Cancelled, None, now)?, sent))
 }

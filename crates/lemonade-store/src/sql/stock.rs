@@ -15,7 +15,7 @@ fn move_seq(id: &str) -> i64 {
     id.parse().unwrap_or(0)
 }
 use lemonade_domain::ports::{Page, PageRequest};
-use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockLevel, StockMove};
+use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
 use lemonade_domain::values::{Timestamp, Unit};
 use rusqlite::{Connection, Row, params};
 
@@ -140,6 +140,20 @@ pub fn create(
         )?;
     }
     require(conn, &id)
+}
+
+/// A staff adjustment (restock, waste, count) of one ingredient: checked, then one move.
+pub fn adjust(
+    conn: &Connection,
+    cache: &WriterCache,
+    id: &IngredientId,
+    adjustment: &StockAdjustment,
+    now: Timestamp,
+) -> Result<(Ingredient, StockMove), ShopError> {
+    let ingredient = require(conn, id)?;
+    let (delta, reason, note) = adjustment.delta(&ingredient)?;
+    let mv = apply_move(conn, cache, id, delta, reason, None, note.as_deref(), now)?;
+    Ok((require(conn, id)?, mv))
 }
 
 /// Appends one move to the ledger, in the caller's transaction; the schema's trigger applies

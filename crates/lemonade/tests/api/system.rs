@@ -1,6 +1,6 @@
 //! Health, metrics and the OpenAPI document.
 
-use crate::support::{s, spawn_app};
+use crate::support::{is_cluster, s, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_ok_with_its_mode_and_dependencies() {
@@ -11,7 +11,8 @@ async fn health_says_ok_with_its_mode_and_dependencies() {
     assert_eq!(health["ok"], true, "{health}");
     assert!(!s(&health["mode"]).is_empty());
     if app.is_local() {
-        assert_eq!(health["mode"], "monolith");
+        let mode = if is_cluster() { "coordinator" } else { "monolith" };
+        assert_eq!(health["mode"], mode);
     }
     let deps = health["dependencies"].as_array().expect("dependencies is a list");
     assert!(!deps.is_empty(), "{health}");

@@ -1,7 +1,9 @@
 //! The black-box harness of the API suites: a [`TestApp`] that talks to a shop over HTTP only.
 //!
 //! [`spawn_app`] starts a real server in-process (loopback, an OS-chosen port, its own temporary
-//! data folder). With `LEMONADE_TEST_URL` set (the root of a running deployment, e.g.
+//! data folder): the monolith, or with `LEMONADE_TEST_MODE=cluster` the distributed mode (the
+//! coordinator and the three services, each on its own port and database, talking over
+//! loopback). With `LEMONADE_TEST_URL` set (the root of a running deployment, e.g.
 //! `http://127.0.0.1:8080`) it points at that deployment instead, sending
 //! `LEMONADE_TEST_TOKEN` as the bearer token when set. The tests are written for both: they
 //! never assume an empty shop, name everything they create uniquely, and assert only about what
@@ -35,6 +37,17 @@ pub struct TestApp {
 struct Local {
     dir: tempfile::TempDir,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    /// The distributed mode's servers, stopped when dropped.
+    cluster: Option<lemonade::cluster::InProcess>,
+}
+
+/// Longest a cluster may take to settle (deliver its events, finish its sagas) after the
+/// answers a test got.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether in-process servers are the distributed mode (`LEMONADE_TEST_MODE=cluster`).
+pub fn is_cluster() -> bool {
+    std::env::var("LEMONADE_TEST_MODE").is_ok_and(|m| m == "cluster")
 }
 
 impl Drop for Local {
@@ -83,6 +96,21 @@ pub async fn spawn_app() -> TestApp {
 /// `LEMONADE_TEST_URL` says. For the few tests that need a particular configuration.
 pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<TestApp> {
     let dir = tempfile::tempdir()?;
+    if is_cluster() {
+        let cluster = lemonade::cluster::start_in_process(dir.path(), configure).await?;
+        let root = format!("http://{}", cluster.coordinator.addr);
+        return Ok(TestApp {
+            base_url: format!("{root}/api/v1"),
+            root_url: root,
+            client: client(),
+            token: cluster.coordinator.token.clone(),
+            local: Some(Arc::new(Local {
+                dir,
+                shutdown: Mutex::new(None),
+                cluster: Some(cluster),
+            })),
+        });
+    }
     let mut args = ServeArgs::for_tests(dir.path().to_path_buf());
     configure(&mut args);
     let (tx, rx) = oneshot::channel::<()>();
@@ -99,6 +127,7 @@ pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Resu
         local: Some(Arc::new(Local {
             dir,
             shutdown: Mutex::new(Some(tx)),
+            cluster: None,
         })),
     })
 }
@@ -512,13 +541,29 @@ impl TestApp {
     }
 
     /// Audits the database of an in-process server (`lemonade check`); a no-op against a
-    /// deployment, whose database the suite cannot see.
+    /// deployment, whose database the suite cannot see. A cluster is audited across its
+    /// databases once it has settled: events delivered and sagas finished take a moment after
+    /// the answers, so it is audited again until clean, for at most [`SETTLE_TIMEOUT`].
     pub async fn assert_audit_clean(&self) {
         let Some(dir) = self.data_dir() else { return };
-        let report = tokio::task::spawn_blocking(move || lemonade_store::audit::audit_file(&dir.join("lemonade.db")))
+        let started = std::time::Instant::now();
+        loop {
+            let dir = dir.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                if lemonade_store::audit::is_cluster(&dir) {
+                    lemonade_store::audit::audit_cluster(&dir)
+                } else {
+                    lemonade_store::audit::audit_file(&dir.join("lemonade.db"))
+                }
+            })
             .await
             .expect("the audit ran")
             .expect("the database can be audited");
-        assert!(report.is_clean(), "the audit found violations:\n{}", report.to_text());
+            if report.is_clean() || !is_cluster() || started.elapsed() > SETTLE_TIMEOUT {
+                assert!(report.is_clean(), "the audit found violations:\n{}", report.to_text());
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

@@ -1,0 +1,101 @@
+//! What every service process has: its own database, its clock and id source (seams), and
+//! the two ways it touches its database: a read from a snapshot, or a change carried out once
+//! per step key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ports::{Clock, IdSource, IdempotencyKey};
+use lemonade_domain::values::Timestamp;
+use lemonade_store::Database;
+use lemonade_store::sql::cache::WriterCache;
+use lemonade_store::sql::steps;
+use rusqlite::Connection;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// How long a service keeps step results: far longer than any saga can take to finish.
+pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
+
+#[derive(Clone)]
+pub struct Node {
+    pub db: Database,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl Node {
+    pub fn new(db: Database, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
+        Node { db, clock, ids }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn cache(&self) -> Arc<WriterCache> {
+        Arc::clone(&self.db.cache)
+    }
+
+    pub async fn read<T, F>(&self, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ShopError> + Send + 'static,
+    {
+        self.db.readers.read(work).await
+    }
+
+    /// Carries out a step once: `work` runs in one transaction with the storing of its result
+    /// under `key`; a repeated key gets the stored result. The server only hands a handler
+    /// of a changing call a key, so its absence is a bug.
+    pub async fn once<T, F>(&self, key: Option<IdempotencyKey>, work: F) -> Result<T, ShopError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&Connection, Timestamp) -> Result<T, ShopError> + Send + 'static,
+    {
+        let key = key.expect("the internal server requires a step key for every change");
+        let now = self.now();
+        self.db
+            .writer
+            .execute(move |c| steps::once(c, &key, now, |c| work(c, now)))
+            .await?
+    }
+
+    /// A change without a step key (event deliveries, which the inbox deduplicates, and the
+    /// service's own housekeeping).
+    pub async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Timestamp) -> Result<T, ShopError> + Send + 'static,
+    {
+        let now = self.now();
+        self.db.writer.execute(move |c| work(c, now)).await
+    }
+
+    /// Forgets step results older than [`STEP_RETENTION_MS`] now and then.
+    pub fn spawn_step_expiry(&self) -> tokio::task::JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let expired = node
+                    .write(|c, now| steps::expire(c, Timestamp(now.millis() - STEP_RETENTION_MS), 10_000))
+                    .await;
+                if let Err(e) = expired {
+                    tracing::warn!(error = %e, "could not expire step results");
+                }
+            }
+        })
+    }
+
+    /// Whether the database answers (for `/health`).
+    pub async fn probe(&self) -> Result<(), ShopError> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(lemonade_store::sql::storage_error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,130 @@
+//! The internal API: every call one service makes on another, as a request type that knows
+//! its path, its target and its reply type. Both sides use these types, so a request and its
+//! handler cannot disagree on shape.
+//!
+//! On the wire a call is `POST <PATH>` with the request as JSON and, when it changes
+//! something, an `Idempotency-Key` header derived from the saga (or public request) and the
+//! step. The reply is the JSON of `Reply` with 200, or of a [`ShopError`] with the status the
+//! public API would give it.
+
+use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::customer::{Activity, Customer, CustomerFields};
+use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
+use lemonade_domain::order::{Order, OrderDraft};
+use lemonade_domain::ports::{OrderFilter, Page, PageRequest};
+use lemonade_domain::report::{SalesQuery, SalesReport};
+use lemonade_domain::saga::{Envelope, OrderPlan, PricedOrder};
+use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The services of the distributed mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Stock,
+    Orders,
+    Crm,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Stock, Service::Orders, Service::Crm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Stock => "stock",
+            Service::Orders => "orders",
+            Service::Crm => "crm",
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One call of the internal API.
+pub trait Call: Serialize + DeserializeOwned + Send + Sync + 'static {
+    type Reply: Serialize + DeserializeOwned + Send + 'static;
+    const SERVICE: Service;
+    const PATH: &'static str;
+    /// Whether the call changes something: it then must carry a step key, and the receiver
+    /// stores its result under that key.
+    const CHANGES: bool;
+}
+
+macro_rules! calls {
+    ($($service:ident $path:literal $changes:literal $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $reply:ty;)*) => {
+        $(
+            #[derive(Clone, Debug, Serialize, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub struct $name { $(pub $field: $ty),* }
+
+            impl Call for $name {
+                type Reply = $reply;
+                const SERVICE: Service = Service::$service;
+                const PATH: &'static str = concat!("/internal/v1/", $path);
+                const CHANGES: bool = $changes;
+            }
+        )*
+    };
+}
+
+calls! {
+    Stock "ingredients/list" false ListIngredients { page: PageRequest } -> Page<Ingredient>;
+    Stock "ingredients/get" false GetIngredient { id: IngredientId } -> Ingredient;
+    Stock "ingredients/create" true CreateIngredient { new: NewIngredient } -> Ingredient;
+    Stock "ingredients/adjust" true AdjustStock { id: IngredientId, adjustment: StockAdjustment } -> (Ingredient, StockMove);
+    Stock "moves/list" false ListMoves { ingredient: Option<IngredientId>, page: PageRequest } -> Page<StockMove>;
+    Stock "products/list" false ListProducts { page: PageRequest } -> Page<Product>;
+    Stock "products/get" false GetProduct { id: ProductId } -> Product;
+    Stock "products/create" true CreateProduct { new: NewProduct } -> Product;
+    Stock "products/update" true UpdateProduct { id: ProductId, patch: ProductPatch } -> Product;
+    Stock "reservations/reserve" true Reserve { order_id: OrderId, draft: OrderDraft, lease_ms: u64 } -> PricedOrder;
+    Stock "reservations/commit" true CommitReservation { order_id: OrderId } -> ();
+    Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();
+    Stock "events" false StockEvents { events: Vec<Envelope> } -> ();
+    Stock "status" false StockStatus {} -> ServiceStatus;
+
+    Orders "orders/create" true CreateOrder { plan: OrderPlan } -> Order;
+    Orders "orders/confirm" true ConfirmOrder { order_id: OrderId } -> Settled;
+    Orders "orders/fail" true FailOrder { plan: OrderPlan, reason: String } -> Order;
+    Orders "orders/cancel" true CancelOrder { order_id: OrderId } -> Settled;
+    Orders "orders/get" false GetOrder { id: OrderId } -> Order;
+    Orders "orders/list" false ListOrders { filter: OrderFilter, page: PageRequest } -> Page<Order>;
+    Orders "orders/of-customer" false CustomerOrders { customer_id: CustomerId } -> Vec<Order>;
+    Orders "reports/sales" false Sales { query: SalesQuery } -> SalesReport;
+    Orders "status" false OrdersStatus {} -> ServiceStatus;
+
+    Crm "customers/list" false ListCustomers { search: Option<String>, page: PageRequest } -> Page<Customer>;
+    Crm "customers/get" false GetCustomer { id: CustomerId } -> Customer;
+    Crm "customers/create" true CreateCustomer { fields: CustomerFields } -> Customer;
+    Crm "customers/update" true UpdateCustomer { id: CustomerId, fields: CustomerFields } -> Customer;
+    Crm "customers/anonymise" true AnonymiseCustomer { id: CustomerId } -> Customer;
+    Crm "customers/activity" false CustomerActivity { id: CustomerId } -> Vec<Activity>;
+    Crm "events" false CrmEvents { events: Vec<Envelope> } -> ();
+    Crm "status" false CrmStatus {} -> ServiceStatus;
+}
+
+/// An order after a change, with the events the change put in the outbox. The caller may
+/// deliver them at once (their receivers apply each event id once), so that a client's next
+/// read sees their effect; the relay delivers them anyway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    pub order: Order,
+    pub events: Vec<Envelope>,
+}
+
+/// How a service is doing, as it sees itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Work waiting on others: held reservations (stock), undelivered events (orders).
+    pub waiting: u64,
+}
+
+/// The header carrying a call's step key.
+pub const STEP_KEY_HEADER: &str = "idempotency-key";
+/// Most events one delivery carries.
+pub const EVENTS_PER_DELIVERY_MAX: usize = 256;

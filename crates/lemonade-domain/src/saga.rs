@@ -1,0 +1,100 @@
+//! What the services of the distributed mode tell each other about an order: the order as
+//! the stock service priced and reserved it, and the events the orders service's outbox
+//! carries to the stock and CRM services. Pure data; the protocol around it lives in
+//! `lemonade-cluster`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CustomerId, OrderId};
+use crate::order::{Order, OrderLine, OrderStatus};
+use crate::stock::Needs;
+use crate::values::{Money, Timestamp};
+
+/// An order priced against the catalogue and held in stock: its lines, total, the recipe
+/// version each line was sold with, and what it took from stock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedOrder {
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    pub recipe_versions: Vec<i64>,
+    pub needs: Needs,
+}
+
+/// The plan a saga carries out: the order it places, priced, and who it is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlan {
+    pub order_id: OrderId,
+    pub customer_id: Option<CustomerId>,
+    pub priced: PricedOrder,
+    pub points: u64,
+    pub created_at: Timestamp,
+}
+
+impl OrderPlan {
+    /// The order this plan places, in `status`.
+    pub fn order(&self, status: OrderStatus, updated_at: Timestamp) -> Order {
+        Order {
+            id: self.order_id.clone(),
+            status,
+            customer_id: self.customer_id.clone(),
+            lines: self.priced.lines.clone(),
+            total: self.priced.total,
+            points: self.points,
+            failure_reason: None,
+            created_at: self.created_at,
+            updated_at,
+        }
+    }
+}
+
+/// Something the orders service tells another service, at least once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// CRM: award the order's points and record the activity.
+    OrderPlaced {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        points: u64,
+    },
+    /// CRM: take the order's points back and record the activity.
+    OrderCancelled {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        points: u64,
+    },
+    /// Stock: give back what the order's reservation took.
+    ReturnStock { order_id: OrderId },
+}
+
+impl Event {
+    pub fn destination(&self) -> Destination {
+        match self {
+            Event::OrderPlaced { .. } | Event::OrderCancelled { .. } => Destination::Crm,
+            Event::ReturnStock { .. } => Destination::Stock,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    Stock,
+    Crm,
+}
+
+impl Destination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::Stock => "stock",
+            Destination::Crm => "crm",
+        }
+    }
+}
+
+/// An event with the id its receiver deduplicates by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    pub event: Event,
+}

@@ -1,0 +1,226 @@
+//! The coordinator's saga log: one row per order placement of the distributed mode.
+//!
+//! `running` → `confirmed`, or `running` → `compensating` → `failed`; a placement the stock
+//! or CRM service refused outright (not enough stock, an unknown customer) is recorded as
+//! `rejected` with no order. The row also holds the client's idempotency key, so a retry
+//! finds its saga. A failed saga frees its key: failing was the cluster's doing, not the
+//! request's, and a retry with the same key places the order afresh.
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ids::OrderId;
+use lemonade_domain::ports::IdempotencyKey;
+use lemonade_domain::saga::OrderPlan;
+use lemonade_domain::values::Timestamp;
+use rusqlite::{Connection, Row, params};
+
+use super::{SqlResult, optional, ts};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SagaState {
+    Running,
+    Compensating,
+    Confirmed,
+    Failed,
+    Rejected,
+}
+
+impl SagaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Running => "running",
+            SagaState::Compensating => "compensating",
+            SagaState::Confirmed => "confirmed",
+            SagaState::Failed => "failed",
+            SagaState::Rejected => "rejected",
+        }
+    }
+    fn parse(raw: &str) -> SagaState {
+        match raw {
+            "running" => SagaState::Running,
+            "compensating" => SagaState::Compensating,
+            "confirmed" => SagaState::Confirmed,
+            "failed" => SagaState::Failed,
+            "rejected" => SagaState::Rejected,
+            other => unreachable!("a CHECK constraint limits states, got {other}"),
+        }
+    }
+    pub fn is_finished(self) -> bool {
+        !matches!(self, SagaState::Running | SagaState::Compensating)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Saga {
+    pub order_id: OrderId,
+    pub state: SagaState,
+    /// None only for a rejected saga.
+    pub plan: Option<OrderPlan>,
+    /// Why it failed or was rejected.
+    pub outcome: Option<ShopError>,
+    pub fingerprint: Option<String>,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const COLUMNS: &str = "order_id, state, plan, outcome, fingerprint, attempts, created_at, updated_at";
+
+fn unreadable(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Saga> {
+    let plan: Option<String> = r.get(2)?;
+    let outcome: Option<String> = r.get(3)?;
+    Ok(Saga {
+        order_id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        state: SagaState::parse(&r.get::<_, String>(1)?),
+        plan: plan.map(|p| serde_json::from_str(&p)).transpose().map_err(unreadable)?,
+        outcome: outcome
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(unreadable)?,
+        fingerprint: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: ts(r.get(6)?),
+        updated_at: ts(r.get(7)?),
+    })
+}
+
+/// Starts a saga for a priced and reserved order.
+pub fn start(
+    conn: &Connection,
+    plan: &OrderPlan,
+    key: Option<&IdempotencyKey>,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    conn.prepare_cached(
+        "INSERT INTO sagas (order_id, state, plan, idempotency_key, fingerprint, created_at, updated_at)
+         VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?5)",
+    )
+    .db()?
+    .execute(params![
+        plan.order_id.as_str(),
+        serde_json::to_string(plan).expect("plans serialise"),
+        key.map(|k| &k.key),
+        key.map(|k| &k.fingerprint),
+        now.millis()
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Records a placement refused before it held anything, so its key replays the refusal.
+pub fn reject(
+    conn: &Connection,
+    order: &OrderId,
+    key: &IdempotencyKey,
+    refusal: &ShopError,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    conn.prepare_cached(
+        "INSERT INTO sagas (order_id, state, outcome, idempotency_key, fingerprint, created_at, updated_at)
+         VALUES (?1, 'rejected', ?2, ?3, ?4, ?5, ?5)",
+    )
+    .db()?
+    .execute(params![
+        order.as_str(),
+        serde_json::to_string(refusal).expect("errors serialise"),
+        key.key,
+        key.fingerprint,
+        now.millis()
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Moves a saga on. A failed saga lets go of its idempotency key.
+pub fn set_state(
+    conn: &Connection,
+    order: &OrderId,
+    state: SagaState,
+    outcome: Option<&ShopError>,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    let free_key = if state == SagaState::Failed {
+        ", idempotency_key = NULL, fingerprint = NULL"
+    } else {
+        ""
+    };
+    conn.prepare_cached(&format!(
+        "UPDATE sagas SET state = ?2, outcome = ?3, updated_at = ?4{free_key} WHERE order_id = ?1"
+    ))
+    .db()?
+    .execute(params![
+        order.as_str(),
+        state.as_str(),
+        outcome.map(|o| serde_json::to_string(o).expect("errors serialise")),
+        now.millis()
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Counts one more attempt to drive a saga on (the sweeper backs off by it).
+pub fn attempted(conn: &Connection, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+    conn.prepare_cached("UPDATE sagas SET attempts = attempts + 1, updated_at = ?2 WHERE order_id = ?1")
+        .db()?
+        .execute(params![order.as_str(), now.millis()])
+        .db()?;
+    Ok(())
+}
+
+fn one(conn: &Connection, sql: &str, arg: &str) -> Result<Option<Saga>, ShopError> {
+    optional(conn.prepare_cached(sql).db()?.query_row([arg], from_row))
+}
+
+pub fn get(conn: &Connection, order: &OrderId) -> Result<Option<Saga>, ShopError> {
+    one(
+        conn,
+        &format!("SELECT {COLUMNS} FROM sagas WHERE order_id = ?1"),
+        order.as_str(),
+    )
+}
+
+pub fn by_key(conn: &Connection, key: &str) -> Result<Option<Saga>, ShopError> {
+    one(
+        conn,
+        &format!("SELECT {COLUMNS} FROM sagas WHERE idempotency_key = ?1"),
+        key,
+    )
+}
+
+/// Unfinished sagas last touched before `before`, oldest first, at most `limit`.
+pub fn unfinished(conn: &Connection, before: Timestamp, limit: u32) -> Result<Vec<Saga>, ShopError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sagas WHERE state IN ('running', 'compensating') AND updated_at < ?1
+         ORDER BY updated_at LIMIT ?2"
+    ))
+    .db()?
+    .query_map(params![before.millis(), limit], from_row)
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
+
+/// How many sagas are in each unfinished state (for health and the audit).
+pub fn unfinished_count(conn: &Connection) -> Result<u64, ShopError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sagas WHERE state IN ('running', 'compensating')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .db()
+    .map(|n| n as u64)
+}
+
+/// Forgets finished sagas older than `before` (their keys with them), at most `limit`.
+pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+    conn.prepare_cached(
+        "DELETE FROM sagas WHERE order_id IN (SELECT order_id FROM sagas
+           WHERE created_at < ?1 AND state NOT IN ('running', 'compensating') LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![before.millis(), limit])
+    .db()
+}

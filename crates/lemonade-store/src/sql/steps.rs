@@ -1,0 +1,118 @@
+//! Idempotent steps of the distributed mode. A caller names each step it asks a service to
+//! take with a key derived from its saga and the step, plus a fingerprint of the request; the
+//! service stores the key with the step's result in the transaction of the step's effect. A
+//! retry of the step (the caller never heard back, or heard back and crashed) gets the first
+//! result again and the effect never happens twice. A refusal that wrote nothing is a result
+//! like any other and is replayed too.
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ports::IdempotencyKey;
+use lemonade_domain::values::Timestamp;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{SqlResult, optional};
+
+/// Runs `work` once per key: the first time for real, storing what it returned; after that
+/// returning the stored result. The same key with another fingerprint is refused.
+///
+/// The outer `Result` is the writer's: `Err` means nothing may commit (the step failed after
+/// writing, or storage failed). The inner one is the step's answer, stored and replayed,
+/// refusals included: a refusal must not fail the writer's job, since storing it wrote.
+pub fn once<T: Serialize + DeserializeOwned>(
+    conn: &Connection,
+    key: &IdempotencyKey,
+    now: Timestamp,
+    work: impl FnOnce(&Connection) -> Result<T, ShopError>,
+) -> Result<Result<T, ShopError>, ShopError> {
+    let stored: Option<(String, String)> = optional(
+        conn.prepare_cached("SELECT fingerprint, result FROM step_results WHERE key = ?1")
+            .db()?
+            .query_row([&key.key], |r| Ok((r.get(0)?, r.get(1)?))),
+    )?;
+    if let Some((fingerprint, result)) = stored {
+        if fingerprint != key.fingerprint {
+            return Ok(Err(ShopError::IdempotencyKeyReused));
+        }
+        return serde_json::from_str::<Result<T, ShopError>>(&result).map_err(|e| {
+            tracing::error!(error = %e, key = key.key, "a stored step result cannot be read back");
+            ShopError::unavailable("a stored step result is unreadable")
+        });
+    }
+    let changes_before = conn.total_changes();
+    let result = work(conn);
+    if let Err(e) = &result
+        && !(e.is_refusal() && conn.total_changes() == changes_before)
+    {
+        // Transient, or it wrote before failing: nothing is stored and the writer rolls the
+        // batch back, so a retry runs the step afresh.
+        return result.map(Ok);
+    }
+    let json = serde_json::to_string(&result).expect("step results always serialise");
+    conn.prepare_cached("INSERT INTO step_results (key, fingerprint, result, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .db()?
+        .execute(params![key.key, key.fingerprint, json, now.millis()])
+        .db()?;
+    Ok(result)
+}
+
+/// Deletes step results older than `before`, at most `limit` of them. Returns how many went.
+pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+    conn.prepare_cached(
+        "DELETE FROM step_results WHERE key IN (SELECT key FROM step_results WHERE created_at < ?1 LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![before.millis(), limit])
+    .db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrations::migrate_role(&mut c, crate::migrations::Role::Crm).unwrap();
+        c.execute_batch("CREATE TABLE effects (n INTEGER)").unwrap();
+        c
+    }
+
+    fn key(k: &str, f: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k, f.into()).unwrap()
+    }
+
+    fn effect(c: &Connection) -> Result<i64, ShopError> {
+        c.execute("INSERT INTO effects VALUES (1)", []).unwrap();
+        Ok(c.query_row("SELECT COUNT(*) FROM effects", [], |r| r.get(0)).unwrap())
+    }
+
+    #[test]
+    fn a_repeated_step_returns_the_first_result_and_acts_once() {
+        let c = conn();
+        assert_eq!(once(&c, &key("s1:reserve", "f"), Timestamp(1), effect), Ok(Ok(1)));
+        assert_eq!(once(&c, &key("s1:reserve", "f"), Timestamp(2), effect), Ok(Ok(1)));
+        assert_eq!(once(&c, &key("s2:reserve", "f"), Timestamp(2), effect), Ok(Ok(2)));
+        assert_eq!(
+            once(&c, &key("s1:reserve", "other"), Timestamp(3), effect),
+            Ok(Err(ShopError::IdempotencyKeyReused))
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_replayed_but_a_transient_error_is_not_stored() {
+        let c = conn();
+        let refuse = |_: &Connection| -> Result<i64, ShopError> { Err(ShopError::conflict("no")) };
+        assert_eq!(
+            once(&c, &key("a", "f"), Timestamp(1), refuse),
+            Ok(Err(ShopError::conflict("no")))
+        );
+        assert_eq!(
+            once(&c, &key("a", "f"), Timestamp(1), effect),
+            Ok(Err(ShopError::conflict("no")))
+        );
+        let busy = |_: &Connection| -> Result<i64, ShopError> { Err(ShopError::unavailable("busy")) };
+        assert!(once(&c, &key("b", "f"), Timestamp(1), busy).is_err());
+        assert_eq!(once(&c, &key("b", "f"), Timestamp(1), effect), Ok(Ok(1)));
+    }
+}

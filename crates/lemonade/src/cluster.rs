@@ -1,0 +1,268 @@
+//! `lemonade cluster`: the distributed mode on one machine, in one command. It starts the
+//! stock, orders and CRM services and the coordinator as child processes of this binary on
+//! local ports, waits until each answers `/health`, prints where they are, restarts one that
+//! dies, and stops them all on Ctrl-C.
+//!
+//! [`start_in_process`] starts the same four servers inside the calling process instead
+//! (still talking over loopback sockets): the black-box test suite runs against it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::serve::{RoleArg, Running, ServeArgs, start};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Where the coordinator (the public API and the web app) listens.
+    #[arg(long, env = "LEMONADE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Folder holding one database per service (created if missing).
+    #[arg(long, env = "LEMONADE_DATA", default_value = "data-cluster")]
+    pub data: PathBuf,
+    /// First of the three ports the stock, orders and CRM services listen on (on loopback).
+    #[arg(long, env = "LEMONADE_SERVICES_PORT", default_value_t = 8181)]
+    pub services_port: u16,
+    /// Do not create the demo shop on empty databases.
+    #[arg(long, env = "LEMONADE_EMPTY")]
+    pub empty: bool,
+    /// The public API's access token (see `serve --token`).
+    #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Coordinator: how long the stock service holds an uncommitted reservation.
+    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = 30_000)]
+    pub lease_ms: u64,
+    /// Coordinator: how long placing an order may take before the answer is 202 (pending).
+    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = 3_000)]
+    pub order_deadline_ms: u64,
+}
+
+/// The four processes, in the order they start (each only needs those before it).
+const ROLES: [(RoleArg, &str); 4] = [
+    (RoleArg::Stock, "stock"),
+    (RoleArg::Crm, "crm"),
+    (RoleArg::Orders, "orders"),
+    (RoleArg::Coordinator, "coordinator"),
+];
+
+/// How long one process may take to answer `/health` after starting.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+/// Most restarts of one process a minute before `cluster` gives up on it.
+const RESTARTS_PER_MINUTE_MAX: usize = 5;
+
+fn cluster_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+struct Member {
+    role: RoleArg,
+    name: &'static str,
+    addr: SocketAddr,
+    child: Child,
+    restarts: Vec<Instant>,
+}
+
+struct Plan {
+    args: ClusterArgs,
+    exe: PathBuf,
+    cluster_token: String,
+    addrs: [SocketAddr; 4],
+}
+
+impl Plan {
+    fn addr_of(&self, role: RoleArg) -> SocketAddr {
+        let i = ROLES
+            .iter()
+            .position(|(r, _)| *r == role)
+            .expect("every role has a place");
+        self.addrs[i]
+    }
+
+    fn spawn(&self, role: RoleArg, name: &str) -> anyhow::Result<Child> {
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("serve")
+            .args(["--role", name, "--addr", &self.addr_of(role).to_string(), "--data"])
+            .arg(&self.args.data)
+            .args(["--stock-addr", &self.addr_of(RoleArg::Stock).to_string()])
+            .args(["--orders-addr", &self.addr_of(RoleArg::Orders).to_string()])
+            .args(["--crm-addr", &self.addr_of(RoleArg::Crm).to_string()])
+            .args(["--lease-ms", &self.args.lease_ms.to_string()])
+            .args(["--order-deadline-ms", &self.args.order_deadline_ms.to_string()])
+            .env("LEMONADE_CLUSTER_TOKEN", &self.cluster_token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        if self.args.empty {
+            command.arg("--empty");
+        }
+        match (&self.args.token, role) {
+            (Some(token), RoleArg::Coordinator) => {
+                command.env("LEMONADE_TOKEN", token);
+            }
+            _ => {
+                command.env_remove("LEMONADE_TOKEN");
+            }
+        }
+        command.spawn().with_context(|| format!("starting the {name} process"))
+    }
+}
+
+async fn wait_healthy(addr: SocketAddr, name: &str, child: &mut Child) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let path = if name == "coordinator" {
+        "/api/v1/health"
+    } else {
+        "/health"
+    };
+    while started.elapsed() < HEALTHY_WITHIN {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the {name} process exited while starting ({status})");
+        }
+        if lemonade_cluster::transport::probe(addr, path, Duration::from_secs(2)).await == Some(200) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "the {name} process did not become healthy within {} s",
+        HEALTHY_WITHIN.as_secs()
+    )
+}
+
+/// Runs the cluster until Ctrl-C or SIGTERM.
+pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.services_port.checked_add(2).is_some(),
+        "--services-port leaves no room for three services"
+    );
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let plan = Plan {
+        exe: std::env::current_exe().context("finding this binary")?,
+        cluster_token: cluster_token(),
+        addrs: [
+            loopback(args.services_port),
+            loopback(args.services_port + 2),
+            loopback(args.services_port + 1),
+            args.addr,
+        ],
+        args,
+    };
+    std::fs::create_dir_all(&plan.args.data)
+        .with_context(|| format!("creating the data folder {}", plan.args.data.display()))?;
+    let mut members = Vec::new();
+    for (role, name) in ROLES {
+        let mut child = plan.spawn(role, name)?;
+        let addr = plan.addr_of(role);
+        wait_healthy(addr, name, &mut child).await?;
+        members.push(Member {
+            role,
+            name,
+            addr,
+            child,
+            restarts: Vec::new(),
+        });
+    }
+    println!("Lemonade cluster is up:");
+    println!("  {:<12} {:<22} database", "process", "address");
+    for m in &members {
+        let db = crate::serve::database_path(&plan.args.data, m.role.store_role());
+        println!("  {:<12} {:<22} {}", m.name, m.addr.to_string(), db.display());
+    }
+    println!(
+        "Open http://{}/ — Ctrl-C stops every process.",
+        plan.addr_of(RoleArg::Coordinator)
+    );
+
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {}
+        }
+        for m in members.iter_mut() {
+            let Some(status) = m.child.try_wait()? else { continue };
+            m.restarts.retain(|at| at.elapsed() < Duration::from_secs(60));
+            anyhow::ensure!(
+                m.restarts.len() < RESTARTS_PER_MINUTE_MAX,
+                "the {} process keeps dying ({status}); stopping the cluster",
+                m.name
+            );
+            eprintln!("the {} process exited ({status}); restarting it", m.name);
+            m.restarts.push(Instant::now());
+            m.child = plan.spawn(m.role, m.name)?;
+            if let Err(e) = wait_healthy(m.addr, m.name, &mut m.child).await {
+                eprintln!("{e:#}");
+            }
+        }
+    }
+    // Stop in reverse: the coordinator first, so nothing new starts while the rest stop.
+    for m in members.iter_mut().rev() {
+        if let Some(pid) = m.child.id() {
+            // SAFETY: sending a signal to our own child process.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), m.child.wait()).await;
+        let _ = m.child.kill().await;
+    }
+    Ok(())
+}
+
+/// A cluster running inside this process; stops when dropped.
+pub struct InProcess {
+    pub coordinator: Running,
+    pub services: Vec<(RoleArg, Running)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Starts the three services and the coordinator in this process, on loopback ports the OS
+/// picks, with databases in `data`. `configure` adjusts the settings for tests (a public
+/// token, an empty shop, ...) of all four.
+pub async fn start_in_process(data: &Path, configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<InProcess> {
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut args = ServeArgs::for_tests(data.to_path_buf());
+    args.cluster_token = Some(cluster_token());
+    configure(&mut args);
+    let mut services = Vec::new();
+    for (role, _) in &ROLES[..3] {
+        let mut service = args.clone();
+        service.role = *role;
+        let running = start(service, shutdown()).await?;
+        match role {
+            RoleArg::Stock => args.stock_addr = Some(running.addr),
+            RoleArg::Crm => args.crm_addr = Some(running.addr),
+            RoleArg::Orders => args.orders_addr = Some(running.addr),
+            _ => unreachable!("services only"),
+        }
+        services.push((*role, running));
+    }
+    args.role = RoleArg::Coordinator;
+    let coordinator = start(args, shutdown()).await?;
+    Ok(InProcess {
+        coordinator,
+        services,
+        stop,
+    })
+}
