@@ -85,7 +85,7 @@ calls! {
     Stock "reservations/reserve" true Reserve { order_id: OrderId, draft: OrderDraft, lease_ms: u64 } -> PricedOrder;
     Stock "reservations/commit" true CommitReservation { order_id: OrderId } -> ();
     Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();
-    Stock "events" false StockEvents { events: Vec<Envelope> } -> ();
+    Stock "stock/events" false StockEvents { events: Vec<Envelope> } -> ();
     Stock "status" false StockStatus {} -> ServiceStatus;
 
     Orders "orders/create" true CreateOrder { plan: OrderPlan } -> Order;
@@ -104,7 +104,7 @@ calls! {
     Crm "customers/update" true UpdateCustomer { id: CustomerId, fields: CustomerFields } -> Customer;
     Crm "customers/anonymise" true AnonymiseCustomer { id: CustomerId } -> Customer;
     Crm "customers/activity" false CustomerActivity { id: CustomerId } -> Vec<Activity>;
-    Crm "events" false CrmEvents { events: Vec<Envelope> } -> ();
+    Crm "crm/events" false CrmEvents { events: Vec<Envelope> } -> ();
     Crm "status" false CrmStatus {} -> ServiceStatus;
 }
 

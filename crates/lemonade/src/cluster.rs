@@ -15,7 +15,9 @@ use anyhow::Context;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::serve::{RoleArg, Running, ServeArgs, start};
+use lemonade_cluster::faults::FaultPlan;
+
+use crate::serve::{RoleArg, Running, ServeArgs, start, start_with_faults};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -235,6 +237,15 @@ impl Drop for InProcess {
 /// picks, with databases in `data`. `configure` adjusts the settings for tests (a public
 /// token, an empty shop, ...) of all four.
 pub async fn start_in_process(data: &Path, configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<InProcess> {
+    start_in_process_with_faults(data, configure, None).await
+}
+
+/// [`start_in_process`], with the coordinator's calls failing as `faults` says.
+pub async fn start_in_process_with_faults(
+    data: &Path,
+    configure: impl FnOnce(&mut ServeArgs),
+    faults: Option<FaultPlan>,
+) -> anyhow::Result<InProcess> {
     let (stop, stopped) = watch::channel(false);
     let shutdown = || {
         let mut stopped = stopped.clone();
@@ -259,7 +270,7 @@ pub async fn start_in_process(data: &Path, configure: impl FnOnce(&mut ServeArgs
         services.push((*role, running));
     }
     args.role = RoleArg::Coordinator;
-    let coordinator = start(args, shutdown()).await?;
+    let coordinator = start_with_faults(args, shutdown(), faults).await?;
     Ok(InProcess {
         coordinator,
         services,

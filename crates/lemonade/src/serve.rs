@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lemonade_api::AppState;
-use lemonade_cluster::transport::HttpTransport;
+use lemonade_cluster::faults::{FaultPlan, FaultyTransport};
+use lemonade_cluster::transport::{HttpTransport, Transport};
 use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection, Service};
 use lemonade_domain::saga::Destination;
 use lemonade_store::migrations::Role;
@@ -185,6 +186,16 @@ pub async fn start(
     args: ServeArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    start_with_faults(args, shutdown, None).await
+}
+
+/// [`start`], with the coordinator's calls to the services going through a transport that
+/// fails as `faults` says (tests of the failure cases).
+pub async fn start_with_faults(
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    faults: Option<FaultPlan>,
+) -> anyhow::Result<Running> {
     let path = args.database_path();
     let db = Database::open_role(&path, args.role.store_role(), args.writer_config())
         .with_context(|| format!("opening the database {}", path.display()))?;
@@ -214,7 +225,10 @@ pub async fn start(
         }
         RoleArg::Coordinator => {
             let cluster_token = args.cluster_token()?;
-            let transport = Arc::new(HttpTransport::new(args.peers()?, cluster_token));
+            let mut transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(args.peers()?, cluster_token));
+            if let Some(plan) = faults {
+                transport = Arc::new(FaultyTransport::new(transport, plan));
+            }
             let seed = rand::random::<u64>();
             let clients = Arc::new(Clients::new(transport, CallPolicy::default(), seed));
             let config = CoordinatorConfig {

@@ -1,0 +1,114 @@
+//! A transport that breaks on purpose, for tests and the simulation: it wraps another
+//! transport and, for the calls a test names, fails in one of the ways the article lists
+//! instead of (or after) passing the call on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::transport::{Reply, Request, Transport, TransportError};
+
+/// One way a call can go wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The connection is refused: nothing was sent.
+    Refuse,
+    /// The service answers 429 with `Retry-After`; nothing was done.
+    RateLimit,
+    /// Nothing comes back until the caller's timeout; nothing was sent.
+    Hang,
+    /// The call is carried out, but its reply cannot be decoded.
+    Garble,
+    /// The call is carried out, and its reply is lost: the worst case, an unknown outcome.
+    LoseReply,
+}
+
+/// Faults to inject, per call path, each used once in the order given.
+#[derive(Clone, Default)]
+pub struct FaultPlan {
+    queued: Arc<Mutex<HashMap<&'static str, Vec<Fault>>>>,
+    /// How many faults were injected, per path.
+    injected: Arc<Mutex<HashMap<&'static str, usize>>>,
+}
+
+impl FaultPlan {
+    /// The next `times` calls of `path` fail with `fault`.
+    pub fn inject(&self, path: &'static str, fault: Fault, times: usize) {
+        let mut queued = self.queued.lock().expect("fault plan lock");
+        queued
+            .entry(path)
+            .or_default()
+            .extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Forgets the faults not used yet.
+    pub fn heal(&self) {
+        self.queued.lock().expect("fault plan lock").clear();
+    }
+
+    pub fn injected(&self, path: &str) -> usize {
+        self.injected
+            .lock()
+            .expect("fault plan lock")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn take(&self, path: &'static str) -> Option<Fault> {
+        let mut queued = self.queued.lock().expect("fault plan lock");
+        let faults = queued.get_mut(path)?;
+        if faults.is_empty() {
+            return None;
+        }
+        let fault = faults.remove(0);
+        *self.injected.lock().expect("fault plan lock").entry(path).or_insert(0) += 1;
+        Some(fault)
+    }
+}
+
+pub struct FaultyTransport {
+    inner: Arc<dyn Transport>,
+    plan: FaultPlan,
+}
+
+impl FaultyTransport {
+    pub fn new(inner: Arc<dyn Transport>, plan: FaultPlan) -> Self {
+        FaultyTransport { inner, plan }
+    }
+}
+
+#[async_trait]
+impl Transport for FaultyTransport {
+    async fn send(&self, request: Request) -> Result<Reply, TransportError> {
+        let service = request.service;
+        let timeout = request.timeout;
+        match self.plan.take(request.path) {
+            None => self.inner.send(request).await,
+            Some(Fault::Refuse) => Err(TransportError::Unsent(service, "connection refused (injected)".into())),
+            Some(Fault::RateLimit) => Ok(Reply {
+                status: 429,
+                retry_after: Some(Duration::from_millis(50)),
+                body: Bytes::from_static(br#"{"code":"unavailable","detail":"too many requests"}"#),
+            }),
+            Some(Fault::Hang) => {
+                tokio::time::sleep(timeout).await;
+                Err(TransportError::TimedOut(service, timeout.as_millis()))
+            }
+            Some(Fault::Garble) => {
+                let reply = self.inner.send(request).await?;
+                Ok(Reply {
+                    body: Bytes::from_static(b"\x00{not json"),
+                    ..reply
+                })
+            }
+            Some(Fault::LoseReply) => {
+                self.inner.send(request).await?;
+                Err(TransportError::TimedOut(service, timeout.as_millis()))
+            }
+        }
+    }
+}
