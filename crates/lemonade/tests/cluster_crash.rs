@@ -1,0 +1,237 @@
+//! The distributed mode's crash proof, against real processes: `lemonade cluster` runs the
+//! four processes; under load from clients that retry with their idempotency keys, each of
+//! stock, orders, CRM and the coordinator is killed with SIGKILL in turn, and the cluster's
+//! supervisor restarts it. Afterwards:
+//! - every order a client got a 2xx for exists and ended confirmed or failed (none pending);
+//! - each key ended in at most one order: retrying it replays the same order;
+//! - `lemonade check`'s audit across the four databases is clean: no stock taken twice or
+//!   left reserved, no points awarded twice, no saga unfinished, every event delivered.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod binary;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `lemonade cluster`, killed with its children when dropped.
+struct Cluster {
+    supervisor: Child,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for pid in children(self.supervisor.id()) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        let _ = self.supervisor.kill();
+        let _ = self.supervisor.wait();
+    }
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .expect("run pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The pid of the supervisor's child serving `role`.
+fn pid_of(cluster: &Cluster, role: &str) -> Option<u32> {
+    children(cluster.supervisor.id()).into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(&format!("--role {role} "))
+            })
+            .unwrap_or(false)
+    })
+}
+
+async fn send(http: &reqwest::Client, url: &str, body: &Value, key: &str) -> Option<(u16, Value)> {
+    let reply = http
+        .post(url)
+        .json(body)
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .ok()?;
+    let status = reply.status().as_u16();
+    Some((status, reply.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (port, services_port) = (free_port(), free_port().min(60_000));
+    let log = std::fs::File::create(dir.path().join("cluster.log")).unwrap();
+    let supervisor = Command::new(binary::BIN)
+        .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--services-port"])
+        .arg(services_port.to_string())
+        .arg("--data")
+        .arg(&data)
+        .env("LEMONADE_LOG", "warn")
+        .env_remove("LEMONADE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start lemonade cluster");
+    let cluster = Cluster { supervisor };
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    while http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the cluster did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let product = http
+        .get(format!("{base}/products"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = http
+        .post(format!("{base}/customers"))
+        .json(&json!({"name": "Crash test"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Clients: each order is retried with its key until it gets an answer that says what
+    // happened (2xx, or a refusal).
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<Mutex<HashMap<String, (String, Value)>>> = Arc::default();
+    let mut clients = tokio::task::JoinSet::new();
+    for worker in 0..6 {
+        let (http, base, stop, acknowledged) = (http.clone(), base.clone(), stop.clone(), acknowledged.clone());
+        let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 1}]});
+        clients.spawn(async move {
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let key = format!("crash-{worker}-{n}");
+                let tried = Instant::now();
+                loop {
+                    assert!(tried.elapsed() < Duration::from_secs(60), "{key} never got an answer");
+                    match send(&http, &format!("{base}/orders"), &body, &key).await {
+                        Some((status @ (201 | 202), order)) => {
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .insert(key, (order["id"].as_str().unwrap().to_owned(), order));
+                            let _ = status;
+                            break;
+                        }
+                        Some((409, p)) if p["code"] == "insufficient_stock" => break,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }
+        });
+    }
+    for role in ["stock", "orders", "crm", "coordinator"] {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let pid = pid_of(&cluster, role).unwrap_or_else(|| panic!("the {role} process is running"));
+        let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        assert!(killed.success());
+        // The supervisor notices and starts it again.
+        let since = Instant::now();
+        while pid_of(&cluster, role).is_none_or(|p| p == pid) {
+            assert!(since.elapsed() < Duration::from_secs(30), "{role} was not restarted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+    while let Some(done) = clients.join_next().await {
+        done.expect("a client ran to the end");
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 20, "load went through: {}", acknowledged.len());
+
+    // Settled: the audit across the databases is clean and nothing is pending.
+    let since = Instant::now();
+    loop {
+        let data = data.clone();
+        let report = tokio::task::spawn_blocking(move || lemonade_store::audit::audit_cluster(&data))
+            .await
+            .unwrap()
+            .expect("the cluster can be audited");
+        if report.is_clean() {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "not clean:\n{}",
+            report.to_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 1}]});
+    for (key, (id, _)) in &acknowledged {
+        let order: Value = http
+            .get(format!("{base}/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            order["status"] == "confirmed" || order["status"] == "failed",
+            "acknowledged order {id} ended {order}"
+        );
+        if order["status"] == "confirmed" {
+            let (status, replay) = send(&http, &format!("{base}/orders"), &body, key)
+                .await
+                .expect("an answer");
+            assert_eq!(
+                (status, replay["id"].as_str()),
+                (201, Some(id.as_str())),
+                "{key} replays its order"
+            );
+        }
+    }
+}
