@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-mod binary;
+const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -82,7 +82,7 @@ async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
     let data = dir.path().join("data");
     let (port, services_port) = (free_port(), free_port().min(60_000));
     let log = std::fs::File::create(dir.path().join("cluster.log")).unwrap();
-    let supervisor = Command::new(binary::BIN)
+    let supervisor = Command::new(BIN)
         .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--services-port"])
         .arg(services_port.to_string())
         .arg("--data")
