@@ -255,6 +255,8 @@ pub async fn start_in_process_with_faults(
     };
     let mut args = ServeArgs::for_tests(data.to_path_buf());
     args.cluster_token = Some(cluster_token());
+    // A test's answers should not turn into 202 because a busy machine was slow.
+    args.order_deadline_ms = 10_000;
     configure(&mut args);
     let mut services = Vec::new();
     for (role, _) in &ROLES[..3] {
