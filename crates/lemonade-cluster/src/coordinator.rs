@@ -477,22 +477,14 @@ impl Coordinator {
 
     /// Forgets finished sagas past retention, now and then.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                let retention_ms = this.inner.config.retention_ms;
-                let expired = this
-                    .inner
-                    .node
-                    .write(move |db, now| sagas::expire(db, Timestamp(now.millis() - retention_ms), 10_000))
-                    .await;
-                if let Err(e) = expired {
-                    tracing::warn!(error = %e, "could not expire finished sagas");
-                }
-            }
-        })
+        let node = &self.inner.node;
+        lemonade_store::maintenance::spawn_expiry(
+            node.db.writer.clone(),
+            Arc::clone(&node.clock),
+            self.inner.config.retention_ms,
+            "finished sagas",
+            sagas::expire,
+        )
     }
 
     /// A retried request whose key has a saga: its answer, replayed or driven on.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::saga::Event;
 use lemonade_store::sql::{crm, events};
@@ -62,12 +63,28 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
                             order_id,
                             customer_id,
                             points,
-                        } => crm::order_placed(db, ids.next_id(), customer_id, order_id, *points, now)?,
+                        } => crm::order_points(
+                            db,
+                            ids.next_id(),
+                            customer_id,
+                            order_id,
+                            ActivityKind::OrderPlaced,
+                            *points,
+                            now,
+                        )?,
                         Event::OrderCancelled {
                             order_id,
                             customer_id,
                             points,
-                        } => crm::order_cancelled(db, ids.next_id(), customer_id, order_id, *points, now)?,
+                        } => crm::order_points(
+                            db,
+                            ids.next_id(),
+                            customer_id,
+                            order_id,
+                            ActivityKind::OrderCancelled,
+                            *points,
+                            now,
+                        )?,
                         Event::ReturnStock { .. } => unreachable!("checked above"),
                     }
                 }

@@ -3,7 +3,6 @@
 //! per step key.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Clock, IdSource, IdempotencyKey};
@@ -75,19 +74,13 @@ impl Node {
 
     /// Forgets step results older than [`STEP_RETENTION_MS`] now and then.
     pub fn spawn_step_expiry(&self) -> tokio::task::JoinHandle<()> {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                let expired = node
-                    .write(|c, now| steps::expire(c, Timestamp(now.millis() - STEP_RETENTION_MS), 10_000))
-                    .await;
-                if let Err(e) = expired {
-                    tracing::warn!(error = %e, "could not expire step results");
-                }
-            }
-        })
+        lemonade_store::maintenance::spawn_expiry(
+            self.db.writer.clone(),
+            Arc::clone(&self.clock),
+            STEP_RETENTION_MS,
+            "step results",
+            steps::expire,
+        )
     }
 
     /// Whether the database answers (for `/health`).

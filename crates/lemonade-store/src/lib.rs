@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod db;
 pub mod inflight;
+pub mod maintenance;
 pub mod migrations;
 pub mod readers;
 pub mod seed;

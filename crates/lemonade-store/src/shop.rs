@@ -2,7 +2,6 @@
 //! through the group-committing writer; every read is one snapshot from a reader.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use lemonade_domain::ShopError;
@@ -74,29 +73,15 @@ impl SqliteShop {
         self.ids.next_id()
     }
 
-    /// Deletes expired idempotency records now and then, a bounded number at a time so the
-    /// writer is never held for long.
+    /// Deletes expired idempotency records now and then.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
-        let shop = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                let before = lemonade_domain::values::Timestamp(
-                    shop.clock.now().millis() - shop.config.idempotency_retention_ms,
-                );
-                match shop
-                    .db
-                    .writer
-                    .execute(move |conn| idempotency::expire(conn, before, 10_000))
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),
-                    Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
-                }
-            }
-        })
+        crate::maintenance::spawn_expiry(
+            self.db.writer.clone(),
+            Arc::clone(&self.clock),
+            self.config.idempotency_retention_ms,
+            "idempotency keys",
+            idempotency::expire,
+        )
     }
 }
 

@@ -101,50 +101,26 @@ pub fn check_can_order(conn: &Connection, customer: &CustomerId) -> Result<(), S
     }
 }
 
-/// An order of this customer was placed: its points are added and the activity recorded.
-pub fn order_placed(
+/// An order of this customer was placed (`OrderPlaced`: its points are added) or cancelled
+/// (`OrderCancelled`: they are taken back), and the activity recorded.
+pub fn order_points(
     conn: &Connection,
     activity_id: String,
     customer: &CustomerId,
     order: &OrderId,
+    kind: ActivityKind,
     points: u64,
     now: Timestamp,
 ) -> Result<(), ShopError> {
-    if points > 0 {
-        add_points(conn, customer, points as i64, now)?;
+    let delta = match kind {
+        ActivityKind::OrderPlaced => points as i64,
+        ActivityKind::OrderCancelled => -(points as i64),
+        other => unreachable!("{other:?} is not about an order's points"),
+    };
+    if delta != 0 {
+        add_points(conn, customer, delta, now)?;
     }
-    record_activity(
-        conn,
-        activity_id,
-        customer,
-        ActivityKind::OrderPlaced,
-        Some(order),
-        points as i64,
-        now,
-    )
-}
-
-/// An order of this customer was cancelled: the points it earned are taken back.
-pub fn order_cancelled(
-    conn: &Connection,
-    activity_id: String,
-    customer: &CustomerId,
-    order: &OrderId,
-    points: u64,
-    now: Timestamp,
-) -> Result<(), ShopError> {
-    if points > 0 {
-        add_points(conn, customer, -(points as i64), now)?;
-    }
-    record_activity(
-        conn,
-        activity_id,
-        customer,
-        ActivityKind::OrderCancelled,
-        Some(order),
-        -(points as i64),
-        now,
-    )
+    record_activity(conn, activity_id, customer, kind, Some(order), delta, now)
 }
 
 /// Adds (or with a negative delta takes back) points. The CHECK keeps the balance non-negative.

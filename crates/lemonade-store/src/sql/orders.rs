@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
+use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
 use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
@@ -50,7 +51,15 @@ pub fn place(
     insert(conn, &order, &priced.recipe_versions)?;
     take_stock(conn, cache, &order.id, &priced.needs, now)?;
     if let Some(customer_id) = &draft.customer_id {
-        crm::order_placed(conn, ids.next_id(), customer_id, &order.id, points, now)?;
+        crm::order_points(
+            conn,
+            ids.next_id(),
+            customer_id,
+            &order.id,
+            ActivityKind::OrderPlaced,
+            points,
+            now,
+        )?;
     }
     Ok(order)
 }
@@ -101,19 +110,7 @@ pub fn take_stock(
     needs: &Needs,
     now: Timestamp,
 ) -> Result<(), ShopError> {
-    for (ingredient, &needed) in needs {
-        stock::apply_move(
-            conn,
-            cache,
-            ingredient,
-            -(needed as i64),
-            MoveReason::Sale,
-            Some(order),
-            None,
-            now,
-        )?;
-    }
-    Ok(())
+    move_for_order(conn, cache, order, needs, MoveReason::Sale, now)
 }
 
 /// Gives back what an order took: one cancel move per ingredient.
@@ -124,13 +121,25 @@ pub fn return_stock(
     taken: &Needs,
     now: Timestamp,
 ) -> Result<(), ShopError> {
-    for (ingredient, &amount) in taken {
+    move_for_order(conn, cache, order, taken, MoveReason::Cancel, now)
+}
+
+fn move_for_order(
+    conn: &Connection,
+    cache: &WriterCache,
+    order: &OrderId,
+    amounts: &Needs,
+    reason: MoveReason,
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    let sign = if reason == MoveReason::Sale { -1 } else { 1 };
+    for (ingredient, &amount) in amounts {
         stock::apply_move(
             conn,
             cache,
             ingredient,
-            amount as i64,
-            MoveReason::Cancel,
+            sign * amount as i64,
+            reason,
             Some(order),
             None,
             now,
@@ -242,7 +251,15 @@ pub fn cancel(
     order.status.check_cancel()?;
     return_stock(conn, cache, id, &needs_of(conn, id)?, now)?;
     if let Some(customer_id) = &order.customer_id {
-        crm::order_cancelled(conn, ids.next_id(), customer_id, id, order.points, now)?;
+        crm::order_points(
+            conn,
+            ids.next_id(),
+            customer_id,
+            id,
+            ActivityKind::OrderCancelled,
+            order.points,
+            now,
+        )?;
     }
     set_status(conn, id, OrderStatus::Cancelled, None, now)
 }

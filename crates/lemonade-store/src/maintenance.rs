@@ -1,0 +1,40 @@
+//! Forgetting what is kept only for a while (idempotency keys, step results, finished
+//! sagas): now and then, a bounded number of rows at a time so the writer is never held long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ports::Clock;
+use lemonade_domain::values::Timestamp;
+use rusqlite::Connection;
+
+use crate::writer::Writer;
+
+/// How often expired rows are looked for.
+const EXPIRY_PERIOD: Duration = Duration::from_secs(600);
+/// Most rows deleted in one transaction.
+const EXPIRY_BATCH_MAX: u32 = 10_000;
+
+/// Every [`EXPIRY_PERIOD`], deletes rows older than `retention_ms` with `expire(conn,
+/// before, limit)`, which returns how many went. `what` names them in the log.
+pub fn spawn_expiry(
+    writer: Writer,
+    clock: Arc<dyn Clock>,
+    retention_ms: i64,
+    what: &'static str,
+    expire: fn(&Connection, Timestamp, u32) -> Result<usize, ShopError>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_PERIOD);
+        loop {
+            tick.tick().await;
+            let before = Timestamp(clock.now().millis() - retention_ms);
+            match writer.execute(move |conn| expire(conn, before, EXPIRY_BATCH_MAX)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, what, "expired"),
+                Err(e) => tracing::warn!(error = %e, what, "could not expire"),
+            }
+        }
+    })
+}
