@@ -86,7 +86,7 @@ calls! {
     Stock "reservations/commit" true CommitReservation { order_id: OrderId } -> ();
     Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();
     Stock "stock/events" false StockEvents { events: Vec<Envelope> } -> ();
-    Stock "status" false StockStatus {} -> ServiceStatus;
+    Stock "stock/status" false StockStatus {} -> ServiceStatus;
 
     Orders "orders/create" true CreateOrder { plan: OrderPlan } -> Order;
     Orders "orders/confirm" true ConfirmOrder { order_id: OrderId } -> Settled;
@@ -96,7 +96,7 @@ calls! {
     Orders "orders/list" false ListOrders { filter: OrderFilter, page: PageRequest } -> Page<Order>;
     Orders "orders/of-customer" false CustomerOrders { customer_id: CustomerId } -> Vec<Order>;
     Orders "reports/sales" false Sales { query: SalesQuery } -> SalesReport;
-    Orders "status" false OrdersStatus {} -> ServiceStatus;
+    Orders "orders/status" false OrdersStatus {} -> ServiceStatus;
 
     Crm "customers/list" false ListCustomers { search: Option<String>, page: PageRequest } -> Page<Customer>;
     Crm "customers/get" false GetCustomer { id: CustomerId } -> Customer;
@@ -105,7 +105,7 @@ calls! {
     Crm "customers/anonymise" true AnonymiseCustomer { id: CustomerId } -> Customer;
     Crm "customers/activity" false CustomerActivity { id: CustomerId } -> Vec<Activity>;
     Crm "crm/events" false CrmEvents { events: Vec<Envelope> } -> ();
-    Crm "status" false CrmStatus {} -> ServiceStatus;
+    Crm "crm/status" false CrmStatus {} -> ServiceStatus;
 }
 
 /// An order after a change, with the events the change put in the outbox. The caller may
@@ -128,3 +128,47 @@ pub struct ServiceStatus {
 pub const STEP_KEY_HEADER: &str = "idempotency-key";
 /// Most events one delivery carries.
 pub const EVENTS_PER_DELIVERY_MAX: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_has_a_path_of_its_own() {
+        let paths = [
+            ListIngredients::PATH,
+            GetIngredient::PATH,
+            CreateIngredient::PATH,
+            AdjustStock::PATH,
+            ListMoves::PATH,
+            ListProducts::PATH,
+            GetProduct::PATH,
+            CreateProduct::PATH,
+            UpdateProduct::PATH,
+            Reserve::PATH,
+            CommitReservation::PATH,
+            ReleaseReservation::PATH,
+            StockEvents::PATH,
+            StockStatus::PATH,
+            CreateOrder::PATH,
+            ConfirmOrder::PATH,
+            FailOrder::PATH,
+            CancelOrder::PATH,
+            GetOrder::PATH,
+            ListOrders::PATH,
+            CustomerOrders::PATH,
+            Sales::PATH,
+            OrdersStatus::PATH,
+            ListCustomers::PATH,
+            GetCustomer::PATH,
+            CreateCustomer::PATH,
+            UpdateCustomer::PATH,
+            AnonymiseCustomer::PATH,
+            CustomerActivity::PATH,
+            CrmEvents::PATH,
+            CrmStatus::PATH,
+        ];
+        let unique: std::collections::HashSet<_> = paths.iter().collect();
+        assert_eq!(unique.len(), paths.len());
+    }
+}
