@@ -49,44 +49,26 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
                     if !events::first_delivery(db, &envelope.id, now)? {
                         continue;
                     }
-                    if let Event::OrderPlaced { customer_id, .. } | Event::OrderCancelled { customer_id, .. } =
-                        &envelope.event
-                        && crm::get(db, customer_id)?.is_none()
-                    {
+                    let (order_id, customer_id, points, kind) = match &envelope.event {
+                        Event::OrderPlaced {
+                            order_id,
+                            customer_id,
+                            points,
+                        } => (order_id, customer_id, *points, ActivityKind::OrderPlaced),
+                        Event::OrderCancelled {
+                            order_id,
+                            customer_id,
+                            points,
+                        } => (order_id, customer_id, *points, ActivityKind::OrderCancelled),
+                        Event::ReturnStock { .. } => unreachable!("checked above"),
+                    };
+                    if crm::get(db, customer_id)?.is_none() {
                         // The coordinator checks the customer before placing: this is a bug.
                         // Holding up every later event would not fix it.
                         tracing::error!(event = envelope.id, customer = %customer_id, "an event for an unknown customer; skipped");
                         continue;
                     }
-                    match &envelope.event {
-                        Event::OrderPlaced {
-                            order_id,
-                            customer_id,
-                            points,
-                        } => crm::order_points(
-                            db,
-                            ids.next_id(),
-                            customer_id,
-                            order_id,
-                            ActivityKind::OrderPlaced,
-                            *points,
-                            now,
-                        )?,
-                        Event::OrderCancelled {
-                            order_id,
-                            customer_id,
-                            points,
-                        } => crm::order_points(
-                            db,
-                            ids.next_id(),
-                            customer_id,
-                            order_id,
-                            ActivityKind::OrderCancelled,
-                            *points,
-                            now,
-                        )?,
-                        Event::ReturnStock { .. } => unreachable!("checked above"),
-                    }
+                    crm::order_points(db, ids.next_id(), customer_id, order_id, kind, points, now)?;
                 }
                 Ok(())
             })
