@@ -147,6 +147,15 @@ pub fn spawn_lease_expiry(node: Node, period: Duration) -> tokio::task::JoinHand
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let now = node.now();
+            match node.read(move |db| reservations::any_expired(db, now)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for expired reservations");
+                    continue;
+                }
+            }
             let cache = node.cache();
             match node
                 .write(move |db, now| reservations::expire(db, &cache, now, EXPIRE_BATCH_MAX))

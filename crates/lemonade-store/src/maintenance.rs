@@ -26,7 +26,8 @@ pub fn spawn_expiry(
     expire: fn(&Connection, Timestamp, u32) -> Result<usize, ShopError>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EXPIRY_PERIOD);
+        // Nothing has expired at start: the first round is one period in.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EXPIRY_PERIOD, EXPIRY_PERIOD);
         loop {
             tick.tick().await;
             let before = Timestamp(clock.now().millis() - retention_ms);

@@ -258,6 +258,13 @@ pub async fn start_in_process_with_faults(
     // A test's answers should not turn into 202 because a busy machine was slow.
     args.order_deadline_ms = 10_000;
     configure(&mut args);
+    // Settle the coordinator's settings before any service starts, so a refusal leaves
+    // nothing running on a folder the caller is about to delete.
+    let mut coordinator = args.clone();
+    coordinator.role = RoleArg::Coordinator;
+    let placeholder = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
+    (coordinator.stock_addr, coordinator.orders_addr, coordinator.crm_addr) = (placeholder, placeholder, placeholder);
+    coordinator.check()?;
     let mut services = Vec::new();
     for (role, _) in &ROLES[..3] {
         let mut service = args.clone();

@@ -124,6 +124,34 @@ impl ServeArgs {
         }
     }
 
+    /// Refuses settings this role cannot run with.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.token
+            && t.len() < 16
+        {
+            anyhow::bail!("the access token must be at least 16 characters");
+        }
+        match self.role {
+            RoleArg::Monolith => {}
+            RoleArg::Coordinator => {
+                self.cluster_token()?;
+                self.peers()?;
+                anyhow::ensure!(
+                    self.lease_ms > self.order_deadline_ms,
+                    "--lease-ms must be longer than --order-deadline-ms"
+                );
+            }
+            RoleArg::Orders => {
+                self.cluster_token()?;
+                self.peers_of_orders()?;
+            }
+            RoleArg::Stock | RoleArg::Crm => {
+                self.cluster_token()?;
+            }
+        }
+        Ok(())
+    }
+
     fn cluster_token(&self) -> anyhow::Result<&str> {
         match &self.cluster_token {
             Some(t) if t.len() >= 16 => Ok(t),
@@ -196,6 +224,8 @@ pub async fn start_with_faults(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     faults: Option<FaultPlan>,
 ) -> anyhow::Result<Running> {
+    // Refuse bad settings before opening anything: nothing may be left running on a refusal.
+    args.check()?;
     let path = args.database_path();
     let db = Database::open_role(&path, args.role.store_role(), args.writer_config())
         .with_context(|| format!("opening the database {}", path.display()))?;
@@ -237,10 +267,6 @@ pub async fn start_with_faults(
                 minor_units_per_point: args.minor_units_per_point,
                 ..CoordinatorConfig::default()
             };
-            anyhow::ensure!(
-                config.lease_ms > config.order_deadline_ms,
-                "--lease-ms must be longer than --order-deadline-ms"
-            );
             let coordinator = Coordinator::new(Node::new(db, clock, ids), clients, config);
             coordinator.spawn_sweeper();
             coordinator.spawn_maintenance();

@@ -152,6 +152,17 @@ pub fn expire(conn: &Connection, cache: &WriterCache, now: Timestamp, limit: u32
     Ok(expired)
 }
 
+/// Whether any held reservation's lease ran out by `now` (a read, so an idle service does
+/// not write).
+pub fn any_expired(conn: &Connection, now: Timestamp) -> Result<bool, ShopError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM reservations WHERE status = 'held' AND expires_at <= ?1)",
+        [now.millis()],
+        |r| r.get(0),
+    )
+    .db()
+}
+
 /// How many reservations are held right now (for health and the audit).
 pub fn held(conn: &Connection) -> Result<u64, ShopError> {
     conn.query_row("SELECT COUNT(*) FROM reservations WHERE status = 'held'", [], |r| {

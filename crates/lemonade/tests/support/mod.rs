@@ -34,11 +34,12 @@ pub struct TestApp {
 }
 
 /// What an in-process server owns: its data folder and the way to stop it.
+/// Fields drop in order: the servers stop before their folder is deleted.
 struct Local {
-    dir: tempfile::TempDir,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     /// The distributed mode's servers, stopped when dropped.
     cluster: Option<lemonade::cluster::InProcess>,
+    dir: tempfile::TempDir,
 }
 
 /// Longest a cluster may take to settle (deliver its events, finish its sagas) after the
