@@ -20,9 +20,6 @@ pub enum OpenError {
     Other(String),
 }
 
-/// Page cache of one connection to a service's database, in KiB.
-const SERVICE_CACHE_KIB: i64 = 4 * 1024;
-
 /// How many read connections serve GET requests at once.
 pub const READERS_MAX: usize = 4;
 
@@ -88,14 +85,6 @@ impl Database {
         let readers = (0..READERS_MAX)
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
-        if role != Role::Monolith {
-            // A service's database is small and its commits are small (a step or two each):
-            // SQLite scans the whole page cache at the end of every write transaction, so a
-            // large cache costs more than it saves (measured on the stock service's writer).
-            for c in std::iter::once(&conn).chain(&readers) {
-                c.pragma_update(None, "cache_size", -SERVICE_CACHE_KIB)?;
-            }
-        }
         // Group commit syncs in its own thread (see `writer`); the one-commit-per-order
         // baseline lets SQLite sync inside each COMMIT.
         let durability = if writer_config.batch_max > 1 {
