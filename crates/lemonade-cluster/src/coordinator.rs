@@ -436,10 +436,12 @@ impl Coordinator {
                     this.inner.config.sweep_period_ms as i64 * 2
                 };
                 first = false;
+                // `unfinished` takes sagas last touched strictly before this instant.
+                let idle_before = Timestamp(this.inner.node.now().millis() - idle_ms + 1);
                 let swept = this
                     .inner
                     .node
-                    .read(|db| sagas::unfinished(db, Timestamp(i64::MAX), SWEEP_BATCH_MAX))
+                    .read(move |db| sagas::unfinished(db, idle_before, SWEEP_BATCH_MAX))
                     .await;
                 let unfinished = match swept {
                     Ok(found) => found,
@@ -448,11 +450,7 @@ impl Coordinator {
                         continue;
                     }
                 };
-                let now = this.inner.node.now().millis();
-                for saga in unfinished
-                    .into_iter()
-                    .filter(|s| now - s.updated_at.millis() >= idle_ms)
-                {
+                for saga in unfinished {
                     let Ok(_driving) = this.inner.driving.claim(saga.order_id.as_str()) else {
                         continue; // a request is driving it
                     };

@@ -9,10 +9,9 @@ use lemonade_domain::ids::CustomerId;
 use lemonade_domain::saga::Event;
 use lemonade_store::sql::{crm, events};
 
-use crate::node::Node;
+use crate::node::{Node, check_events, new_id};
 use crate::rpc::*;
 use crate::server::{Internal, Protection};
-use crate::stock::{check_events, new_id};
 
 pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router {
     Internal::<Node>::new()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Clock, IdSource, IdempotencyKey};
+use lemonade_domain::saga::{Envelope, Event};
 use lemonade_domain::values::Timestamp;
 use lemonade_store::Database;
 use lemonade_store::sql::cache::WriterCache;
@@ -13,6 +14,8 @@ use lemonade_store::sql::steps;
 use rusqlite::Connection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::rpc::EVENTS_PER_DELIVERY_MAX;
 
 /// How long a service keeps step results: far longer than any saga can take to finish.
 pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
@@ -90,5 +93,28 @@ impl Node {
                 .map_err(lemonade_store::sql::storage_error)
         })
         .await
+    }
+}
+
+/// An id this service makes for something new. Made before the step runs: a replayed step
+/// returns what the first run made, so an unused id costs nothing.
+pub(crate) fn new_id<T>(n: &Node, parse: fn(&str) -> Option<T>) -> T {
+    parse(&n.ids.next_id()).expect("the id source makes valid ids")
+}
+
+/// Refuses a delivery that is too large or carries events meant for another service.
+pub(crate) fn check_events(envelopes: &[Envelope], ours: impl Fn(&Event) -> bool) -> Result<(), ShopError> {
+    if envelopes.len() > EVENTS_PER_DELIVERY_MAX {
+        return Err(ShopError::validation(
+            "events",
+            format!("at most {EVENTS_PER_DELIVERY_MAX} per delivery"),
+        ));
+    }
+    match envelopes.iter().position(|e| !ours(&e.event)) {
+        Some(i) => Err(ShopError::validation(
+            format!("events[{i}]"),
+            "not an event for this service",
+        )),
+        None => Ok(()),
     }
 }

@@ -12,7 +12,7 @@ use lemonade_domain::saga::Event;
 use lemonade_domain::values::Timestamp;
 use lemonade_store::sql::{catalog, events, reservations, stock};
 
-use crate::node::Node;
+use crate::node::{Node, check_events, new_id};
 use crate::rpc::*;
 use crate::server::{Internal, Protection};
 
@@ -112,32 +112,6 @@ async fn reserve(
         reservations::reserve(db, &cache, &c.order_id, &c.draft, expires_at, now)
     })
     .await
-}
-
-/// An id this service makes for something new. Made before the step runs: a replayed step
-/// returns what the first run made, so an unused id costs nothing.
-pub(crate) fn new_id<T>(n: &Node, parse: fn(&str) -> Option<T>) -> T {
-    parse(&n.ids.next_id()).expect("the id source makes valid ids")
-}
-
-/// Refuses a delivery that is too large or carries events meant for another service.
-pub(crate) fn check_events(
-    envelopes: &[lemonade_domain::saga::Envelope],
-    ours: impl Fn(&Event) -> bool,
-) -> Result<(), ShopError> {
-    if envelopes.len() > EVENTS_PER_DELIVERY_MAX {
-        return Err(ShopError::validation(
-            "events",
-            format!("at most {EVENTS_PER_DELIVERY_MAX} per delivery"),
-        ));
-    }
-    match envelopes.iter().position(|e| !ours(&e.event)) {
-        Some(i) => Err(ShopError::validation(
-            format!("events[{i}]"),
-            "not an event for this service",
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Releases reservations whose lease ran out, on this service's clock, until stopped.

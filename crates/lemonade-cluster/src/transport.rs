@@ -89,7 +89,12 @@ fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
 impl Transport for HttpTransport {
     async fn send(&self, request: Request) -> Result<Reply, TransportError> {
         let service = request.service;
-        let addr = self.addrs.get(&service).expect("every service has an address");
+        let Some(addr) = self.addrs.get(&service) else {
+            return Err(TransportError::Unsent(
+                service,
+                "this process has no address for it".into(),
+            ));
+        };
         let mut builder = hyper::Request::post(format!("http://{addr}{}", request.path))
             .header(CONTENT_TYPE, "application/json")
             .header(AUTHORIZATION, self.authorization.clone());

@@ -172,8 +172,6 @@ impl ServeArgs {
                 addr.with_context(|| format!("the orders service needs {flag}"))?,
             );
         }
-        // Never called, but every service has an address in a transport.
-        peers.insert(Service::Orders, self.orders_addr.unwrap_or(self.addr));
         Ok(peers)
     }
 
