@@ -17,6 +17,17 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 
+/// The first of three consecutive ports free right now.
+fn free_ports_3() -> u16 {
+    loop {
+        let first = free_port().min(65_000);
+        let free = (first..first + 3).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return first;
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -80,40 +91,57 @@ async fn send(http: &reqwest::Client, url: &str, body: &Value, key: &str) -> Opt
 async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (port, services_port) = (free_port(), free_port().min(60_000));
-    let log = std::fs::File::create(dir.path().join("cluster.log")).unwrap();
-    let supervisor = Command::new(BIN)
-        .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--services-port"])
-        .arg(services_port.to_string())
-        .arg("--data")
-        .arg(&data)
-        .env("LEMONADE_LOG", "warn")
-        .env_remove("LEMONADE_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start lemonade cluster");
-    let cluster = Cluster { supervisor };
-    let base = format!("http://127.0.0.1:{port}/api/v1");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let started = Instant::now();
-    while http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the cluster did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Another process may take one of the ports between picking and binding: then the
+    // supervisor exits, and the cluster is started again on other ports.
+    let mut attempt = 0;
+    let (cluster, base) = loop {
+        attempt += 1;
+        let (port, services_port) = (free_port(), free_ports_3());
+        let log_path = dir.path().join(format!("cluster-{attempt}.log"));
+        let supervisor = Command::new(BIN)
+            .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--services-port"])
+            .arg(services_port.to_string())
+            .arg("--data")
+            .arg(&data)
+            .env("LEMONADE_LOG", "warn")
+            .env_remove("LEMONADE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+            .spawn()
+            .expect("start lemonade cluster");
+        let mut cluster = Cluster { supervisor };
+        let base = format!("http://127.0.0.1:{port}/api/v1");
+        let started = Instant::now();
+        let up = loop {
+            let healthy = http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if healthy {
+                break true;
+            }
+            if cluster.supervisor.try_wait().unwrap().is_some() {
+                break false;
+            }
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the cluster did not come up:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if up {
+            break (cluster, base);
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(attempt < 3, "the cluster exited while starting, 3 times:\n{log}");
+    };
     let product = http
         .get(format!("{base}/products"))
         .send()
