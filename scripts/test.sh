@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust tests (unit, API, crash and
-# audit tests against real servers), the API suite again against the distributed mode, and
-# the browser tests of the web app.
-# Installs what is missing (Chromium, the browser tests' npm packages) on the way.
+# audit tests against real servers), the API suite again against the distributed mode on
+# SQLite and on PostgreSQL, and the browser tests of the web app.
+# Installs or starts what is missing (PostgreSQL, Chromium, the browser tests' npm packages)
+# on the way.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,6 +13,10 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== PostgreSQL"
+scripts/postgres.sh
+export LEMONADE_TEST_POSTGRES="${LEMONADE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 
 echo "== cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
@@ -28,6 +33,14 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   LEMONADE_TEST_MODE=cluster cargo nextest run -p lemonade --test api --locked --no-fail-fast
 else
   LEMONADE_TEST_MODE=cluster cargo test -p lemonade --test api --locked --no-fail-fast
+fi
+
+# And with every service's database on PostgreSQL (four fresh databases per test).
+echo "== API suite against the cluster on PostgreSQL"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  LEMONADE_TEST_MODE=cluster-postgres cargo nextest run -p lemonade --test api --locked --no-fail-fast
+else
+  LEMONADE_TEST_MODE=cluster-postgres cargo test -p lemonade --test api --locked --no-fail-fast
 fi
 
 echo "== browser tests"

@@ -9,9 +9,9 @@ use lemonade_domain::ports::{Clock, IdSource, IdempotencyKey};
 use lemonade_domain::saga::{Envelope, Event};
 use lemonade_domain::values::Timestamp;
 use lemonade_store::Database;
+use lemonade_store::conn::Db;
 use lemonade_store::sql::cache::WriterCache;
 use lemonade_store::sql::steps;
-use rusqlite::Connection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -43,7 +43,7 @@ impl Node {
     pub async fn read<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
         self.db.readers.read(work).await
     }
@@ -54,7 +54,7 @@ impl Node {
     pub async fn once<T, F>(&self, key: Option<IdempotencyKey>, work: F) -> Result<T, ShopError>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(&Connection, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
     {
         let key = key.expect("the internal server requires a step key for every change");
         let now = self.now();
@@ -69,7 +69,7 @@ impl Node {
     pub async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
     {
         let now = self.now();
         self.db.writer.execute(move |c| work(c, now)).await
@@ -89,7 +89,7 @@ impl Node {
     /// Whether the database answers (for `/health`).
     pub async fn probe(&self) -> Result<(), ShopError> {
         self.read(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))
+            c.query_row("SELECT 1", lemonade_store::params![], |_| Ok(()))
                 .map_err(lemonade_store::sql::storage_error)
         })
         .await

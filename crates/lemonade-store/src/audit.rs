@@ -486,6 +486,21 @@ pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
     Ok(report)
 }
 
+/// [`audit_cluster`] for a cluster on PostgreSQL, each service in the database
+/// [`crate::postgres::role_url`] names after `base`: each database is copied, from one
+/// snapshot, into a SQLite file of a temporary folder, and the copies are audited.
+pub fn audit_postgres_cluster(base: &str) -> Result<AuditReport, OpenError> {
+    let dir = tempfile::tempdir().map_err(|e| OpenError::Other(format!("cannot make a folder for the copies: {e}")))?;
+    for (schema, file) in CLUSTER_DATABASES {
+        let role = crate::migrations::Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == schema)
+            .expect("every cluster database is a role's");
+        crate::postgres::copy_to_sqlite(&crate::postgres::role_url(base, role)?, role, &dir.path().join(file))?;
+    }
+    audit_cluster(dir.path())
+}
+
 fn audit_sagas(conn: &Connection, report: &mut AuditReport) -> rusqlite::Result<()> {
     for (schema, _) in CLUSTER_DATABASES {
         let integrity: String = conn.query_row(&format!("PRAGMA {schema}.quick_check"), [], |r| r.get(0))?;

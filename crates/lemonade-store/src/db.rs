@@ -1,11 +1,13 @@
-//! Opening the database: one writer connection, a few reader connections, WAL with
-//! `synchronous=FULL` so that a committed transaction survives power loss.
+//! Opening the database: one writer connection and a few reader connections, to SQLite (a
+//! file in WAL mode, synced before any commit is acknowledged) or to PostgreSQL (a server,
+//! which makes a commit durable before it returns).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::conn::{DbError, PgConn};
 use crate::migrations::Role;
 use crate::readers::Readers;
 use crate::sql::cache::WriterCache;
@@ -16,6 +18,8 @@ use crate::writer::{Durability, Writer, WriterConfig};
 pub enum OpenError {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Db(#[from] DbError),
     #[error("{0}")]
     Other(String),
 }
@@ -57,7 +61,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, OpenError> {
 pub struct Database {
     pub writer: Writer,
     pub readers: Arc<Readers>,
-    pub path: PathBuf,
+    /// Which part of the shop it holds.
+    pub role: Role,
     /// What the writer last read of products and stock (see [`WriterCache`]); for writer
     /// jobs only.
     pub cache: Arc<WriterCache>,
@@ -100,10 +105,74 @@ impl Database {
         let cache = Arc::new(WriterCache::default());
         let forget = Arc::clone(&cache);
         Ok(Database {
-            writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
+            writer: Writer::start_with(
+                Box::new(conn),
+                writer_config,
+                durability,
+                Box::new(move || forget.clear()),
+            ),
             cache,
-            readers: Arc::new(Readers::new(readers)),
-            path: path.to_owned(),
+            readers: Arc::new(Readers::new(readers.into_iter().map(|c| Box::new(c) as _).collect())),
+            role,
         })
     }
+
+    /// Opens (migrating as needed) a database of `role` on a PostgreSQL server. The database
+    /// must exist; its writer holds a session lock, so a second process cannot write to it.
+    /// Connects from a thread of its own: the PostgreSQL client blocks, which an async
+    /// runtime's threads must not.
+    pub fn open_postgres(url: &str, role: Role, writer_config: WriterConfig) -> Result<Database, OpenError> {
+        let connected = std::thread::scope(|s| {
+            s.spawn(|| -> Result<_, OpenError> {
+                crate::postgres::ensure_database(url)?;
+                let conn = PgConn::connect(url).map_err(|e| unreachable_server(url, e))?;
+                crate::migrations::migrate_postgres(&conn, role)?;
+                if !conn.take_writer_lock()? {
+                    return Err(OpenError::Other(format!(
+                        "another lemonade process is writing to the {} database at {}",
+                        role.as_str(),
+                        redact(url)
+                    )));
+                }
+                let readers = (0..READERS_MAX)
+                    .map(|_| PgConn::connect(url).map(|c| Box::new(c) as _))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((conn, readers))
+            })
+            .join()
+            .expect("connecting does not panic")
+        });
+        let (conn, readers) = connected?;
+        let cache = Arc::new(WriterCache::default());
+        let forget = Arc::clone(&cache);
+        Ok(Database {
+            writer: Writer::start_with(
+                Box::new(conn),
+                writer_config,
+                Durability::InCommit,
+                Box::new(move || forget.clear()),
+            ),
+            cache,
+            readers: Arc::new(Readers::new(readers)),
+            role,
+        })
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            match user_info.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn unreachable_server(url: &str, e: DbError) -> OpenError {
+    OpenError::Other(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))
 }

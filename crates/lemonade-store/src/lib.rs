@@ -2,10 +2,12 @@
 //! readers, the monolith's [`SqliteShop`], and the audit behind `lemonade check`.
 
 pub mod audit;
+pub mod conn;
 pub mod db;
 pub mod inflight;
 pub mod maintenance;
 pub mod migrations;
+pub mod postgres;
 pub mod readers;
 pub mod seed;
 pub mod shop;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::Clock;
 use lemonade_domain::values::Timestamp;
-use rusqlite::Connection;
 
 use crate::writer::Writer;
 
@@ -23,7 +23,7 @@ pub fn spawn_expiry(
     clock: Arc<dyn Clock>,
     retention_ms: i64,
     what: &'static str,
-    expire: fn(&Connection, Timestamp, u32) -> Result<usize, ShopError>,
+    expire: fn(&dyn Db, Timestamp, u32) -> Result<usize, ShopError>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // Nothing has expired at start: the first round is one period in.

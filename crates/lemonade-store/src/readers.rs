@@ -3,17 +3,20 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::conn::{Begin, Db};
 use lemonade_domain::ShopError;
-use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
+/// A reader's connection.
+pub type ReadConn = Box<dyn Db + Send>;
+
 pub struct Readers {
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<ReadConn>>,
     permits: Semaphore,
 }
 
 impl Readers {
-    pub fn new(conns: Vec<Connection>) -> Self {
+    pub fn new(conns: Vec<ReadConn>) -> Self {
         assert!(!conns.is_empty());
         Readers {
             permits: Semaphore::new(conns.len()),
@@ -26,7 +29,7 @@ impl Readers {
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
         let permit = self
             .permits
@@ -42,15 +45,13 @@ impl Readers {
                 .pop()
                 .expect("a permit means an idle connection");
             let result = conn
-                .execute_batch("BEGIN DEFERRED")
+                .begin(Begin::Read)
                 .map_err(crate::sql::storage_error)
                 .and_then(|_| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&*conn)))
                         .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
                 });
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("COMMIT");
-            }
+            let _ = conn.rollback();
             this.idle.lock().expect("reader pool lock").push(conn);
             result
         });

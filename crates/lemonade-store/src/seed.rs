@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::NewProduct;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::ports::{Clock, IdSource};
 use lemonade_domain::stock::{NewIngredient, RecipeItem};
 use lemonade_domain::values::{Money, Quantity, Unit};
-use rusqlite::Connection;
 
 use crate::db::Database;
 use crate::sql::{SqlResult, catalog, stock};
@@ -51,14 +51,7 @@ const PRODUCTS: &[DemoProduct] = &[
 
 /// Whether the shop holds nothing yet. The stock service's database has no customers table:
 /// there, no ingredients and no products is empty.
-fn is_empty(conn: &Connection) -> Result<bool, ShopError> {
-    let has_customers: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'customers')",
-            [],
-            |r| r.get(0),
-        )
-        .db()?;
+fn is_empty(conn: &dyn Db, has_customers: bool) -> Result<bool, ShopError> {
     let customers = if has_customers {
         " AND NOT EXISTS (SELECT 1 FROM customers)"
     } else {
@@ -66,7 +59,7 @@ fn is_empty(conn: &Connection) -> Result<bool, ShopError> {
     };
     conn.query_row(
         &format!("SELECT NOT EXISTS (SELECT 1 FROM ingredients) AND NOT EXISTS (SELECT 1 FROM products){customers}"),
-        [],
+        crate::params![],
         |r| r.get(0),
     )
     .db()
@@ -80,9 +73,10 @@ pub async fn seed_demo_if_empty(
     ids: Arc<dyn IdSource>,
 ) -> Result<bool, ShopError> {
     let cache = Arc::clone(&db.cache);
+    let has_customers = db.role.holds_customers();
     db.writer
         .execute(move |conn| {
-            if !is_empty(conn)? {
+            if !is_empty(conn, has_customers)? {
                 return Ok(false);
             }
             let now = clock.now();

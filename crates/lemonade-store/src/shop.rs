@@ -250,9 +250,9 @@ impl Shop for SqliteShop {
                 }
                 // `place` checks everything before its first write, so a rejection leaves
                 // nothing behind and the key can record it in this same transaction.
-                let changes_before = c.total_changes();
+                let changes_before = c.changes();
                 let outcome = match orders::place(c, ids.as_ref(), &cache, &request.draft, now, per_point) {
-                    Err(e) if !(is_rejection(&e) && c.total_changes() == changes_before) => return Err(e),
+                    Err(e) if !(is_rejection(&e) && c.changes() == changes_before) => return Err(e),
                     outcome => outcome,
                 };
                 if let Some(key) = &request.idempotency {
@@ -311,7 +311,7 @@ impl Shop for SqliteShop {
             .db
             .readers
             .read(|c| {
-                c.query_row("SELECT 1", [], |_| Ok(()))
+                c.query_row("SELECT 1", crate::params![], |_| Ok(()))
                     .map_err(crate::sql::storage_error)
             })
             .await;

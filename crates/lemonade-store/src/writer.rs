@@ -26,11 +26,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lemonade_domain::ShopError;
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::conn::{Begin, Db};
+
 type Deliver = Box<dyn FnOnce(Option<ShopError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
+type Job = Box<dyn FnOnce(&dyn Db) -> (bool, Deliver) + Send>;
+/// The writer's connection.
+pub type WriteConn = Box<dyn Db + Send>;
 
 /// Most jobs in one group commit by default: below the 64 clients of the benchmark, so one
 /// batch syncs while the next is written (measured: 32 gave 15.4k orders/s, 64 gave 12.8k).
@@ -77,7 +80,7 @@ fn storage_down(detail: impl std::fmt::Display) -> ShopError {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, config: WriterConfig) -> Writer {
+    pub fn start(conn: WriteConn, config: WriterConfig) -> Writer {
         Writer::start_with(conn, config, Durability::InCommit, Box::new(|| {}))
     }
 
@@ -85,7 +88,7 @@ impl Writer {
     /// setting must match it); `on_rollback` runs on the writer thread whenever a batch is
     /// rolled back, so in-memory state derived from its writes can be dropped.
     pub fn start_with(
-        conn: Connection,
+        conn: WriteConn,
         config: WriterConfig,
         durability: Durability,
         on_rollback: Box<dyn Fn() + Send>,
@@ -115,7 +118,7 @@ impl Writer {
     pub async fn execute<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -138,10 +141,6 @@ impl Writer {
         rx.await
             .unwrap_or_else(|_| Err(storage_down("the transaction was rolled back")))
     }
-}
-
-fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// The syncer: fdatasync the WAL, then answer every batch committed before the sync began.
@@ -172,7 +171,7 @@ fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>
 }
 
 fn run(
-    conn: Connection,
+    conn: WriteConn,
     mut rx: mpsc::Receiver<Job>,
     batch_max: usize,
     synced: Option<std::sync::mpsc::SyncSender<Vec<Deliver>>>,
@@ -190,7 +189,7 @@ fn run(
         }
         let started = Instant::now();
         let size = batch.len();
-        if let Err(e) = step(&conn, "BEGIN IMMEDIATE") {
+        if let Err(e) = conn.begin(Begin::Write) {
             tracing::error!(error = %e, "cannot begin a write transaction");
             batch.clear(); // dropping the jobs answers their callers with Unavailable
             continue;
@@ -200,13 +199,13 @@ fn run(
             if aborted {
                 continue; // dropped: its caller is answered "rolled back, retry"
             }
-            let changes_before = conn.total_changes();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn))) {
+            let changes_before = conn.changes();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&*conn))) {
                 Ok((true, deliver)) => delivers.push(deliver),
                 // Jobs check before they write, so a refusal has written nothing and the rest of
                 // the batch goes on. One that wrote and then failed is a bug or a storage fault:
                 // the whole batch is rolled back and every caller told to retry.
-                Ok((false, deliver)) if conn.total_changes() == changes_before => deliver(None),
+                Ok((false, deliver)) if conn.changes() == changes_before => deliver(None),
                 Ok((false, _)) => {
                     tracing::error!("a write job failed after writing; rolling back its whole batch");
                     aborted = true;
@@ -217,12 +216,12 @@ fn run(
                 }
             }
             // SQLite may roll the whole transaction back by itself (disk full, I/O error).
-            aborted |= conn.is_autocommit();
+            aborted |= !conn.can_commit();
         }
         let committed = if aborted {
             Err("the transaction was aborted".to_owned())
         } else {
-            step(&conn, "COMMIT").map_err(|e| e.to_string())
+            conn.commit().map_err(|e| e.to_string())
         };
         match committed {
             Ok(()) => match &synced {
@@ -237,9 +236,7 @@ fn run(
             },
             Err(e) => {
                 tracing::error!(error = %e, jobs = size, "group commit failed; every job in it is rolled back");
-                if !conn.is_autocommit() {
-                    let _ = step(&conn, "ROLLBACK");
-                }
+                let _ = conn.rollback();
                 on_rollback();
                 delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
             }
@@ -259,7 +256,7 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").unwrap();
         (
             Writer::start(
-                conn,
+                Box::new(conn),
                 WriterConfig {
                     batch_max,
                     queue_max: 1024,
@@ -274,8 +271,8 @@ mod tests {
         conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap()
     }
 
-    fn insert(conn: &Connection) -> Result<(), ShopError> {
-        conn.execute("INSERT INTO t (v) VALUES (1)", [])
+    fn insert(conn: &dyn Db) -> Result<(), ShopError> {
+        conn.execute("INSERT INTO t (v) VALUES (1)", crate::params![])
             .map(drop)
             .map_err(crate::sql::storage_error)
     }
@@ -292,7 +289,7 @@ mod tests {
             batch_max: 64,
             queue_max: 1024,
         };
-        let w = Writer::start_with(conn, config, Durability::Syncer { wal_path }, Box::new(|| {}));
+        let w = Writer::start_with(Box::new(conn), config, Durability::Syncer { wal_path }, Box::new(|| {}));
         let jobs: Vec<_> = (0..500)
             .map(|_| {
                 let w = w.clone();

@@ -36,6 +36,11 @@ pub struct ClusterArgs {
     /// The public API's access token (see `serve --token`).
     #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Keep the services' databases on this PostgreSQL server instead of in `--data`:
+    /// `postgres://user@host:port/name` gives databases name_stock, name_orders, name_crm
+    /// and name_coordinator, created if missing.
+    #[arg(long, env = "LEMONADE_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
     /// Coordinator: how long the stock service holds an uncommitted reservation.
     #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = 30_000)]
     pub lease_ms: u64,
@@ -105,6 +110,17 @@ impl Plan {
         if self.args.empty {
             command.arg("--empty");
         }
+        match &self.args.postgres {
+            Some(base) => {
+                command.env(
+                    "LEMONADE_DATABASE_URL",
+                    lemonade_store::postgres::role_url(base, role.store_role())?,
+                );
+            }
+            None => {
+                command.env_remove("LEMONADE_DATABASE_URL");
+            }
+        }
         match (&self.args.token, role) {
             (Some(token), RoleArg::Coordinator) => {
                 command.env("LEMONADE_TOKEN", token);
@@ -157,6 +173,11 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
         ],
         args,
     };
+    if let Some(base) = &plan.args.postgres {
+        for (role, _) in ROLES {
+            lemonade_store::postgres::role_url(base, role.store_role())?;
+        }
+    }
     std::fs::create_dir_all(&plan.args.data)
         .with_context(|| format!("creating the data folder {}", plan.args.data.display()))?;
     let mut members = Vec::new();
@@ -175,8 +196,13 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
     println!("Lemonade cluster is up:");
     println!("  {:<12} {:<22} database", "process", "address");
     for m in &members {
-        let db = crate::serve::database_path(&plan.args.data, m.role.store_role());
-        println!("  {:<12} {:<22} {}", m.name, m.addr.to_string(), db.display());
+        let db = match &plan.args.postgres {
+            Some(base) => lemonade_store::db::redact(&lemonade_store::postgres::role_url(base, m.role.store_role())?),
+            None => crate::serve::database_path(&plan.args.data, m.role.store_role())
+                .display()
+                .to_string(),
+        };
+        println!("  {:<12} {:<22} {db}", m.name, m.addr.to_string());
     }
     println!(
         "Open http://{}/ — Ctrl-C stops every process.",
@@ -235,7 +261,9 @@ impl Drop for InProcess {
 
 /// Starts the three services and the coordinator in this process, on loopback ports the OS
 /// picks, with databases in `data`. `configure` adjusts the settings for tests (a public
-/// token, an empty shop, ...) of all four.
+/// token, an empty shop, ...) of all four; a `database_url` it sets is the cluster's base
+/// PostgreSQL URL, each process getting its own database named after it (as `cluster
+/// --postgres` does).
 pub async fn start_in_process(data: &Path, configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<InProcess> {
     start_in_process_with_faults(data, configure, None).await
 }
@@ -265,10 +293,18 @@ pub async fn start_in_process_with_faults(
     let placeholder = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
     (coordinator.stock_addr, coordinator.orders_addr, coordinator.crm_addr) = (placeholder, placeholder, placeholder);
     coordinator.check()?;
+    let base = args.database_url.take();
+    let url_of = |role: RoleArg| -> anyhow::Result<Option<String>> {
+        base.as_deref()
+            .map(|b| lemonade_store::postgres::role_url(b, role.store_role()))
+            .transpose()
+            .map_err(Into::into)
+    };
     let mut services = Vec::new();
     for (role, _) in &ROLES[..3] {
         let mut service = args.clone();
         service.role = *role;
+        service.database_url = url_of(*role)?;
         let running = start(service, shutdown()).await?;
         match role {
             RoleArg::Stock => args.stock_addr = Some(running.addr),
@@ -279,6 +315,7 @@ pub async fn start_in_process_with_faults(
         services.push((*role, running));
     }
     args.role = RoleArg::Coordinator;
+    args.database_url = url_of(RoleArg::Coordinator)?;
     let coordinator = start_with_faults(args, shutdown(), faults).await?;
     Ok(InProcess {
         coordinator,

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// Folder holding the shop's database (created if missing).
     #[arg(long, env = "LEMONADE_DATA", default_value = "data")]
     pub data: PathBuf,
+    /// Distributed mode: keep this service's database on PostgreSQL instead of in a SQLite
+    /// file of `--data` (`postgres://user@host:port/name`; the database is created if
+    /// missing). The monolith always runs on SQLite.
+    #[arg(long, env = "LEMONADE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Do not create the demo shop on an empty database.
     #[arg(long, env = "LEMONADE_EMPTY")]
     pub empty: bool,
@@ -98,6 +103,7 @@ impl ServeArgs {
         ServeArgs {
             addr: "127.0.0.1:0".parse().expect("valid address"),
             data,
+            database_url: None,
             empty: false,
             token: None,
             batch_max: BATCH_MAX_DEFAULT as u32,
@@ -130,6 +136,14 @@ impl ServeArgs {
             && t.len() < 16
         {
             anyhow::bail!("the access token must be at least 16 characters");
+        }
+        if let Some(url) = &self.database_url {
+            anyhow::ensure!(
+                self.role != RoleArg::Monolith,
+                "--database-url is for the services of the distributed mode; the monolith keeps its database in a SQLite file of --data"
+            );
+            // The same parsing that names the cluster's databases: refuse what it refuses.
+            lemonade_store::postgres::role_url(url, self.role.store_role())?;
         }
         match self.role {
             RoleArg::Monolith => {}
@@ -224,9 +238,17 @@ pub async fn start_with_faults(
 ) -> anyhow::Result<Running> {
     // Refuse bad settings before opening anything: nothing may be left running on a refusal.
     args.check()?;
-    let path = args.database_path();
-    let db = Database::open_role(&path, args.role.store_role(), args.writer_config())
-        .with_context(|| format!("opening the database {}", path.display()))?;
+    let (role, config) = (args.role.store_role(), args.writer_config());
+    let db = match args.database_url.clone() {
+        Some(url) => tokio::task::spawn_blocking(move || Database::open_postgres(&url, role, config))
+            .await?
+            .with_context(|| format!("opening the {} database on PostgreSQL", role.as_str()))?,
+        None => {
+            let path = args.database_path();
+            Database::open_role(&path, role, config)
+                .with_context(|| format!("opening the database {}", path.display()))?
+        }
+    };
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7Ids);
     let seeds = matches!(args.role, RoleArg::Monolith | RoleArg::Stock);

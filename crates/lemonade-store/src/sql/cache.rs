@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
-use rusqlite::Connection;
 
 /// Most entries kept of each kind; past that the cache starts over (a shop has far fewer).
 const CACHED_MAX: usize = 10_000;
@@ -35,7 +35,7 @@ fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: 
 
 impl WriterCache {
     /// A product for sale and the version of its recipe.
-    pub fn product(&self, conn: &Connection, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
+    pub fn product(&self, conn: &dyn Db, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
         if let Some(p) = self.products.lock().expect("cache lock").get(id) {
             return Ok(Some(p.clone()));
         }
@@ -50,7 +50,7 @@ impl WriterCache {
         self.products.lock().expect("cache lock").remove(id);
     }
 
-    pub fn on_hand(&self, conn: &Connection, id: &IngredientId) -> Result<Option<u64>, ShopError> {
+    pub fn on_hand(&self, conn: &dyn Db, id: &IngredientId) -> Result<Option<u64>, ShopError> {
         if let Some(&n) = self.on_hand.lock().expect("cache lock").get(id) {
             return Ok(Some(n));
         }

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::conn::Db;
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
 use lemonade_domain::ids::{IngredientId, ProductId};
@@ -9,7 +11,6 @@ use lemonade_domain::order::ProductForSale;
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{RecipeItem, can_make};
 use lemonade_domain::values::{Money, Quantity, Timestamp};
-use rusqlite::{Connection, params};
 
 use super::{SqlResult, optional};
 
@@ -20,10 +21,10 @@ struct ProductRow {
     active: bool,
 }
 
-fn recipe(conn: &Connection, id: &ProductId) -> Result<Vec<RecipeItem>, ShopError> {
+fn recipe(conn: &dyn Db, id: &ProductId) -> Result<Vec<RecipeItem>, ShopError> {
     conn.prepare_cached("SELECT ingredient_id, quantity FROM recipe_items WHERE product_id = ?1 ORDER BY ingredient_id")
         .db()?
-        .query_map([id.as_str()], |r| {
+        .query_map(params![id.as_str()], |r| {
             Ok(RecipeItem {
                 ingredient_id: IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
                 quantity: Quantity::new(r.get(1)?).expect("a CHECK constraint keeps quantities positive"),
@@ -34,11 +35,11 @@ fn recipe(conn: &Connection, id: &ProductId) -> Result<Vec<RecipeItem>, ShopErro
         .db()
 }
 
-fn row(conn: &Connection, id: &ProductId) -> Result<Option<ProductRow>, ShopError> {
+fn row(conn: &dyn Db, id: &ProductId) -> Result<Option<ProductRow>, ShopError> {
     let mut stmt = conn
         .prepare_cached("SELECT name, price, active FROM products WHERE id = ?1")
         .db()?;
-    optional(stmt.query_row([id.as_str()], |r| {
+    optional(stmt.query_row(params![id.as_str()], |r| {
         Ok(ProductRow {
             id: id.clone(),
             name: r.get(0)?,
@@ -48,7 +49,7 @@ fn row(conn: &Connection, id: &ProductId) -> Result<Option<ProductRow>, ShopErro
     }))
 }
 
-fn assemble(conn: &Connection, row: ProductRow, on_hand: &HashMap<IngredientId, u64>) -> Result<Product, ShopError> {
+fn assemble(conn: &dyn Db, row: ProductRow, on_hand: &HashMap<IngredientId, u64>) -> Result<Product, ShopError> {
     let recipe = recipe(conn, &row.id)?;
     let can_make = can_make(&recipe, |i| on_hand.get(i).copied().unwrap_or(0));
     Ok(Product {
@@ -61,52 +62,52 @@ fn assemble(conn: &Connection, row: ProductRow, on_hand: &HashMap<IngredientId, 
     })
 }
 
-pub fn get(conn: &Connection, id: &ProductId) -> Result<Option<Product>, ShopError> {
+pub fn get(conn: &dyn Db, id: &ProductId) -> Result<Option<Product>, ShopError> {
     let Some(row) = row(conn, id)? else { return Ok(None) };
     let on_hand = super::stock::on_hand_all(conn)?;
     assemble(conn, row, &on_hand).map(Some)
 }
 
-pub fn require(conn: &Connection, id: &ProductId) -> Result<Product, ShopError> {
+pub fn require(conn: &dyn Db, id: &ProductId) -> Result<Product, ShopError> {
     get(conn, id)?.ok_or_else(|| ShopError::not_found("product"))
 }
 
 /// What pricing an order needs to know of a product, and the version of its recipe, in one
 /// query.
-pub fn for_sale(conn: &Connection, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT p.name, p.price, p.active, p.recipe_version, r.ingredient_id, r.quantity
-             FROM products p LEFT JOIN recipe_items r ON r.product_id = p.id
-             WHERE p.id = ?1",
-        )
-        .db()?;
-    let mut rows = stmt.query([id.as_str()]).db()?;
+pub fn for_sale(conn: &dyn Db, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
     let mut product: Option<(ProductForSale, i64)> = None;
-    while let Some(r) = rows.next().db()? {
-        let (p, _) = match &mut product {
-            Some(p) => p,
-            None => product.insert((
-                ProductForSale {
-                    name: r.get(0).db()?,
-                    price: Money::from_stored(r.get(1).db()?),
-                    active: r.get(2).db()?,
-                    recipe: Vec::new(),
-                },
-                r.get(3).db()?,
-            )),
-        };
-        if let Some(ingredient) = r.get::<_, Option<String>>(4).db()? {
-            p.recipe.push(RecipeItem {
-                ingredient_id: IngredientId::parse(&ingredient).expect("stored ids are valid"),
-                quantity: Quantity::new(r.get(5).db()?).expect("a CHECK constraint keeps quantities positive"),
-            });
-        }
-    }
+    conn.each(
+        "SELECT p.name, p.price, p.active, p.recipe_version, r.ingredient_id, r.quantity
+         FROM products p LEFT JOIN recipe_items r ON r.product_id = p.id
+         WHERE p.id = ?1",
+        params![id.as_str()],
+        &mut |r| {
+            let (p, _) = match &mut product {
+                Some(p) => p,
+                None => product.insert((
+                    ProductForSale {
+                        name: r.get(0)?,
+                        price: Money::from_stored(r.get(1)?),
+                        active: r.get(2)?,
+                        recipe: Vec::new(),
+                    },
+                    r.get(3)?,
+                )),
+            };
+            if let Some(ingredient) = r.get::<_, Option<String>>(4)? {
+                p.recipe.push(RecipeItem {
+                    ingredient_id: IngredientId::parse(&ingredient).expect("stored ids are valid"),
+                    quantity: Quantity::new(r.get(5)?).expect("a CHECK constraint keeps quantities positive"),
+                });
+            }
+            Ok(())
+        },
+    )
+    .db()?;
     Ok(product)
 }
 
-pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Product>, ShopError> {
+pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Product>, ShopError> {
     let rows = conn
         .prepare_cached("SELECT id, name, price, active FROM products WHERE id > ?1 ORDER BY id LIMIT ?2")
         .db()?
@@ -129,7 +130,7 @@ pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Product>, Shop
     Ok(Page::from_rows(products, page.limit, |p| p.id.to_string()))
 }
 
-fn check_recipe(conn: &Connection, recipe: &[RecipeItem]) -> Result<(), ShopError> {
+fn check_recipe(conn: &dyn Db, recipe: &[RecipeItem]) -> Result<(), ShopError> {
     for (i, item) in recipe.iter().enumerate() {
         if super::stock::get(conn, &item.ingredient_id)?.is_none() {
             return Err(ShopError::validation(
@@ -141,9 +142,9 @@ fn check_recipe(conn: &Connection, recipe: &[RecipeItem]) -> Result<(), ShopErro
     Ok(())
 }
 
-fn check_name_free(conn: &Connection, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
+fn check_name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM products WHERE name = ?1").db()?;
-    let owner: Option<String> = optional(stmt.query_row([name], |r| r.get(0)))?;
+    let owner: Option<String> = optional(stmt.query_row(params![name], |r| r.get(0)))?;
     match owner {
         Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => {
             Err(ShopError::validation("name", "a product with this name exists already"))
@@ -162,24 +163,20 @@ pub fn recipe_json(recipe: &[RecipeItem]) -> String {
 }
 
 /// Freezes a recipe as a new version of the product's; returns the version's id.
-fn new_recipe_version(
-    conn: &Connection,
-    id: &ProductId,
-    recipe: &[RecipeItem],
-    now: Timestamp,
-) -> Result<i64, ShopError> {
-    conn.prepare_cached("INSERT INTO recipe_versions (product_id, recipe, created_at) VALUES (?1, ?2, ?3)")
-        .db()?
-        .execute(params![id.as_str(), recipe_json(recipe), now.millis()])
-        .db()?;
-    Ok(conn.last_insert_rowid())
+fn new_recipe_version(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem], now: Timestamp) -> Result<i64, ShopError> {
+    conn.query_row(
+        "INSERT INTO recipe_versions (product_id, recipe, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+        params![id.as_str(), recipe_json(recipe), now.millis()],
+        |r| r.get(0),
+    )
+    .db()
 }
 
 /// Replaces the product's recipe items (the current recipe, as the API shows it).
-fn write_recipe_items(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) -> Result<(), ShopError> {
+fn write_recipe_items(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem]) -> Result<(), ShopError> {
     conn.prepare_cached("DELETE FROM recipe_items WHERE product_id = ?1")
         .db()?
-        .execute([id.as_str()])
+        .execute(params![id.as_str()])
         .db()?;
     let mut insert = conn
         .prepare_cached("INSERT INTO recipe_items (product_id, ingredient_id, quantity) VALUES (?1, ?2, ?3)")
@@ -196,7 +193,7 @@ fn write_recipe_items(conn: &Connection, id: &ProductId, recipe: &[RecipeItem]) 
     Ok(())
 }
 
-pub fn create(conn: &Connection, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
+pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
     check_name_free(conn, &new.name, None)?;
     check_recipe(conn, &new.recipe)?;
     let version = new_recipe_version(conn, &id, &new.recipe, now)?;
@@ -219,7 +216,7 @@ pub fn create(conn: &Connection, id: ProductId, new: &NewProduct, now: Timestamp
 }
 
 /// Changes a product. Orders already placed keep the price and name they were sold at.
-pub fn update(conn: &Connection, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
+pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
     let current = require(conn, id)?;
     if let Some(name) = &patch.name {
         check_name_free(conn, name, Some(id))?;

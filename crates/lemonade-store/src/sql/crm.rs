@@ -1,17 +1,18 @@
 //! Customers, points and the activity log.
 
+use crate::conn::{Db, Row};
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::{ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields};
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, Row, params};
 
 use super::{SqlResult, optional, ts, unsigned};
 
 const COLUMNS: &str = "id, name, email, phone, points, anonymised_at, created_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<Customer> {
+fn from_row(r: &Row) -> crate::conn::DbResult<Customer> {
     Ok(Customer {
         id: CustomerId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
         name: r.get(1)?,
@@ -23,31 +24,40 @@ fn from_row(r: &Row) -> rusqlite::Result<Customer> {
     })
 }
 
-pub fn get(conn: &Connection, id: &CustomerId) -> Result<Option<Customer>, ShopError> {
+pub fn get(conn: &dyn Db, id: &CustomerId) -> Result<Option<Customer>, ShopError> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM customers WHERE id = ?1"))
         .db()?;
-    optional(stmt.query_row([id.as_str()], from_row))
+    optional(stmt.query_row(params![id.as_str()], from_row))
 }
 
-pub fn require(conn: &Connection, id: &CustomerId) -> Result<Customer, ShopError> {
+pub fn require(conn: &dyn Db, id: &CustomerId) -> Result<Customer, ShopError> {
     get(conn, id)?.ok_or_else(|| ShopError::not_found("customer"))
 }
 
-/// Customers oldest first; `search` matches name, email or phone, case-insensitively.
-pub fn list(conn: &Connection, search: Option<&str>, page: &PageRequest) -> Result<Page<Customer>, ShopError> {
+/// Customers oldest first; `search` matches name, email or phone, case-insensitively (for
+/// ASCII letters, as SQLite's `lower` and PostgreSQL's under the "C" collation fold).
+pub fn list(conn: &dyn Db, search: Option<&str>, page: &PageRequest) -> Result<Page<Customer>, ShopError> {
     let pattern = search.map(|s| {
-        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = s
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     });
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM customers
-             WHERE id > ?1 AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR email LIKE ?2 ESCAPE '\\' OR phone LIKE ?2 ESCAPE '\\')
+             WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR lower(name) LIKE ?2 ESCAPE '\\'
+                  OR lower(email) LIKE ?2 ESCAPE '\\' OR lower(phone) LIKE ?2 ESCAPE '\\')
              ORDER BY id LIMIT ?3"
         ))
         .db()?
-        .query_map(params![page.cursor.as_deref().unwrap_or(""), pattern, page.limit + 1], from_row)
+        .query_map(
+            params![page.cursor.as_deref().unwrap_or(""), pattern, page.limit + 1],
+            from_row,
+        )
         .db()?
         .collect::<Result<Vec<_>, _>>()
         .db()?;
@@ -55,7 +65,7 @@ pub fn list(conn: &Connection, search: Option<&str>, page: &PageRequest) -> Resu
 }
 
 pub fn record_activity(
-    conn: &Connection,
+    conn: &dyn Db,
     id: String,
     customer: &CustomerId,
     kind: ActivityKind,
@@ -72,12 +82,12 @@ pub fn record_activity(
     Ok(())
 }
 
-pub fn activity(conn: &Connection, customer: &CustomerId) -> Result<Vec<Activity>, ShopError> {
+pub fn activity(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Activity>, ShopError> {
     conn.prepare_cached(
         "SELECT kind, order_id, points_delta, created_at FROM customer_activity WHERE customer_id = ?1 ORDER BY id",
     )
     .db()?
-    .query_map([customer.as_str()], |r| {
+    .query_map(params![customer.as_str()], |r| {
         Ok(Activity {
             kind: ActivityKind::parse(&r.get::<_, String>(0)?).expect("only known kinds are written"),
             order_id: r
@@ -93,7 +103,7 @@ pub fn activity(conn: &Connection, customer: &CustomerId) -> Result<Vec<Activity
 }
 
 /// Refuses an order for a customer who does not exist or was anonymised.
-pub fn check_can_order(conn: &Connection, customer: &CustomerId) -> Result<(), ShopError> {
+pub fn check_can_order(conn: &dyn Db, customer: &CustomerId) -> Result<(), ShopError> {
     match get(conn, customer)? {
         None => Err(ShopError::validation("customer_id", "no such customer")),
         Some(c) if c.anonymised => Err(ShopError::validation("customer_id", "this customer was anonymised")),
@@ -104,7 +114,7 @@ pub fn check_can_order(conn: &Connection, customer: &CustomerId) -> Result<(), S
 /// An order of this customer was placed (`OrderPlaced`: its points are added) or cancelled
 /// (`OrderCancelled`: they are taken back), and the activity recorded.
 pub fn order_points(
-    conn: &Connection,
+    conn: &dyn Db,
     activity_id: String,
     customer: &CustomerId,
     order: &OrderId,
@@ -124,7 +134,7 @@ pub fn order_points(
 }
 
 /// Adds (or with a negative delta takes back) points. The CHECK keeps the balance non-negative.
-pub fn add_points(conn: &Connection, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<(), ShopError> {
+pub fn add_points(conn: &dyn Db, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<(), ShopError> {
     let changed = conn
         .prepare_cached("UPDATE customers SET points = points + ?2, updated_at = ?3 WHERE id = ?1 AND points + ?2 >= 0")
         .db()?
@@ -139,7 +149,7 @@ pub fn add_points(conn: &Connection, customer: &CustomerId, delta: i64, now: Tim
 }
 
 pub fn create(
-    conn: &Connection,
+    conn: &dyn Db,
     id: CustomerId,
     activity_id: String,
     fields: &CustomerFields,
@@ -166,7 +176,7 @@ pub fn create(
 }
 
 pub fn update(
-    conn: &Connection,
+    conn: &dyn Db,
     id: &CustomerId,
     activity_id: String,
     fields: &CustomerFields,
@@ -192,12 +202,7 @@ pub fn update(
 
 /// Forgets who the customer is but keeps the accounting: orders, points and activity stay,
 /// linked to a record with no name, email or phone. Doing it twice changes nothing.
-pub fn anonymise(
-    conn: &Connection,
-    id: &CustomerId,
-    activity_id: String,
-    now: Timestamp,
-) -> Result<Customer, ShopError> {
+pub fn anonymise(conn: &dyn Db, id: &CustomerId, activity_id: String, now: Timestamp) -> Result<Customer, ShopError> {
     let current = require(conn, id)?;
     if current.anonymised {
         return Ok(current);

@@ -7,16 +7,17 @@
 //! id in its inbox in the transaction of the event's effect and skips an id it has already:
 //! the effect happens exactly once.
 
+use crate::conn::Db;
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::saga::{Destination, Envelope, Event};
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::{SqlResult, optional};
 
 /// Adds an event to the outbox, in the caller's transaction. Returns it as it will be
 /// delivered.
-pub fn push(conn: &Connection, id: String, event: Event, now: Timestamp) -> Result<Envelope, ShopError> {
+pub fn push(conn: &dyn Db, id: String, event: Event, now: Timestamp) -> Result<Envelope, ShopError> {
     conn.prepare_cached("INSERT INTO outbox (id, destination, event, created_at) VALUES (?1, ?2, ?3, ?4)")
         .db()?
         .execute(params![
@@ -30,7 +31,7 @@ pub fn push(conn: &Connection, id: String, event: Event, now: Timestamp) -> Resu
 }
 
 /// Up to `limit` undelivered events for `to`, oldest first, with their sequence numbers.
-pub fn undelivered(conn: &Connection, to: Destination, limit: u32) -> Result<Vec<(i64, Envelope)>, ShopError> {
+pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<(i64, Envelope)>, ShopError> {
     conn.prepare_cached(
         "SELECT seq, id, event FROM outbox WHERE destination = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
     )
@@ -51,7 +52,7 @@ pub fn undelivered(conn: &Connection, to: Destination, limit: u32) -> Result<Vec
 }
 
 /// Marks events delivered (the receiver committed them).
-pub fn mark_delivered(conn: &Connection, seqs: &[i64], now: Timestamp) -> Result<(), ShopError> {
+pub fn mark_delivered(conn: &dyn Db, seqs: &[i64], now: Timestamp) -> Result<(), ShopError> {
     let mut stmt = conn
         .prepare_cached("UPDATE outbox SET delivered_at = ?2 WHERE seq = ?1 AND delivered_at IS NULL")
         .db()?;
@@ -62,21 +63,23 @@ pub fn mark_delivered(conn: &Connection, seqs: &[i64], now: Timestamp) -> Result
 }
 
 /// How many events wait for delivery (for health and the audit).
-pub fn backlog(conn: &Connection) -> Result<u64, ShopError> {
-    conn.query_row("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", [], |r| {
-        r.get::<_, i64>(0)
-    })
+pub fn backlog(conn: &dyn Db) -> Result<u64, ShopError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+        params![],
+        |r| r.get::<_, i64>(0),
+    )
     .db()
     .map(|n| n as u64)
 }
 
 /// Records an event id as applied, in the transaction of its effect. Returns false when it
 /// was applied before: the caller then must not apply it again.
-pub fn first_delivery(conn: &Connection, event_id: &str, now: Timestamp) -> Result<bool, ShopError> {
+pub fn first_delivery(conn: &dyn Db, event_id: &str, now: Timestamp) -> Result<bool, ShopError> {
     let seen = optional(
         conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")
             .db()?
-            .query_row([event_id], |_| Ok(())),
+            .query_row(params![event_id], |_| Ok(())),
     )?
     .is_some();
     if seen {

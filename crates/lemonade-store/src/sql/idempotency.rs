@@ -7,12 +7,13 @@
 //! the error. Measured, storing the whole answered order instead cost a tenth of the
 //! throughput.
 
+use crate::conn::Db;
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::{Order, OrderStatus};
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::{SqlResult, optional, unsigned};
 
@@ -42,12 +43,13 @@ pub fn first_answer(mut order: Order, answered_points: u64) -> Order {
     order
 }
 
-pub fn lookup(conn: &Connection, key: &str) -> Result<Option<Record>, ShopError> {
+pub fn lookup(conn: &dyn Db, key: &str) -> Result<Option<Record>, ShopError> {
     let mut stmt = conn
         .prepare_cached("SELECT fingerprint, order_id, answered_points, rejection FROM idempotency_keys WHERE key = ?1")
         .db()?;
     type Row = (String, Option<String>, Option<i64>, Option<String>);
-    let row: Option<Row> = optional(stmt.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))))?;
+    let row: Option<Row> =
+        optional(stmt.query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))))?;
     let Some((fingerprint, order_id, points, rejection)) = row else {
         return Ok(None);
     };
@@ -63,7 +65,7 @@ pub fn lookup(conn: &Connection, key: &str) -> Result<Option<Record>, ShopError>
     Ok(Some(Record { fingerprint, outcome }))
 }
 
-pub fn store(conn: &Connection, key: &IdempotencyKey, outcome: &Outcome, now: Timestamp) -> Result<(), ShopError> {
+pub fn store(conn: &dyn Db, key: &IdempotencyKey, outcome: &Outcome, now: Timestamp) -> Result<(), ShopError> {
     let (order_id, points, rejection) = match outcome {
         Outcome::Placed(order) => (Some(order.id.as_str()), Some(order.points as i64), None),
         Outcome::Rejected(e) => (
@@ -90,7 +92,7 @@ pub fn store(conn: &Connection, key: &IdempotencyKey, outcome: &Outcome, now: Ti
 }
 
 /// Deletes records older than `before`. Returns how many went.
-pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
     conn.prepare_cached(
         "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
     )

@@ -14,12 +14,15 @@ pub mod steps;
 pub mod stock;
 
 use lemonade_domain::ShopError;
+
+use crate::conn::DbError;
 use lemonade_domain::values::Timestamp;
 
 /// Maps a storage error to the shop's error. Constraint violations are the caller's fault
 /// only where a caller checks first; here they mean a bug or a race the schema caught, so they
 /// are logged and answered as "unavailable", never as a 500 with internals.
-pub fn storage_error(e: rusqlite::Error) -> ShopError {
+pub fn storage_error(e: impl Into<DbError>) -> ShopError {
+    let e = e.into();
     tracing::error!(error = %e, "storage error");
     ShopError::unavailable("the database could not complete the request")
 }
@@ -28,17 +31,17 @@ pub(crate) trait SqlResult<T> {
     fn db(self) -> Result<T, ShopError>;
 }
 
-impl<T> SqlResult<T> for rusqlite::Result<T> {
+impl<T> SqlResult<T> for crate::conn::DbResult<T> {
     fn db(self) -> Result<T, ShopError> {
         self.map_err(storage_error)
     }
 }
 
 /// `query_row` that treats "no row" as `None`.
-pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, ShopError> {
+pub(crate) fn optional<T>(r: crate::conn::DbResult<T>) -> Result<Option<T>, ShopError> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(crate::conn::DbError::NoRows) => Ok(None),
         Err(e) => Err(storage_error(e)),
     }
 }

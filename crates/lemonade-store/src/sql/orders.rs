@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::conn::{Db, Row};
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
@@ -12,7 +14,6 @@ use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
 use lemonade_domain::saga::{Envelope, Event, OrderPlan, PricedOrder};
 use lemonade_domain::stock::{MoveReason, Needs, shortages};
 use lemonade_domain::values::{Money, Timestamp};
-use rusqlite::{Connection, Row, params};
 
 use super::cache::WriterCache;
 use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
@@ -21,7 +22,7 @@ use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
 /// comes before the first write (the writer's contract); nothing here commits.
 pub fn place(
-    conn: &Connection,
+    conn: &dyn Db,
     ids: &dyn IdSource,
     cache: &WriterCache,
     draft: &OrderDraft,
@@ -67,7 +68,7 @@ pub fn place(
 /// Prices a draft against the catalogue and checks that stock covers it; writes nothing.
 /// Unknown or inactive products are validation errors, missing stock is
 /// `InsufficientStock` naming every short ingredient.
-pub fn price_and_check(conn: &Connection, cache: &WriterCache, draft: &OrderDraft) -> Result<PricedOrder, ShopError> {
+pub fn price_and_check(conn: &dyn Db, cache: &WriterCache, draft: &OrderDraft) -> Result<PricedOrder, ShopError> {
     let mut products = HashMap::with_capacity(draft.lines.len());
     for line in &draft.lines {
         if let Some(p) = cache.product(conn, &line.product_id)? {
@@ -104,7 +105,7 @@ pub fn price_and_check(conn: &Connection, cache: &WriterCache, draft: &OrderDraf
 /// Takes what an order needs off stock: one sale move per ingredient. The caller checked
 /// that it fits.
 pub fn take_stock(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     order: &OrderId,
     needs: &Needs,
@@ -115,7 +116,7 @@ pub fn take_stock(
 
 /// Gives back what an order took: one cancel move per ingredient.
 pub fn return_stock(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     order: &OrderId,
     taken: &Needs,
@@ -125,7 +126,7 @@ pub fn return_stock(
 }
 
 fn move_for_order(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     order: &OrderId,
     amounts: &Needs,
@@ -149,7 +150,7 @@ fn move_for_order(
 }
 
 /// Writes an order and its lines (`recipe_versions[i]` is the recipe line `i` was sold with).
-pub fn insert(conn: &Connection, order: &Order, recipe_versions: &[i64]) -> Result<(), ShopError> {
+pub fn insert(conn: &dyn Db, order: &Order, recipe_versions: &[i64]) -> Result<(), ShopError> {
     assert_eq!(order.lines.len(), recipe_versions.len(), "one recipe version per line");
     conn.prepare_cached(
         "INSERT INTO orders (id, status, customer_id, total, points, failure_reason, created_at, updated_at)
@@ -191,7 +192,7 @@ pub fn insert(conn: &Connection, order: &Order, recipe_versions: &[i64]) -> Resu
 
 /// Moves an order to `status` (with `failure_reason` for a failed one) and returns it.
 pub fn set_status(
-    conn: &Connection,
+    conn: &dyn Db,
     id: &OrderId,
     status: OrderStatus,
     failure_reason: Option<&str>,
@@ -213,7 +214,7 @@ pub fn set_status(
 
 /// What an order took from stock, from the recipe snapshots of its lines: exactly its sale
 /// moves (the audit proves they agree), read without an index on the ledger by order.
-fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
+fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
     let mut needs = Needs::new();
     let mut stmt = conn
         .prepare_cached(
@@ -222,7 +223,9 @@ fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
         )
         .db()?;
     let lines = stmt
-        .query_map([id.as_str()], |r| Ok((unsigned(r.get(0)?), r.get::<_, String>(1)?)))
+        .query_map(params![id.as_str()], |r| {
+            Ok((unsigned(r.get(0)?), r.get::<_, String>(1)?))
+        })
         .db()?;
     for line in lines {
         let (quantity, recipe) = line.db()?;
@@ -241,7 +244,7 @@ fn needs_of(conn: &Connection, id: &OrderId) -> Result<Needs, ShopError> {
 /// Cancels a confirmed order: what it took goes back as cancel moves, the points it earned
 /// are taken back, and the order keeps its lines and total for the books.
 pub fn cancel(
-    conn: &Connection,
+    conn: &dyn Db,
     ids: &dyn IdSource,
     cache: &WriterCache,
     id: &OrderId,
@@ -266,7 +269,7 @@ pub fn cancel(
 
 const COLUMNS: &str = "id, status, customer_id, total, points, failure_reason, created_at, updated_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<Order> {
+fn from_row(r: &Row) -> crate::conn::DbResult<Order> {
     let status: String = r.get(1)?;
     Ok(Order {
         id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
@@ -283,13 +286,13 @@ fn from_row(r: &Row) -> rusqlite::Result<Order> {
     })
 }
 
-fn with_lines(conn: &Connection, mut order: Order) -> Result<Order, ShopError> {
+fn with_lines(conn: &dyn Db, mut order: Order) -> Result<Order, ShopError> {
     order.lines = conn
         .prepare_cached(
             "SELECT product_id, name, quantity, unit_price FROM order_lines WHERE order_id = ?1 ORDER BY line_no",
         )
         .db()?
-        .query_map([order.id.as_str()], |r| {
+        .query_map(params![order.id.as_str()], |r| {
             Ok(OrderLine {
                 product_id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
                 name: r.get(1)?,
@@ -303,31 +306,30 @@ fn with_lines(conn: &Connection, mut order: Order) -> Result<Order, ShopError> {
     Ok(order)
 }
 
-pub fn get(conn: &Connection, id: &OrderId) -> Result<Option<Order>, ShopError> {
+pub fn get(conn: &dyn Db, id: &OrderId) -> Result<Option<Order>, ShopError> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))
         .db()?;
-    match optional(stmt.query_row([id.as_str()], from_row))? {
+    match optional(stmt.query_row(params![id.as_str()], from_row))? {
         Some(order) => with_lines(conn, order).map(Some),
         None => Ok(None),
     }
 }
 
-pub fn require(conn: &Connection, id: &OrderId) -> Result<Order, ShopError> {
+pub fn require(conn: &dyn Db, id: &OrderId) -> Result<Order, ShopError> {
     get(conn, id)?.ok_or_else(|| ShopError::not_found("order"))
 }
 
 /// Orders newest first, optionally of one status and/or one customer.
-pub fn list(conn: &Connection, filter: &OrderFilter, page: &PageRequest) -> Result<Page<Order>, ShopError> {
+pub fn list(conn: &dyn Db, filter: &OrderFilter, page: &PageRequest) -> Result<Page<Order>, ShopError> {
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM orders
-             WHERE id < ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR customer_id = ?3)
+             WHERE id < ?1 AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) AND (CAST(?3 AS TEXT) IS NULL OR customer_id = ?3)
              ORDER BY id DESC LIMIT ?4"
         ))
         .db()?
-        .query_map(
-            params![
+        .query_map(params![
                 page.cursor.as_deref().unwrap_or("~"),
                 filter.status.map(|s| s.as_str()),
                 filter.customer_id.as_ref().map(|c| c.as_str()),
@@ -346,13 +348,13 @@ pub fn list(conn: &Connection, filter: &OrderFilter, page: &PageRequest) -> Resu
 }
 
 /// Every order of one customer, oldest first (for an export).
-pub fn all_of_customer(conn: &Connection, customer: &CustomerId) -> Result<Vec<Order>, ShopError> {
+pub fn all_of_customer(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Order>, ShopError> {
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM orders WHERE customer_id = ?1 ORDER BY id"
         ))
         .db()?
-        .query_map([customer.as_str()], from_row)
+        .query_map(params![customer.as_str()], from_row)
         .db()?
         .collect::<Result<Vec<_>, _>>()
         .db()?;
@@ -360,7 +362,7 @@ pub fn all_of_customer(conn: &Connection, customer: &CustomerId) -> Result<Vec<O
 }
 
 /// Per-day and (when asked) per-product totals of confirmed orders in the query's range.
-pub fn sales(conn: &Connection, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<ProductSales>), ShopError> {
+pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<ProductSales>), ShopError> {
     let (from_ms, to_ms) = query.range_ms();
     let offset_ms = i64::from(query.utc_offset_minutes) * 60_000;
     let days = conn
@@ -410,7 +412,7 @@ pub fn sales(conn: &Connection, query: &SalesQuery) -> Result<(Vec<DayTotals>, V
 
 /// The orders service's part of a saga: the order it places, pending until confirmed.
 /// Creating it again returns it as it is.
-pub fn create_pending(conn: &Connection, plan: &OrderPlan) -> Result<Order, ShopError> {
+pub fn create_pending(conn: &dyn Db, plan: &OrderPlan) -> Result<Order, ShopError> {
     if let Some(order) = get(conn, &plan.order_id)? {
         return Ok(order);
     }
@@ -424,7 +426,7 @@ pub fn create_pending(conn: &Connection, plan: &OrderPlan) -> Result<Order, Shop
 /// order keeps `updated_at = created_at`, as a placed order of the monolith has. Confirming a
 /// confirmed order returns it (and no new events); a failed one cannot be confirmed.
 pub fn confirm(
-    conn: &Connection,
+    conn: &dyn Db,
     ids: &dyn IdSource,
     id: &OrderId,
     now: Timestamp,
@@ -452,7 +454,7 @@ pub fn confirm(
 
 /// Marks an order of a saga that gave up as failed, with why; creates it failed when the
 /// saga gave up before creating it. A confirmed order cannot fail.
-pub fn fail(conn: &Connection, plan: &OrderPlan, reason: &str, now: Timestamp) -> Result<Order, ShopError> {
+pub fn fail(conn: &dyn Db, plan: &OrderPlan, reason: &str, now: Timestamp) -> Result<Order, ShopError> {
     let Some(order) = get(conn, &plan.order_id)? else {
         let mut order = plan.order(OrderStatus::Failed, now);
         order.points = 0;
@@ -473,7 +475,7 @@ pub fn fail(conn: &Connection, plan: &OrderPlan, reason: &str, now: Timestamp) -
 /// carries "give the stock back" to the stock service and "take the points back" to CRM,
 /// committed in the same transaction. Returns the order with the events.
 pub fn cancel_with_events(
-    conn: &Connection,
+    conn: &dyn Db,
     ids: &dyn IdSource,
     id: &OrderId,
     now: Timestamp,

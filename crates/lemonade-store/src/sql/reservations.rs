@@ -9,13 +9,14 @@
 //! tombstone, so a reserve that arrives late (the network held it) can never take stock for
 //! an order already given up.
 
+use crate::conn::Db;
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::OrderDraft;
 use lemonade_domain::saga::PricedOrder;
 use lemonade_domain::stock::Needs;
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, params};
 
 use super::cache::WriterCache;
 use super::{SqlResult, optional, orders};
@@ -38,11 +39,11 @@ impl Status {
     }
 }
 
-fn find(conn: &Connection, order: &OrderId) -> Result<Option<(Status, Needs)>, ShopError> {
+fn find(conn: &dyn Db, order: &OrderId) -> Result<Option<(Status, Needs)>, ShopError> {
     let row: Option<(String, String)> = optional(
         conn.prepare_cached("SELECT status, needs FROM reservations WHERE order_id = ?1")
             .db()?
-            .query_row([order.as_str()], |r| Ok((r.get(0)?, r.get(1)?))),
+            .query_row(params![order.as_str()], |r| Ok((r.get(0)?, r.get(1)?))),
     )?;
     row.map(|(status, needs)| {
         let needs: Needs = serde_json::from_str(&needs).map_err(|e| {
@@ -56,7 +57,7 @@ fn find(conn: &Connection, order: &OrderId) -> Result<Option<(Status, Needs)>, S
 
 /// Prices the draft, checks stock and takes it, held for `order` until `expires_at`.
 pub fn reserve(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     order: &OrderId,
     draft: &OrderDraft,
@@ -88,7 +89,7 @@ pub fn reserve(
 
 /// Makes a held reservation permanent. Committing twice is fine; a released one (its lease
 /// ran out, or its saga gave up) cannot be committed.
-pub fn commit(conn: &Connection, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn commit(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
     match find(conn, order)? {
         None => Err(ShopError::not_found("reservation")),
         Some((Status::Released, _)) => Err(ShopError::conflict(
@@ -109,7 +110,7 @@ pub fn commit(conn: &Connection, order: &OrderId, now: Timestamp) -> Result<(), 
 
 /// Gives back what the order holds. Releasing twice is fine; releasing an order that holds
 /// nothing leaves a tombstone so it never will.
-pub fn release(conn: &Connection, cache: &WriterCache, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn release(conn: &dyn Db, cache: &WriterCache, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
     match find(conn, order)? {
         Some((Status::Released, _)) => Ok(()),
         None => {
@@ -136,7 +137,7 @@ pub fn release(conn: &Connection, cache: &WriterCache, order: &OrderId, now: Tim
 }
 
 /// Releases up to `limit` held reservations whose lease ran out by `now`. Returns their orders.
-pub fn expire(conn: &Connection, cache: &WriterCache, now: Timestamp, limit: u32) -> Result<Vec<OrderId>, ShopError> {
+pub fn expire(conn: &dyn Db, cache: &WriterCache, now: Timestamp, limit: u32) -> Result<Vec<OrderId>, ShopError> {
     let expired = conn
         .prepare_cached(
             "SELECT order_id FROM reservations WHERE status = 'held' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
@@ -154,20 +155,22 @@ pub fn expire(conn: &Connection, cache: &WriterCache, now: Timestamp, limit: u32
 
 /// Whether any held reservation's lease ran out by `now` (a read, so an idle service does
 /// not write).
-pub fn any_expired(conn: &Connection, now: Timestamp) -> Result<bool, ShopError> {
+pub fn any_expired(conn: &dyn Db, now: Timestamp) -> Result<bool, ShopError> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM reservations WHERE status = 'held' AND expires_at <= ?1)",
-        [now.millis()],
+        params![now.millis()],
         |r| r.get(0),
     )
     .db()
 }
 
 /// How many reservations are held right now (for health and the audit).
-pub fn held(conn: &Connection) -> Result<u64, ShopError> {
-    conn.query_row("SELECT COUNT(*) FROM reservations WHERE status = 'held'", [], |r| {
-        r.get::<_, i64>(0)
-    })
+pub fn held(conn: &dyn Db) -> Result<u64, ShopError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM reservations WHERE status = 'held'",
+        params![],
+        |r| r.get::<_, i64>(0),
+    )
     .db()
     .map(|n| n as u64)
 }

@@ -6,12 +6,13 @@
 //! finds its saga. A failed saga frees its key: failing was the cluster's doing, not the
 //! request's, and a retry with the same key places the order afresh.
 
+use crate::conn::{Db, Row};
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::saga::OrderPlan;
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, Row, params};
 
 use super::{SqlResult, optional, ts};
 
@@ -65,11 +66,14 @@ pub struct Saga {
 
 const COLUMNS: &str = "order_id, state, plan, outcome, fingerprint, attempts, created_at, updated_at";
 
-fn unreadable(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+fn unreadable(e: serde_json::Error) -> crate::conn::DbError {
+    crate::conn::DbError::Column {
+        column: 2,
+        why: format!("unreadable JSON: {e}"),
+    }
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<Saga> {
+fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
     let plan: Option<String> = r.get(2)?;
     let outcome: Option<String> = r.get(3)?;
     Ok(Saga {
@@ -88,12 +92,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Saga> {
 }
 
 /// Starts a saga for a priced and reserved order.
-pub fn start(
-    conn: &Connection,
-    plan: &OrderPlan,
-    key: Option<&IdempotencyKey>,
-    now: Timestamp,
-) -> Result<(), ShopError> {
+pub fn start(conn: &dyn Db, plan: &OrderPlan, key: Option<&IdempotencyKey>, now: Timestamp) -> Result<(), ShopError> {
     conn.prepare_cached(
         "INSERT INTO sagas (order_id, state, plan, idempotency_key, fingerprint, created_at, updated_at)
          VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?5)",
@@ -112,7 +111,7 @@ pub fn start(
 
 /// Records a placement refused before it held anything, so its key replays the refusal.
 pub fn reject(
-    conn: &Connection,
+    conn: &dyn Db,
     order: &OrderId,
     key: &IdempotencyKey,
     refusal: &ShopError,
@@ -136,7 +135,7 @@ pub fn reject(
 
 /// Moves a saga on. A failed saga lets go of its idempotency key.
 pub fn set_state(
-    conn: &Connection,
+    conn: &dyn Db,
     order: &OrderId,
     state: SagaState,
     outcome: Option<&ShopError>,
@@ -162,7 +161,7 @@ pub fn set_state(
 }
 
 /// Counts one more attempt to drive a saga on (the sweeper backs off by it).
-pub fn attempted(conn: &Connection, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn attempted(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
     conn.prepare_cached("UPDATE sagas SET attempts = attempts + 1, updated_at = ?2 WHERE order_id = ?1")
         .db()?
         .execute(params![order.as_str(), now.millis()])
@@ -170,11 +169,11 @@ pub fn attempted(conn: &Connection, order: &OrderId, now: Timestamp) -> Result<(
     Ok(())
 }
 
-fn one(conn: &Connection, sql: &str, arg: &str) -> Result<Option<Saga>, ShopError> {
-    optional(conn.prepare_cached(sql).db()?.query_row([arg], from_row))
+fn one(conn: &dyn Db, sql: &str, arg: &str) -> Result<Option<Saga>, ShopError> {
+    optional(conn.prepare_cached(sql).db()?.query_row(params![arg], from_row))
 }
 
-pub fn get(conn: &Connection, order: &OrderId) -> Result<Option<Saga>, ShopError> {
+pub fn get(conn: &dyn Db, order: &OrderId) -> Result<Option<Saga>, ShopError> {
     one(
         conn,
         &format!("SELECT {COLUMNS} FROM sagas WHERE order_id = ?1"),
@@ -182,7 +181,7 @@ pub fn get(conn: &Connection, order: &OrderId) -> Result<Option<Saga>, ShopError
     )
 }
 
-pub fn by_key(conn: &Connection, key: &str) -> Result<Option<Saga>, ShopError> {
+pub fn by_key(conn: &dyn Db, key: &str) -> Result<Option<Saga>, ShopError> {
     one(
         conn,
         &format!("SELECT {COLUMNS} FROM sagas WHERE idempotency_key = ?1"),
@@ -191,7 +190,7 @@ pub fn by_key(conn: &Connection, key: &str) -> Result<Option<Saga>, ShopError> {
 }
 
 /// Unfinished sagas last touched before `before`, oldest first, at most `limit`.
-pub fn unfinished(conn: &Connection, before: Timestamp, limit: u32) -> Result<Vec<Saga>, ShopError> {
+pub fn unfinished(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<Vec<Saga>, ShopError> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM sagas WHERE state IN ('running', 'compensating') AND updated_at < ?1
          ORDER BY updated_at LIMIT ?2"
@@ -204,10 +203,10 @@ pub fn unfinished(conn: &Connection, before: Timestamp, limit: u32) -> Result<Ve
 }
 
 /// How many sagas are in each unfinished state (for health and the audit).
-pub fn unfinished_count(conn: &Connection) -> Result<u64, ShopError> {
+pub fn unfinished_count(conn: &dyn Db) -> Result<u64, ShopError> {
     conn.query_row(
         "SELECT COUNT(*) FROM sagas WHERE state IN ('running', 'compensating')",
-        [],
+        params![],
         |r| r.get::<_, i64>(0),
     )
     .db()
@@ -215,7 +214,7 @@ pub fn unfinished_count(conn: &Connection) -> Result<u64, ShopError> {
 }
 
 /// Forgets finished sagas older than `before` (their keys with them), at most `limit`.
-pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
     conn.prepare_cached(
         "DELETE FROM sagas WHERE order_id IN (SELECT order_id FROM sagas
            WHERE created_at < ?1 AND state NOT IN ('running', 'compensating') LIMIT ?2)",

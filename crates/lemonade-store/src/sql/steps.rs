@@ -5,10 +5,11 @@
 //! result again and the effect never happens twice. A refusal that wrote nothing is a result
 //! like any other and is replayed too.
 
+use crate::conn::Db;
+use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::values::Timestamp;
-use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,15 +22,15 @@ use super::{SqlResult, optional};
 /// writing, or storage failed). The inner one is the step's answer, stored and replayed,
 /// refusals included: a refusal must not fail the writer's job, since storing it wrote.
 pub fn once<T: Serialize + DeserializeOwned>(
-    conn: &Connection,
+    conn: &dyn Db,
     key: &IdempotencyKey,
     now: Timestamp,
-    work: impl FnOnce(&Connection) -> Result<T, ShopError>,
+    work: impl FnOnce(&dyn Db) -> Result<T, ShopError>,
 ) -> Result<Result<T, ShopError>, ShopError> {
     let stored: Option<(String, String)> = optional(
         conn.prepare_cached("SELECT fingerprint, result FROM step_results WHERE key = ?1")
             .db()?
-            .query_row([&key.key], |r| Ok((r.get(0)?, r.get(1)?))),
+            .query_row(params![&key.key], |r| Ok((r.get(0)?, r.get(1)?))),
     )?;
     if let Some((fingerprint, result)) = stored {
         if fingerprint != key.fingerprint {
@@ -40,10 +41,10 @@ pub fn once<T: Serialize + DeserializeOwned>(
             ShopError::unavailable("a stored step result is unreadable")
         });
     }
-    let changes_before = conn.total_changes();
+    let changes_before = conn.changes();
     let result = work(conn);
     if let Err(e) = &result
-        && !(e.is_refusal() && conn.total_changes() == changes_before)
+        && !(e.is_refusal() && conn.changes() == changes_before)
     {
         // Transient, or it wrote before failing: nothing is stored and the writer rolls the
         // batch back, so a retry runs the step afresh.
@@ -58,7 +59,7 @@ pub fn once<T: Serialize + DeserializeOwned>(
 }
 
 /// Deletes step results older than `before`, at most `limit` of them. Returns how many went.
-pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
     conn.prepare_cached(
         "DELETE FROM step_results WHERE key IN (SELECT key FROM step_results WHERE created_at < ?1 LIMIT ?2)",
     )
@@ -71,8 +72,8 @@ pub fn expire(conn: &Connection, before: Timestamp, limit: u32) -> Result<usize,
 mod tests {
     use super::*;
 
-    fn conn() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
+    fn conn() -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
         crate::migrations::migrate_role(&mut c, crate::migrations::Role::Crm).unwrap();
         c.execute_batch("CREATE TABLE effects (n INTEGER)").unwrap();
         c
@@ -82,9 +83,10 @@ mod tests {
         IdempotencyKey::parse(k, f.into()).unwrap()
     }
 
-    fn effect(c: &Connection) -> Result<i64, ShopError> {
-        c.execute("INSERT INTO effects VALUES (1)", []).unwrap();
-        Ok(c.query_row("SELECT COUNT(*) FROM effects", [], |r| r.get(0)).unwrap())
+    fn effect(c: &dyn Db) -> Result<i64, ShopError> {
+        c.execute("INSERT INTO effects VALUES (1)", params![]).unwrap();
+        Ok(c.query_row("SELECT COUNT(*) FROM effects", params![], |r| r.get(0))
+            .unwrap())
     }
 
     #[test]
@@ -102,7 +104,7 @@ mod tests {
     #[test]
     fn a_refusal_is_replayed_but_a_transient_error_is_not_stored() {
         let c = conn();
-        let refuse = |_: &Connection| -> Result<i64, ShopError> { Err(ShopError::conflict("no")) };
+        let refuse = |_: &dyn Db| -> Result<i64, ShopError> { Err(ShopError::conflict("no")) };
         assert_eq!(
             once(&c, &key("a", "f"), Timestamp(1), refuse),
             Ok(Err(ShopError::conflict("no")))
@@ -111,7 +113,7 @@ mod tests {
             once(&c, &key("a", "f"), Timestamp(1), effect),
             Ok(Err(ShopError::conflict("no")))
         );
-        let busy = |_: &Connection| -> Result<i64, ShopError> { Err(ShopError::unavailable("busy")) };
+        let busy = |_: &dyn Db| -> Result<i64, ShopError> { Err(ShopError::unavailable("busy")) };
         assert!(once(&c, &key("b", "f"), Timestamp(1), busy).is_err());
         assert_eq!(once(&c, &key("b", "f"), Timestamp(1), effect), Ok(Ok(1)));
     }

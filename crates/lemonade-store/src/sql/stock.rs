@@ -14,17 +14,18 @@ fn move_id(seq: i64) -> MoveId {
 fn move_seq(id: &str) -> i64 {
     id.parse().unwrap_or(0)
 }
+use crate::conn::{Db, Row};
+use crate::params;
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
 use lemonade_domain::values::{Timestamp, Unit};
-use rusqlite::{Connection, Row, params};
 
 use super::cache::WriterCache;
 use super::{SqlResult, optional, ts, unsigned};
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
 
-fn ingredient_from_row(r: &Row) -> rusqlite::Result<Ingredient> {
+fn ingredient_from_row(r: &Row) -> crate::conn::DbResult<Ingredient> {
     let unit: String = r.get(2)?;
     Ok(Ingredient::new(
         IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
@@ -35,18 +36,18 @@ fn ingredient_from_row(r: &Row) -> rusqlite::Result<Ingredient> {
     ))
 }
 
-pub fn get(conn: &Connection, id: &IngredientId) -> Result<Option<Ingredient>, ShopError> {
+pub fn get(conn: &dyn Db, id: &IngredientId) -> Result<Option<Ingredient>, ShopError> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT {INGREDIENT_COLUMNS} FROM ingredients WHERE id = ?1"))
         .db()?;
-    optional(stmt.query_row([id.as_str()], ingredient_from_row))
+    optional(stmt.query_row(params![id.as_str()], ingredient_from_row))
 }
 
-pub fn require(conn: &Connection, id: &IngredientId) -> Result<Ingredient, ShopError> {
+pub fn require(conn: &dyn Db, id: &IngredientId) -> Result<Ingredient, ShopError> {
     get(conn, id)?.ok_or_else(|| ShopError::not_found("ingredient"))
 }
 
-pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Ingredient>, ShopError> {
+pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Ingredient>, ShopError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {INGREDIENT_COLUMNS} FROM ingredients WHERE id > ?1 ORDER BY id LIMIT ?2"
@@ -64,10 +65,10 @@ pub fn list(conn: &Connection, page: &PageRequest) -> Result<Page<Ingredient>, S
 }
 
 /// Every ingredient's on-hand, for computing `can_make` of many products at once.
-pub fn on_hand_all(conn: &Connection) -> Result<HashMap<IngredientId, u64>, ShopError> {
+pub fn on_hand_all(conn: &dyn Db) -> Result<HashMap<IngredientId, u64>, ShopError> {
     let mut stmt = conn.prepare_cached("SELECT id, on_hand FROM ingredients").db()?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             Ok((
                 IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
                 unsigned(r.get(1)?),
@@ -78,14 +79,14 @@ pub fn on_hand_all(conn: &Connection) -> Result<HashMap<IngredientId, u64>, Shop
 }
 
 /// An ingredient's on-hand alone, or `None` when there is no such ingredient.
-pub fn on_hand(conn: &Connection, id: &IngredientId) -> Result<Option<u64>, ShopError> {
+pub fn on_hand(conn: &dyn Db, id: &IngredientId) -> Result<Option<u64>, ShopError> {
     let mut stmt = conn
         .prepare_cached("SELECT on_hand FROM ingredients WHERE id = ?1")
         .db()?;
-    optional(stmt.query_row([id.as_str()], |r| r.get::<_, i64>(0).map(unsigned)))
+    optional(stmt.query_row(params![id.as_str()], |r| r.get::<_, i64>(0).map(unsigned)))
 }
 
-pub fn level(conn: &Connection, id: &IngredientId) -> Result<Option<StockLevel>, ShopError> {
+pub fn level(conn: &dyn Db, id: &IngredientId) -> Result<Option<StockLevel>, ShopError> {
     get(conn, id).map(|i| {
         i.map(|i| StockLevel {
             name: i.name,
@@ -95,15 +96,15 @@ pub fn level(conn: &Connection, id: &IngredientId) -> Result<Option<StockLevel>,
     })
 }
 
-pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, ShopError> {
+pub fn name_taken(conn: &dyn Db, name: &str) -> Result<bool, ShopError> {
     let mut stmt = conn.prepare_cached("SELECT 1 FROM ingredients WHERE name = ?1").db()?;
-    Ok(optional(stmt.query_row([name], |_| Ok(())))?.is_some())
+    Ok(optional(stmt.query_row(params![name], |_| Ok(())))?.is_some())
 }
 
 /// Creates an ingredient. Its opening stock, if any, enters through the ledger as a restock,
 /// so that on-hand equals the sum of moves from the first moment.
 pub fn create(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     id: IngredientId,
     new: &NewIngredient,
@@ -144,7 +145,7 @@ pub fn create(
 
 /// A staff adjustment (restock, waste, count) of one ingredient: checked, then one move.
 pub fn adjust(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     id: &IngredientId,
     adjustment: &StockAdjustment,
@@ -161,7 +162,7 @@ pub fn adjust(
 /// callers check stock first, and the schema's CHECK refuses it as a last line of defence.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_move(
-    conn: &Connection,
+    conn: &dyn Db,
     cache: &WriterCache,
     ingredient: &IngredientId,
     delta: i64,
@@ -170,23 +171,24 @@ pub fn apply_move(
     note: Option<&str>,
     now: Timestamp,
 ) -> Result<StockMove, ShopError> {
-    conn.prepare_cached(
-        "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .db()?
-    .execute(params![
-        ingredient.as_str(),
-        delta,
-        reason.as_str(),
-        order.map(|o| o.as_str()),
-        note,
-        now.millis()
-    ])
-    .db()?;
+    let seq: i64 = conn
+        .query_row(
+            "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+            params![
+                ingredient.as_str(),
+                delta,
+                reason.as_str(),
+                order.map(|o| o.as_str()),
+                note,
+                now.millis()
+            ],
+            |r| r.get(0),
+        )
+        .db()?;
     cache.moved(ingredient, delta);
     Ok(StockMove {
-        id: move_id(conn.last_insert_rowid()),
+        id: move_id(seq),
         ingredient_id: ingredient.clone(),
         delta,
         reason,
@@ -196,7 +198,7 @@ pub fn apply_move(
     })
 }
 
-fn move_from_row(r: &Row) -> rusqlite::Result<StockMove> {
+fn move_from_row(r: &Row) -> crate::conn::DbResult<StockMove> {
     let reason: String = r.get(3)?;
     Ok(StockMove {
         id: move_id(r.get(0)?),
@@ -215,7 +217,7 @@ const MOVE_COLUMNS: &str = "seq, ingredient_id, delta, reason, order_id, note, c
 
 /// The ledger, newest first, optionally for one ingredient.
 pub fn list_moves(
-    conn: &Connection,
+    conn: &dyn Db,
     ingredient: Option<&IngredientId>,
     page: &PageRequest,
 ) -> Result<Page<StockMove>, ShopError> {

@@ -3,7 +3,9 @@
 //! [`spawn_app`] starts a real server in-process (loopback, an OS-chosen port, its own temporary
 //! data folder): the monolith, or with `LEMONADE_TEST_MODE=cluster` the distributed mode (the
 //! coordinator and the three services, each on its own port and database, talking over
-//! loopback). With `LEMONADE_TEST_URL` set (the root of a running deployment, e.g.
+//! loopback), and with `LEMONADE_TEST_MODE=cluster-postgres` the same with the databases on
+//! the PostgreSQL server at `LEMONADE_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432`), four fresh databases per test. With `LEMONADE_TEST_URL` set (the root of a running deployment, e.g.
 //! `http://127.0.0.1:8080`) it points at that deployment instead, sending
 //! `LEMONADE_TEST_TOKEN` as the bearer token when set. The tests are written for both: they
 //! never assume an empty shop, name everything they create uniquely, and assert only about what
@@ -39,6 +41,8 @@ struct Local {
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     /// The distributed mode's servers, stopped when dropped.
     cluster: Option<lemonade::cluster::InProcess>,
+    /// The base URL of the cluster's PostgreSQL databases, dropped with it.
+    postgres: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -48,13 +52,42 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Whether in-process servers are the distributed mode (`LEMONADE_TEST_MODE=cluster`).
 pub fn is_cluster() -> bool {
-    std::env::var("LEMONADE_TEST_MODE").is_ok_and(|m| m == "cluster")
+    std::env::var("LEMONADE_TEST_MODE").is_ok_and(|m| m == "cluster" || m == "cluster-postgres")
+}
+
+/// The PostgreSQL server the cluster's databases go on (`LEMONADE_TEST_MODE=cluster-postgres`).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("LEMONADE_TEST_MODE")
+        .is_ok_and(|m| m == "cluster-postgres")
+        .then(|| {
+            std::env::var("LEMONADE_TEST_POSTGRES")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
+        })
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.lock().expect("shutdown lock").take() {
             let _ = tx.send(());
+        }
+        drop(self.cluster.take());
+        if let Some(base) = self.postgres.take() {
+            // The PostgreSQL client blocks: not on a runtime's thread.
+            let dropped = std::thread::spawn(move || {
+                for role in lemonade_store::migrations::Role::ALL {
+                    if role != lemonade_store::migrations::Role::Monolith {
+                        let url = lemonade_store::postgres::role_url(&base, role).expect("a valid base");
+                        lemonade_store::postgres::drop_database(&url)?;
+                    }
+                }
+                Ok::<_, lemonade_store::db::OpenError>(())
+            })
+            .join();
+            if let Ok(Err(e)) = dropped {
+                eprintln!("could not drop a test's PostgreSQL databases: {e}");
+            }
         }
     }
 }
@@ -98,6 +131,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<TestApp> {
     let dir = tempfile::tempdir()?;
     if is_cluster() {
+        let postgres = postgres_server().map(|server| format!("{server}/lt_{}", unique()));
+        let base = postgres.clone();
+        let configure = move |args: &mut ServeArgs| {
+            args.database_url = base;
+            configure(args);
+        };
         let cluster = lemonade::cluster::start_in_process(dir.path(), configure).await?;
         let root = format!("http://{}", cluster.coordinator.addr);
         return Ok(TestApp {
@@ -109,6 +148,7 @@ pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Resu
                 dir,
                 shutdown: Mutex::new(None),
                 cluster: Some(cluster),
+                postgres,
             })),
         });
     }
@@ -129,6 +169,7 @@ pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Resu
             dir,
             shutdown: Mutex::new(Some(tx)),
             cluster: None,
+            postgres: None,
         })),
     })
 }
@@ -547,11 +588,14 @@ impl TestApp {
     /// the answers, so it is audited again until clean, for at most [`SETTLE_TIMEOUT`].
     pub async fn assert_audit_clean(&self) {
         let Some(dir) = self.data_dir() else { return };
+        let postgres = self.local.as_ref().and_then(|l| l.postgres.clone());
         let started = std::time::Instant::now();
         loop {
-            let dir = dir.clone();
+            let (dir, postgres) = (dir.clone(), postgres.clone());
             let report = tokio::task::spawn_blocking(move || {
-                if lemonade_store::audit::is_cluster(&dir) {
+                if let Some(base) = &postgres {
+                    lemonade_store::audit::audit_postgres_cluster(base)
+                } else if lemonade_store::audit::is_cluster(&dir) {
                     lemonade_store::audit::audit_cluster(&dir)
                 } else {
                     lemonade_store::audit::audit_file(&dir.join("lemonade.db"))

@@ -1,0 +1,237 @@
+//! PostgreSQL around the shop's databases: naming one database per service after a base URL,
+//! creating a database that is missing, dropping a test's, and copying one into a SQLite
+//! file so the audit (written for SQLite) can read it.
+//!
+//! Only URLs are accepted (`postgres://user@host:port/name?options`): the database name is
+//! the part this module changes.
+
+use std::path::Path;
+
+use crate::conn::{Begin, Db, DbError, PgConn};
+use crate::db::OpenError;
+use crate::migrations::Role;
+
+/// Longest database name PostgreSQL keeps (NAMEDATALEN - 1).
+const NAME_MAX: usize = 63;
+
+/// A PostgreSQL URL taken apart around its database name.
+struct Url<'a> {
+    /// Everything up to and including the `/` before the name.
+    head: &'a str,
+    name: &'a str,
+    /// `?options`, or empty.
+    tail: &'a str,
+}
+
+fn parse(url: &str) -> Result<Url<'_>, OpenError> {
+    let bad = |why: &str| OpenError::Other(format!("{}: {why}", crate::db::redact(url)));
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| bad("a PostgreSQL URL starts with postgres://"))?;
+    let scheme = url.len() - rest.len();
+    let (head_len, name_and_tail) = match rest.find('/') {
+        Some(slash) => (scheme + slash + 1, &rest[slash + 1..]),
+        None => (url.len(), ""),
+    };
+    let (name, tail) = match name_and_tail.find('?') {
+        Some(q) => (&name_and_tail[..q], &name_and_tail[q..]),
+        None => (name_and_tail, ""),
+    };
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad("the database name may hold only letters, digits and _"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(bad("the database name is too long"));
+    }
+    let head = &url[..head_len];
+    Ok(Url { head, name, tail })
+}
+
+fn with_name(url: &Url<'_>, name: &str) -> String {
+    let slash = if url.head.ends_with('/') { "" } else { "/" };
+    format!("{}{slash}{name}{}", url.head, url.tail)
+}
+
+/// The URL of `role`'s database in a cluster whose base URL is `base`: the base's database
+/// name (`lemonade` when it names none) followed by `_` and the role, on the same server.
+pub fn role_url(base: &str, role: Role) -> Result<String, OpenError> {
+    let url = parse(base)?;
+    let prefix = if url.name.is_empty() { "lemonade" } else { url.name };
+    let name = format!("{prefix}_{}", role.as_str());
+    if name.len() > NAME_MAX {
+        return Err(OpenError::Other(format!(
+            "the database name {name} is longer than PostgreSQL allows"
+        )));
+    }
+    Ok(with_name(&url, &name))
+}
+
+/// Runs `work` on a connection to the server's maintenance database (`postgres`), from a
+/// thread of its own (the client blocks).
+fn on_server<T: Send>(
+    url: &str,
+    work: impl FnOnce(&mut postgres::Client, &str) -> Result<T, OpenError> + Send,
+) -> Result<T, OpenError> {
+    let parsed = parse(url)?;
+    let name = parsed.name.to_owned();
+    if name.is_empty() {
+        return Err(OpenError::Other(format!(
+            "{} names no database",
+            crate::db::redact(url)
+        )));
+    }
+    let admin = with_name(&parsed, "postgres");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| {
+                OpenError::Other(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    crate::db::redact(&admin)
+                ))
+            })?;
+            work(&mut client, &name)
+        })
+        .join()
+        .expect("the PostgreSQL admin thread does not panic")
+    })
+}
+
+/// Creates the database `url` names if the server has none of that name.
+pub fn ensure_database(url: &str) -> Result<(), OpenError> {
+    on_server(url, |client, name| {
+        let exists = !client
+            .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .map_err(DbError::from)?
+            .is_empty();
+        if !exists {
+            // The name is letters, digits and _ (checked by `parse`), so quoting it is safe.
+            match client.batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
+            )) {
+                Ok(()) => tracing::info!(database = name, "created the PostgreSQL database"),
+                // Another process created it in between.
+                Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                Err(e) => return Err(DbError::from(e).into()),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Drops the database `url` names, closing its connections (for tests that made their own).
+pub fn drop_database(url: &str) -> Result<(), OpenError> {
+    on_server(url, |client, name| {
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .map_err(|e| DbError::from(e).into())
+    })
+}
+
+/// A table's name, its columns and its rows.
+type TableRows = (String, Vec<String>, Vec<Vec<rusqlite::types::Value>>);
+
+/// Copies every row of `role`'s PostgreSQL database into a new SQLite database at `path`
+/// with the same schema, from one snapshot. Copies rows as they are: triggers, keys and
+/// CHECKs are off in the copy, so the audit sees exactly what PostgreSQL holds.
+pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenError> {
+    let mut copy = rusqlite::Connection::open(path)?;
+    crate::migrations::migrate_role(&mut copy, role)?;
+    copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
+    let triggers: Vec<String> = copy
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for t in triggers {
+        copy.execute_batch(&format!("DROP TRIGGER {t}"))?;
+    }
+    let names: Vec<String> = copy
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut tables = Vec::with_capacity(names.len());
+    for table in names {
+        let columns: Vec<String> = copy
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        tables.push((table, columns));
+    }
+    let source = std::thread::scope(|s| {
+        s.spawn(|| -> Result<Vec<TableRows>, OpenError> {
+            let pg = PgConn::connect(url)?;
+            pg.begin(Begin::Read)?;
+            let db: &dyn Db = &pg;
+            let mut out = Vec::new();
+            for (table, columns) in &tables {
+                let mut rows = Vec::new();
+                db.each(&format!("SELECT {} FROM {table}", columns.join(", ")), &[], &mut |r| {
+                    let mut row = Vec::with_capacity(columns.len());
+                    for i in 0..columns.len() {
+                        row.push(match r.get::<_, crate::conn::Value>(i)? {
+                            crate::conn::Value::Null => rusqlite::types::Value::Null,
+                            crate::conn::Value::Int(n) => rusqlite::types::Value::Integer(n),
+                            crate::conn::Value::Text(t) => rusqlite::types::Value::Text(t),
+                        });
+                    }
+                    rows.push(row);
+                    Ok(())
+                })?;
+                out.push((table.clone(), columns.clone(), rows));
+            }
+            pg.rollback()?;
+            Ok(out)
+        })
+        .join()
+        .expect("the copy thread does not panic")
+    })?;
+    let tx = copy.transaction()?;
+    for (table, columns, rows) in source {
+        let marks = (1..=columns.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut insert = tx.prepare(&format!(
+            "INSERT INTO {table} ({}) VALUES ({marks})",
+            columns.join(", ")
+        ))?;
+        for row in rows {
+            insert.execute(rusqlite::params_from_iter(row))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_gets_a_database_named_after_the_base() {
+        assert_eq!(
+            role_url("postgres://postgres@127.0.0.1:5432/shop", Role::Stock).unwrap(),
+            "postgres://postgres@127.0.0.1:5432/shop_stock"
+        );
+        assert_eq!(
+            role_url("postgresql://u:pw@db/shop?sslmode=disable", Role::Crm).unwrap(),
+            "postgresql://u:pw@db/shop_crm?sslmode=disable"
+        );
+        assert_eq!(
+            role_url("postgres://db", Role::Orders).unwrap(),
+            "postgres://db/lemonade_orders"
+        );
+        assert_eq!(
+            role_url("postgres://db/", Role::Coordinator).unwrap(),
+            "postgres://db/lemonade_coordinator"
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_not_postgres_or_names_an_odd_database_is_refused() {
+        assert!(role_url("mysql://db/shop", Role::Stock).is_err());
+        assert!(role_url("host=db dbname=shop", Role::Stock).is_err());
+        assert!(role_url("postgres://db/shop\";DROP", Role::Stock).is_err());
+        assert!(role_url(&format!("postgres://db/{}", "x".repeat(60)), Role::Coordinator).is_err());
+    }
+}

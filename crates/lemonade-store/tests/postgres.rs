@@ -1,0 +1,216 @@
+//! The store on PostgreSQL: migrations per role, one writer per database, connections lost
+//! and made again, and the audit of a cluster whose databases live on a server. Needs the
+//! server at `LEMONADE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`, which
+//! `scripts/test.sh` starts when it is stopped). Every test makes databases of its own
+//! (`lt_*`) and drops them.
+
+use std::sync::Arc;
+
+use lemonade_domain::ids::IngredientId;
+use lemonade_domain::stock::NewIngredient;
+use lemonade_domain::values::{Timestamp, Unit};
+use lemonade_store::conn::{Db, PgConn};
+use lemonade_store::migrations::{Role, migrate_postgres};
+use lemonade_store::postgres::{drop_database, role_url};
+use lemonade_store::sql::stock;
+use lemonade_store::{Database, WriterConfig};
+
+const SERVICES: [Role; 4] = [Role::Stock, Role::Orders, Role::Crm, Role::Coordinator];
+
+/// A base URL of databases no other test uses, dropped at the end.
+struct Fresh(String);
+
+impl Fresh {
+    fn new() -> Fresh {
+        let server = std::env::var("LEMONADE_TEST_POSTGRES")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        Fresh(format!("{server}/lt_s{}", &id[id.len() - 12..]))
+    }
+
+    fn url(&self, role: Role) -> String {
+        role_url(&self.0, role).unwrap()
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        let urls: Vec<String> = SERVICES.iter().map(|&r| self.url(r)).collect();
+        std::thread::spawn(move || {
+            for url in urls {
+                drop_database(&url).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Runs SQL as the server's administrator on `url`'s database, off the async runtime.
+fn admin(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+fn new_ingredient(name: &str, on_hand: u64) -> NewIngredient {
+    NewIngredient {
+        name: name.into(),
+        unit: Unit::G,
+        on_hand,
+        reorder_level: 0,
+    }
+}
+
+async fn create_ingredient(db: &Database, name: &str, on_hand: u64) -> Result<(), lemonade_domain::ShopError> {
+    let (cache, name) = (Arc::clone(&db.cache), name.to_owned());
+    let id = IngredientId::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
+    db.writer
+        .execute(move |c| stock::create(c, &cache, id, &new_ingredient(&name, on_hand), Timestamp(1)).map(drop))
+        .await
+}
+
+async fn open(url: &str, role: Role) -> anyhow::Result<Database> {
+    let url = url.to_owned();
+    Ok(tokio::task::spawn_blocking(move || Database::open_postgres(&url, role, WriterConfig::default())).await??)
+}
+
+#[test]
+fn every_role_migrates_once_and_a_database_refuses_another_role() {
+    let fresh = Fresh::new();
+    for role in SERVICES {
+        lemonade_store::postgres::ensure_database(&fresh.url(role)).unwrap();
+        let conn = PgConn::connect(&fresh.url(role)).unwrap();
+        assert_eq!(migrate_postgres(&conn, role).unwrap(), 0);
+        assert_eq!(
+            migrate_postgres(&conn, role).unwrap(),
+            lemonade_store::migrations::SCHEMA_VERSION
+        );
+        for other in SERVICES.into_iter().filter(|&o| o != role) {
+            let e = migrate_postgres(&conn, other).unwrap_err().to_string();
+            assert!(e.contains(role.as_str()), "{e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_cannot_write_to_a_services_database() {
+    let fresh = Fresh::new();
+    let first = open(&fresh.url(Role::Stock), Role::Stock).await.unwrap();
+    let second = open(&fresh.url(Role::Stock), Role::Stock).await;
+    let e = second.err().expect("a second writer is refused").to_string();
+    assert!(e.contains("another lemonade process"), "{e}");
+    create_ingredient(&first, "Lemons", 10).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_and_readers_connect_again_after_the_server_drops_their_connections() {
+    let fresh = Fresh::new();
+    let url = fresh.url(Role::Stock);
+    let db = open(&url, Role::Stock).await.unwrap();
+    create_ingredient(&db, "Lemons", 10).await.unwrap();
+    admin(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    // The first use of a dropped connection fails (and says retry); the next connects again.
+    let mut failures = 0;
+    while create_ingredient(&db, "Sugar", 10).await.is_err() {
+        failures += 1;
+        assert!(failures <= 1, "the writer did not connect again");
+    }
+    let mut listed = None;
+    for _ in 0..=lemonade_store::db::READERS_MAX {
+        if let Ok(n) = db
+            .readers
+            .read(|c| stock::list(c, &lemonade_domain::ports::PageRequest::first(50)).map(|p| p.items.len()))
+            .await
+        {
+            listed = Some(n);
+            break;
+        }
+    }
+    assert_eq!(listed, Some(2), "a reader connected again and sees both ingredients");
+    // The writer took its lock again with its new connection.
+    let e = open(&url, Role::Stock)
+        .await
+        .err()
+        .expect("still one writer")
+        .to_string();
+    assert!(e.contains("another lemonade process"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_reads_a_cluster_on_postgres_and_finds_on_hand_that_is_not_the_ledger() {
+    let fresh = Fresh::new();
+    let mut dbs = Vec::new();
+    for role in SERVICES {
+        dbs.push(open(&fresh.url(role), role).await.unwrap());
+    }
+    create_ingredient(&dbs[0], "Lemons", 10).await.unwrap();
+    let base = fresh.0.clone();
+    let audit = move || {
+        let base = base.clone();
+        std::thread::spawn(move || lemonade_store::audit::audit_postgres_cluster(&base).unwrap())
+            .join()
+            .unwrap()
+    };
+    let clean = audit();
+    assert!(clean.is_clean(), "{}", clean.to_text());
+    assert_eq!(clean.ingredients, 1);
+    admin(&fresh.url(Role::Stock), "UPDATE ingredients SET on_hand = on_hand + 5");
+    let report = audit();
+    assert!(
+        report.violations.iter().any(|v| v.rule == "on-hand-equals-ledger"),
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn the_ledger_is_append_only_on_postgres_too() {
+    let fresh = Fresh::new();
+    let url = fresh.url(Role::Stock);
+    lemonade_store::postgres::ensure_database(&url).unwrap();
+    let conn = PgConn::connect(&url).unwrap();
+    migrate_postgres(&conn, Role::Stock).unwrap();
+    let db: &dyn Db = &conn;
+    db.execute(
+        "INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at) VALUES ('i1', 'Lemons', 'g', 0, 0, 1)",
+        lemonade_store::params![],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO stock_moves (ingredient_id, delta, reason, created_at) VALUES ('i1', 7, 'restock', 1)",
+        lemonade_store::params![],
+    )
+    .unwrap();
+    let on_hand: i64 = db
+        .query_row(
+            "SELECT on_hand FROM ingredients WHERE id = ?1",
+            lemonade_store::params!["i1"],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(on_hand, 7, "the trigger applies a move to on-hand");
+    assert!(
+        db.execute("UPDATE stock_moves SET delta = 1", lemonade_store::params![])
+            .is_err()
+    );
+    assert!(
+        db.execute("DELETE FROM stock_moves", lemonade_store::params![])
+            .is_err()
+    );
+    let below_zero = db.execute(
+        "INSERT INTO stock_moves (ingredient_id, delta, reason, created_at) VALUES ('i1', -8, 'waste', 1)",
+        lemonade_store::params![],
+    );
+    assert!(below_zero.is_err(), "on-hand cannot go below zero");
+}
