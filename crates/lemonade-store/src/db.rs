@@ -127,7 +127,7 @@ impl Database {
                 crate::postgres::ensure_database(url)?;
                 let conn = PgConn::connect(url).map_err(|e| unreachable_server(url, e))?;
                 crate::migrations::migrate_postgres(&conn, role)?;
-                if !conn.take_writer_lock()? {
+                if !take_writer_lock(&conn)? {
                     return Err(OpenError::Other(format!(
                         "another lemonade process is writing to the {} database at {}",
                         role.as_str(),
@@ -170,6 +170,23 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// How long a new writer waits for the writer lock of a database: the server frees the lock
+/// of a process that died once it notices the connection is gone, which can take a moment.
+const WRITER_LOCK_WAIT_MS: u64 = 10_000;
+
+fn take_writer_lock(conn: &PgConn) -> Result<bool, OpenError> {
+    let started = std::time::Instant::now();
+    loop {
+        if conn.take_writer_lock()? {
+            return Ok(true);
+        }
+        if started.elapsed() > std::time::Duration::from_millis(WRITER_LOCK_WAIT_MS) {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 

@@ -316,6 +316,11 @@ fn schema(role: Role, engine: Engine) -> String {
     }
 }
 
+/// The SQLite schema of `role` at [`SCHEMA_VERSION`] (for copies the audit reads).
+pub(crate) fn sqlite_schema(role: Role) -> String {
+    schema(role, Engine::Sqlite)
+}
+
 fn has_ledger(role: Role) -> bool {
     matches!(role, Role::Monolith | Role::Stock)
 }

@@ -135,8 +135,9 @@ type TableRows = (String, Vec<String>, Vec<Vec<rusqlite::types::Value>>);
 /// with the same schema, from one snapshot. Copies rows as they are: triggers, keys and
 /// CHECKs are off in the copy, so the audit sees exactly what PostgreSQL holds.
 pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenError> {
-    let mut copy = rusqlite::Connection::open(path)?;
-    crate::migrations::migrate_role(&mut copy, role)?;
+    let copy = rusqlite::Connection::open(path)?;
+    copy.execute_batch(&crate::migrations::sqlite_schema(role))?;
+    copy.pragma_update(None, "user_version", crate::migrations::SCHEMA_VERSION)?;
     copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
     let triggers: Vec<String> = copy
         .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")?
@@ -185,7 +186,7 @@ pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenErro
         .join()
         .expect("the copy thread does not panic")
     })?;
-    let tx = copy.transaction()?;
+    let tx = copy.unchecked_transaction()?;
     for (table, columns, rows) in source {
         let marks = (1..=columns.len())
             .map(|i| format!("?{i}"))

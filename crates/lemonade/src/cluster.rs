@@ -178,8 +178,10 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
             lemonade_store::postgres::role_url(base, role.store_role())?;
         }
     }
-    std::fs::create_dir_all(&plan.args.data)
-        .with_context(|| format!("creating the data folder {}", plan.args.data.display()))?;
+    if plan.args.postgres.is_none() {
+        std::fs::create_dir_all(&plan.args.data)
+            .with_context(|| format!("creating the data folder {}", plan.args.data.display()))?;
+    }
     let mut members = Vec::new();
     for (role, name) in ROLES {
         let mut child = plan.spawn(role, name)?;

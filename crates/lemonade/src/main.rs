@@ -36,6 +36,10 @@ struct CheckArgs {
     /// Folder holding the shop's database, or a cluster's four.
     #[arg(long, env = "LEMONADE_DATA", default_value = "data")]
     data: std::path::PathBuf,
+    /// Audit a cluster whose services keep their databases on PostgreSQL (the base URL given
+    /// to `cluster --postgres`) instead of the folder.
+    #[arg(long, env = "LEMONADE_POSTGRES", hide_env_values = true)]
+    postgres: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -44,12 +48,20 @@ struct CheckArgs {
 /// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited. A data
 /// folder of the distributed mode is audited across its four databases.
 fn check(args: &CheckArgs) -> std::process::ExitCode {
-    let (path, audited) = if lemonade_store::audit::is_cluster(&args.data) {
-        (args.data.clone(), lemonade_store::audit::audit_cluster(&args.data))
+    let (what, audited) = if let Some(base) = &args.postgres {
+        (
+            lemonade_store::db::redact(base),
+            lemonade_store::audit::audit_postgres_cluster(base),
+        )
+    } else if lemonade_store::audit::is_cluster(&args.data) {
+        (
+            args.data.display().to_string(),
+            lemonade_store::audit::audit_cluster(&args.data),
+        )
     } else {
         let path = args.data.join("lemonade.db");
         let audited = lemonade_store::audit::audit_file(&path);
-        (path, audited)
+        (path.display().to_string(), audited)
     };
     match audited {
         Ok(report) => {
@@ -65,7 +77,7 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: cannot audit {}: {e}", path.display());
+            eprintln!("error: cannot audit {what}: {e}");
             std::process::ExitCode::from(2)
         }
     }

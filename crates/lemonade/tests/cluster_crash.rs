@@ -87,8 +87,54 @@ async fn send(http: &reqwest::Client, url: &str, body: &Value, key: &str) -> Opt
     Some((status, reply.json().await.unwrap_or(Value::Null)))
 }
 
+/// The services' databases of a cluster under test: SQLite files in a folder, or databases
+/// on the PostgreSQL server of `LEMONADE_TEST_POSTGRES`, dropped at the end.
+enum Storage {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Storage {
+    fn postgres() -> Storage {
+        let server = std::env::var("LEMONADE_TEST_POSTGRES")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        Storage::Postgres(format!("{server}/lt_c{}", &id[id.len() - 12..]))
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Storage::Postgres(base) = self {
+            let base = base.clone();
+            let _ = std::thread::spawn(move || {
+                for role in lemonade_store::migrations::Role::ALL {
+                    if role != lemonade_store::migrations::Role::Monolith {
+                        // The databases of a killed run are dropped by scripts/postgres.sh.
+                        let _ = lemonade_store::postgres::drop_database(
+                            &lemonade_store::postgres::role_url(&base, role).unwrap(),
+                        );
+                    }
+                }
+            })
+            .join();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
+    kill_each_service_under_load(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_each_service_on_postgres_under_load_loses_and_duplicates_nothing() {
+    kill_each_service_under_load(Storage::postgres()).await;
+}
+
+async fn kill_each_service_under_load(storage: Storage) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let http = reqwest::Client::builder()
@@ -107,6 +153,10 @@ async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
             .arg(services_port.to_string())
             .arg("--data")
             .arg(&data)
+            .args(match &storage {
+                Storage::Sqlite => vec![],
+                Storage::Postgres(base) => vec!["--postgres".to_owned(), base.clone()],
+            })
             .env("LEMONADE_LOG", "warn")
             .env_remove("LEMONADE_TOKEN")
             .stdin(Stdio::null())
@@ -222,11 +272,20 @@ async fn killing_each_service_under_load_loses_and_duplicates_nothing() {
     // Settled: the audit across the databases is clean and nothing is pending.
     let since = Instant::now();
     loop {
-        let data = data.clone();
-        let report = tokio::task::spawn_blocking(move || lemonade_store::audit::audit_cluster(&data))
-            .await
-            .unwrap()
-            .expect("the cluster can be audited");
+        let (data, postgres) = (
+            data.clone(),
+            match &storage {
+                Storage::Sqlite => None,
+                Storage::Postgres(base) => Some(base.clone()),
+            },
+        );
+        let report = tokio::task::spawn_blocking(move || match postgres {
+            Some(base) => lemonade_store::audit::audit_postgres_cluster(&base),
+            None => lemonade_store::audit::audit_cluster(&data),
+        })
+        .await
+        .unwrap()
+        .expect("the cluster can be audited");
         if report.is_clean() {
             break;
         }
