@@ -129,6 +129,34 @@ pub const STEP_KEY_HEADER: &str = "idempotency-key";
 /// Most events one delivery carries.
 pub const EVENTS_PER_DELIVERY_MAX: usize = 256;
 
+/// Several calls to one service in one request. Calls that concurrent callers make while
+/// earlier requests to the service are still out travel together (see `transport`); the
+/// service runs each exactly as if it had come alone (same handler, same step key, same
+/// fingerprint of the same body) and answers each with its own status and body.
+pub const BATCH_PATH: &str = "/batch";
+/// The header saying how many calls a batch holds: a service's limits count calls.
+pub const BATCH_CALLS_HEADER: &str = "x-lemonade-batch-calls";
+/// Most calls in one batch.
+pub const BATCH_CALLS_MAX: usize = 64;
+
+/// One call of a batch: what would have been its path, step key header and body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchCall {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_key: Option<String>,
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+/// The answer to one call of a batch: what would have been its status, `Retry-After` and body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchAnswer {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+    pub body: Box<serde_json::value::RawValue>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

