@@ -125,11 +125,12 @@ impl<S: Clone + Send + Sync + 'static> Internal<S> {
 
     /// The finished router: the calls, `/health`, and the protections around them.
     pub fn finish(self, state: S, cluster_token: &str, protection: Protection) -> Router {
+        let burst = NonZeroU32::new(protection.burst.max(1)).expect("positive");
         let guard = Arc::new(Guard {
             token: format!("Bearer {cluster_token}"),
+            burst,
             limiter: RateLimiter::direct(
-                Quota::per_second(NonZeroU32::new(protection.rate_per_s.max(1)).expect("positive"))
-                    .allow_burst(NonZeroU32::new(protection.burst.max(1)).expect("positive")),
+                Quota::per_second(NonZeroU32::new(protection.rate_per_s.max(1)).expect("positive")).allow_burst(burst),
             ),
             in_flight: Semaphore::new(protection.in_flight_max),
         });
@@ -173,10 +174,12 @@ fn batch_calls(headers: &HeaderMap) -> Result<usize, ShopError> {
         .ok_or_else(|| ShopError::validation(BATCH_CALLS_HEADER, format!("must be 1 to {BATCH_CALLS_MAX}")))
 }
 
-fn json_body(bytes: Bytes) -> Box<serde_json::value::RawValue> {
-    let text = String::from_utf8(bytes.to_vec()).unwrap_or_default();
-    serde_json::value::RawValue::from_string(text.clone())
-        .unwrap_or_else(|_| serde_json::value::to_raw_value(&text).expect("a string serialises"))
+/// A call's answer body as JSON: as it is (every handler answers JSON), or as a JSON string
+/// should something else ever answer.
+fn json_body(bytes: &[u8]) -> Box<serde_json::value::RawValue> {
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    serde_json::value::RawValue::from_string(text())
+        .unwrap_or_else(|_| serde_json::value::to_raw_value(&text()).expect("a string serialises"))
 }
 
 /// Runs each call of a batch through the calls' router, all at once, and answers them in
@@ -242,19 +245,33 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
     }
     let mut answers: Vec<Option<BatchAnswer>> = (0..running.len()).map(|_| None).collect();
     while let Some(done) = running.join_next().await {
-        let (i, status, retry_after_s, body) = done.expect("a batched call does not panic");
+        // A call whose handler panicked is answered below, as a lone call's connection would
+        // have failed: its outcome unknown.
+        let Ok((i, status, retry_after_s, body)) = done else {
+            continue;
+        };
         answers[i] = Some(BatchAnswer {
             status,
             retry_after_s,
-            body: json_body(body),
+            body: json_body(&body),
         });
     }
-    let answers: Vec<BatchAnswer> = answers.into_iter().map(|a| a.expect("every call answered")).collect();
+    let answers: Vec<BatchAnswer> = answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| BatchAnswer {
+                status: 500,
+                retry_after_s: None,
+                body: json_body(b"\"the call failed unexpectedly\""),
+            })
+        })
+        .collect();
     axum::Json(answers).into_response()
 }
 
 struct Guard {
     token: String,
+    burst: NonZeroU32,
     limiter: DefaultDirectRateLimiter,
     in_flight: Semaphore,
 }
@@ -289,17 +306,11 @@ async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) 
     } else {
         1
     };
-    let cells = NonZeroU32::new(calls as u32).expect("at least one call");
-    let limited = match guard.limiter.check_n(cells) {
-        Ok(checked) => checked,
-        // More calls than the burst allows at all: refused for good, not for a while.
-        Err(_) => {
-            return answer::<()>(Err(ShopError::validation(
-                BATCH_CALLS_HEADER,
-                "more calls than this service takes at once",
-            )));
-        }
-    };
+    // A batch larger than the whole burst could never pass: it takes the whole burst instead.
+    let cells = NonZeroU32::new(calls as u32)
+        .expect("at least one call")
+        .min(guard.burst);
+    let limited = guard.limiter.check_n(cells).expect("at most the burst");
     if let Err(not_until) = limited {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
         metrics::counter!("lemonade_rate_limited").increment(1);

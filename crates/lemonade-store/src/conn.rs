@@ -82,6 +82,10 @@ pub enum DbError {
     Postgres(#[from] postgres::Error),
     #[error("cannot read column {column}: {why}")]
     Column { column: usize, why: String },
+    /// The transaction or session cannot go on (a statement of it failed, the writer lock
+    /// was lost).
+    #[error("{0}")]
+    Session(&'static str),
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -494,10 +498,7 @@ impl PgConn {
         *self.client() = postgres::Client::connect(&self.url, postgres::NoTls)?;
         self.statements.borrow_mut().clear();
         if self.writer_lock.get() && !self.take_writer_lock()? {
-            return Err(DbError::Column {
-                column: 0,
-                why: "another process took this database's writer lock".to_owned(),
-            });
+            return Err(DbError::Session("another process took this database's writer lock"));
         }
         Ok(())
     }
@@ -613,10 +614,7 @@ impl Db for PgConn {
         self.open.set(false);
         if self.failed.get() {
             let _ = self.client().batch_execute("ROLLBACK");
-            return Err(DbError::Column {
-                column: 0,
-                why: "a statement of the transaction failed".to_owned(),
-            });
+            return Err(DbError::Session("a statement of the transaction failed"));
         }
         self.client().batch_execute("COMMIT")?;
         Ok(())

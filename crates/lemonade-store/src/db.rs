@@ -9,9 +9,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{DbError, PgConn};
 use crate::migrations::Role;
-use crate::readers::Readers;
+use crate::readers::{ReadConn, Readers};
 use crate::sql::cache::WriterCache;
-use crate::writer::{Durability, Writer, WriterConfig};
+use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -111,19 +111,32 @@ impl Database {
         } else {
             Durability::InCommit
         };
+        let readers = readers.into_iter().map(|c| Box::new(c) as _).collect();
+        Ok(Database::assemble(
+            Box::new(conn),
+            readers,
+            durability,
+            role,
+            writer_config,
+        ))
+    }
+
+    /// The writer thread on `conn`, the reader pool, and the writer's cache.
+    fn assemble(
+        conn: WriteConn,
+        readers: Vec<ReadConn>,
+        durability: Durability,
+        role: Role,
+        writer_config: WriterConfig,
+    ) -> Database {
         let cache = Arc::new(WriterCache::default());
         let forget = Arc::clone(&cache);
-        Ok(Database {
-            writer: Writer::start_with(
-                Box::new(conn),
-                writer_config,
-                durability,
-                Box::new(move || forget.clear()),
-            ),
+        Database {
+            writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
             cache,
-            readers: Arc::new(Readers::new(readers.into_iter().map(|c| Box::new(c) as _).collect())),
+            readers: Arc::new(Readers::new(readers)),
             role,
-        })
+        }
     }
 
     /// Opens (migrating as needed) a database of `role` on a PostgreSQL server. The database
@@ -152,19 +165,13 @@ impl Database {
             .expect("connecting does not panic")
         });
         let (conn, readers) = connected?;
-        let cache = Arc::new(WriterCache::default());
-        let forget = Arc::clone(&cache);
-        Ok(Database {
-            writer: Writer::start_with(
-                Box::new(conn),
-                writer_config,
-                Durability::InCommit,
-                Box::new(move || forget.clear()),
-            ),
-            cache,
-            readers: Arc::new(Readers::new(readers)),
+        Ok(Database::assemble(
+            Box::new(conn),
+            readers,
+            Durability::InCommit,
             role,
-        })
+            writer_config,
+        ))
     }
 }
 

@@ -11,6 +11,22 @@ use crate::conn::{Begin, Db, DbError, PgConn};
 use crate::db::OpenError;
 use crate::migrations::Role;
 
+/// The PostgreSQL server the test suites make their databases on: `LEMONADE_TEST_POSTGRES`,
+/// or the local one `scripts/test.sh` starts.
+pub fn test_server() -> String {
+    std::env::var("LEMONADE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A base URL on the test server no other test uses (`lt_<tag><random>`; `scripts/postgres.sh`
+/// drops what a killed run left behind).
+pub fn test_base(tag: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{}/lt_{tag}{}", test_server(), &id[id.len() - 12..])
+}
+
 /// Longest database name PostgreSQL keeps (NAMEDATALEN - 1).
 const NAME_MAX: usize = 63;
 
@@ -130,6 +146,14 @@ pub fn drop_database(url: &str) -> Result<(), OpenError> {
 
 /// A table's name, its columns and its rows.
 type TableRows = (String, Vec<String>, Vec<Vec<rusqlite::types::Value>>);
+
+/// Drops the database of every service of the cluster whose base URL is `base` (a test's).
+pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
+    for role in Role::ALL.into_iter().filter(|&r| r != Role::Monolith) {
+        drop_database(&role_url(base, role)?)?;
+    }
+    Ok(())
+}
 
 /// Copies every row of `role`'s PostgreSQL database into a new SQLite database at `path`
 /// with the same schema, from one snapshot. Copies rows as they are: triggers, keys and

@@ -21,9 +21,9 @@
 //! transaction open and adds the jobs that arrive to it (up to `batch_max`), committing when
 //! the syncer is free again: nothing committed then could be answered before the next sync
 //! anyway, and one larger commit costs far less than several small ones (each commit writes
-//! its pages to the WAL and takes the file locks again). With [`Durability::InCommit`] SQLite syncs inside
-//! COMMIT (`synchronous=FULL`) and the writer waits: with `batch_max = 1` that is the
-//! one-commit-one-fsync-per-order baseline the benchmark compares to.
+//! its pages to the WAL and takes the file locks again). With [`Durability::InCommit`] SQLite
+//! syncs inside COMMIT (`synchronous=FULL`) and the writer waits: with `batch_max = 1` that is
+//! the one-commit-one-fsync-per-order baseline the benchmark compares to.
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -44,6 +44,7 @@ enum Msg {
     Job(Job),
     Synced,
 }
+
 /// The writer's connection.
 pub type WriteConn = Box<dyn Db + Send>;
 

@@ -11,7 +11,7 @@ use lemonade_domain::stock::NewIngredient;
 use lemonade_domain::values::{Timestamp, Unit};
 use lemonade_store::conn::{Db, PgConn};
 use lemonade_store::migrations::{Role, migrate_postgres};
-use lemonade_store::postgres::{drop_database, role_url};
+use lemonade_store::postgres::role_url;
 use lemonade_store::sql::stock;
 use lemonade_store::{Database, WriterConfig};
 
@@ -22,12 +22,7 @@ struct Fresh(String);
 
 impl Fresh {
     fn new() -> Fresh {
-        let server = std::env::var("LEMONADE_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        Fresh(format!("{server}/lt_s{}", &id[id.len() - 12..]))
+        Fresh(lemonade_store::postgres::test_base("s"))
     }
 
     fn url(&self, role: Role) -> String {
@@ -37,14 +32,7 @@ impl Fresh {
 
 impl Drop for Fresh {
     fn drop(&mut self) {
-        let urls: Vec<String> = SERVICES.iter().map(|&r| self.url(r)).collect();
-        std::thread::spawn(move || {
-            for url in urls {
-                drop_database(&url).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        lemonade_store::postgres::drop_cluster_databases(&self.0).unwrap();
     }
 }
 

@@ -96,30 +96,15 @@ enum Storage {
 
 impl Storage {
     fn postgres() -> Storage {
-        let server = std::env::var("LEMONADE_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        Storage::Postgres(format!("{server}/lt_c{}", &id[id.len() - 12..]))
+        Storage::Postgres(lemonade_store::postgres::test_base("c"))
     }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
         if let Storage::Postgres(base) = self {
-            let base = base.clone();
-            let _ = std::thread::spawn(move || {
-                for role in lemonade_store::migrations::Role::ALL {
-                    if role != lemonade_store::migrations::Role::Monolith {
-                        // The databases of a killed run are dropped by scripts/postgres.sh.
-                        let _ = lemonade_store::postgres::drop_database(
-                            &lemonade_store::postgres::role_url(&base, role).unwrap(),
-                        );
-                    }
-                }
-            })
-            .join();
+            // The databases of a killed run are dropped by scripts/postgres.sh.
+            let _ = lemonade_store::postgres::drop_cluster_databases(base);
         }
     }
 }

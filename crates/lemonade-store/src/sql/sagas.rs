@@ -66,9 +66,9 @@ pub struct Saga {
 
 const COLUMNS: &str = "order_id, state, plan, outcome, fingerprint, attempts, created_at, updated_at";
 
-fn unreadable(e: serde_json::Error) -> crate::conn::DbError {
-    crate::conn::DbError::Column {
-        column: 2,
+fn unreadable(column: usize) -> impl Fn(serde_json::Error) -> crate::conn::DbError {
+    move |e| crate::conn::DbError::Column {
+        column,
         why: format!("unreadable JSON: {e}"),
     }
 }
@@ -79,11 +79,14 @@ fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
     Ok(Saga {
         order_id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
         state: SagaState::parse(&r.get::<_, String>(1)?),
-        plan: plan.map(|p| serde_json::from_str(&p)).transpose().map_err(unreadable)?,
+        plan: plan
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(unreadable(2))?,
         outcome: outcome
             .map(|o| serde_json::from_str(&o))
             .transpose()
-            .map_err(unreadable)?,
+            .map_err(unreadable(3))?,
         fingerprint: r.get(4)?,
         attempts: r.get(5)?,
         created_at: ts(r.get(6)?),

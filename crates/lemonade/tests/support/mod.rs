@@ -55,16 +55,9 @@ pub fn is_cluster() -> bool {
     std::env::var("LEMONADE_TEST_MODE").is_ok_and(|m| m == "cluster" || m == "cluster-postgres")
 }
 
-/// The PostgreSQL server the cluster's databases go on (`LEMONADE_TEST_MODE=cluster-postgres`).
-pub fn postgres_server() -> Option<String> {
-    std::env::var("LEMONADE_TEST_MODE")
-        .is_ok_and(|m| m == "cluster-postgres")
-        .then(|| {
-            std::env::var("LEMONADE_TEST_POSTGRES")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
-        })
+/// Whether the cluster's databases go on PostgreSQL (`LEMONADE_TEST_MODE=cluster-postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("LEMONADE_TEST_MODE").is_ok_and(|m| m == "cluster-postgres")
 }
 
 impl Drop for Local {
@@ -73,21 +66,10 @@ impl Drop for Local {
             let _ = tx.send(());
         }
         drop(self.cluster.take());
-        if let Some(base) = self.postgres.take() {
-            // The PostgreSQL client blocks: not on a runtime's thread.
-            let dropped = std::thread::spawn(move || {
-                for role in lemonade_store::migrations::Role::ALL {
-                    if role != lemonade_store::migrations::Role::Monolith {
-                        let url = lemonade_store::postgres::role_url(&base, role).expect("a valid base");
-                        lemonade_store::postgres::drop_database(&url)?;
-                    }
-                }
-                Ok::<_, lemonade_store::db::OpenError>(())
-            })
-            .join();
-            if let Ok(Err(e)) = dropped {
-                eprintln!("could not drop a test's PostgreSQL databases: {e}");
-            }
+        if let Some(base) = self.postgres.take()
+            && let Err(e) = lemonade_store::postgres::drop_cluster_databases(&base)
+        {
+            eprintln!("could not drop a test's PostgreSQL databases: {e}");
         }
     }
 }
@@ -131,7 +113,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Result<TestApp> {
     let dir = tempfile::tempdir()?;
     if is_cluster() {
-        let postgres = postgres_server().map(|server| format!("{server}/lt_{}", unique()));
+        let postgres = on_postgres().then(|| lemonade_store::postgres::test_base("a"));
         let base = postgres.clone();
         let configure = move |args: &mut ServeArgs| {
             args.database_url = base;
