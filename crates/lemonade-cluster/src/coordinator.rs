@@ -7,10 +7,13 @@
 //! 1. reserve its stock at the stock service, which prices it (it owns the catalogue), under
 //!    a lease on the stock service's clock; meanwhile check the customer at CRM;
 //! 2. log the saga (`running`), with the priced plan and the client's idempotency key;
-//! 3. create the order (`pending`) at the orders service and commit the reservation;
-//! 4. confirm the order: the orders service puts "award the points" in its outbox in the same
-//!    transaction, and its relay tells CRM;
+//! 3. commit the reservation;
+//! 4. create the order, confirmed, at the orders service, which puts "award the points" in
+//!    its outbox in the same transaction; its relay tells CRM;
 //! 5. mark the saga `confirmed`.
+//!
+//! Until step 4 the orders service does not know the order: a client who got 202 reads it
+//! as `pending` from the saga log.
 //!
 //! Every step carries the key `<order id>:<step>`, and its receiver keeps the step's result
 //! under it, so the saga can repeat any step it is unsure of. A refusal after step 2 (the
@@ -274,25 +277,18 @@ impl Coordinator {
         }
     }
 
-    /// Drives a running saga forward: create ∥ commit, then confirm.
+    /// Drives a running saga forward: commit the reservation, then create the order confirmed.
     async fn advance(&self, plan: &OrderPlan, deadline: Instant) -> Progress {
         let id = &plan.order_id;
         let clients = &self.inner.clients;
-        let create = CreateOrder { plan: plan.clone() };
         let commit = CommitReservation { order_id: id.clone() };
-        let (created, committed) = tokio::join!(
-            clients.call(&create, step_key(id, "create"), deadline),
-            clients.call(&commit, step_key(id, "commit"), deadline)
-        );
-        match (created, committed) {
-            (Err(CallError::Refused(e)), _) | (_, Err(CallError::Refused(e))) => {
-                return self.compensate(plan, e.to_string(), deadline).await;
-            }
-            (Err(_), _) | (_, Err(_)) => return Progress::Pending,
-            (Ok(_), Ok(())) => {}
+        match clients.call(&commit, step_key(id, "commit"), deadline).await {
+            Ok(()) => {}
+            Err(CallError::Refused(e)) => return self.compensate(plan, e.to_string(), deadline).await,
+            Err(_) => return Progress::Pending,
         }
-        let confirm = ConfirmOrder { order_id: id.clone() };
-        match clients.call(&confirm, step_key(id, "confirm"), deadline).await {
+        let create = CreateOrder { plan: plan.clone() };
+        match clients.call(&create, step_key(id, "place"), deadline).await {
             Ok(settled) => {
                 self.confirmed(id);
                 self.deliver(settled.events).await;

@@ -18,12 +18,9 @@ use crate::server::{Internal, Protection};
 pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router {
     Internal::<Node>::new()
         .handle(|n: Node, c: CreateOrder, key| async move {
-            n.once(key, move |db, _| orders::create_pending(db, &c.plan)).await
-        })
-        .handle(|n: Node, c: ConfirmOrder, key| async move {
             let ids = Arc::clone(&n.ids);
             n.once(key, move |db, now| {
-                let (order, events) = orders::confirm(db, ids.as_ref(), &c.order_id, now)?;
+                let (order, events) = orders::place_confirmed(db, ids.as_ref(), &c.plan, now)?;
                 Ok(Settled { order, events })
             })
             .await

@@ -88,8 +88,7 @@ calls! {
     Stock "stock/events" false StockEvents { events: Vec<Envelope> } -> ();
     Stock "stock/status" false StockStatus {} -> ServiceStatus;
 
-    Orders "orders/create" true CreateOrder { plan: OrderPlan } -> Order;
-    Orders "orders/confirm" true ConfirmOrder { order_id: OrderId } -> Settled;
+    Orders "orders/create-confirmed" true CreateOrder { plan: OrderPlan } -> Settled;
     Orders "orders/fail" true FailOrder { plan: OrderPlan, reason: String } -> Order;
     Orders "orders/cancel" true CancelOrder { order_id: OrderId } -> Settled;
     Orders "orders/get" false GetOrder { id: OrderId } -> Order;
@@ -179,7 +178,6 @@ mod tests {
             StockEvents::PATH,
             StockStatus::PATH,
             CreateOrder::PATH,
-            ConfirmOrder::PATH,
             FailOrder::PATH,
             CancelOrder::PATH,
             GetOrder::PATH,

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::Clock;
 use lemonade_domain::values::Timestamp;
 
 use crate::writer::Writer;
+
+use crate::conn::Db;
 
 /// How often expired rows are looked for.
 const EXPIRY_PERIOD: Duration = Duration::from_secs(600);

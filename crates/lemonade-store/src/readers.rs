@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::conn::{Begin, Db};
 use lemonade_domain::ShopError;
 use tokio::sync::Semaphore;
+
+use crate::conn::{Begin, Db};
 
 /// A reader's connection.
 pub type ReadConn = Box<dyn Db + Send>;

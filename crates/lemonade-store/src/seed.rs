@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::NewProduct;
 use lemonade_domain::ids::{IngredientId, ProductId};
@@ -12,6 +11,8 @@ use lemonade_domain::values::{Money, Quantity, Unit};
 
 use crate::db::Database;
 use crate::sql::{SqlResult, catalog, stock};
+
+use crate::conn::Db;
 
 const INGREDIENTS: &[(&str, Unit, u64, u64)] = &[
     ("Lemons", Unit::Piece, 120, 24),

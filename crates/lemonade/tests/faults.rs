@@ -11,8 +11,7 @@ use lemonade::cluster::{InProcess, start_in_process_with_faults};
 use lemonade::serve::ServeArgs;
 use lemonade_cluster::faults::{Fault, FaultPlan};
 use lemonade_cluster::rpc::{
-    Call, CancelOrder, CommitReservation, ConfirmOrder, CreateOrder, CrmEvents, CrmStatus, GetCustomer, Reserve,
-    StockEvents,
+    Call, CancelOrder, CommitReservation, CreateOrder, CrmEvents, CrmStatus, GetCustomer, Reserve, StockEvents,
 };
 use serde_json::{Value, json};
 
@@ -154,12 +153,11 @@ async fn one_fault_is_absorbed(path: &'static str, fault: Fault) {
     drop(shop.cluster);
 }
 
-const EVERY_CALL: [&str; 8] = [
+const EVERY_CALL: [&str; 7] = [
     GetCustomer::PATH,
     Reserve::PATH,
-    CreateOrder::PATH,
     CommitReservation::PATH,
-    ConfirmOrder::PATH,
+    CreateOrder::PATH,
     CrmEvents::PATH,
     CancelOrder::PATH,
     StockEvents::PATH,
@@ -223,7 +221,7 @@ async fn stock_unreachable_means_503_and_nothing_held_or_recorded() {
 async fn orders_away_past_the_deadline_gives_202_pending_and_the_sweeper_confirms_it() {
     let shop = shop(|a| a.order_deadline_ms = 500).await;
     let (product, customer) = (shop.product().await, shop.customer().await);
-    shop.plan.inject(ConfirmOrder::PATH, Fault::Refuse, 10_000);
+    shop.plan.inject(CreateOrder::PATH, Fault::Refuse, 10_000);
     let (status, order) = shop.place(&customer, &product, "k-late").await;
     assert_eq!(status, 202, "{order}");
     assert_eq!(order["status"], "pending");

@@ -11,10 +11,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::conn::Db;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
+
+use crate::conn::Db;
 
 /// Most entries kept of each kind; past that the cache starts over (a shop has far fewer).
 const CACHED_MAX: usize = 10_000;

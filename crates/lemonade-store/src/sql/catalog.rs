@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use crate::conn::Db;
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
 use lemonade_domain::ids::{IngredientId, ProductId};
@@ -13,6 +11,8 @@ use lemonade_domain::stock::{RecipeItem, can_make};
 use lemonade_domain::values::{Money, Quantity, Timestamp};
 
 use super::{SqlResult, optional};
+use crate::conn::Db;
+use crate::params;
 
 struct ProductRow {
     id: ProductId,

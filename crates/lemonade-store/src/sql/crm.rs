@@ -1,7 +1,5 @@
 //! Customers, points and the activity log.
 
-use crate::conn::{Db, Row};
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::{ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields};
 use lemonade_domain::ids::{CustomerId, OrderId};
@@ -9,6 +7,8 @@ use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, optional, ts, unsigned};
+use crate::conn::{Db, Row};
+use crate::params;
 
 const COLUMNS: &str = "id, name, email, phone, points, anonymised_at, created_at";
 

@@ -7,13 +7,13 @@
 //! id in its inbox in the transaction of the event's effect and skips an id it has already:
 //! the effect happens exactly once.
 
-use crate::conn::Db;
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::saga::{Destination, Envelope, Event};
 use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, optional};
+use crate::conn::Db;
+use crate::params;
 
 /// Adds an event to the outbox, in the caller's transaction. Returns it as it will be
 /// delivered.

@@ -7,8 +7,6 @@
 //! the error. Measured, storing the whole answered order instead cost a tenth of the
 //! throughput.
 
-use crate::conn::Db;
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::{Order, OrderStatus};
@@ -16,6 +14,8 @@ use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, optional, unsigned};
+use crate::conn::Db;
+use crate::params;
 
 /// What the first request with a key ended in; replayed to every later one.
 #[derive(Clone, Debug)]

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use crate::conn::{Db, Row};
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
@@ -17,6 +15,8 @@ use lemonade_domain::values::{Money, Timestamp};
 
 use super::cache::WriterCache;
 use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
+use crate::conn::{Db, Row};
+use crate::params;
 
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
@@ -410,46 +410,40 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
     Ok((days, products))
 }
 
-/// The orders service's part of a saga: the order it places, pending until confirmed.
-/// Creating it again returns it as it is.
-pub fn create_pending(conn: &dyn Db, plan: &OrderPlan) -> Result<Order, ShopError> {
-    if let Some(order) = get(conn, &plan.order_id)? {
-        return Ok(order);
-    }
-    let order = plan.order(OrderStatus::Pending, plan.created_at);
-    insert(conn, &order, &plan.priced.recipe_versions)?;
-    Ok(order)
-}
-
-/// Confirms a pending order and, in the same transaction, puts the news for CRM in the
-/// outbox; returns the order with the events. Confirming is the end of placing it, so the
-/// order keeps `updated_at = created_at`, as a placed order of the monolith has. Confirming a
-/// confirmed order returns it (and no new events); a failed one cannot be confirmed.
-pub fn confirm(
+/// The orders service's part of a saga, once the order's stock is committed: the order,
+/// confirmed, and in the same transaction the news for CRM in the outbox; returns the order
+/// with the events. Placing is the end of the order's placement, so it keeps `updated_at =
+/// created_at`, as a placed order of the monolith has. Placing it again returns it (and no
+/// new events); a failed order cannot be placed. A pending one (created by a saga of an
+/// earlier version, which created orders before confirming them) is confirmed.
+pub fn place_confirmed(
     conn: &dyn Db,
     ids: &dyn IdSource,
-    id: &OrderId,
+    plan: &OrderPlan,
     now: Timestamp,
 ) -> Result<(Order, Vec<Envelope>), ShopError> {
-    let order = require(conn, id)?;
-    match order.status {
-        OrderStatus::Confirmed | OrderStatus::Cancelled => return Ok((order, Vec::new())),
-        OrderStatus::Failed => return Err(ShopError::conflict("this order failed and cannot be confirmed")),
-        OrderStatus::Pending => {}
-    }
+    let order = match get(conn, &plan.order_id)? {
+        Some(order) => match order.status {
+            OrderStatus::Confirmed | OrderStatus::Cancelled => return Ok((order, Vec::new())),
+            OrderStatus::Failed => return Err(ShopError::conflict("this order failed and cannot be confirmed")),
+            OrderStatus::Pending => set_status(conn, &order.id, OrderStatus::Confirmed, None, order.created_at)?,
+        },
+        None => {
+            let order = plan.order(OrderStatus::Confirmed, plan.created_at);
+            insert(conn, &order, &plan.priced.recipe_versions)?;
+            order
+        }
+    };
     let mut sent = Vec::new();
     if let Some(customer_id) = &order.customer_id {
         let placed = Event::OrderPlaced {
-            order_id: id.clone(),
+            order_id: order.id.clone(),
             customer_id: customer_id.clone(),
             points: order.points,
         };
         sent.push(events::push(conn, ids.next_id(), placed, now)?);
     }
-    Ok((
-        set_status(conn, id, OrderStatus::Confirmed, None, order.created_at)?,
-        sent,
-    ))
+    Ok((order, sent))
 }
 
 /// Marks an order of a saga that gave up as failed, with why; creates it failed when the
@@ -497,4 +491,76 @@ pub fn cancel_with_events(
         sent.push(events::push(conn, ids.next_id(), cancelled, now)?);
     }
     Ok((set_status(conn, id, OrderStatus::Cancelled, None, now)?, sent))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use lemonade_domain::ids::{CustomerId, OrderId, ProductId};
+
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+
+    struct Counter(AtomicU64);
+
+    impl IdSource for Counter {
+        fn next_id(&self) -> String {
+            format!("event-{}", self.0.fetch_add(1, Ordering::Relaxed))
+        }
+    }
+
+    fn orders_db() -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut c, Role::Orders).unwrap();
+        c
+    }
+
+    fn plan(id: &str) -> OrderPlan {
+        OrderPlan {
+            order_id: OrderId::parse(id).unwrap(),
+            customer_id: Some(CustomerId::parse("customer-1").unwrap()),
+            priced: PricedOrder {
+                lines: vec![OrderLine {
+                    product_id: ProductId::parse("lemonade").unwrap(),
+                    name: "Lemonade".into(),
+                    quantity: 2,
+                    unit_price: Money::from_stored(350),
+                }],
+                total: Money::from_stored(700),
+                recipe_versions: vec![1],
+                needs: Default::default(),
+            },
+            points: 7,
+            created_at: Timestamp(1_000),
+        }
+    }
+
+    #[test]
+    fn placing_an_order_again_returns_it_and_tells_crm_only_once() {
+        let (c, ids) = (orders_db(), Counter(AtomicU64::new(0)));
+        let (order, events) = place_confirmed(&c, &ids, &plan("o1"), Timestamp(2_000)).unwrap();
+        assert_eq!(
+            (order.status, order.updated_at, order.points),
+            (OrderStatus::Confirmed, Timestamp(1_000), 7)
+        );
+        assert_eq!(events.len(), 1, "the points go to CRM through the outbox");
+        let (again, events) = place_confirmed(&c, &ids, &plan("o1"), Timestamp(3_000)).unwrap();
+        assert_eq!(again, order);
+        assert!(events.is_empty());
+        assert_eq!(events::backlog(&c).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_failed_order_cannot_be_placed_and_a_pending_one_is_confirmed() {
+        let (c, ids) = (orders_db(), Counter(AtomicU64::new(0)));
+        fail(&c, &plan("o1"), "the lease ran out", Timestamp(2_000)).unwrap();
+        let refused = place_confirmed(&c, &ids, &plan("o1"), Timestamp(3_000));
+        assert!(matches!(refused, Err(ShopError::Conflict { .. })), "{refused:?}");
+        let pending = plan("o2").order(OrderStatus::Pending, Timestamp(1_000));
+        insert(&c, &pending, &[1]).unwrap();
+        let (order, events) = place_confirmed(&c, &ids, &plan("o2"), Timestamp(3_000)).unwrap();
+        assert_eq!(order.status, OrderStatus::Confirmed);
+        assert_eq!(events.len(), 1);
+    }
 }

@@ -9,8 +9,6 @@
 //! tombstone, so a reserve that arrives late (the network held it) can never take stock for
 //! an order already given up.
 
-use crate::conn::Db;
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::OrderDraft;
@@ -20,6 +18,8 @@ use lemonade_domain::values::Timestamp;
 
 use super::cache::WriterCache;
 use super::{SqlResult, optional, orders};
+use crate::conn::Db;
+use crate::params;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

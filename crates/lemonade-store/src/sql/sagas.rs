@@ -6,8 +6,6 @@
 //! finds its saga. A failed saga frees its key: failing was the cluster's doing, not the
 //! request's, and a retry with the same key places the order afresh.
 
-use crate::conn::{Db, Row};
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::ports::IdempotencyKey;
@@ -15,6 +13,8 @@ use lemonade_domain::saga::OrderPlan;
 use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, optional, ts};
+use crate::conn::{Db, Row};
+use crate::params;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SagaState {

@@ -5,8 +5,6 @@
 //! result again and the effect never happens twice. A refusal that wrote nothing is a result
 //! like any other and is replayed too.
 
-use crate::conn::Db;
-use crate::params;
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::values::Timestamp;
@@ -14,6 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{SqlResult, optional};
+use crate::conn::Db;
+use crate::params;
 
 /// Runs `work` once per key: the first time for real, storing what it returned; after that
 /// returning the stored result. The same key with another fingerprint is refused.

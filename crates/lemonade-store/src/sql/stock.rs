@@ -14,14 +14,14 @@ fn move_id(seq: i64) -> MoveId {
 fn move_seq(id: &str) -> i64 {
     id.parse().unwrap_or(0)
 }
-use crate::conn::{Db, Row};
-use crate::params;
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
 use lemonade_domain::values::{Timestamp, Unit};
 
 use super::cache::WriterCache;
 use super::{SqlResult, optional, ts, unsigned};
+use crate::conn::{Db, Row};
+use crate::params;
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
 
