@@ -17,18 +17,12 @@
 //! it), and a syncer thread fdatasyncs the WAL file and only then answers the batch, while
 //! the writer already works on the next one. So a caller's `Ok` always means "durably
 //! committed", one fsync serves every batch committed while the previous one was on disk, and
-//! the writer never waits for the disk. While a sync is in progress the writer keeps its
-//! transaction open and adds the jobs that arrive to it (up to `batch_max`), committing when
-//! the syncer is free again: nothing committed then could be answered before the next sync
-//! anyway, and one larger commit costs far less than several small ones (each commit writes
-//! its pages to the WAL and takes the file locks again). With [`Durability::InCommit`] SQLite
-//! syncs inside COMMIT (`synchronous=FULL`) and the writer waits: with `batch_max = 1` that is
-//! the one-commit-one-fsync-per-order baseline the benchmark compares to.
+//! the writer never waits for the disk. With [`Durability::InCommit`] SQLite syncs inside
+//! COMMIT (`synchronous=FULL`) and the writer waits: with `batch_max = 1` that is the
+//! one-commit-one-fsync-per-order baseline the benchmark compares to.
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use lemonade_domain::ShopError;
@@ -38,13 +32,6 @@ use crate::conn::{Begin, Db};
 
 type Deliver = Box<dyn FnOnce(Option<ShopError>) + Send>;
 type Job = Box<dyn FnOnce(&dyn Db) -> (bool, Deliver) + Send>;
-
-/// What the writer thread is sent: a job, or word from the syncer that it is free.
-enum Msg {
-    Job(Job),
-    Synced,
-}
-
 /// The writer's connection.
 pub type WriteConn = Box<dyn Db + Send>;
 
@@ -85,7 +72,7 @@ const SYNC_QUEUE_MAX: usize = 64;
 /// A handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Msg>,
+    jobs: mpsc::Sender<Job>,
 }
 
 fn storage_down(detail: impl std::fmt::Display) -> ShopError {
@@ -112,13 +99,11 @@ impl Writer {
             Durability::InCommit => None,
             Durability::Syncer { wal_path } => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE_MAX);
-                let waiting = Arc::new(AtomicUsize::new(0));
-                let (wake, waiting_too) = (jobs.downgrade(), Arc::clone(&waiting));
                 std::thread::Builder::new()
                     .name("lemonade-syncer".into())
-                    .spawn(move || sync_loop(wal_path, rx, waiting_too, wake))
+                    .spawn(move || sync_loop(wal_path, rx))
                     .expect("spawn the syncer thread");
-                Some(Syncer { batches: tx, waiting })
+                Some(tx)
             }
         };
         std::thread::Builder::new()
@@ -147,7 +132,7 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.jobs.try_send(Msg::Job(job)).map_err(|e| match e {
+        self.jobs.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ShopError::unavailable("the shop is busy: too many writes waiting"),
             mpsc::error::TrySendError::Closed(_) => ShopError::unavailable("the database writer has stopped"),
         })?;
@@ -161,17 +146,11 @@ impl Writer {
 /// The syncer: fdatasync the WAL, then answer every batch committed before the sync began.
 /// A failed fsync leaves the page cache in a state nobody can trust (the kernel may drop the
 /// dirty pages and report success next time), so the process stops rather than carry on.
-fn sync_loop(
-    wal_path: PathBuf,
-    batches: std::sync::mpsc::Receiver<Vec<Deliver>>,
-    unsynced: Arc<AtomicUsize>,
-    wake: mpsc::WeakSender<Msg>,
-) {
+fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>) {
     let mut wal: Option<std::fs::File> = None;
     while let Ok(first) = batches.recv() {
         let mut waiting = vec![first];
         waiting.extend(batches.try_iter());
-        let taken = waiting.len();
         let started = Instant::now();
         let synced = match &wal {
             Some(f) => f.sync_data(),
@@ -188,146 +167,82 @@ fn sync_loop(
         metrics::histogram!("lemonade_sync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("lemonade_sync_batches").record(waiting.len() as f64);
         waiting.into_iter().flatten().for_each(|d| d(None));
-        unsynced.fetch_sub(taken, Ordering::AcqRel);
-        // A full queue means the writer has jobs enough to fill its batch without being told.
-        if let Some(writer) = wake.upgrade() {
-            let _ = writer.try_send(Msg::Synced);
-        }
-    }
-}
-
-/// The writer's side of the syncer: where committed batches go, and how many are waiting for
-/// their sync.
-struct Syncer {
-    batches: std::sync::mpsc::SyncSender<Vec<Deliver>>,
-    waiting: Arc<AtomicUsize>,
-}
-
-impl Syncer {
-    fn busy(&self) -> bool {
-        self.waiting.load(Ordering::Acquire) > 0
     }
 }
 
 fn run(
     conn: WriteConn,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Job>,
     batch_max: usize,
-    synced: Option<Syncer>,
+    synced: Option<std::sync::mpsc::SyncSender<Vec<Deliver>>>,
     on_rollback: Box<dyn Fn() + Send>,
 ) {
-    let mut batch = Batch::new(batch_max);
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            if let Msg::Job(job) = msg {
-                batch.run(&*conn, job);
-            }
-            if batch.size >= batch_max {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        // Commit now unless the disk is busy with an earlier batch and this one has room.
-        let disk_busy = synced.as_ref().is_some_and(Syncer::busy);
-        let commit_now = batch.open && (batch.size >= batch_max || batch.aborted || !disk_busy);
-        if commit_now && !batch.finish(&*conn, synced.as_ref(), &on_rollback) {
-            return;
-        }
-    }
-    // Every handle is gone: commit what was done.
-    if batch.open {
-        batch.finish(&*conn, synced.as_ref(), &on_rollback);
-    }
-}
-
-/// The open transaction of the writer and the jobs done in it.
-struct Batch {
-    open: bool,
-    aborted: bool,
-    size: usize,
-    started: Instant,
-    delivers: Vec<Deliver>,
-}
-
-impl Batch {
-    fn new(batch_max: usize) -> Batch {
-        Batch {
-            open: false,
-            aborted: false,
-            size: 0,
-            started: Instant::now(),
-            delivers: Vec::with_capacity(batch_max),
-        }
-    }
-
-    /// Runs a job in the open transaction, beginning one if none is open.
-    fn run(&mut self, conn: &dyn Db, job: Job) {
-        if !self.open {
-            if let Err(e) = conn.begin(Begin::Write) {
-                tracing::error!(error = %e, "cannot begin a write transaction");
-                return; // dropping the job answers its caller with Unavailable
-            }
-            self.open = true;
-            self.aborted = false;
-            self.size = 0;
-            self.started = Instant::now();
-        }
-        self.size += 1;
-        if self.aborted {
-            return; // dropped: its caller is answered "rolled back, retry"
-        }
-        let changes_before = conn.changes();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
-            Ok((true, deliver)) => self.delivers.push(deliver),
-            // Jobs check before they write, so a refusal has written nothing and the rest of
-            // the batch goes on. One that wrote and then failed is a bug or a storage fault:
-            // the whole batch is rolled back and every caller told to retry.
-            Ok((false, deliver)) if conn.changes() == changes_before => deliver(None),
-            Ok((false, _)) => {
-                tracing::error!("a write job failed after writing; rolling back its whole batch");
-                self.aborted = true;
-            }
-            Err(_) => {
-                tracing::error!("a write job panicked; rolling back its whole batch");
-                self.aborted = true;
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
-        // The engine may roll the whole transaction back by itself (disk full, I/O error).
-        self.aborted |= !conn.can_commit();
-    }
-
-    /// Commits (or rolls back) the open transaction and answers its jobs, through the syncer
-    /// when there is one. False when the syncer has stopped and so must the writer.
-    fn finish(&mut self, conn: &dyn Db, synced: Option<&Syncer>, on_rollback: &dyn Fn()) -> bool {
-        self.open = false;
-        let committed = if self.aborted {
+        let started = Instant::now();
+        let size = batch.len();
+        if let Err(e) = conn.begin(Begin::Write) {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            batch.clear(); // dropping the jobs answers their callers with Unavailable
+            continue;
+        }
+        let mut aborted = false;
+        for job in batch.drain(..) {
+            if aborted {
+                continue; // dropped: its caller is answered "rolled back, retry"
+            }
+            let changes_before = conn.changes();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&*conn))) {
+                Ok((true, deliver)) => delivers.push(deliver),
+                // Jobs check before they write, so a refusal has written nothing and the rest of
+                // the batch goes on. One that wrote and then failed is a bug or a storage fault:
+                // the whole batch is rolled back and every caller told to retry.
+                Ok((false, deliver)) if conn.changes() == changes_before => deliver(None),
+                Ok((false, _)) => {
+                    tracing::error!("a write job failed after writing; rolling back its whole batch");
+                    aborted = true;
+                }
+                Err(_) => {
+                    tracing::error!("a write job panicked; rolling back its whole batch");
+                    aborted = true;
+                }
+            }
+            // SQLite may roll the whole transaction back by itself (disk full, I/O error).
+            aborted |= !conn.can_commit();
+        }
+        let committed = if aborted {
             Err("the transaction was aborted".to_owned())
         } else {
             conn.commit().map_err(|e| e.to_string())
         };
-        metrics::histogram!("lemonade_commit_jobs").record(self.size as f64);
-        metrics::histogram!("lemonade_commit_seconds").record(self.started.elapsed().as_secs_f64());
         match committed {
-            Ok(()) => match synced {
-                None => self.delivers.drain(..).for_each(|d| d(None)),
+            Ok(()) => match &synced {
+                None => delivers.drain(..).for_each(|d| d(None)),
                 Some(syncer) => {
-                    let batch = std::mem::replace(&mut self.delivers, Vec::with_capacity(self.size));
-                    syncer.waiting.fetch_add(1, Ordering::AcqRel);
-                    if syncer.batches.send(batch).is_err() {
+                    let batch = std::mem::replace(&mut delivers, Vec::with_capacity(batch_max));
+                    if syncer.send(batch).is_err() {
                         tracing::error!("the syncer has stopped; stopping the writer");
-                        return false; // dropped delivers answer their callers "rolled back, retry"
+                        return; // dropped delivers answer their callers "rolled back, retry"
                     }
                 }
             },
             Err(e) => {
-                tracing::error!(error = %e, jobs = self.size, "group commit failed; every job in it is rolled back");
+                tracing::error!(error = %e, jobs = size, "group commit failed; every job in it is rolled back");
                 let _ = conn.rollback();
                 on_rollback();
-                self.delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
+                delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
             }
         }
-        true
+        metrics::histogram!("lemonade_commit_jobs").record(size as f64);
+        metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 
