@@ -43,6 +43,10 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Stopped first, the supervisor cannot start a child again between the children's
+        // death and its own (which would leave that child running after the test).
+        let supervisor = self.supervisor.id().to_string();
+        let _ = Command::new("kill").args(["-STOP", &supervisor]).status();
         for pid in children(self.supervisor.id()) {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
