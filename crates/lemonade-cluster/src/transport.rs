@@ -3,9 +3,10 @@
 //! transport that loses, delays, refuses and garbles on purpose. Nothing above this seam knows
 //! which one it has.
 //!
-//! [`HttpTransport`] batches opportunistically: a call goes out at once while fewer than
-//! [`BATCHES_IN_FLIGHT_MAX`] requests to its service are out; calls made while they all are
-//! wait and leave together, as one request to [`BATCH_PATH`], when one comes back. A lone
+//! [`HttpTransport`] batches opportunistically: a call goes out at once, from its caller's
+//! task, while fewer than [`BATCHES_IN_FLIGHT_MAX`] requests to its service are out; calls
+//! made while they all are wait and leave together, as one request to [`BATCH_PATH`], when
+//! one comes back. A lone
 //! caller never waits for company, and under load the cost of a request (a round trip, a
 //! task and a parse on each side) is shared by up to [`BATCH_CALLS_MAX`] calls. A batch that
 //! fails fails each of its calls the way a lone request would have (not sent, or outcome
@@ -78,7 +79,14 @@ pub trait Transport: Send + Sync + 'static {
 /// under load (see the module docs). Must be made inside a tokio runtime (it starts a task
 /// per service).
 pub struct HttpTransport {
-    queues: HashMap<Service, mpsc::Sender<Waiting>>,
+    http: Arc<Http>,
+    lanes: HashMap<Service, Lane>,
+}
+
+/// The way to one service: the calls waiting, and the requests allowed out at once.
+struct Lane {
+    waiting: mpsc::Sender<Waiting>,
+    out: Arc<Semaphore>,
 }
 
 /// A call waiting to go out, and where its reply goes.
@@ -108,26 +116,25 @@ impl HttpTransport {
             addrs,
             authorization: HeaderValue::from_str(&format!("Bearer {cluster_token}")).expect("tokens are header-safe"),
         });
-        let queues = Service::ALL
+        let lanes = Service::ALL
             .into_iter()
             .filter(|s| http.addrs.contains_key(s))
             .map(|service| {
                 let (tx, rx) = mpsc::channel(CALLS_WAITING_MAX);
-                tokio::spawn(drive(Arc::clone(&http), service, rx));
-                (service, tx)
+                let out = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+                tokio::spawn(drive(Arc::clone(&http), service, rx, Arc::clone(&out)));
+                (service, Lane { waiting: tx, out })
             })
             .collect();
-        HttpTransport { queues }
+        HttpTransport { http, lanes }
     }
 }
 
-/// Sends the calls to one service: each at once while a request may go out, the ones that
-/// had to wait together.
-async fn drive(http: Arc<Http>, service: Service, mut waiting: mpsc::Receiver<Waiting>) {
-    let out = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+/// Sends the calls that had to wait for one service, together, as requests may go out.
+async fn drive(http: Arc<Http>, service: Service, mut waiting: mpsc::Receiver<Waiting>, out: Arc<Semaphore>) {
     loop {
-        let permit = Arc::clone(&out).acquire_owned().await.expect("never closed");
         let Some(first) = waiting.recv().await else { return };
+        let permit = Arc::clone(&out).acquire_owned().await.expect("never closed");
         let mut batch = vec![first];
         while batch.len() < BATCH_CALLS_MAX {
             match waiting.try_recv() {
@@ -201,6 +208,13 @@ impl Http {
         }
     }
 
+    /// One call as a request of its own.
+    async fn send_one(&self, request: Request) -> Result<Reply, TransportError> {
+        let headers: Vec<_> = request.step_key.into_iter().map(|key| (STEP_KEY_HEADER, key)).collect();
+        self.post(request.service, request.path, &headers, request.body, request.timeout)
+            .await
+    }
+
     /// Sends the calls whose callers still wait: one alone as itself, several as a batch.
     async fn send_batch(&self, service: Service, mut batch: Vec<Waiting>) {
         batch.retain(|w| !w.reply.is_closed());
@@ -208,11 +222,7 @@ impl Http {
             let Some(Waiting { request, reply }) = batch.pop() else {
                 return;
             };
-            let headers: Vec<_> = request.step_key.into_iter().map(|key| (STEP_KEY_HEADER, key)).collect();
-            let _ = reply.send(
-                self.post(service, request.path, &headers, request.body, request.timeout)
-                    .await,
-            );
+            let _ = reply.send(self.send_one(request).await);
             return;
         }
         let timeout = batch.iter().map(|w| w.request.timeout).max().expect("not empty");
@@ -279,15 +289,22 @@ fn batch_body(batch: &[Waiting]) -> Bytes {
 impl Transport for HttpTransport {
     async fn send(&self, request: Request) -> Result<Reply, TransportError> {
         let service = request.service;
-        let Some(queue) = self.queues.get(&service) else {
+        let Some(lane) = self.lanes.get(&service) else {
             return Err(TransportError::Unsent(
                 service,
                 "this process has no address for it".into(),
             ));
         };
+        // Nothing waiting and a request may go out: this call goes now, from the caller's
+        // task, with no hop through the lane's sender.
+        if lane.waiting.capacity() == lane.waiting.max_capacity()
+            && let Ok(_permit) = Arc::clone(&lane.out).try_acquire_owned()
+        {
+            return self.http.send_one(request).await;
+        }
         let timeout = request.timeout;
         let (reply, replied) = oneshot::channel();
-        queue.try_send(Waiting { request, reply }).map_err(|e| {
+        lane.waiting.try_send(Waiting { request, reply }).map_err(|e| {
             TransportError::Unsent(
                 service,
                 match e {
