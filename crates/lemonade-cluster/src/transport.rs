@@ -6,11 +6,11 @@
 //! [`HttpTransport`] batches opportunistically: a call goes out at once, from its caller's
 //! task, while fewer than [`BATCHES_IN_FLIGHT_MAX`] requests to its service are out; calls
 //! made while they all are wait and leave together, as one request to [`BATCH_PATH`], when
-//! one comes back. A lone
-//! caller never waits for company, and under load the cost of a request (a round trip, a
-//! task and a parse on each side) is shared by up to [`BATCH_CALLS_MAX`] calls. A batch that
-//! fails fails each of its calls the way a lone request would have (not sent, or outcome
-//! unknown), and each caller retries on its own, with its step key.
+//! one comes back. A lone caller never waits for company, and under load the cost of a
+//! request (a round trip, a task and a parse on each side) is shared by up to
+//! [`BATCH_CALLS_MAX`] calls. A batch that fails fails each of its calls the way a lone
+//! request would have (not sent, or outcome unknown), and each caller retries on its own,
+//! with its step key.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

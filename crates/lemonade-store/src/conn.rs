@@ -11,7 +11,6 @@
 //! rusqlite's on purpose: the SQL modules were written against it, and the differences that
 //! matter (how a parameter is bound, how a column is read) are decided here once.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -19,10 +18,10 @@ use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
 
 /// A value bound to a parameter.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Arg<'a> {
     Int(i64),
-    Text(Cow<'a, str>),
+    Text(&'a str),
     Null,
 }
 
@@ -44,12 +43,12 @@ int_args!(i64, i32, u32, u16, u8, bool);
 
 impl ToArg for str {
     fn to_arg(&self) -> Arg<'_> {
-        Arg::Text(Cow::Borrowed(self))
+        Arg::Text(self)
     }
 }
 impl ToArg for String {
     fn to_arg(&self) -> Arg<'_> {
-        Arg::Text(Cow::Borrowed(self))
+        Arg::Text(self)
     }
 }
 impl<T: ToArg + ?Sized> ToArg for &T {
@@ -295,8 +294,8 @@ impl<'c> dyn Db + 'c {
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(ToSqlOutput::Borrowed(match self {
-            Arg::Int(n) => ValueRef::Integer(*n),
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Arg::Int(n) => ValueRef::Integer(n),
             Arg::Text(s) => ValueRef::Text(s.as_bytes()),
             Arg::Null => ValueRef::Null,
         }))
@@ -382,10 +381,10 @@ pub fn postgres_sql(sql: &str) -> String {
 
 impl ToSql for Arg<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
+        match *self {
             Arg::Null => Ok(IsNull::Yes),
-            Arg::Text(s) => s.as_ref().to_sql(ty, out),
-            &Arg::Int(n) => match *ty {
+            Arg::Text(s) => s.to_sql(ty, out),
+            Arg::Int(n) => match *ty {
                 Type::INT8 => n.to_sql(ty, out),
                 Type::INT4 => i32::try_from(n)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(n)?.to_sql(ty, out),
