@@ -89,6 +89,15 @@ pub enum DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+/// A `query_row` whose "no row" means `None`.
+pub fn optional<T>(r: DbResult<T>) -> DbResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(DbError::NoRows) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// How a transaction is begun.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Begin {
@@ -255,15 +264,6 @@ impl Stmt<'_> {
             Ok(())
         })?;
         Ok(rows.into_iter())
-    }
-
-    pub fn exists(&mut self, args: &[Arg<'_>]) -> Result<bool, DbError> {
-        let mut any = false;
-        self.db.each(&self.sql, args, &mut |_| {
-            any = true;
-            Ok(())
-        })?;
-        Ok(any)
     }
 }
 

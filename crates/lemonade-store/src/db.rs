@@ -140,32 +140,24 @@ impl Database {
         }
     }
 
-    /// Opens (migrating as needed) a database of `role` on a PostgreSQL server. The database
-    /// must exist; its writer holds a session lock, so a second process cannot write to it.
-    /// Connects from a thread of its own: the PostgreSQL client blocks, which an async
-    /// runtime's threads must not.
+    /// Opens (creating and migrating as needed) a database of `role` on a PostgreSQL server.
+    /// Its writer holds a session lock, so a second process cannot write to it. Blocks (the
+    /// PostgreSQL client runs a runtime of its own): call it from a blocking thread, such as
+    /// `tokio::task::spawn_blocking`'s.
     pub fn open_postgres(url: &str, role: Role, writer_config: WriterConfig) -> Result<Database, OpenError> {
-        let connected = std::thread::scope(|s| {
-            s.spawn(|| -> Result<_, OpenError> {
-                crate::postgres::ensure_database(url)?;
-                let conn = PgConn::connect(url).map_err(|e| unreachable_server(url, e))?;
-                crate::migrations::migrate_postgres(&conn, role)?;
-                if !take_writer_lock(&conn)? {
-                    return Err(OpenError::Other(format!(
-                        "another lemonade process is writing to the {} database at {}",
-                        role.as_str(),
-                        redact(url)
-                    )));
-                }
-                let readers = (0..READERS_MAX)
-                    .map(|_| PgConn::connect(url).map(|c| Box::new(c) as _))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((conn, readers))
-            })
-            .join()
-            .expect("connecting does not panic")
-        });
-        let (conn, readers) = connected?;
+        crate::postgres::ensure_database(url)?;
+        let conn = PgConn::connect(url).map_err(|e| unreachable_server(url, e))?;
+        crate::migrations::migrate_postgres(&conn, role)?;
+        if !take_writer_lock(&conn)? {
+            return Err(OpenError::Other(format!(
+                "another lemonade process is writing to the {} database at {}",
+                role.as_str(),
+                redact(url)
+            )));
+        }
+        let readers = (0..READERS_MAX)
+            .map(|_| PgConn::connect(url).map(|c| Box::new(c) as _))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Database::assemble(
             Box::new(conn),
             readers,

@@ -367,20 +367,10 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
 pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db::OpenError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    if current > 0 && found != role.application_id() {
-        let found = Role::of_application_id(found).map_or("something else", Role::as_str);
-        return Err(crate::db::OpenError::Other(format!(
-            "this database belongs to {found}, not to {}",
-            role.as_str()
-        )));
-    }
+    let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
+    check_found(found, current, role)?;
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
-    if current > SCHEMA_VERSION {
-        return Err(crate::db::OpenError::Other(format!(
-            "the database has schema version {current}, newer than this binary's {SCHEMA_VERSION}: upgrade lemonade"
-        )));
-    }
     for (i, sql) in all.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
@@ -392,12 +382,28 @@ pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db:
     Ok(current)
 }
 
+/// Refuses a database that holds another role's tables (`found` names the role it holds, if
+/// it holds any) or a schema newer than this binary's.
+fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crate::db::OpenError> {
+    if let Some(other) = found.filter(|&other| other != role.as_str()) {
+        return Err(crate::db::OpenError::Other(format!(
+            "this database belongs to {other}, not to {}",
+            role.as_str()
+        )));
+    }
+    if current > SCHEMA_VERSION {
+        return Err(crate::db::OpenError::Other(format!(
+            "the database has schema version {current}, newer than this binary's {SCHEMA_VERSION}: upgrade lemonade"
+        )));
+    }
+    Ok(())
+}
+
 /// Brings a PostgreSQL database up to [`SCHEMA_VERSION`] for `role`, refusing one of
 /// another role. The role and version live in `lemonade_schema`; an advisory lock keeps two
 /// processes from migrating at once. Returns the version it started from.
 pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
-    use crate::db::OpenError;
 
     conn.begin(Begin::Write)?;
     let result = (|| {
@@ -406,29 +412,13 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
              CREATE TABLE IF NOT EXISTS lemonade_schema (role TEXT NOT NULL, version BIGINT NOT NULL)",
         )?;
         let db: &dyn Db = conn;
-        let found: Option<(String, i64)> =
-            match db.query_row("SELECT role, version FROM lemonade_schema", crate::params![], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            }) {
-                Ok(row) => Some(row),
-                Err(crate::conn::DbError::NoRows) => None,
-                Err(e) => return Err(e.into()),
-            };
-        let current = match &found {
-            Some((other, _)) if other != role.as_str() => {
-                return Err(OpenError::Other(format!(
-                    "this database belongs to {other}, not to {}",
-                    role.as_str()
-                )));
-            }
-            Some((_, version)) => *version,
-            None => 0,
-        };
-        if current > SCHEMA_VERSION {
-            return Err(OpenError::Other(format!(
-                "the database has schema version {current}, newer than this binary's {SCHEMA_VERSION}: upgrade lemonade"
-            )));
-        }
+        let found: Option<(String, i64)> = crate::conn::optional(db.query_row(
+            "SELECT role, version FROM lemonade_schema",
+            crate::params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))?;
+        let current = found.as_ref().map_or(0, |(_, version)| *version);
+        check_found(found.as_ref().map(|(other, _)| other.as_str()), current, role)?;
         for (i, sql) in migrations(role, Engine::Postgres)
             .iter()
             .enumerate()

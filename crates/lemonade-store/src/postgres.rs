@@ -83,8 +83,14 @@ pub fn role_url(base: &str, role: Role) -> Result<String, OpenError> {
     Ok(with_name(&url, &name))
 }
 
-/// Runs `work` on a connection to the server's maintenance database (`postgres`), from a
-/// thread of its own (the client blocks).
+/// Runs `work` on a thread of its own and waits for it: the PostgreSQL client blocks on a
+/// runtime of its own, which a thread of an async runtime (a test's `Drop`, `lemonade check`)
+/// must not do.
+fn on_own_thread<T: Send>(work: impl FnOnce() -> Result<T, OpenError> + Send) -> Result<T, OpenError> {
+    std::thread::scope(|s| s.spawn(work).join().expect("a PostgreSQL thread does not panic"))
+}
+
+/// Runs `work` on a connection to the server's maintenance database (`postgres`).
 fn on_server<T: Send>(
     url: &str,
     work: impl FnOnce(&mut postgres::Client, &str) -> Result<T, OpenError> + Send,
@@ -98,18 +104,14 @@ fn on_server<T: Send>(
         )));
     }
     let admin = with_name(&parsed, "postgres");
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| {
-                OpenError::Other(format!(
-                    "cannot connect to PostgreSQL at {}: {e}",
-                    crate::db::redact(&admin)
-                ))
-            })?;
-            work(&mut client, &name)
-        })
-        .join()
-        .expect("the PostgreSQL admin thread does not panic")
+    on_own_thread(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| {
+            OpenError::Other(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                crate::db::redact(&admin)
+            ))
+        })?;
+        work(&mut client, &name)
     })
 }
 
@@ -144,9 +146,6 @@ pub fn drop_database(url: &str) -> Result<(), OpenError> {
     })
 }
 
-/// A table's name, its columns and its rows.
-type TableRows = (String, Vec<String>, Vec<Vec<rusqlite::types::Value>>);
-
 /// Drops the database of every service of the cluster whose base URL is `base` (a test's).
 pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
     for role in Role::ALL.into_iter().filter(|&r| r != Role::Monolith) {
@@ -159,73 +158,46 @@ pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
 /// with the same schema, from one snapshot. Copies rows as they are: triggers, keys and
 /// CHECKs are off in the copy, so the audit sees exactly what PostgreSQL holds.
 pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenError> {
-    let copy = rusqlite::Connection::open(path)?;
-    copy.execute_batch(&crate::migrations::sqlite_schema(role))?;
-    copy.pragma_update(None, "user_version", crate::migrations::SCHEMA_VERSION)?;
-    copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
-    let triggers: Vec<String> = copy
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for t in triggers {
-        copy.execute_batch(&format!("DROP TRIGGER {t}"))?;
-    }
-    let names: Vec<String> = copy
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut tables = Vec::with_capacity(names.len());
-    for table in names {
-        let columns: Vec<String> = copy
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        tables.push((table, columns));
-    }
-    let source = std::thread::scope(|s| {
-        s.spawn(|| -> Result<Vec<TableRows>, OpenError> {
-            let pg = PgConn::connect(url)?;
-            pg.begin(Begin::Read)?;
-            let db: &dyn Db = &pg;
-            let mut out = Vec::new();
-            for (table, columns) in &tables {
-                let mut rows = Vec::new();
-                db.each(&format!("SELECT {} FROM {table}", columns.join(", ")), &[], &mut |r| {
-                    let mut row = Vec::with_capacity(columns.len());
-                    for i in 0..columns.len() {
-                        row.push(match r.get::<_, crate::conn::Value>(i)? {
+    on_own_thread(|| {
+        let copy = rusqlite::Connection::open(path)?;
+        copy.execute_batch(&crate::migrations::sqlite_schema(role))?;
+        copy.pragma_update(None, "user_version", crate::migrations::SCHEMA_VERSION)?;
+        copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
+        let names =
+            |sql: &str| -> rusqlite::Result<Vec<String>> { copy.prepare(sql)?.query_map([], |r| r.get(0))?.collect() };
+        for trigger in names("SELECT name FROM sqlite_master WHERE type = 'trigger'")? {
+            copy.execute_batch(&format!("DROP TRIGGER {trigger}"))?;
+        }
+        let pg = PgConn::connect(url)?;
+        pg.begin(Begin::Read)?;
+        let source: &dyn Db = &pg;
+        let tx = copy.unchecked_transaction()?;
+        for table in names("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")? {
+            let columns = names(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?;
+            let marks = (1..=columns.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let columns = columns.join(", ");
+            let mut insert = tx.prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({marks})"))?;
+            source.each(&format!("SELECT {columns} FROM {table}"), &[], &mut |r| {
+                let row = (0..insert.parameter_count())
+                    .map(|i| {
+                        Ok(match r.get::<_, crate::conn::Value>(i)? {
                             crate::conn::Value::Null => rusqlite::types::Value::Null,
                             crate::conn::Value::Int(n) => rusqlite::types::Value::Integer(n),
                             crate::conn::Value::Text(t) => rusqlite::types::Value::Text(t),
-                        });
-                    }
-                    rows.push(row);
-                    Ok(())
-                })?;
-                out.push((table.clone(), columns.clone(), rows));
-            }
-            pg.rollback()?;
-            Ok(out)
-        })
-        .join()
-        .expect("the copy thread does not panic")
-    })?;
-    let tx = copy.unchecked_transaction()?;
-    for (table, columns, rows) in source {
-        let marks = (1..=columns.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut insert = tx.prepare(&format!(
-            "INSERT INTO {table} ({}) VALUES ({marks})",
-            columns.join(", ")
-        ))?;
-        for row in rows {
-            insert.execute(rusqlite::params_from_iter(row))?;
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DbError>>()?;
+                insert.execute(rusqlite::params_from_iter(row))?;
+                Ok(())
+            })?;
         }
-    }
-    tx.commit()?;
-    Ok(())
+        pg.rollback()?;
+        tx.commit()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -144,12 +144,7 @@ async fn the_audit_reads_a_cluster_on_postgres_and_finds_on_hand_that_is_not_the
     }
     create_ingredient(&dbs[0], "Lemons", 10).await.unwrap();
     let base = fresh.0.clone();
-    let audit = move || {
-        let base = base.clone();
-        std::thread::spawn(move || lemonade_store::audit::audit_postgres_cluster(&base).unwrap())
-            .join()
-            .unwrap()
-    };
+    let audit = || lemonade_store::audit::audit_postgres_cluster(&base).unwrap();
     let clean = audit();
     assert!(clean.is_clean(), "{}", clean.to_text());
     assert_eq!(clean.ingredients, 1);

@@ -39,11 +39,7 @@ impl<T> SqlResult<T> for crate::conn::DbResult<T> {
 
 /// `query_row` that treats "no row" as `None`.
 pub(crate) fn optional<T>(r: crate::conn::DbResult<T>) -> Result<Option<T>, ShopError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(crate::conn::DbError::NoRows) => Ok(None),
-        Err(e) => Err(storage_error(e)),
-    }
+    crate::conn::optional(r).map_err(storage_error)
 }
 
 pub(crate) fn ts(ms: i64) -> Timestamp {
