@@ -25,8 +25,8 @@ port="$(free_port)"
 "$bin" serve --addr "127.0.0.1:$port" --data "$work/monolith" --log warn >"$work/monolith.log" 2>&1 &
 pids+=("$!"); mono="http://127.0.0.1:$port"; wait_up "$mono" monolith
 
-port="$(free_port)"; services="$(free_port)"
-"$bin" cluster --addr "127.0.0.1:$port" --services-port "$services" --data "$work/cluster" --log warn >"$work/cluster.log" 2>&1 &
+port="$(free_port)"
+"$bin" cluster --addr "127.0.0.1:$port" --data "$work/cluster" --log warn >"$work/cluster.log" 2>&1 &
 pids+=("$!"); cluster="http://127.0.0.1:$port"; wait_up "$cluster" cluster
 
 run() { "$bin" bench --url "$1" --orders "$2" --concurrency "$3" --json; }

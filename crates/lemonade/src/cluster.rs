@@ -27,9 +27,11 @@ pub struct ClusterArgs {
     /// Folder holding one database per service (created if missing).
     #[arg(long, env = "LEMONADE_DATA", default_value = "data-cluster")]
     pub data: PathBuf,
-    /// First of the three ports the stock, orders and CRM services listen on (on loopback).
-    #[arg(long, env = "LEMONADE_SERVICES_PORT", default_value_t = 8181)]
-    pub services_port: u16,
+    /// First of three consecutive loopback ports for the stock, orders and CRM services. By
+    /// default the system picks three free ports; either way a service that is restarted
+    /// comes back on the port it had.
+    #[arg(long, env = "LEMONADE_SERVICES_PORT")]
+    pub services_port: Option<u16>,
     /// Do not create the demo shop on empty databases.
     #[arg(long, env = "LEMONADE_EMPTY")]
     pub empty: bool,
@@ -155,22 +157,54 @@ async fn wait_healthy(addr: SocketAddr, name: &str, child: &mut Child) -> anyhow
     )
 }
 
+/// The stock, orders and CRM services' addresses: three consecutive ports from `first`, or
+/// three free ports the system picks. They are chosen once, so a restarted service is found
+/// where it was.
+fn service_addrs(first: Option<u16>) -> anyhow::Result<[SocketAddr; 3]> {
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    match first {
+        Some(first) => {
+            anyhow::ensure!(
+                first.checked_add(2).is_some(),
+                "--services-port {first} leaves no room for three services"
+            );
+            let addrs = [loopback(first), loopback(first + 1), loopback(first + 2)];
+            for addr in addrs {
+                ensure_free(addr, "--services-port")?;
+            }
+            Ok(addrs)
+        }
+        None => {
+            // All three are held until all are picked, so they differ.
+            let held = (0..3)
+                .map(|_| std::net::TcpListener::bind(loopback(0)))
+                .collect::<Result<Vec<_>, _>>()
+                .context("finding free loopback ports for the services")?;
+            let mut addrs = [loopback(0); 3];
+            for (addr, listener) in addrs.iter_mut().zip(&held) {
+                *addr = listener.local_addr().context("reading a picked port")?;
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+/// Refuses to start on an address something else listens on, with the option to change it,
+/// rather than letting a child process fail to bind.
+fn ensure_free(addr: SocketAddr, option: &str) -> anyhow::Result<()> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .with_context(|| format!("{addr} cannot be listened on (is it in use?); choose another with {option}"))
+}
+
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.services_port.checked_add(2).is_some(),
-        "--services-port leaves no room for three services"
-    );
-    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let [stock, orders, crm] = service_addrs(args.services_port)?;
+    ensure_free(args.addr, "--addr")?;
     let plan = Plan {
         exe: std::env::current_exe().context("finding this binary")?,
         cluster_token: cluster_token(),
-        addrs: [
-            loopback(args.services_port),
-            loopback(args.services_port + 2),
-            loopback(args.services_port + 1),
-            args.addr,
-        ],
+        addrs: [stock, crm, orders, args.addr],
         args,
     };
     if let Some(base) = &plan.args.postgres {

@@ -8,6 +8,7 @@
 //!   left reserved, no points awarded twice, no saga unfinished, every event delivered.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,16 +19,6 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 
 /// The first of three consecutive ports free right now.
-fn free_ports_3() -> u16 {
-    loop {
-        let first = free_port().min(65_000);
-        let free = (first..first + 3).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return first;
-        }
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -39,6 +30,49 @@ fn free_port() -> u16 {
 /// `lemonade cluster`, killed with its children when dropped.
 struct Cluster {
     supervisor: Child,
+}
+
+impl Cluster {
+    /// `lemonade cluster` with its coordinator on `port`, the services' ports left to it.
+    fn spawn(port: u16, data: &Path, extra: &[String], log_path: &Path) -> Cluster {
+        let supervisor = Command::new(BIN)
+            .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data)
+            .args(extra)
+            .env("LEMONADE_LOG", "warn")
+            .env_remove("LEMONADE_TOKEN")
+            .env_remove("LEMONADE_SERVICES_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(log_path).unwrap()))
+            .spawn()
+            .expect("start lemonade cluster");
+        Cluster { supervisor }
+    }
+
+    /// Waits until the coordinator answers healthy (true) or the supervisor exits (false).
+    async fn wait_up(&mut self, http: &reqwest::Client, base: &str, log_path: &Path) -> bool {
+        let started = Instant::now();
+        loop {
+            let healthy = http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if healthy {
+                return true;
+            }
+            if self.supervisor.try_wait().unwrap().is_some() {
+                return false;
+            }
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the cluster did not come up:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for Cluster {
@@ -135,46 +169,15 @@ async fn kill_each_service_under_load(storage: Storage) {
     let mut attempt = 0;
     let (cluster, base) = loop {
         attempt += 1;
-        let (port, services_port) = (free_port(), free_ports_3());
+        let port = free_port();
         let log_path = dir.path().join(format!("cluster-{attempt}.log"));
-        let supervisor = Command::new(BIN)
-            .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--services-port"])
-            .arg(services_port.to_string())
-            .arg("--data")
-            .arg(&data)
-            .args(match &storage {
-                Storage::Sqlite => vec![],
-                Storage::Postgres(base) => vec!["--postgres".to_owned(), base.clone()],
-            })
-            .env("LEMONADE_LOG", "warn")
-            .env_remove("LEMONADE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
-            .spawn()
-            .expect("start lemonade cluster");
-        let mut cluster = Cluster { supervisor };
-        let base = format!("http://127.0.0.1:{port}/api/v1");
-        let started = Instant::now();
-        let up = loop {
-            let healthy = http
-                .get(format!("{base}/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if healthy {
-                break true;
-            }
-            if cluster.supervisor.try_wait().unwrap().is_some() {
-                break false;
-            }
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the cluster did not come up:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let extra = match &storage {
+            Storage::Sqlite => vec![],
+            Storage::Postgres(base) => vec!["--postgres".to_owned(), base.clone()],
         };
+        let mut cluster = Cluster::spawn(port, &data, &extra, &log_path);
+        let base = format!("http://127.0.0.1:{port}/api/v1");
+        let up = cluster.wait_up(&http, &base, &log_path).await;
         if up {
             break (cluster, base);
         }
@@ -310,4 +313,79 @@ async fn kill_each_service_under_load(storage: Storage) {
             );
         }
     }
+}
+
+/// The supervisor picks the services' ports itself: two clusters started with nothing but
+/// their public addresses run side by side, each with all four processes healthy.
+#[tokio::test]
+async fn two_clusters_without_chosen_service_ports_run_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut running = Vec::new();
+    for name in ["one", "two"] {
+        let port = free_port();
+        let log_path = dir.path().join(format!("{name}.log"));
+        let cluster = Cluster::spawn(port, &dir.path().join(name), &[], &log_path);
+        running.push((cluster, format!("http://127.0.0.1:{port}/api/v1"), log_path));
+    }
+    for (cluster, base, log_path) in &mut running {
+        let log = || std::fs::read_to_string(&*log_path).unwrap_or_default();
+        assert!(
+            cluster.wait_up(&http, base, log_path).await,
+            "a cluster exited:\n{}",
+            log()
+        );
+        let health: Value = http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["ok"], true, "{health}");
+        let deps = health["dependencies"].as_array().unwrap();
+        for service in ["stock", "orders", "crm"] {
+            assert!(
+                deps.iter().any(|d| d["name"] == service && d["ok"] == true),
+                "{service} is not up: {health}"
+            );
+        }
+    }
+    for (cluster, _, log_path) in &mut running {
+        assert!(
+            cluster.supervisor.try_wait().unwrap().is_none(),
+            "a cluster stopped:\n{}",
+            std::fs::read_to_string(&*log_path).unwrap_or_default()
+        );
+    }
+}
+
+/// A public address already in use stops `lemonade cluster` before it starts anything, with
+/// a message naming the option that changes it.
+#[test]
+fn a_cluster_on_an_address_in_use_refuses_to_start_and_names_the_option() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["cluster", "--addr", &addr.to_string(), "--data"])
+        .arg(dir.path())
+        .env_remove("LEMONADE_SERVICES_PORT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lemonade cluster");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started: {stderr}");
+    assert!(
+        stderr.contains(&addr.to_string()) && stderr.contains("--addr"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "it created databases"
+    );
 }
