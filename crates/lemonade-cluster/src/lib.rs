@@ -17,6 +17,7 @@ pub mod client;
 pub mod coordinator;
 pub mod crm;
 pub mod faults;
+pub mod group;
 pub mod node;
 pub mod orders;
 pub mod rpc;
