@@ -3,12 +3,17 @@
 # cluster (`lemonade cluster`, four processes), each at concurrency 64 and 1, then the
 # audit of both.
 #   scripts/bench-cluster.sh [ORDERS]
+# LEMONADE_BIN=path measures that binary instead of building this tree (to compare two
+# builds in alternating runs).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 orders="${1:-20000}"
-cargo build --release -q -p lemonade
-bin="$root/target/release/lemonade"
+bin="${LEMONADE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release -q -p lemonade
+  bin="$root/target/release/lemonade"
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/lemonade-bench-cluster-XXXXXX")"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
