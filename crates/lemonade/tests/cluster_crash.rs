@@ -113,6 +113,10 @@ fn pid_of(cluster: &Cluster, role: &str) -> Option<u32> {
     })
 }
 
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn send(http: &reqwest::Client, url: &str, body: &Value, key: &str) -> Option<(u16, Value)> {
     let reply = http
         .post(url)
@@ -290,14 +294,7 @@ async fn kill_each_service_under_load(storage: Storage) {
     }
     let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 1}]});
     for (key, (id, _)) in &acknowledged {
-        let order: Value = http
-            .get(format!("{base}/orders/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = get_json(&http, format!("{base}/orders/{id}")).await;
         assert!(
             order["status"] == "confirmed" || order["status"] == "failed",
             "acknowledged order {id} ended {order}"
@@ -338,14 +335,7 @@ async fn two_clusters_without_chosen_service_ports_run_side_by_side() {
             "a cluster exited:\n{}",
             log()
         );
-        let health: Value = http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = get_json(&http, format!("{base}/health")).await;
         assert_eq!(health["ok"], true, "{health}");
         let deps = health["dependencies"].as_array().unwrap();
         for service in ["stock", "orders", "crm"] {
