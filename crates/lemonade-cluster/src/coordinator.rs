@@ -344,9 +344,9 @@ impl Coordinator {
     /// write per saga cost about 7% of the cluster's throughput at concurrency 64).
     fn confirmed(&self, id: &OrderId) {
         match self.inner.confirms.join(id.clone()) {
-            Joined::First => {}
-            Joined::Queued => return,
-            Joined::Full => {
+            Ok(Joined::First) => {}
+            Ok(Joined::Queued) => return,
+            Err(_) => {
                 tracing::debug!(order = %id, "too many confirmations waiting; the sweeper will record this one");
                 return;
             }
@@ -620,7 +620,7 @@ impl Shop for Coordinator {
         };
         if let Some(key) = &request.idempotency {
             let lookup = key.key.clone();
-            if let Some(saga) = self.inner.node.read(move |db| sagas::by_key(db, &lookup)).await? {
+            if let Some(saga) = self.inner.node.lookup(move |db| sagas::by_key(db, &lookup)).await? {
                 if saga.fingerprint.as_deref() != Some(key.fingerprint.as_str()) {
                     return Err(ShopError::IdempotencyKeyReused);
                 }

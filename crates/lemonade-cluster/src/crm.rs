@@ -18,7 +18,8 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: ListCustomers, _| async move {
             n.read(move |db| crm::list(db, c.search.as_deref(), &c.page)).await
         })
-        .handle(|n: Node, c: GetCustomer, _| async move { n.read(move |db| crm::require(db, &c.id)).await })
+        // In the path of every order with a customer: a lookup, not a hop to a reader thread.
+        .handle(|n: Node, c: GetCustomer, _| async move { n.lookup(move |db| crm::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateCustomer, key| async move {
             let (id, activity) = (new_id(&n, CustomerId::parse), n.ids.next_id());
             n.once(key, move |db, now| crm::create(db, id, activity, &c.fields, now)).await

@@ -3,15 +3,13 @@
 
 use std::sync::Mutex;
 
-/// What became of an item offered to a [`Group`].
+/// What became of an item a [`Group`] took.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Joined {
     /// Nothing was waiting: the caller starts the write that will take it.
     First,
     /// A write is on its way and will take it too.
     Queued,
-    /// `max` items are waiting already; the item was not taken.
-    Full,
 }
 
 /// The invariant: while any item waits, one write that will [`take`](Group::take) it is on
@@ -30,17 +28,18 @@ impl<T> Group<T> {
         }
     }
 
-    pub fn join(&self, item: T) -> Joined {
+    /// Adds an item, or gives it back when `max` items wait already.
+    pub fn join(&self, item: T) -> Result<Joined, T> {
         let mut waiting = self.lock();
         if waiting.len() >= self.max {
-            return Joined::Full;
+            return Err(item);
         }
         waiting.push(item);
-        if waiting.len() == 1 {
+        Ok(if waiting.len() == 1 {
             Joined::First
         } else {
             Joined::Queued
-        }
+        })
     }
 
     /// Everything waiting, for the write that runs now.
@@ -67,33 +66,33 @@ mod tests {
     #[test]
     fn only_the_first_item_waiting_starts_a_write_and_the_write_takes_them_all() {
         let group = Group::new(10);
-        assert_eq!(group.join(1), Joined::First);
-        assert_eq!(group.join(2), Joined::Queued);
-        assert_eq!(group.join(3), Joined::Queued);
+        assert_eq!(group.join(1), Ok(Joined::First));
+        assert_eq!(group.join(2), Ok(Joined::Queued));
+        assert_eq!(group.join(3), Ok(Joined::Queued));
         assert_eq!(group.take(), vec![1, 2, 3]);
         assert_eq!(
             group.join(4),
-            Joined::First,
+            Ok(Joined::First),
             "after a take, the next item starts a write"
         );
     }
 
     #[test]
-    fn a_full_group_turns_items_away_until_a_write_takes() {
+    fn a_full_group_gives_items_back_until_a_write_takes() {
         let group = Group::new(2);
-        assert_eq!(group.join(1), Joined::First);
-        assert_eq!(group.join(2), Joined::Queued);
-        assert_eq!(group.join(3), Joined::Full);
+        assert_eq!(group.join(1), Ok(Joined::First));
+        assert_eq!(group.join(2), Ok(Joined::Queued));
+        assert_eq!(group.join(3), Err(3), "the item comes back");
         assert_eq!(group.take(), vec![1, 2]);
-        assert_eq!(group.join(3), Joined::First);
+        assert_eq!(group.join(3), Ok(Joined::First));
     }
 
     #[test]
     fn after_a_failed_write_is_abandoned_the_next_item_starts_a_write() {
         let group = Group::new(10);
-        assert_eq!(group.join("a"), Joined::First);
-        assert_eq!(group.join("b"), Joined::Queued);
+        assert_eq!(group.join("a"), Ok(Joined::First));
+        assert_eq!(group.join("b"), Ok(Joined::Queued));
         assert_eq!(group.abandon(), 2);
-        assert_eq!(group.join("c"), Joined::First);
+        assert_eq!(group.join("c"), Ok(Joined::First));
     }
 }

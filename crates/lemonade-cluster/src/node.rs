@@ -48,6 +48,15 @@ impl Node {
         self.db.readers.read(work).await
     }
 
+    /// A read by key of a row or two (see [`Readers::lookup`](lemonade_store::readers::Readers::lookup)).
+    pub async fn lookup<T, F>(&self, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
+    {
+        self.db.readers.lookup(work).await
+    }
+
     /// Carries out a step once: `work` runs in one transaction with the storing of its result
     /// under `key`; a repeated key gets the stored result. The server only hands a handler
     /// of a changing call a key, so its absence is a bug.

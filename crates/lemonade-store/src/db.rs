@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{DbError, PgConn};
 use crate::migrations::Role;
-use crate::readers::{ReadConn, Readers};
+use crate::readers::{ReadConn, Readers, Source};
 use crate::sql::cache::WriterCache;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
 
@@ -116,6 +116,7 @@ impl Database {
         Ok(Database::assemble(
             Box::new(conn),
             readers,
+            Source::LocalFile,
             durability,
             role,
             writer_config,
@@ -126,6 +127,7 @@ impl Database {
     fn assemble(
         conn: WriteConn,
         readers: Vec<ReadConn>,
+        source: Source,
         durability: Durability,
         role: Role,
         writer_config: WriterConfig,
@@ -135,7 +137,7 @@ impl Database {
         Database {
             writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
             cache,
-            readers: Arc::new(Readers::new(readers)),
+            readers: Arc::new(Readers::new(readers, source)),
             role,
         }
     }
@@ -161,6 +163,7 @@ impl Database {
         Ok(Database::assemble(
             Box::new(conn),
             readers,
+            Source::Server,
             Durability::InCommit,
             role,
             writer_config,
