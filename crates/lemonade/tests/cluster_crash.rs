@@ -6,6 +6,9 @@
 //! - each key ended in at most one order: retrying it replays the same order;
 //! - `lemonade check`'s audit across the four databases is clean: no stock taken twice or
 //!   left reserved, no points awarded twice, no saga unfinished, every event delivered.
+//!
+//! Also the supervisor's choice of ports: it picks the services' ports itself, so clusters
+//! run side by side, and it refuses an address in use before starting anything.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +21,7 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 
-/// The first of three consecutive ports free right now.
+/// A loopback port free right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
