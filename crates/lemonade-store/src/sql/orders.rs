@@ -134,17 +134,12 @@ fn move_for_order(
     now: Timestamp,
 ) -> Result<(), ShopError> {
     let sign = if reason == MoveReason::Sale { -1 } else { 1 };
-    for (ingredient, &amount) in amounts {
-        stock::apply_move(
-            conn,
-            cache,
-            ingredient,
-            sign * amount as i64,
-            reason,
-            Some(order),
-            None,
-            now,
-        )?;
+    let moves: Vec<_> = amounts
+        .iter()
+        .map(|(ingredient, &amount)| (ingredient, sign * amount as i64))
+        .collect();
+    for some in moves.chunks(stock::ORDER_MOVES_PER_STATEMENT_MAX) {
+        stock::apply_order_moves(conn, cache, order, reason, some, now)?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use lemonade_domain::values::{Timestamp, Unit};
 
 use super::cache::WriterCache;
 use super::{SqlResult, optional, ts, unsigned};
-use crate::conn::{Db, Row};
+use crate::conn::{Arg, Db, Row};
 use crate::params;
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
@@ -198,6 +198,49 @@ pub fn apply_move(
     })
 }
 
+/// Most moves one [`apply_order_moves`] writes.
+pub const ORDER_MOVES_PER_STATEMENT_MAX: usize = 8;
+
+/// Appends an order's moves, at most one per ingredient, in one statement: as
+/// [`apply_move`] for each (the trigger keeps on-hand, the CHECK refuses a negative one), in
+/// one round trip to PostgreSQL instead of one per ingredient. The moves are not returned.
+pub fn apply_order_moves(
+    conn: &dyn Db,
+    cache: &WriterCache,
+    order: &OrderId,
+    reason: MoveReason,
+    moves: &[(&IngredientId, i64)],
+    now: Timestamp,
+) -> Result<(), ShopError> {
+    assert!(
+        !moves.is_empty() && moves.len() <= ORDER_MOVES_PER_STATEMENT_MAX,
+        "1 to {ORDER_MOVES_PER_STATEMENT_MAX} moves per statement, got {}",
+        moves.len()
+    );
+    let rows = (0..moves.len())
+        .map(|i| format!("(?{}, ?{}, ?1, ?2, NULL, ?3)", 4 + 2 * i, 5 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut args = vec![
+        Arg::Text(reason.as_str()),
+        Arg::Text(order.as_str()),
+        Arg::Int(now.millis()),
+    ];
+    for (ingredient, delta) in moves {
+        args.extend([Arg::Text(ingredient.as_str()), Arg::Int(*delta)]);
+    }
+    conn.prepare_cached(&format!(
+        "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at) VALUES {rows}"
+    ))
+    .db()?
+    .execute(&args)
+    .db()?;
+    for (ingredient, delta) in moves {
+        cache.moved(ingredient, *delta);
+    }
+    Ok(())
+}
+
 fn move_from_row(r: &Row) -> crate::conn::DbResult<StockMove> {
     let reason: String = r.get(3)?;
     Ok(StockMove {
@@ -242,4 +285,64 @@ pub fn list_moves(
     }
     .db()?;
     Ok(Page::from_rows(rows, page.limit, |m| m.id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use lemonade_domain::stock::Needs;
+
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+
+    fn ingredient(conn: &dyn Db, cache: &WriterCache, n: usize) -> IngredientId {
+        let id = IngredientId::parse(&format!("ingredient-{n:02}")).unwrap();
+        let new = NewIngredient::parse(&format!("Ingredient {n}"), "g", Some(100), Some(0)).unwrap();
+        create(conn, cache, id.clone(), &new, Timestamp(1)).unwrap();
+        id
+    }
+
+    #[test]
+    fn an_order_taking_more_ingredients_than_one_statement_holds_takes_each_once() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut conn, Role::Stock).unwrap();
+        let cache = WriterCache::default();
+        let count = ORDER_MOVES_PER_STATEMENT_MAX * 2 + 3;
+        let needs: Needs = (0..count)
+            .map(|n| (ingredient(&conn, &cache, n), n as u64 + 1))
+            .collect();
+        let order = OrderId::parse("order-1").unwrap();
+        super::super::orders::take_stock(&conn, &cache, &order, &needs, Timestamp(2)).unwrap();
+        for (id, taken) in &needs {
+            assert_eq!(on_hand(&conn, id).unwrap(), Some(100 - taken), "{id}");
+        }
+        let db: &dyn Db = &conn;
+        let sales: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM stock_moves WHERE order_id = ?1 AND reason = 'sale'",
+                params![order.as_str()],
+                |r| r.get(0),
+            )
+            .db()
+            .unwrap();
+        assert_eq!(sales, count as i64);
+    }
+
+    #[test]
+    fn an_order_that_would_take_an_ingredient_below_zero_writes_none_of_its_moves_in_that_statement() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut conn, Role::Stock).unwrap();
+        let cache = WriterCache::default();
+        let plenty = ingredient(&conn, &cache, 1);
+        let scarce = ingredient(&conn, &cache, 2);
+        let moves = [(&plenty, -10), (&scarce, -101)];
+        let order = OrderId::parse("order-1").unwrap();
+        let refused = apply_order_moves(&conn, &cache, &order, MoveReason::Sale, &moves, Timestamp(2));
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(
+            on_hand(&conn, &plenty).unwrap(),
+            Some(100),
+            "the statement is all or nothing"
+        );
+        assert_eq!(on_hand(&conn, &scarce).unwrap(), Some(100));
+    }
 }
