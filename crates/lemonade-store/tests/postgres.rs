@@ -197,3 +197,85 @@ fn the_ledger_is_append_only_on_postgres_too() {
     );
     assert!(below_zero.is_err(), "on-hand cannot go below zero");
 }
+
+/// The reservation steps on PostgreSQL, whose `INSERT ... DO NOTHING` and `UPDATE` count rows
+/// as SQLite's do: a second reserve and a late one are refused and take nothing, a commit
+/// keeps the stock and a released reservation gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_on_postgres_take_stock_once_and_refuse_what_came_too_late() {
+    use lemonade_domain::ShopError;
+    use lemonade_domain::catalog::NewProduct;
+    use lemonade_domain::ids::{OrderId, ProductId};
+    use lemonade_domain::order::{DraftLine, OrderDraft};
+    use lemonade_domain::stock::RecipeItem;
+    use lemonade_domain::values::{Money, Quantity};
+    use lemonade_store::sql::{catalog, reservations};
+
+    let fresh = Fresh::new();
+    let db = open(&fresh.url(Role::Stock), Role::Stock).await.unwrap();
+    let (lemons, product) = (
+        IngredientId::parse("lemons").unwrap(),
+        ProductId::parse("lemonade").unwrap(),
+    );
+    let cache = Arc::clone(&db.cache);
+    let (l, p) = (lemons.clone(), product.clone());
+    db.writer
+        .execute(move |c| {
+            stock::create(c, &cache, l.clone(), &new_ingredient("Lemons", 10), Timestamp(1))?;
+            let recipe = vec![RecipeItem {
+                ingredient_id: l,
+                quantity: Quantity::new(2).unwrap(),
+            }];
+            let new = NewProduct {
+                name: "Lemonade".into(),
+                price: Money::from_stored(350),
+                recipe,
+                active: true,
+            };
+            catalog::create(c, p, &new, Timestamp(1)).map(drop)
+        })
+        .await
+        .unwrap();
+    let draft = OrderDraft {
+        customer_id: None,
+        lines: vec![DraftLine {
+            product_id: product,
+            quantity: Quantity::new(1).unwrap(),
+        }],
+    };
+    let reserve = |order: &str| {
+        let (cache, draft, order) = (Arc::clone(&db.cache), draft.clone(), OrderId::parse(order).unwrap());
+        db.writer.execute(move |c| {
+            reservations::reserve(c, &cache, &order, &draft, Timestamp(60_000), Timestamp(2)).map(drop)
+        })
+    };
+    let lemons_left = || {
+        let id = lemons.clone();
+        db.readers.read(move |c| stock::on_hand(c, &id))
+    };
+    let conflict = |r: Result<(), ShopError>| matches!(r, Err(ShopError::Conflict { .. }));
+
+    reserve("order-1").await.unwrap();
+    assert!(conflict(reserve("order-1").await), "a second reserve is refused");
+    assert_eq!(lemons_left().await.unwrap(), Some(8));
+    for _ in 0..2 {
+        let order = OrderId::parse("order-1").unwrap();
+        db.writer
+            .execute(move |c| reservations::commit(c, &order, Timestamp(3)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(lemons_left().await.unwrap(), Some(8));
+
+    let cache = Arc::clone(&db.cache);
+    let order = OrderId::parse("order-2").unwrap();
+    db.writer
+        .execute(move |c| reservations::release(c, &cache, &order, Timestamp(3)))
+        .await
+        .unwrap();
+    assert!(
+        conflict(reserve("order-2").await),
+        "a reserve after its release is refused"
+    );
+    assert_eq!(lemons_left().await.unwrap(), Some(8));
+}

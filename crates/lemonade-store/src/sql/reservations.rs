@@ -55,7 +55,11 @@ fn find(conn: &dyn Db, order: &OrderId) -> Result<Option<(Status, Needs)>, ShopE
     .transpose()
 }
 
-/// Prices the draft, checks stock and takes it, held for `order` until `expires_at`.
+/// Prices the draft, checks stock and takes it, held for `order` until `expires_at`. An order
+/// that holds a reservation already, or was given up before its stock could be reserved (a
+/// released tombstone), is refused and takes nothing. (The order's own row is claimed with
+/// one `INSERT ... DO NOTHING` rather than looked up first: a statement, and a round trip to
+/// PostgreSQL, fewer. So a draft that cannot be priced is refused for that even then.)
 pub fn reserve(
     conn: &dyn Db,
     cache: &WriterCache,
@@ -64,47 +68,53 @@ pub fn reserve(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<PricedOrder, ShopError> {
-    if let Some((status, _)) = find(conn, order)? {
+    let priced = orders::price_and_check(conn, cache, draft)?;
+    let claimed = conn
+        .prepare_cached(
+            "INSERT INTO reservations (order_id, status, needs, expires_at, created_at, updated_at)
+             VALUES (?1, 'held', ?2, ?3, ?4, ?4) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .db()?
+        .execute(params![
+            order.as_str(),
+            serde_json::to_string(&priced.needs).expect("needs serialise"),
+            expires_at.millis(),
+            now.millis()
+        ])
+        .db()?;
+    if claimed == 0 {
+        // Nothing was written: a refusal, as the writer's contract wants.
+        let (status, _) = find(conn, order)?.expect("the row that conflicted is there");
         return Err(ShopError::conflict(match status {
             Status::Released => "this order was given up before its stock could be reserved",
             Status::Held | Status::Committed => "this order already holds a reservation",
         }));
     }
-    let priced = orders::price_and_check(conn, cache, draft)?;
     orders::take_stock(conn, cache, order, &priced.needs, now)?;
-    conn.prepare_cached(
-        "INSERT INTO reservations (order_id, status, needs, expires_at, created_at, updated_at)
-         VALUES (?1, 'held', ?2, ?3, ?4, ?4)",
-    )
-    .db()?
-    .execute(params![
-        order.as_str(),
-        serde_json::to_string(&priced.needs).expect("needs serialise"),
-        expires_at.millis(),
-        now.millis()
-    ])
-    .db()?;
     Ok(priced)
 }
 
 /// Makes a held reservation permanent. Committing twice is fine; a released one (its lease
-/// ran out, or its saga gave up) cannot be committed.
+/// ran out, or its saga gave up) cannot be committed. The common case is one `UPDATE`.
 pub fn commit(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+    let committed = conn
+        .prepare_cached(
+            "UPDATE reservations SET status = 'committed', expires_at = NULL, updated_at = ?2
+             WHERE order_id = ?1 AND status = 'held'",
+        )
+        .db()?
+        .execute(params![order.as_str(), now.millis()])
+        .db()?;
+    if committed == 1 {
+        return Ok(());
+    }
     match find(conn, order)? {
         None => Err(ShopError::not_found("reservation")),
         Some((Status::Released, _)) => Err(ShopError::conflict(
             "the reservation was released (its lease ran out) before it was committed",
         )),
         Some((Status::Committed, _)) => Ok(()),
-        Some((Status::Held, _)) => {
-            conn.prepare_cached(
-                "UPDATE reservations SET status = 'committed', expires_at = NULL, updated_at = ?2 WHERE order_id = ?1",
-            )
-            .db()?
-            .execute(params![order.as_str(), now.millis()])
-            .db()?;
-            Ok(())
-        }
+        Some((Status::Held, _)) => unreachable!("a held reservation is committed by the update"),
     }
 }
 
@@ -173,4 +183,140 @@ pub fn held(conn: &dyn Db) -> Result<u64, ShopError> {
     )
     .db()
     .map(|n| n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use lemonade_domain::catalog::NewProduct;
+    use lemonade_domain::ids::{IngredientId, ProductId};
+    use lemonade_domain::order::DraftLine;
+    use lemonade_domain::stock::{NewIngredient, RecipeItem};
+    use lemonade_domain::values::{Money, Quantity};
+
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+    use crate::sql::{catalog, stock};
+
+    const LEASE_ENDS: Timestamp = Timestamp(60_000);
+
+    struct Stock {
+        conn: rusqlite::Connection,
+        cache: WriterCache,
+        lemons: IngredientId,
+        draft: OrderDraft,
+    }
+
+    impl Stock {
+        /// 10 lemons, and a lemonade that takes 2.
+        fn new() -> Stock {
+            let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+            migrate_role(&mut conn, Role::Stock).unwrap();
+            let cache = WriterCache::default();
+            let lemons = IngredientId::parse("lemons").unwrap();
+            let new = NewIngredient::parse("Lemons", "piece", Some(10), Some(0)).unwrap();
+            stock::create(&conn, &cache, lemons.clone(), &new, Timestamp(1)).unwrap();
+            let product = ProductId::parse("lemonade").unwrap();
+            let recipe = vec![RecipeItem {
+                ingredient_id: lemons.clone(),
+                quantity: Quantity::new(2).unwrap(),
+            }];
+            let new = NewProduct {
+                name: "Lemonade".into(),
+                price: Money::from_stored(350),
+                recipe,
+                active: true,
+            };
+            catalog::create(&conn, product.clone(), &new, Timestamp(1)).unwrap();
+            let draft = OrderDraft {
+                customer_id: None,
+                lines: vec![DraftLine {
+                    product_id: product,
+                    quantity: Quantity::new(1).unwrap(),
+                }],
+            };
+            Stock {
+                conn,
+                cache,
+                lemons,
+                draft,
+            }
+        }
+
+        fn reserve(&self, order: &OrderId) -> Result<PricedOrder, ShopError> {
+            reserve(&self.conn, &self.cache, order, &self.draft, LEASE_ENDS, Timestamp(2))
+        }
+
+        fn lemons(&self) -> u64 {
+            stock::on_hand(&self.conn, &self.lemons).unwrap().unwrap()
+        }
+    }
+
+    fn order(id: &str) -> OrderId {
+        OrderId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn a_reservation_takes_its_stock_and_committing_it_twice_keeps_it() {
+        let shop = Stock::new();
+        let o = order("order-1");
+        shop.reserve(&o).unwrap();
+        assert_eq!(shop.lemons(), 8);
+        commit(&shop.conn, &o, Timestamp(3)).unwrap();
+        commit(&shop.conn, &o, Timestamp(4)).unwrap();
+        assert_eq!(find(&shop.conn, &o).unwrap().unwrap().0, Status::Committed);
+        assert_eq!(shop.lemons(), 8);
+    }
+
+    #[test]
+    fn reserving_an_order_twice_is_refused_and_takes_its_stock_once() {
+        let shop = Stock::new();
+        let o = order("order-1");
+        shop.reserve(&o).unwrap();
+        let again = shop.reserve(&o);
+        assert!(matches!(again, Err(ShopError::Conflict { .. })), "{again:?}");
+        assert_eq!(shop.lemons(), 8);
+    }
+
+    #[test]
+    fn a_reserve_arriving_after_its_order_was_given_up_takes_nothing() {
+        let shop = Stock::new();
+        let o = order("order-1");
+        release(&shop.conn, &shop.cache, &o, Timestamp(2)).unwrap();
+        let late = shop.reserve(&o);
+        assert!(matches!(late, Err(ShopError::Conflict { .. })), "{late:?}");
+        assert_eq!(shop.lemons(), 10);
+        assert_eq!(find(&shop.conn, &o).unwrap().unwrap().0, Status::Released);
+    }
+
+    #[test]
+    fn a_released_reservation_gives_its_stock_back_and_cannot_be_committed() {
+        let shop = Stock::new();
+        let o = order("order-1");
+        shop.reserve(&o).unwrap();
+        release(&shop.conn, &shop.cache, &o, Timestamp(3)).unwrap();
+        assert_eq!(shop.lemons(), 10);
+        let commit = commit(&shop.conn, &o, Timestamp(4));
+        assert!(matches!(commit, Err(ShopError::Conflict { .. })), "{commit:?}");
+        assert_eq!(shop.lemons(), 10);
+    }
+
+    #[test]
+    fn committing_what_was_never_reserved_is_not_found() {
+        let shop = Stock::new();
+        let commit = commit(&shop.conn, &order("order-1"), Timestamp(3));
+        assert!(matches!(commit, Err(ShopError::NotFound { .. })), "{commit:?}");
+    }
+
+    #[test]
+    fn a_reserve_that_does_not_fit_writes_nothing() {
+        let shop = Stock::new();
+        for n in 0..5 {
+            shop.reserve(&order(&format!("order-{n}"))).unwrap();
+        }
+        let changes = shop.conn.total_changes();
+        let short = shop.reserve(&order("order-5"));
+        assert!(matches!(short, Err(ShopError::InsufficientStock { .. })), "{short:?}");
+        assert_eq!(shop.conn.total_changes(), changes);
+        assert!(find(&shop.conn, &order("order-5")).unwrap().is_none());
+    }
 }
