@@ -204,14 +204,13 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
     for (i, call) in calls.into_iter().enumerate() {
         let batch = batch.clone();
         running.spawn(async move {
+            let refused = |status: u16, e: ShopError| {
+                let body = Bytes::from(serde_json::to_vec(&e).expect("errors serialise"));
+                (i, status, None, body)
+            };
             let Some(&path) = batch.paths.iter().find(|p| **p == call.path) else {
                 let e = ShopError::not_found("internal call");
-                return (
-                    i,
-                    shop_status(&e).as_u16(),
-                    None,
-                    Bytes::from(serde_json::to_vec(&e).expect("errors serialise")),
-                );
+                return refused(shop_status(&e).as_u16(), e);
             };
             let mut request = axum::http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
             if let Some(key) = &call.step_key {
@@ -219,15 +218,7 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
             }
             let request = match request.body(axum::body::Body::from(call.body.get().to_owned())) {
                 Ok(r) => r,
-                Err(_) => {
-                    let e = ShopError::validation(STEP_KEY_HEADER, "must be printable ASCII");
-                    return (
-                        i,
-                        400,
-                        None,
-                        Bytes::from(serde_json::to_vec(&e).expect("errors serialise")),
-                    );
-                }
+                Err(_) => return refused(400, ShopError::validation(STEP_KEY_HEADER, "must be printable ASCII")),
             };
             let response = tower::ServiceExt::oneshot(batch.calls, request)
                 .await
