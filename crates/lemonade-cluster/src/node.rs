@@ -60,16 +60,23 @@ impl Node {
     /// Carries out a step once: `work` runs in one transaction with the storing of its result
     /// under `key`; a repeated key gets the stored result. The server only hands a handler
     /// of a changing call a key, so its absence is a bug.
+    ///
+    /// `work` gets the time read when its turn to write has come, as [`Node::write`]'s does,
+    /// and draws the ids it needs itself: so times and ids follow the order the writes were
+    /// applied in, never the order they were asked for.
     pub async fn once<T, F>(&self, key: Option<IdempotencyKey>, work: F) -> Result<T, ShopError>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
     {
         let key = key.expect("the internal server requires a step key for every change");
-        let now = self.now();
+        let clock = Arc::clone(&self.clock);
         self.db
             .writer
-            .execute(move |c| steps::once(c, &key, now, |c| work(c, now)))
+            .execute(move |c| {
+                let now = clock.now();
+                steps::once(c, &key, now, |c| work(c, now))
+            })
             .await?
     }
 
@@ -80,8 +87,8 @@ impl Node {
         T: Send + 'static,
         F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
     {
-        let now = self.now();
-        self.db.writer.execute(move |c| work(c, now)).await
+        let clock = Arc::clone(&self.clock);
+        self.db.writer.execute(move |c| work(c, clock.now())).await
     }
 
     /// Forgets step results older than [`STEP_RETENTION_MS`] now and then.
@@ -105,10 +112,10 @@ impl Node {
     }
 }
 
-/// An id this service makes for something new. Made before the step runs: a replayed step
-/// returns what the first run made, so an unused id costs nothing.
-pub(crate) fn new_id<T>(n: &Node, parse: fn(&str) -> Option<T>) -> T {
-    parse(&n.ids.next_id()).expect("the id source makes valid ids")
+/// An id this service makes for something new, drawn inside the step's job (where its turn
+/// to write has come, so ids sort in the order things were made).
+pub(crate) fn new_id<T>(ids: &dyn IdSource, parse: fn(&str) -> Option<T>) -> T {
+    parse(&ids.next_id()).expect("the id source makes valid ids")
 }
 
 /// Refuses a delivery that is too large or carries events meant for another service.

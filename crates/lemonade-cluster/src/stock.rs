@@ -2,6 +2,7 @@
 //! orders hold. It prices orders (it owns the catalogue) and is the only one that moves
 //! stock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,9 +27,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: ListIngredients, _| async move { n.read(move |db| stock::list(db, &c.page)).await })
         .handle(|n: Node, c: GetIngredient, _| async move { n.read(move |db| stock::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateIngredient, key| async move {
-            let (cache, id) = (n.cache(), new_id(&n, IngredientId::parse));
-            n.once(key, move |db, now| stock::create(db, &cache, id, &c.new, now))
-                .await
+            let (cache, ids) = (n.cache(), Arc::clone(&n.ids));
+            n.once(key, move |db, now| {
+                stock::create(db, &cache, new_id(ids.as_ref(), IngredientId::parse), &c.new, now)
+            })
+            .await
         })
         .handle(|n: Node, c: AdjustStock, key| async move {
             let cache = n.cache();
@@ -47,8 +50,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: ListProducts, _| async move { n.read(move |db| catalog::list(db, &c.page)).await })
         .handle(|n: Node, c: GetProduct, _| async move { n.read(move |db| catalog::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateProduct, key| async move {
-            let id = new_id(&n, ProductId::parse);
-            n.once(key, move |db, now| catalog::create(db, id, &c.new, now)).await
+            let ids = Arc::clone(&n.ids);
+            n.once(key, move |db, now| {
+                catalog::create(db, new_id(ids.as_ref(), ProductId::parse), &c.new, now)
+            })
+            .await
         })
         .handle(|n: Node, c: UpdateProduct, key| async move {
             let cache = n.cache();

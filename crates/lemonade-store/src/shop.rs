@@ -15,6 +15,9 @@ use lemonade_domain::ports::{
 use lemonade_domain::report::{SalesQuery, SalesReport, build_sales_report};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 
+use lemonade_domain::values::Timestamp;
+
+use crate::conn::Db;
 use crate::db::Database;
 use crate::inflight::InFlight;
 use crate::sql::idempotency::{self, Outcome};
@@ -69,8 +72,20 @@ impl SqliteShop {
         &self.db
     }
 
-    fn new_id(&self) -> String {
-        self.ids.next_id()
+    /// Runs `work` as one writer job, with the time and an id source. The clock is read and
+    /// ids are drawn inside the job, when the write's turn has come, never before it waits
+    /// in the queue: so timestamps and ids follow the order the shop applied its writes (an
+    /// erasure queued behind orders is stamped, and its activity listed, after theirs).
+    async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Db, Timestamp, &dyn IdSource) -> Result<T, ShopError> + Send + 'static,
+    {
+        let (clock, ids) = (Arc::clone(&self.clock), Arc::clone(&self.ids));
+        self.db
+            .writer
+            .execute(move |c| work(c, clock.now(), ids.as_ref()))
+            .await
     }
 
     /// Deletes expired idempotency records now and then.
@@ -103,13 +118,12 @@ impl Shop for SqliteShop {
     }
 
     async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
-        let id = IngredientId::parse(&self.new_id()).expect("valid id");
-        let now = self.clock.now();
         let cache = Arc::clone(&self.db.cache);
-        self.db
-            .writer
-            .execute(move |c| stock::create(c, &cache, id, &new, now))
-            .await
+        self.write(move |c, now, ids| {
+            let id = IngredientId::parse(&ids.next_id()).expect("valid id");
+            stock::create(c, &cache, id, &new, now)
+        })
+        .await
     }
 
     async fn adjust_stock(
@@ -117,11 +131,8 @@ impl Shop for SqliteShop {
         id: IngredientId,
         adjustment: StockAdjustment,
     ) -> Result<(Ingredient, StockMove), ShopError> {
-        let now = self.clock.now();
         let cache = Arc::clone(&self.db.cache);
-        self.db
-            .writer
-            .execute(move |c| stock::adjust(c, &cache, &id, &adjustment, now))
+        self.write(move |c, now, _| stock::adjust(c, &cache, &id, &adjustment, now))
             .await
     }
 
@@ -150,21 +161,20 @@ impl Shop for SqliteShop {
     }
 
     async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError> {
-        let id = ProductId::parse(&self.new_id()).expect("valid id");
-        let now = self.clock.now();
-        self.db.writer.execute(move |c| catalog::create(c, id, &new, now)).await
+        self.write(move |c, now, ids| {
+            let id = ProductId::parse(&ids.next_id()).expect("valid id");
+            catalog::create(c, id, &new, now)
+        })
+        .await
     }
 
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
-        let now = self.clock.now();
         let cache = Arc::clone(&self.db.cache);
-        self.db
-            .writer
-            .execute(move |c| {
-                cache.forget_product(&id);
-                catalog::update(c, &id, &patch, now)
-            })
-            .await
+        self.write(move |c, now, _| {
+            cache.forget_product(&id);
+            catalog::update(c, &id, &patch, now)
+        })
+        .await
     }
 
     async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError> {
@@ -179,30 +189,20 @@ impl Shop for SqliteShop {
     }
 
     async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
-        let id = CustomerId::parse(&self.new_id()).expect("valid id");
-        let activity = self.new_id();
-        let now = self.clock.now();
-        self.db
-            .writer
-            .execute(move |c| crm::create(c, id, activity, &fields, now))
-            .await
+        self.write(move |c, now, ids| {
+            let id = CustomerId::parse(&ids.next_id()).expect("valid id");
+            crm::create(c, id, ids.next_id(), &fields, now)
+        })
+        .await
     }
 
     async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
-        let activity = self.new_id();
-        let now = self.clock.now();
-        self.db
-            .writer
-            .execute(move |c| crm::update(c, &id, activity, &fields, now))
+        self.write(move |c, now, ids| crm::update(c, &id, ids.next_id(), &fields, now))
             .await
     }
 
     async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
-        let activity = self.new_id();
-        let now = self.clock.now();
-        self.db
-            .writer
-            .execute(move |c| crm::anonymise(c, &id, activity, now))
+        self.write(move |c, now, ids| crm::anonymise(c, &id, ids.next_id(), now))
             .await
     }
 
@@ -226,48 +226,44 @@ impl Shop for SqliteShop {
             Some(k) => Some(self.in_flight.claim(&k.key)?),
             None => None,
         };
-        let now = self.clock.now();
-        let ids = Arc::clone(&self.ids);
         let per_point = self.config.minor_units_per_point;
         let cache = Arc::clone(&self.db.cache);
-        self.db
-            .writer
-            .execute(move |c| {
-                if let Some(key) = &request.idempotency
-                    && let Some(record) = idempotency::lookup(c, &key.key)?
-                {
-                    if record.fingerprint != key.fingerprint {
-                        return Err(ShopError::IdempotencyKeyReused);
-                    }
-                    let outcome = match record.outcome {
-                        Outcome::Placed(order) => Ok(order),
-                        Outcome::Rejected(e) => Err(e),
-                    };
-                    return Ok(Placed {
-                        outcome,
-                        replayed: true,
-                    });
+        self.write(move |c, now, ids| {
+            if let Some(key) = &request.idempotency
+                && let Some(record) = idempotency::lookup(c, &key.key)?
+            {
+                if record.fingerprint != key.fingerprint {
+                    return Err(ShopError::IdempotencyKeyReused);
                 }
-                // `place` checks everything before its first write, so a rejection leaves
-                // nothing behind and the key can record it in this same transaction.
-                let changes_before = c.changes();
-                let outcome = match orders::place(c, ids.as_ref(), &cache, &request.draft, now, per_point) {
-                    Err(e) if !(is_rejection(&e) && c.changes() == changes_before) => return Err(e),
-                    outcome => outcome,
+                let outcome = match record.outcome {
+                    Outcome::Placed(order) => Ok(order),
+                    Outcome::Rejected(e) => Err(e),
                 };
-                if let Some(key) = &request.idempotency {
-                    let stored = match &outcome {
-                        Ok(order) => Outcome::Placed(order.clone()),
-                        Err(e) => Outcome::Rejected(e.clone()),
-                    };
-                    idempotency::store(c, key, &stored, now)?;
-                }
-                Ok(Placed {
+                return Ok(Placed {
                     outcome,
-                    replayed: false,
-                })
+                    replayed: true,
+                });
+            }
+            // `place` checks everything before its first write, so a rejection leaves
+            // nothing behind and the key can record it in this same transaction.
+            let changes_before = c.changes();
+            let outcome = match orders::place(c, ids, &cache, &request.draft, now, per_point) {
+                Err(e) if !(is_rejection(&e) && c.changes() == changes_before) => return Err(e),
+                outcome => outcome,
+            };
+            if let Some(key) = &request.idempotency {
+                let stored = match &outcome {
+                    Ok(order) => Outcome::Placed(order.clone()),
+                    Err(e) => Outcome::Rejected(e.clone()),
+                };
+                idempotency::store(c, key, &stored, now)?;
+            }
+            Ok(Placed {
+                outcome,
+                replayed: false,
             })
-            .await
+        })
+        .await
     }
 
     async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError> {
@@ -287,12 +283,8 @@ impl Shop for SqliteShop {
     }
 
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
-        let now = self.clock.now();
-        let ids = Arc::clone(&self.ids);
         let cache = Arc::clone(&self.db.cache);
-        self.db
-            .writer
-            .execute(move |c| orders::cancel(c, ids.as_ref(), &cache, &id, now))
+        self.write(move |c, now, ids| orders::cancel(c, ids, &cache, &id, now))
             .await
     }
 
@@ -427,5 +419,54 @@ mod tests {
         assert_eq!(shop.get_ingredient(lemons).await.unwrap().on_hand, on_hand);
         // The lemons are still there for the writer too.
         shop.place_order(one(&product.id)).await.unwrap().outcome.unwrap();
+    }
+
+    /// Polls `f` once: a writer job is queued by the first poll of the call that makes it.
+    async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) {
+        std::future::poll_fn(|cx| {
+            assert!(std::pin::Pin::new(&mut *f).poll(cx).is_pending(), "the writer is held");
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_erasure_queued_behind_an_order_is_stamped_and_listed_after_it() {
+        let (shop, _dir) = shop().await;
+        let product = shop.list_products(PageRequest::first(1)).await.unwrap().items.remove(0);
+        let fields = CustomerFields::parse(Some("Ada"), None, None, true).unwrap();
+        let ada = shop.create_customer(fields).await.unwrap();
+
+        // Hold the writer, then queue an order for Ada and, behind it, her erasure.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = shop.database().writer.execute(move |_| {
+            held.recv().unwrap();
+            Ok(())
+        });
+        let mut holder = Box::pin(holder);
+        poll_once(&mut holder).await;
+        let mut order = one(&product.id);
+        order.draft = OrderDraft::parse(
+            Some(ada.id.as_str()),
+            &[RawOrderLine {
+                product_id: product.id.to_string(),
+                quantity: 1,
+            }],
+        )
+        .unwrap();
+        let mut placed = Box::pin(shop.place_order(order));
+        poll_once(&mut placed).await;
+        let mut erased = Box::pin(shop.anonymise_customer(ada.id.clone()));
+        poll_once(&mut erased).await;
+        release.send(()).unwrap();
+        holder.await.unwrap();
+        let placed = placed.await.unwrap().outcome.unwrap();
+        let erased = erased.await.unwrap();
+
+        let export = shop.export_customer(ada.id.clone()).await.unwrap();
+        let kinds: Vec<_> = export.activity.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, ["created", "order_placed", "anonymised"], "in the order applied");
+        assert_eq!(export.activity[1].order_id.as_ref(), Some(&placed.id));
+        assert!(export.activity[1].created_at <= export.activity[2].created_at);
     }
 }
