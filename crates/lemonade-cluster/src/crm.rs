@@ -21,16 +21,22 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         // In the path of every order with a customer: a lookup, not a hop to a reader thread.
         .handle(|n: Node, c: GetCustomer, _| async move { n.lookup(move |db| crm::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateCustomer, key| async move {
-            let (id, activity) = (new_id(&n, CustomerId::parse), n.ids.next_id());
-            n.once(key, move |db, now| crm::create(db, id, activity, &c.fields, now)).await
+            let ids = Arc::clone(&n.ids);
+            n.once(key, move |db, now| {
+                let id = new_id(ids.as_ref(), CustomerId::parse);
+                crm::create(db, id, ids.next_id(), &c.fields, now)
+            })
+            .await
         })
         .handle(|n: Node, c: UpdateCustomer, key| async move {
-            let activity = n.ids.next_id();
-            n.once(key, move |db, now| crm::update(db, &c.id, activity, &c.fields, now)).await
+            let ids = Arc::clone(&n.ids);
+            n.once(key, move |db, now| crm::update(db, &c.id, ids.next_id(), &c.fields, now))
+                .await
         })
         .handle(|n: Node, c: AnonymiseCustomer, key| async move {
-            let activity = n.ids.next_id();
-            n.once(key, move |db, now| crm::anonymise(db, &c.id, activity, now)).await
+            let ids = Arc::clone(&n.ids);
+            n.once(key, move |db, now| crm::anonymise(db, &c.id, ids.next_id(), now))
+                .await
         })
         .handle(|n: Node, c: CustomerActivity, _| async move {
             n.read(move |db| {
@@ -68,7 +74,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
                         tracing::error!(event = envelope.id, customer = %customer_id, "an event for an unknown customer; skipped");
                         continue;
                     }
-                    crm::order_points(db, ids.next_id(), customer_id, order_id, kind, points, now)?;
+                    // For a customer erased meanwhile this changes nothing (the erasure
+                    // forfeited their points); the inbox still records the event as applied.
+                    if !crm::order_points(db, ids.next_id(), customer_id, order_id, kind, points, now)? {
+                        tracing::info!(event = envelope.id, order = %order_id, "an order's points reached an erased customer; nothing changed");
+                    }
                 }
                 Ok(())
             })

@@ -326,17 +326,34 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
         }
     }
 
-    // Customers: points equal what their orders earned, and what the activity log says.
+    // Customers: points equal what their orders earned, and what the activity log says. An
+    // erasure forfeits the points: an erased customer has none, whatever their orders earned.
     let customers = rows(
         conn,
-        "SELECT c.id, c.points, COALESCE((SELECT SUM(points_delta) FROM customer_activity a WHERE a.customer_id = c.id), 0)
+        "SELECT c.id, c.points, COALESCE((SELECT SUM(points_delta) FROM customer_activity a WHERE a.customer_id = c.id), 0),
+                c.anonymised_at IS NOT NULL
          FROM customers c",
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        },
     )?;
     report.customers = customers.len() as u64;
-    for (id, points, logged) in &customers {
+    for (id, points, logged, erased) in &customers {
         let from_orders = earned.get(id).copied().unwrap_or(0);
-        if *points != from_orders {
+        if *erased {
+            if *points != 0 {
+                report.flag(
+                    "erasure-forfeits-points",
+                    format!("customer {id}"),
+                    format!("erased, still holds {points} points"),
+                );
+            }
+        } else if *points != from_orders {
             report.flag(
                 "points-equal-orders",
                 format!("customer {id}"),
@@ -982,6 +999,26 @@ mod tests {
             "DELETE FROM customer_activity WHERE order_id = '{with}' AND kind = 'order_placed'"
         ));
         assert_eq!(shop.broken(), rules(&["points-equal-activity"]));
+    }
+
+    #[test]
+    fn an_erased_customer_holds_no_points_and_what_reaches_them_later_changes_nothing() {
+        let shop = Shop::new();
+        let kept = shop.place(true, 2);
+        crm::anonymise(&shop.conn, &shop.customer, shop.ids.next_id(), NOW).unwrap();
+        assert!(shop.report().is_clean(), "{}", shop.report().to_text());
+        // A cancellation after the erasure takes back nothing and adds no activity.
+        shop.cancel(&kept);
+        let activity = crm::activity(&shop.conn, &shop.customer).unwrap();
+        let kinds: Vec<_> = activity.iter().map(|a| (a.kind.as_str(), a.points_delta)).collect();
+        assert_eq!(kinds, [("created", 0), ("order_placed", 7), ("anonymised", -7)]);
+        assert!(shop.report().is_clean(), "{}", shop.report().to_text());
+
+        shop.sql(&format!(
+            "UPDATE customers SET points = 7 WHERE id = '{}'; UPDATE customer_activity SET points_delta = 0 WHERE kind = 'anonymised'",
+            shop.customer
+        ));
+        assert_eq!(shop.broken(), rules(&["erasure-forfeits-points"]));
     }
 
     #[test]

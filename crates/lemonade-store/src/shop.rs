@@ -468,5 +468,6 @@ mod tests {
         assert_eq!(kinds, ["created", "order_placed", "anonymised"], "in the order applied");
         assert_eq!(export.activity[1].order_id.as_ref(), Some(&placed.id));
         assert!(export.activity[1].created_at <= export.activity[2].created_at);
+        assert_eq!(erased.points, 0, "the erasure forfeited the order's points");
     }
 }

@@ -112,7 +112,10 @@ pub fn check_can_order(conn: &dyn Db, customer: &CustomerId) -> Result<(), ShopE
 }
 
 /// An order of this customer was placed (`OrderPlaced`: its points are added) or cancelled
-/// (`OrderCancelled`: they are taken back), and the activity recorded.
+/// (`OrderCancelled`: they are taken back), and the activity recorded. For a customer who
+/// was erased this changes nothing and records nothing: the erasure forfeited their points
+/// and closed their record (an order in flight when they were erased, or a cancellation
+/// after, reaches here late). Returns whether it applied.
 pub fn order_points(
     conn: &dyn Db,
     activity_id: String,
@@ -121,31 +124,44 @@ pub fn order_points(
     kind: ActivityKind,
     points: u64,
     now: Timestamp,
-) -> Result<(), ShopError> {
+) -> Result<bool, ShopError> {
     let delta = match kind {
         ActivityKind::OrderPlaced => points as i64,
         ActivityKind::OrderCancelled => -(points as i64),
         other => unreachable!("{other:?} is not about an order's points"),
     };
-    if delta != 0 {
-        add_points(conn, customer, delta, now)?;
+    let applies = if delta != 0 {
+        add_points(conn, customer, delta, now)?
+    } else {
+        !require(conn, customer)?.anonymised
+    };
+    if applies {
+        record_activity(conn, activity_id, customer, kind, Some(order), delta, now)?;
     }
-    record_activity(conn, activity_id, customer, kind, Some(order), delta, now)
+    Ok(applies)
 }
 
-/// Adds (or with a negative delta takes back) points. The CHECK keeps the balance non-negative.
-pub fn add_points(conn: &dyn Db, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<(), ShopError> {
+/// Adds (or with a negative delta takes back) points of a customer who was not erased;
+/// returns false, changing nothing, for one who was. The CHECK keeps the balance
+/// non-negative.
+fn add_points(conn: &dyn Db, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<bool, ShopError> {
     let changed = conn
-        .prepare_cached("UPDATE customers SET points = points + ?2, updated_at = ?3 WHERE id = ?1 AND points + ?2 >= 0")
+        .prepare_cached(
+            "UPDATE customers SET points = points + ?2, updated_at = ?3
+             WHERE id = ?1 AND anonymised_at IS NULL AND points + ?2 >= 0",
+        )
         .db()?
         .execute(params![customer.as_str(), delta, now.millis()])
         .db()?;
-    if changed != 1 {
-        return Err(ShopError::conflict(
-            "the customer's points changed while this request ran; try again",
-        ));
+    if changed == 1 {
+        return Ok(true);
     }
-    Ok(())
+    if require(conn, customer)?.anonymised {
+        return Ok(false);
+    }
+    Err(ShopError::conflict(
+        "the customer's points changed while this request ran; try again",
+    ))
 }
 
 pub fn create(
@@ -200,19 +216,24 @@ pub fn update(
     require(conn, id)
 }
 
-/// Forgets who the customer is but keeps the accounting: orders, points and activity stay,
-/// linked to a record with no name, email or phone. Doing it twice changes nothing.
+/// Forgets who the customer is but keeps the accounting: orders and activity stay, linked
+/// to a record with no name, email or phone. The points are forfeited (nobody can spend them
+/// any more): the balance goes to 0 and the `anonymised` activity records what it took, so
+/// the activity still sums to the balance. The record is closed: nothing later changes its
+/// points or adds to its activity (see [`order_points`]). Doing it twice changes nothing.
 pub fn anonymise(conn: &dyn Db, id: &CustomerId, activity_id: String, now: Timestamp) -> Result<Customer, ShopError> {
     let current = require(conn, id)?;
     if current.anonymised {
         return Ok(current);
     }
     conn.prepare_cached(
-        "UPDATE customers SET name = ?2, email = NULL, phone = NULL, anonymised_at = ?3, updated_at = ?3 WHERE id = ?1",
+        "UPDATE customers SET name = ?2, email = NULL, phone = NULL, points = 0, anonymised_at = ?3, updated_at = ?3
+         WHERE id = ?1",
     )
     .db()?
     .execute(params![id.as_str(), ANONYMISED_NAME, now.millis()])
     .db()?;
-    record_activity(conn, activity_id, id, ActivityKind::Anonymised, None, 0, now)?;
+    let forfeited = -(current.points as i64);
+    record_activity(conn, activity_id, id, ActivityKind::Anonymised, None, forfeited, now)?;
     require(conn, id)
 }

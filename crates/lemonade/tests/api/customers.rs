@@ -240,7 +240,7 @@ async fn export_holds_the_customer_their_orders_and_their_activity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_customer_anonymises_them_but_keeps_points_and_orders() {
+async fn deleting_a_customer_anonymises_them_keeps_their_orders_and_forfeits_their_points() {
     let app = spawn_app().await;
     let stand = app.stand(20).await;
     let tag = unique();
@@ -260,7 +260,7 @@ async fn deleting_a_customer_anonymises_them_but_keeps_points_and_orders() {
     assert!(gone["email"].is_null());
     assert!(gone["phone"].is_null());
     assert_eq!(gone["anonymised"], true);
-    assert_eq!(gone["points"], 7);
+    assert_eq!(gone["points"], 0, "nobody can spend them any more");
     assert_eq!(gone["created_at"], c["created_at"]);
     assert_eq!(app.customer(id).await, gone);
     assert_eq!(app.orders_of(id).await, std::slice::from_ref(&order));
@@ -274,6 +274,7 @@ async fn deleting_a_customer_anonymises_them_but_keeps_points_and_orders() {
     assert_eq!(export["customer"], gone);
     let last = export["activity"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "anonymised");
+    assert_eq!(last["points_delta"], -7, "the erasure records the points it forfeited");
     assert!(
         !export.to_string().contains(&tag),
         "no trace of the person in the export"
@@ -290,10 +291,99 @@ async fn deleting_a_customer_anonymises_them_but_keeps_points_and_orders() {
         .invalid("customer_id");
     assert_eq!(app.state(&[&stand.ingredient_id], &[], &[id]).await, before);
 
-    // Cancelling their order still takes the points back.
+    // Their order can still be cancelled; the closed record does not change.
     app.post(&format!("/orders/{}/cancel", s(&order["id"])), &json!({}))
         .await
         .expect(200);
-    assert_eq!(app.customer(id).await["points"], 0);
     app.assert_audit_clean().await;
+    assert_eq!(app.customer(id).await, gone);
+    let after = app.get(&format!("/customers/{id}/export")).await.expect(200);
+    assert_eq!(
+        after["activity"], export["activity"],
+        "nothing is added after the erasure"
+    );
+}
+
+/// Orders for a customer placed while the customer is erased: each order either comes before
+/// the erasure (its activity listed before `anonymised`, its points forfeited with the rest)
+/// or is refused; nothing is added after `anonymised`; activity is listed in the order the
+/// shop applied it; and no order asked for after the erasure's answer names the customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_racing_an_erasure_come_before_it_or_are_refused_and_activity_keeps_applied_order() {
+    const ORDERS: usize = 48;
+    let app = spawn_app().await;
+    let stand = app.stand(ORDERS as u64 + 10).await;
+    let c = app.create_customer("Racing").await;
+    let id = s(&c["id"]).to_owned();
+    app.sell(Some(&id), &[(&stand.product_id, 1)]).await;
+
+    // Orders in a stream; the erasure starts once the first of them is answered, so some
+    // are in flight when it is asked for and some come after.
+    let (answered, mut first_answer) = tokio::sync::mpsc::channel::<()>(ORDERS);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..ORDERS {
+        let (app, id, p, answered) = (app.clone(), id.clone(), stand.product_id.clone(), answered.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(n as u64)).await;
+            let asked = std::time::Instant::now();
+            let reply = app.place_order(Some(&id), &[(&p, 1)], None).await;
+            let _ = answered.try_send(());
+            (asked, reply)
+        });
+    }
+    first_answer.recv().await;
+    let gone = loop {
+        let reply = app.delete(&format!("/customers/{id}")).await;
+        if reply.status == 503 {
+            // Orders of theirs still in flight: the erasure finishes, ask again.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        break reply.expect(200);
+    };
+    let erased = std::time::Instant::now();
+    assert_eq!(gone["points"], 0);
+
+    let mut placed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (asked, reply) = done.expect("the task ran");
+        if reply.status.as_u16() == 422 {
+            reply.invalid("customer_id");
+            continue;
+        }
+        assert!(
+            asked < erased,
+            "an order asked for after the erasure was answered was placed: {}",
+            reply.text
+        );
+        let order = app.settle(&reply).await;
+        assert_eq!(order["customer_id"], id.as_str());
+        placed.push(s(&order["id"]).to_owned());
+    }
+    app.place_order(Some(&id), &[(&stand.product_id, 1)], None)
+        .await
+        .invalid("customer_id");
+
+    app.assert_audit_clean().await;
+    let export = app.get(&format!("/customers/{id}/export")).await.expect(200);
+    let activity = export["activity"].as_array().unwrap();
+    let kinds: Vec<&str> = activity.iter().map(|a| s(&a["kind"])).collect();
+    assert_eq!(kinds.first(), Some(&"created"), "{kinds:?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&"anonymised"),
+        "nothing after the erasure: {kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|&&k| k == "anonymised").count(), 1, "{kinds:?}");
+    let times: Vec<&str> = activity.iter().map(|a| s(&a["created_at"])).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "activity is listed in the order it was applied: {activity:?}"
+    );
+    let awarded: i64 = activity.iter().map(|a| a["points_delta"].as_i64().unwrap()).sum();
+    assert_eq!(awarded, 0, "the erasure forfeited every point awarded before it");
+    for a in activity.iter().filter(|a| a["kind"] == "order_placed").skip(1) {
+        assert!(placed.iter().any(|p| a["order_id"] == p.as_str()), "{a}");
+    }
+    assert_eq!(app.customer(&id).await["points"], 0);
 }
