@@ -4,9 +4,11 @@
 //! the coordinator's own database.
 //!
 //! Placing an order:
-//! 1. reserve its stock at the stock service, which prices it (it owns the catalogue), under
-//!    a lease on the stock service's clock; meanwhile check the customer at CRM;
-//! 2. log the saga (`running`), with the priced plan and the client's idempotency key;
+//! 1. check the customer in the coordinator's directory (CRM only for one it does not know),
+//!    then reserve its stock at the stock service, which prices it (it owns the catalogue),
+//!    under a lease on the stock service's clock;
+//! 2. log the saga (`running`), with the priced plan and the client's idempotency key, in
+//!    the transaction that checks the customer in the directory once more;
 //! 3. commit the reservation;
 //! 4. create the order, confirmed, at the orders service, which puts "award the points" in
 //!    its outbox in the same transaction; its relay tells CRM;
@@ -21,6 +23,11 @@
 //! a fail can never both win), then the reservation released. A step that cannot be done
 //! now (a service down) leaves the saga where it is: the client gets 202 with the pending
 //! order, and the sweeper drives the saga on until it ends, also after a restart.
+//!
+//! Every change of a customer passes through here, so the coordinator keeps a directory of
+//! customers (ids and standing, no personal data; `sql::directory`): a sale to a customer it
+//! knows needs no CRM, and an erasure is marked in it before anything else, so that no order
+//! can name the customer from then on (see [`Coordinator::anonymise_customer`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +46,7 @@ use lemonade_domain::saga::{Destination, Envelope, OrderPlan};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use lemonade_domain::values::Timestamp;
 use lemonade_store::inflight::InFlight;
+use lemonade_store::sql::directory::{self, Standing};
 use lemonade_store::sql::sagas::{self, Saga, SagaState};
 use tokio::time::Instant;
 
@@ -86,6 +94,19 @@ const EAGER_DELIVERY_MS: u64 = 1_000;
 const SWEEP_BATCH_MAX: u32 = 64;
 /// Most confirmed sagas waiting to be recorded; past that one is left to the sweeper.
 const CONFIRMS_WAITING_MAX: usize = 4_096;
+/// Longest an order waits for CRM to check a customer the directory does not know: a sale
+/// must not wait out its whole deadline for a service it can do without.
+const CUSTOMER_CHECK_MS: u64 = 1_000;
+/// How often an erasure looks again whether the customer's orders in flight have finished.
+const ERASURE_POLL_MS: u64 = 20;
+
+/// The answer to an order naming a customer the directory does not know while CRM cannot be
+/// asked: what a cashier can do about it.
+const CUSTOMER_LIST_DOWN: &str = "the customer list is unavailable and this customer is not known here yet: sell without the customer, or try again in a moment";
+
+fn anonymised() -> ShopError {
+    ShopError::validation("customer_id", "this customer was anonymised")
+}
 
 #[derive(Clone)]
 pub struct Coordinator {
@@ -178,18 +199,10 @@ impl Coordinator {
         let clients = &self.inner.clients;
         // The customer first: a refused order must leave no trace, not even a reservation
         // taken and given back in the ledger.
-        if let Some(id) = &draft.customer_id {
-            let refusal = match clients.call(&GetCustomer { id: id.clone() }, None, deadline).await {
-                Ok(c) if c.anonymised => Some(ShopError::validation("customer_id", "this customer was anonymised")),
-                Ok(_) => None,
-                Err(CallError::Refused(ShopError::NotFound { .. })) => {
-                    Some(ShopError::validation("customer_id", "no such customer"))
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(refusal) = refusal {
-                return self.refuse(&order_id, request.idempotency, refusal).await;
-            }
+        if let Some(id) = &draft.customer_id
+            && let Some(refusal) = self.check_customer(id, deadline).await?
+        {
+            return self.refuse(&order_id, request.idempotency, refusal).await;
         }
         let refusal = match clients.call(&reserve, step_key(&order_id, "reserve"), deadline).await {
             Ok(priced) => {
@@ -215,6 +228,67 @@ impl Coordinator {
             }
         };
         self.refuse(&order_id, request.idempotency, refusal).await
+    }
+
+    /// Whether an order may name customer `id`: `Some(refusal)` if not. The directory answers
+    /// for a customer it knows, without CRM; one it does not know is looked up at CRM, within
+    /// [`CUSTOMER_CHECK_MS`], and if CRM cannot say, the answer tells the cashier what to do.
+    async fn check_customer(&self, id: &CustomerId, deadline: Instant) -> Result<Option<ShopError>, ShopError> {
+        match self.standing(id).await? {
+            Some(standing) if standing.may_order() => return Ok(None),
+            Some(_) => return Ok(Some(anonymised())),
+            None => {}
+        }
+        let budget = deadline.min(self.deadline(CUSTOMER_CHECK_MS));
+        match self
+            .inner
+            .clients
+            .call(&GetCustomer { id: id.clone() }, None, budget)
+            .await
+        {
+            // Learned as active when the saga is logged, in that same transaction.
+            Ok(c) if !c.anonymised => Ok(None),
+            Ok(c) => {
+                self.learn(&c).await;
+                Ok(Some(anonymised()))
+            }
+            Err(CallError::Refused(ShopError::NotFound { .. })) => {
+                Ok(Some(ShopError::validation("customer_id", "no such customer")))
+            }
+            Err(CallError::Refused(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(customer = %id, error = ?e, "cannot check a customer the directory does not know");
+                Err(ShopError::unavailable(CUSTOMER_LIST_DOWN))
+            }
+        }
+    }
+
+    /// What the directory knows of a customer.
+    async fn standing(&self, id: &CustomerId) -> Result<Option<Standing>, ShopError> {
+        let id = id.clone();
+        self.inner.node.lookup(move |db| directory::standing(db, &id)).await
+    }
+
+    /// Writes what CRM answered about a customer through to the directory, when it did not
+    /// know as much. Best effort: a customer the directory misses is asked at CRM.
+    async fn learn(&self, customer: &Customer) {
+        let standing = if customer.anonymised {
+            Standing::Erased
+        } else {
+            Standing::Active
+        };
+        if self.standing(&customer.id).await.ok().flatten() >= Some(standing) {
+            return;
+        }
+        let id = customer.id.clone();
+        if let Err(e) = self
+            .inner
+            .node
+            .write(move |db, now| directory::learn(db, &id, standing, now))
+            .await
+        {
+            tracing::warn!(customer = %customer.id, error = %e, "could not write a customer to the directory");
+        }
     }
 
     /// Answers a placement refused before it held anything, recording the refusal under the
@@ -254,16 +328,32 @@ impl Coordinator {
     }
 
     /// Logs the saga, then drives it until it ends or the deadline passes.
+    ///
+    /// The saga is logged in the transaction that checks its customer in the directory again
+    /// (and learns a customer CRM just vouched for): an erasure marked after the first check
+    /// either comes after this saga, and then waits for it, or before, and then refuses it.
     async fn run(&self, plan: OrderPlan, key: Option<IdempotencyKey>, deadline: Instant) -> Result<Placed, ShopError> {
         let logged = {
-            let plan = plan.clone();
+            let (plan, key) = (plan.clone(), key.clone());
             self.inner
                 .node
-                .write(move |db, now| sagas::start(db, &plan, key.as_ref(), now))
+                .write(move |db, now| {
+                    if let Some(customer) = &plan.customer_id {
+                        match directory::standing(db, customer)? {
+                            Some(standing) if !standing.may_order() => return Err(anonymised()),
+                            Some(_) => {}
+                            None => directory::learn(db, customer, Standing::Active, now)?,
+                        }
+                    }
+                    sagas::start(db, &plan, key.as_ref(), now)
+                })
                 .await
         };
         if let Err(e) = logged {
             self.release_now(&plan.order_id, deadline).await;
+            if e.is_refusal() {
+                return self.refuse(&plan.order_id, key, e).await;
+            }
             return Err(e);
         }
         let _driving = self.inner.driving.claim(plan.order_id.as_str())?;
@@ -493,6 +583,7 @@ impl Coordinator {
                         Progress::Pending => {}
                     }
                 }
+                this.sweep_erasures(idle_before).await;
             }
         })
     }
@@ -534,6 +625,116 @@ impl Coordinator {
                 Ok(placed)
             }
         }
+    }
+}
+
+impl Coordinator {
+    /// Waits, at most `wait_ms`, until no saga naming `customer` is unfinished. Returns
+    /// whether none is.
+    async fn orders_in_flight_finish(&self, customer: &CustomerId, wait_ms: u64) -> Result<bool, ShopError> {
+        let until = self.deadline(wait_ms);
+        loop {
+            let id = customer.clone();
+            let unfinished = self
+                .inner
+                .node
+                .lookup(move |db| sagas::unfinished_of_customer(db, &id))
+                .await?;
+            if unfinished == 0 {
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(ERASURE_POLL_MS)).await;
+        }
+    }
+
+    /// The last step of an erasure, once no order of the customer is in flight: CRM
+    /// anonymises them, then the directory records it. The step key is the customer's, so
+    /// however many times this is asked (by clients retrying, by the sweeper), CRM erases once.
+    async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, ShopError> {
+        let erase = AnonymiseCustomer { id: customer.clone() };
+        let erased = self
+            .inner
+            .clients
+            .call(&erase, Some(format!("erase:{customer}")), deadline)
+            .await?;
+        // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
+        self.learn(&erased).await;
+        Ok(erased)
+    }
+
+    /// Finishes erasures that were asked for but not done (their orders in flight took too
+    /// long, or CRM was down), once their customer has no order in flight.
+    async fn sweep_erasures(&self, idle_before: Timestamp) {
+        let erasing = self
+            .inner
+            .node
+            .read(move |db| directory::erasing(db, idle_before, SWEEP_BATCH_MAX))
+            .await;
+        let erasing = match erasing {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sweeper cannot read the customer directory");
+                return;
+            }
+        };
+        for customer in erasing {
+            let id = customer.clone();
+            let _ = self
+                .inner
+                .node
+                .write(move |db, now| directory::touch(db, &id, now))
+                .await;
+            if !matches!(self.orders_in_flight_finish(&customer, 0).await, Ok(true)) {
+                continue;
+            }
+            let deadline = self.deadline(self.inner.config.call_deadline_ms);
+            match self.finish_erasure(&customer, deadline).await {
+                Ok(_) => tracing::info!(customer = %customer, "sweeper finished an erasure"),
+                Err(e) => tracing::warn!(customer = %customer, error = %e, "could not finish an erasure yet"),
+            }
+        }
+    }
+
+    /// An order of the saga log, for when the orders service cannot be asked: what the log
+    /// knows for certain. An unfinished saga's order is `pending` (the client was told so);
+    /// a failed saga's order failed for good; a rejected saga has no order. A confirmed
+    /// saga's order may have been cancelled since, so the log cannot answer for it.
+    async fn order_from_saga_log(&self, id: &OrderId) -> Result<Option<Order>, ShopError> {
+        let lookup = id.clone();
+        let Some(saga) = self.inner.node.lookup(move |db| sagas::get(db, &lookup)).await? else {
+            return Ok(None);
+        };
+        Ok(match saga.state {
+            SagaState::Running | SagaState::Compensating => {
+                let plan = saga.plan.expect("an unfinished saga has a plan");
+                Some(plan.order(OrderStatus::Pending, saga.updated_at))
+            }
+            SagaState::Failed => {
+                let plan = saga.plan.expect("a failed saga has a plan");
+                let mut order = plan.order(OrderStatus::Failed, saga.updated_at);
+                order.points = 0;
+                order.failure_reason = Some(match saga.outcome {
+                    Some(ShopError::Unavailable { detail }) => detail,
+                    _ => "the order could not be completed".to_owned(),
+                });
+                Some(order)
+            }
+            SagaState::Rejected => return Err(ShopError::not_found("order")),
+            SagaState::Confirmed => None,
+        })
+    }
+
+    /// Whether customer `id` exists, from the directory when it knows them, else from CRM.
+    async fn require_customer(&self, id: &CustomerId) -> Result<(), ShopError> {
+        if self.standing(id).await?.is_some() {
+            return Ok(());
+        }
+        let customer = self.ask(GetCustomer { id: id.clone() }).await?;
+        self.learn(&customer).await;
+        Ok(())
     }
 }
 
@@ -586,16 +787,53 @@ impl Shop for Coordinator {
         self.ask(ListCustomers { search, page }).await
     }
     async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
-        self.ask(GetCustomer { id }).await
+        let customer = self.ask(GetCustomer { id }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
     }
     async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
-        self.change(CreateCustomer { fields }).await
+        let customer = self.change(CreateCustomer { fields }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
     }
     async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
-        self.change(UpdateCustomer { id, fields }).await
+        let customer = self.change(UpdateCustomer { id, fields }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
     }
+
+    /// Erases a customer without a race with their orders:
+    /// 1. the directory marks them `erasing`, durably: from then on no order can name them
+    ///    (an order checks the directory, and checks it again in the transaction that logs
+    ///    its saga);
+    /// 2. it waits, at most as long as an order may take (`order_deadline_ms`), until no
+    ///    saga naming them is unfinished; if some are, the answer is 503 and the erasure
+    ///    stays marked: the sweeper finishes it once they are, and asking again shows it done;
+    /// 3. CRM anonymises them (forfeiting their points; an award that reaches CRM later
+    ///    changes nothing), and the directory marks them `erased`.
     async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
-        self.change(AnonymiseCustomer { id }).await
+        if self.standing(&id).await?.is_none() {
+            // Unknown here: CRM says whether they exist (404 stays 404, nothing is marked).
+            let customer = self.ask(GetCustomer { id: id.clone() }).await?;
+            self.learn(&customer).await;
+        }
+        let marked = id.clone();
+        self.inner
+            .node
+            .write(move |db, now| directory::learn(db, &marked, Standing::Erasing, now))
+            .await?;
+        if !self
+            .orders_in_flight_finish(&id, self.inner.config.order_deadline_ms)
+            .await?
+        {
+            return Err(ShopError::unavailable(
+                "this customer's erasure is under way, but orders of theirs are still being completed: \
+                 no new order can name them, and the erasure finishes by itself once those orders have; \
+                 ask again in a moment to see it done",
+            ));
+        }
+        self.finish_erasure(&id, self.deadline(self.inner.config.call_deadline_ms))
+            .await
     }
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
         let (customer, orders, activity) = tokio::join!(
@@ -605,8 +843,10 @@ impl Shop for Coordinator {
             }),
             self.ask(CustomerActivity { id })
         );
+        let customer = customer?;
+        self.learn(&customer).await;
         Ok(CustomerExport {
-            customer: customer?,
+            customer,
             orders: orders?,
             activity: activity?,
             exported_at: self.inner.node.now(),
@@ -642,7 +882,7 @@ impl Shop for Coordinator {
 
     async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError> {
         if let Some(customer) = &filter.customer_id {
-            self.ask(GetCustomer { id: customer.clone() }).await?;
+            self.require_customer(customer).await?;
         }
         self.ask(ListOrders { filter, page }).await
     }
@@ -651,15 +891,17 @@ impl Shop for Coordinator {
         match self.ask(GetOrder { id: id.clone() }).await {
             Err(ShopError::NotFound { what }) => {
                 // Not at the orders service yet: a saga that has not created it shows it pending.
-                let saga = self.inner.node.read(move |db| sagas::get(db, &id)).await?;
-                match saga {
-                    Some(s) if !s.state.is_finished() => {
-                        let plan = s.plan.expect("an unfinished saga has a plan");
-                        Ok(plan.order(OrderStatus::Pending, s.updated_at))
-                    }
+                match self.order_from_saga_log(&id).await? {
+                    Some(order) if order.status == OrderStatus::Pending => Ok(order),
                     _ => Err(ShopError::NotFound { what }),
                 }
             }
+            // The orders service cannot be asked: answer what the saga log knows for certain.
+            Err(down @ ShopError::Unavailable { .. }) => match self.order_from_saga_log(&id).await {
+                Ok(Some(order)) => Ok(order),
+                Err(e @ ShopError::NotFound { .. }) => Err(e),
+                Ok(None) | Err(_) => Err(down),
+            },
             other => other,
         }
     }
@@ -703,28 +945,40 @@ impl Shop for Coordinator {
             r.map(|s| (s.waiting > 0).then(|| format!("{} {what}", s.waiting)))
                 .map_err(|e| ShopError::from(e).to_string())
         };
+        // What the shop does without each one, as it really behaves (the fault-injection
+        // tests take each service away and check these against what happens).
         let dependencies = vec![
             dependency(
                 "saga log",
                 db.map(|_| None).map_err(|e| e.to_string()),
-                &["placing orders"],
+                &["placing orders", "erasing customers"],
             ),
             dependency(
                 "stock",
                 status(stock, "reservations held"),
-                &["placing orders", "ingredients and products"],
+                &[
+                    "placing orders",
+                    "ingredients, stock and products",
+                    "stock of cancelled orders comes back once it is back",
+                ],
             ),
             dependency(
                 "orders",
                 status(orders, "events waiting for delivery"),
-                &["placing orders", "orders and cancellations", "sales reports"],
+                &[
+                    "new orders are accepted as pending (202) and confirmed once it is back",
+                    "order lists, cancellations, and details of orders already settled",
+                    "sales reports",
+                    "customer exports",
+                ],
             ),
             dependency(
                 "crm",
                 status(crm, "waiting"),
                 &[
-                    "customers",
-                    "orders for a customer (points are awarded once it is back)",
+                    "customers: lists, details, changes, erasure and exports",
+                    "orders naming a customer not seen here before (sell without the customer, or try again)",
+                    "points of orders are awarded once it is back",
                 ],
             ),
         ];

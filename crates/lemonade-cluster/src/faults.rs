@@ -2,13 +2,14 @@
 //! transport and, for the calls a test names, fails in one of the ways the article lists
 //! instead of (or after) passing the call on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::rpc::Service;
 use crate::transport::{Reply, Request, Transport, TransportError};
 
 /// One way a call can go wrong.
@@ -32,6 +33,8 @@ pub struct FaultPlan {
     queued: Arc<Mutex<HashMap<&'static str, Vec<Fault>>>>,
     /// How many faults were injected, per path.
     injected: Arc<Mutex<HashMap<&'static str, usize>>>,
+    /// Services every call to which is refused, until healed.
+    down: Arc<Mutex<HashSet<Service>>>,
 }
 
 impl FaultPlan {
@@ -44,9 +47,20 @@ impl FaultPlan {
             .extend(std::iter::repeat_n(fault, times));
     }
 
-    /// Forgets the faults not used yet.
+    /// Every call to `service` is refused (the connection, as if its process were gone)
+    /// until [`FaultPlan::heal`].
+    pub fn take_down(&self, service: Service) {
+        self.down.lock().expect("fault plan lock").insert(service);
+    }
+
+    /// Forgets the faults not used yet, and brings every service back.
     pub fn heal(&self) {
         self.queued.lock().expect("fault plan lock").clear();
+        self.down.lock().expect("fault plan lock").clear();
+    }
+
+    fn is_down(&self, service: Service) -> bool {
+        self.down.lock().expect("fault plan lock").contains(&service)
     }
 
     pub fn injected(&self, path: &str) -> usize {
@@ -86,6 +100,12 @@ impl Transport for FaultyTransport {
     async fn send(&self, request: Request) -> Result<Reply, TransportError> {
         let service = request.service;
         let timeout = request.timeout;
+        if self.plan.is_down(service) {
+            return Err(TransportError::Unsent(
+                service,
+                "connection refused (taken down)".into(),
+            ));
+        }
         match self.plan.take(request.path) {
             None => self.inner.send(request).await,
             Some(Fault::Refuse) => Err(TransportError::Unsent(service, "connection refused (injected)".into())),

@@ -318,7 +318,7 @@ fn schema(role: Role, engine: Engine) -> String {
 
 /// The SQLite schema of `role` at [`SCHEMA_VERSION`] (for copies the audit reads).
 pub(crate) fn sqlite_schema(role: Role) -> String {
-    schema(role, Engine::Sqlite)
+    migrations(role, Engine::Sqlite).concat()
 }
 
 fn has_ledger(role: Role) -> bool {
@@ -349,13 +349,61 @@ fn tables(role: Role) -> String {
         .replace("{recipes_fk}", &fk("recipe_versions (id)"))
 }
 
-/// The migrations of a role, oldest first. Each role has had one so far.
+/// The migrations of a role, oldest first: version 1 (the schema as first released), then
+/// each later version's pieces. A role a version does not concern gets an empty step, so
+/// every role is at the same version number.
 fn migrations(role: Role, engine: Engine) -> Vec<String> {
-    vec![schema(role, engine)]
+    vec![schema(role, engine), version_2(role, engine)]
 }
 
-/// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 2, one piece per concern, appended in order.
+fn version_2(role: Role, engine: Engine) -> String {
+    [v2_customer_directory(role, engine), v2_erasure_forfeits_points(role)].concat()
+}
+
+/// Coordinator: the directory of customers (who may be named on an order: `active`, or
+/// `erasing`/`erased` once their erasure was asked for; only ids and states, never personal
+/// data), and each saga's customer, so an erasure can wait for that customer's sagas.
+/// Sagas already unfinished get their customer from their plan.
+fn v2_customer_directory(role: Role, engine: Engine) -> String {
+    if role != Role::Coordinator {
+        return String::new();
+    }
+    let tables = r#"
+    CREATE TABLE customer_directory (
+        customer_id TEXT PRIMARY KEY,
+        state       TEXT NOT NULL CHECK (state IN ('active', 'erasing', 'erased')),
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX customer_directory_erasing ON customer_directory (updated_at) WHERE state = 'erasing';
+    ALTER TABLE sagas ADD COLUMN customer_id TEXT;
+    CREATE INDEX sagas_unfinished_by_customer ON sagas (customer_id) WHERE state IN ('running', 'compensating');
+"#;
+    let (tables, plan_customer) = match engine {
+        Engine::Sqlite => (tables.to_owned(), "json_extract(plan, '$.customer_id')"),
+        Engine::Postgres => (postgres_tables(tables), "CAST(plan AS json) ->> 'customer_id'"),
+    };
+    format!("{tables}    UPDATE sagas SET customer_id = {plan_customer} WHERE state IN ('running', 'compensating');\n")
+}
+
+/// Monolith and CRM: an erasure forfeits the customer's points (nobody can spend them any
+/// more). Customers erased before this rule existed lose their balance now, and their
+/// `anonymised` activity records it, so points still equal the activity's sum.
+fn v2_erasure_forfeits_points(role: Role) -> String {
+    if !role.holds_customers() {
+        return String::new();
+    }
+    r#"
+    UPDATE customer_activity SET points_delta = points_delta -
+        (SELECT c.points FROM customers c WHERE c.id = customer_activity.customer_id)
+        WHERE kind = 'anonymised';
+    UPDATE customers SET points = 0 WHERE anonymised_at IS NOT NULL;
+"#
+    .to_owned()
+}
+
+/// The schema version this binary writes (every role is at the same version).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
@@ -365,13 +413,19 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
 /// Brings a database of `role` up to [`SCHEMA_VERSION`], refusing one of another role.
 /// Returns the version it started from.
 pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db::OpenError> {
+    migrate_role_to(conn, role, SCHEMA_VERSION)
+}
+
+/// [`migrate_role`], stopping at `version` (tests of upgrades make older databases with it).
+pub fn migrate_role_to(conn: &mut Connection, role: Role, version: i64) -> Result<i64, crate::db::OpenError> {
+    assert!((1..=SCHEMA_VERSION).contains(&version), "no schema version {version}");
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
     check_found(found, current, role)?;
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
-    for (i, sql) in all.iter().enumerate().skip(current as usize) {
+    for (i, sql) in all.iter().enumerate().take(version as usize).skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -403,7 +457,14 @@ fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crat
 /// another role. The role and version live in `lemonade_schema`; an advisory lock keeps two
 /// processes from migrating at once. Returns the version it started from.
 pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, crate::db::OpenError> {
+    migrate_postgres_to(conn, role, SCHEMA_VERSION)
+}
+
+/// [`migrate_postgres`], stopping at `version` (tests of upgrades make older databases with it).
+pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, version: i64) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
+
+    assert!((1..=SCHEMA_VERSION).contains(&version), "no schema version {version}");
 
     conn.begin(Begin::Write)?;
     let result = (|| {
@@ -422,9 +483,12 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
         for (i, sql) in migrations(role, Engine::Postgres)
             .iter()
             .enumerate()
+            .take(version as usize)
             .skip(current as usize)
         {
-            conn.batch(sql)?;
+            if !sql.trim().is_empty() {
+                conn.batch(sql)?;
+            }
             db.execute("DELETE FROM lemonade_schema", crate::params![])?;
             db.execute(
                 "INSERT INTO lemonade_schema (role, version) VALUES (?1, ?2)",
@@ -462,6 +526,67 @@ mod tests {
                 assert!(e.contains(role.as_str()), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_to_version_2() {
+        for role in [Role::Monolith, Role::Crm] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            migrate_role_to(&mut conn, role, 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO customers (id, name, points, anonymised_at, created_at, updated_at)
+                     VALUES ('kept', 'Ada', 4, NULL, 1, 1), ('erased', 'Anonymised customer', 7, 2, 1, 2);
+                 INSERT INTO customer_activity (id, customer_id, kind, points_delta, created_at) VALUES
+                     ('a1', 'kept', 'order_placed', 4, 1), ('a2', 'erased', 'order_placed', 7, 1),
+                     ('a3', 'erased', 'anonymised', 0, 2);",
+            )
+            .unwrap();
+            assert_eq!(migrate_role(&mut conn, role).unwrap(), 1);
+            let balances: Vec<(String, i64, i64)> = conn
+                .prepare(
+                    "SELECT id, points, (SELECT SUM(points_delta) FROM customer_activity a WHERE a.customer_id = c.id)
+                     FROM customers c ORDER BY id",
+                )
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                balances,
+                [("erased".to_owned(), 0, 0), ("kept".to_owned(), 4, 4)],
+                "{role:?}: the erasure forfeited the points"
+            );
+        }
+
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_role_to(&mut conn, Role::Coordinator, 1).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO sagas (order_id, state, plan, created_at, updated_at) VALUES
+                 ('o1', 'running', '{"customer_id":"c1"}', 1, 1),
+                 ('o2', 'compensating', '{"customer_id":null}', 1, 1),
+                 ('o3', 'confirmed', '{"customer_id":"c1"}', 1, 1);"#,
+        )
+        .unwrap();
+        assert_eq!(migrate_role(&mut conn, Role::Coordinator).unwrap(), 1);
+        let customers: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT order_id, customer_id FROM sagas ORDER BY order_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            customers,
+            [
+                ("o1".to_owned(), Some("c1".to_owned())),
+                ("o2".to_owned(), None),
+                ("o3".to_owned(), None)
+            ],
+            "unfinished sagas know their customer"
+        );
+        conn.execute_batch("INSERT INTO customer_directory VALUES ('c1', 'active', 1)")
+            .unwrap();
     }
 
     #[test]

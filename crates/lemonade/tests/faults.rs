@@ -11,7 +11,7 @@ use lemonade::cluster::{InProcess, start_in_process_with_faults};
 use lemonade::serve::ServeArgs;
 use lemonade_cluster::faults::{Fault, FaultPlan};
 use lemonade_cluster::rpc::{
-    Call, CancelOrder, CommitReservation, CreateOrder, CrmEvents, CrmStatus, GetCustomer, Reserve, StockEvents,
+    Call, CancelOrder, CommitReservation, CreateOrder, CrmEvents, GetCustomer, Reserve, Service, StockEvents,
 };
 use serde_json::{Value, json};
 
@@ -270,38 +270,101 @@ async fn a_lease_that_runs_out_before_the_commit_fails_the_order_and_gives_the_s
     shop.assert_settles_clean().await;
 }
 
+/// The coordinator's health as (names of dependencies down, what each says is degraded).
+async fn health(shop: &Shop) -> (Vec<String>, String) {
+    let (status, health) = shop.send(reqwest::Method::GET, "/health", None, None).await;
+    let deps = health["dependencies"].as_array().unwrap();
+    let down: Vec<String> = deps
+        .iter()
+        .filter(|d| d["ok"] == false)
+        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(status == 200, down.is_empty(), "{health}");
+    let degrades = deps
+        .iter()
+        .flat_map(|d| d["degrades"].as_array().unwrap())
+        .map(|d| d.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (down, degrades)
+}
+
+impl Shop {
+    /// The status a GET of `path` is answered with.
+    async fn status_of(&self, path: &str) -> u16 {
+        self.send(reqwest::Method::GET, path, None, None).await.0
+    }
+
+    /// Makes the coordinator forget `customer`, as for a customer created before it kept a
+    /// directory (a version-1 database): it must then ask CRM about them.
+    fn forget_in_directory(&self, customer: &str) {
+        let conn = lemonade_store::db::open_connection(&self.dir.path().join("coordinator.db")).unwrap();
+        let forgotten = conn
+            .execute("DELETE FROM customer_directory WHERE customer_id = ?1", [customer])
+            .unwrap();
+        assert_eq!(forgotten, 1, "the directory knew {customer}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_crm_down_the_shop_still_sells_and_health_names_what_is_degraded() {
+async fn with_crm_down_a_known_customer_is_sold_to_and_an_unknown_one_is_refused_in_words_a_cashier_can_act_on() {
     let shop = shop(|a| a.order_deadline_ms = 1_000).await;
     let (product, customer) = (shop.product().await, shop.customer().await);
-    for path in [GetCustomer::PATH, CrmStatus::PATH, CrmEvents::PATH] {
-        shop.plan.inject(path, Fault::Refuse, 100_000);
-    }
-    shop.get("/products").await;
-    shop.get("/ingredients").await;
+    let older = shop.customer().await;
+    shop.forget_in_directory(&older);
+    shop.plan.take_down(Service::Crm);
+
     let walk_in = json!({"lines": [{"product_id": product, "quantity": 1}]});
     let (status, order) = shop
         .send(reqwest::Method::POST, "/orders", Some(walk_in), Some("walk-in"))
         .await;
     assert_eq!(status, 201, "an order without a customer needs no CRM: {order}");
-    let (status, health) = shop.send(reqwest::Method::GET, "/health", None, None).await;
-    assert_eq!(status, 503, "{health}");
-    let deps = health["dependencies"].as_array().unwrap();
-    let crm = deps.iter().find(|d| d["name"] == "crm").expect("crm is listed");
-    assert_eq!(crm["ok"], false, "{health}");
-    assert!(!crm["degrades"].as_array().unwrap().is_empty(), "{health}");
-    assert!(
-        deps.iter().filter(|d| d["name"] != "crm").all(|d| d["ok"] == true),
-        "{health}"
+    let (status, sold) = shop.place(&customer, &product, "for-a-customer").await;
+    assert_eq!(status, 201, "a customer the coordinator knows needs no CRM: {sold}");
+    assert_eq!(
+        (&sold["status"], &sold["customer_id"]),
+        (&json!("confirmed"), &json!(customer))
     );
-    let (status, problem) = shop.place(&customer, &product, "for-a-customer").await;
+    assert!(sold["points"].as_u64().unwrap() > 0, "{sold}");
+    let listed = shop.get(&format!("/orders?customer_id={customer}")).await;
+    assert_eq!(
+        listed["items"][0]["id"], sold["id"],
+        "their orders are listed without CRM"
+    );
+
+    let (status, problem) = shop.place(&older, &product, "for-an-older-customer").await;
     assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("sell without the customer")),
+        "{problem}"
+    );
+    let (down, degrades) = health(&shop).await;
+    assert_eq!(down, ["crm"]);
+    assert!(degrades.contains("sell without the customer"), "{degrades}");
+    assert!(
+        !degrades.contains("placing orders"),
+        "orders are still placed: {degrades}"
+    );
+
     shop.plan.heal();
-    // The circuit to CRM is open for a moment after the failures: a client retrying its key
-    // gets through once a probe has found CRM back.
+    shop.assert_settles_clean().await;
+    // The circuit to CRM is open for a moment after the failures.
+    let since = Instant::now();
+    while shop.status_of(&format!("/customers/{customer}")).await != 200 {
+        assert!(since.elapsed() < Duration::from_secs(10), "CRM never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shop.get(&format!("/customers/{customer}")).await["points"],
+        sold["points"],
+        "the points followed once CRM was back"
+    );
+    // The refusal used up nothing: the same key sells once CRM answers again.
     let since = Instant::now();
     let order = loop {
-        let (status, order) = shop.place(&customer, &product, "for-a-customer").await;
+        let (status, order) = shop.place(&older, &product, "for-an-older-customer").await;
         if status == 201 {
             break order;
         }
@@ -312,6 +375,149 @@ async fn with_crm_down_the_shop_still_sells_and_health_names_what_is_degraded() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(order["customer_id"], json!(customer));
+    assert_eq!(order["customer_id"], json!(older));
     shop.assert_settles_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_orders_down_the_saga_log_answers_for_the_orders_it_knows_for_certain() {
+    let shop = shop(|a| {
+        a.order_deadline_ms = 300;
+        a.lease_ms = 1_000;
+    })
+    .await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    let (status, confirmed) = shop.place(&customer, &product, "k-confirmed").await;
+    assert_eq!(status, 201, "{confirmed}");
+    // An order whose lease runs out before its commit: the saga fails it.
+    shop.plan.inject(CommitReservation::PATH, Fault::Refuse, 10_000);
+    let (status, failing) = shop.place(&customer, &product, "k-failing").await;
+    assert_eq!(status, 202, "{failing}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    shop.plan.heal();
+    shop.assert_settles_clean().await;
+    let failed = shop.get(&format!("/orders/{}", failing["id"].as_str().unwrap())).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+
+    shop.plan.take_down(Service::Orders);
+    let (status, pending) = shop.place(&customer, &product, "k-pending").await;
+    assert_eq!((status, &pending["status"]), (202, &json!("pending")), "{pending}");
+    let id = pending["id"].as_str().unwrap();
+    let read = shop.get(&format!("/orders/{id}")).await;
+    assert_eq!(read["status"], "pending", "the Location of a 202 answers: {read}");
+    let read = shop.get(&format!("/orders/{}", failed["id"].as_str().unwrap())).await;
+    assert_eq!(
+        (&read["status"], &read["failure_reason"]),
+        (&failed["status"], &failed["failure_reason"])
+    );
+    assert_eq!(read["points"], 0);
+    // A confirmed order may have been cancelled since: the log cannot say, so it does not.
+    let (status, problem) = shop
+        .send(
+            reqwest::Method::GET,
+            &format!("/orders/{}", confirmed["id"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
+
+    shop.plan.heal();
+    shop.assert_settles_clean().await;
+    assert_eq!(shop.get(&format!("/orders/{id}")).await["status"], "confirmed");
+}
+
+/// Each service in turn is taken away: `/health` names it alone, and what it says still
+/// works and what does not is what the shop then does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_what_works_with_each_service_down_and_the_shop_does_as_it_says() {
+    for service in Service::ALL {
+        let shop = shop(|a| a.order_deadline_ms = 500).await;
+        let (product, customer) = (shop.product().await, shop.customer().await);
+        shop.plan.take_down(service);
+        let (down, degrades) = health(&shop).await;
+        assert_eq!(down, [service.as_str()]);
+        let (placed, order) = shop.place(&customer, &product, "k").await;
+        match service {
+            Service::Stock => {
+                assert!(degrades.contains("placing orders"), "{degrades}");
+                assert_eq!(placed, 503, "{order}");
+                assert!(degrades.contains("products"), "{degrades}");
+                assert_eq!(shop.status_of("/products").await, 503);
+                assert_eq!(shop.status_of(&format!("/customers/{customer}")).await, 200);
+            }
+            Service::Orders => {
+                assert!(!degrades.contains("placing orders"), "{degrades}");
+                assert!(degrades.contains("accepted as pending (202)"), "{degrades}");
+                assert_eq!((placed, &order["status"]), (202, &json!("pending")), "{order}");
+                let id = order["id"].as_str().unwrap();
+                assert_eq!(shop.status_of(&format!("/orders/{id}")).await, 200);
+                assert!(degrades.contains("order lists"), "{degrades}");
+                assert_eq!(shop.status_of("/orders").await, 503);
+                assert!(degrades.contains("sales reports"), "{degrades}");
+                assert_eq!(shop.status_of("/products").await, 200);
+            }
+            Service::Crm => {
+                assert!(!degrades.contains("placing orders"), "{degrades}");
+                assert_eq!((placed, &order["status"]), (201, &json!("confirmed")), "{order}");
+                assert!(
+                    degrades.contains("points of orders are awarded once it is back"),
+                    "{degrades}"
+                );
+                assert!(degrades.contains("customers"), "{degrades}");
+                assert_eq!(shop.status_of(&format!("/customers/{customer}")).await, 503);
+                assert_eq!(shop.status_of("/products").await, 200);
+            }
+        }
+        shop.plan.heal();
+        shop.assert_settles_clean().await;
+        drop(shop.cluster);
+    }
+}
+
+/// An erasure while an order of the customer cannot finish (the orders service is away):
+/// it is answered 503, and from then on no order can name the customer; once the order has
+/// finished, the sweeper completes the erasure by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_the_sweeper() {
+    let shop = shop(|a| a.order_deadline_ms = 500).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.take_down(Service::Orders);
+    let (status, in_flight) = shop.place(&customer, &product, "k-in-flight").await;
+    assert_eq!(status, 202, "{in_flight}");
+
+    let path = format!("/customers/{customer}");
+    let (status, problem) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
+    assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
+    assert!(
+        problem["detail"].as_str().is_some_and(|d| d.contains("ask again")),
+        "{problem}"
+    );
+    let (status, refused) = shop.place(&customer, &product, "k-after").await;
+    assert_eq!(
+        status, 422,
+        "no order may name them once their erasure was asked for: {refused}"
+    );
+    assert_eq!(refused["errors"][0]["field"], "customer_id", "{refused}");
+
+    shop.plan.heal();
+    let since = Instant::now();
+    while shop.get(&path).await["anonymised"] != true {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the erasure was never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shop.assert_settles_clean().await;
+    let order = shop
+        .get(&format!("/orders/{}", in_flight["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(order["status"], "confirmed", "{order}");
+    let export = shop.get(&format!("{path}/export")).await;
+    let activity = export["activity"].as_array().unwrap();
+    assert_eq!(activity.last().unwrap()["kind"], "anonymised", "{export}");
+    assert_eq!(export["customer"]["points"], 0, "{export}");
+    let (status, gone) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
+    assert_eq!((status, &gone), (200, &export["customer"]));
 }

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod catalog;
 pub mod crm;
+pub mod directory;
 pub mod events;
 pub mod idempotency;
 pub mod orders;

@@ -7,7 +7,7 @@
 //! request's, and a retry with the same key places the order afresh.
 
 use lemonade_domain::ShopError;
-use lemonade_domain::ids::OrderId;
+use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::saga::OrderPlan;
 use lemonade_domain::values::Timestamp;
@@ -97,8 +97,8 @@ fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
 /// Starts a saga for a priced and reserved order.
 pub fn start(conn: &dyn Db, plan: &OrderPlan, key: Option<&IdempotencyKey>, now: Timestamp) -> Result<(), ShopError> {
     conn.prepare_cached(
-        "INSERT INTO sagas (order_id, state, plan, idempotency_key, fingerprint, created_at, updated_at)
-         VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO sagas (order_id, state, plan, idempotency_key, fingerprint, created_at, updated_at, customer_id)
+         VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -106,7 +106,8 @@ pub fn start(conn: &dyn Db, plan: &OrderPlan, key: Option<&IdempotencyKey>, now:
         serde_json::to_string(plan).expect("plans serialise"),
         key.map(|k| &k.key),
         key.map(|k| &k.fingerprint),
-        now.millis()
+        now.millis(),
+        plan.customer_id.as_ref().map(|c| c.as_str())
     ])
     .db()?;
     Ok(())
@@ -203,6 +204,15 @@ pub fn unfinished(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<Vec<Sa
     .db()?
     .collect::<Result<Vec<_>, _>>()
     .db()
+}
+
+/// How many sagas naming `customer` are unfinished (an erasure waits until none is).
+pub fn unfinished_of_customer(conn: &dyn Db, customer: &CustomerId) -> Result<u64, ShopError> {
+    conn.prepare_cached("SELECT COUNT(*) FROM sagas WHERE customer_id = ?1 AND state IN ('running', 'compensating')")
+        .db()?
+        .query_row(params![customer.as_str()], |r| r.get::<_, i64>(0))
+        .db()
+        .map(|n| n as u64)
 }
 
 /// How many sagas are in each unfinished state (for health and the audit).

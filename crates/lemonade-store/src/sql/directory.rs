@@ -1,0 +1,133 @@
+//! The coordinator's directory of customers: which customers an order may name, known
+//! without asking CRM. It holds ids and states only, never personal data.
+//!
+//! A customer's state only moves forward: `active` → `erasing` (their erasure was asked for:
+//! no order may name them from then on) → `erased` (CRM has anonymised them). What the
+//! coordinator learns from CRM's answers is written through; a late answer can never move a
+//! customer back.
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ids::CustomerId;
+use lemonade_domain::values::Timestamp;
+
+use super::{SqlResult, optional};
+use crate::conn::Db;
+use crate::params;
+
+/// Where a customer stands for the coordinator, in the order states are reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Standing {
+    /// Known to CRM and not asked to be erased: orders may name them.
+    Active,
+    /// Their erasure was asked for and is not yet done at CRM: no order may name them.
+    Erasing,
+    /// Anonymised at CRM.
+    Erased,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Erasing => "erasing",
+            Standing::Erased => "erased",
+        }
+    }
+
+    fn parse(raw: &str) -> Standing {
+        match raw {
+            "active" => Standing::Active,
+            "erasing" => Standing::Erasing,
+            "erased" => Standing::Erased,
+            other => unreachable!("a CHECK constraint limits states, got {other}"),
+        }
+    }
+
+    /// Whether an order may name a customer standing so.
+    pub fn may_order(self) -> bool {
+        self == Standing::Active
+    }
+}
+
+/// What the directory knows of a customer, if anything.
+pub fn standing(conn: &dyn Db, customer: &CustomerId) -> Result<Option<Standing>, ShopError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state FROM customer_directory WHERE customer_id = ?1")
+        .db()?;
+    let raw: Option<String> = optional(stmt.query_row(params![customer.as_str()], |r| r.get(0)))?;
+    Ok(raw.as_deref().map(Standing::parse))
+}
+
+/// Records that `customer` stands at least at `standing`: a customer not known yet is
+/// added, a known one is moved forward, never back. Writes nothing when it knew as much.
+pub fn learn(conn: &dyn Db, customer: &CustomerId, standing: Standing, now: Timestamp) -> Result<(), ShopError> {
+    const RANK: &str = "CASE {} WHEN 'active' THEN 0 WHEN 'erasing' THEN 1 ELSE 2 END";
+    let rank = |of: &str| RANK.replace("{}", of);
+    conn.prepare_cached(&format!(
+        "INSERT INTO customer_directory (customer_id, state, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+         WHERE {} > {}",
+        rank("excluded.state"),
+        rank("customer_directory.state")
+    ))
+    .db()?
+    .execute(params![customer.as_str(), standing.as_str(), now.millis()])
+    .db()?;
+    Ok(())
+}
+
+/// Customers whose erasure was asked for but is not done, last touched before `before`,
+/// oldest first, at most `limit` (for the sweeper, which finishes them).
+pub fn erasing(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<Vec<CustomerId>, ShopError> {
+    conn.prepare_cached(
+        "SELECT customer_id FROM customer_directory WHERE state = 'erasing' AND updated_at < ?1
+         ORDER BY updated_at LIMIT ?2",
+    )
+    .db()?
+    .query_map(params![before.millis(), limit], |r| r.get::<_, String>(0))
+    .db()?
+    .map(|id| id.map(|id| CustomerId::parse(&id).expect("stored ids are valid")))
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
+
+/// Marks an erasure that is not done yet as touched now, so the sweeper leaves it alone
+/// for a while.
+pub fn touch(conn: &dyn Db, customer: &CustomerId, now: Timestamp) -> Result<(), ShopError> {
+    conn.prepare_cached("UPDATE customer_directory SET updated_at = ?2 WHERE customer_id = ?1 AND state = 'erasing'")
+        .db()?
+        .execute(params![customer.as_str(), now.millis()])
+        .db()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+
+    fn conn() -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut c, Role::Coordinator).unwrap();
+        c
+    }
+
+    #[test]
+    fn a_customers_standing_only_moves_forward() {
+        let c = conn();
+        let ada = CustomerId::parse("c-ada").unwrap();
+        assert_eq!(standing(&c, &ada).unwrap(), None);
+        learn(&c, &ada, Standing::Active, Timestamp(1)).unwrap();
+        assert_eq!(standing(&c, &ada).unwrap(), Some(Standing::Active));
+        learn(&c, &ada, Standing::Erasing, Timestamp(2)).unwrap();
+        // A read CRM answered before the erasure was asked for arrives late.
+        learn(&c, &ada, Standing::Active, Timestamp(3)).unwrap();
+        assert_eq!(standing(&c, &ada).unwrap(), Some(Standing::Erasing));
+        assert_eq!(erasing(&c, Timestamp(10), 10).unwrap(), [ada.clone()]);
+        assert_eq!(erasing(&c, Timestamp(2), 10).unwrap(), [], "touched at 2");
+        learn(&c, &ada, Standing::Erased, Timestamp(4)).unwrap();
+        learn(&c, &ada, Standing::Erasing, Timestamp(5)).unwrap();
+        assert_eq!(standing(&c, &ada).unwrap(), Some(Standing::Erased));
+        assert_eq!(erasing(&c, Timestamp(10), 10).unwrap(), []);
+    }
+}
