@@ -87,6 +87,64 @@ fn every_role_migrates_once_and_a_database_refuses_another_role() {
     }
 }
 
+/// The first column of the first row of `sql`, as text, read as the administrator.
+fn scalar(url: &str, sql: &str) -> String {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.query_one(&sql, &[]).unwrap().get::<_, String>(0)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn a_version_1_database_migrates_to_version_2() {
+    use lemonade_store::migrations::migrate_postgres_to;
+
+    let fresh = Fresh::new();
+    for role in SERVICES {
+        lemonade_store::postgres::ensure_database(&fresh.url(role)).unwrap();
+        let conn = PgConn::connect(&fresh.url(role)).unwrap();
+        assert_eq!(migrate_postgres_to(&conn, role, 1).unwrap(), 0);
+    }
+    let crm = fresh.url(Role::Crm);
+    admin(
+        &crm,
+        "INSERT INTO customers (id, name, points, anonymised_at, created_at, updated_at)
+             VALUES ('kept', 'Ada', 4, NULL, 1, 1), ('erased', 'Anonymised customer', 7, 2, 1, 2);
+         INSERT INTO customer_activity (id, customer_id, kind, points_delta, created_at) VALUES
+             ('a1', 'kept', 'order_placed', 4, 1), ('a2', 'erased', 'order_placed', 7, 1),
+             ('a3', 'erased', 'anonymised', 0, 2);",
+    );
+    let coordinator = fresh.url(Role::Coordinator);
+    admin(
+        &coordinator,
+        r#"INSERT INTO sagas (order_id, state, plan, created_at, updated_at) VALUES
+             ('o1', 'running', '{"customer_id":"c1"}', 1, 1),
+             ('o2', 'compensating', '{"customer_id":null}', 1, 1);"#,
+    );
+    for role in SERVICES {
+        let conn = PgConn::connect(&fresh.url(role)).unwrap();
+        assert_eq!(migrate_postgres(&conn, role).unwrap(), 1, "{role:?}");
+    }
+    let balances = "SELECT string_agg(id || '=' || points || '/' ||
+         (SELECT SUM(points_delta) FROM customer_activity a WHERE a.customer_id = c.id), ' ' ORDER BY id)
+         FROM customers c";
+    assert_eq!(
+        scalar(&crm, balances),
+        "erased=0/0 kept=4/4",
+        "the erasure forfeited the points"
+    );
+    let customers =
+        "SELECT string_agg(order_id || '=' || COALESCE(customer_id, '-'), ' ' ORDER BY order_id) FROM sagas";
+    assert_eq!(scalar(&coordinator, customers), "o1=c1 o2=-");
+    admin(
+        &coordinator,
+        "INSERT INTO customer_directory VALUES ('c1', 'active', 1)",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_cannot_write_to_a_services_database() {
     let fresh = Fresh::new();

@@ -382,3 +382,93 @@ fn a_cluster_on_an_address_in_use_refuses_to_start_and_names_the_option() {
         "it created databases"
     );
 }
+
+/// Continues a process stopped with SIGSTOP when dropped, whatever the test did.
+struct Frozen(u32);
+
+impl Frozen {
+    fn freeze(pid: u32) -> Frozen {
+        let stopped = Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
+        assert!(stopped.success());
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
+    }
+}
+
+/// CRM frozen (SIGSTOP: it accepts connections and never answers): `/health` says so, a
+/// customer the shop knows is still sold to, one it does not know is refused in words a
+/// cashier can act on, and the points follow once CRM runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_points_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let port = free_port();
+    let log_path = dir.path().join("cluster.log");
+    let mut cluster = Cluster::spawn(port, &dir.path().join("data"), &[], &log_path);
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    assert!(
+        cluster.wait_up(&http, &base, &log_path).await,
+        "the cluster exited:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    let product = get_json(&http, format!("{base}/products")).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer: Value = http
+        .post(format!("{base}/customers"))
+        .json(&json!({"name": "Frozen CRM"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let customer = customer["id"].as_str().unwrap().to_owned();
+
+    let crm = Frozen::freeze(pid_of(&cluster, "crm").expect("the crm process is running"));
+    let health = get_json(&http, format!("{base}/health")).await;
+    let deps = health["dependencies"].as_array().unwrap();
+    let down: Vec<&str> = deps
+        .iter()
+        .filter(|d| d["ok"] == false)
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(down, ["crm"], "{health}");
+    assert!(health.to_string().contains("sell without the customer"), "{health}");
+
+    let orders = format!("{base}/orders");
+    let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 2}]});
+    let (status, sold) = send(&http, &orders, &body, "frozen-known").await.expect("an answer");
+    assert_eq!((status, &sold["status"]), (201, &json!("confirmed")), "{sold}");
+    let stranger = json!({"customer_id": "not-known-here", "lines": [{"product_id": product, "quantity": 1}]});
+    let (status, problem) = send(&http, &orders, &stranger, "frozen-unknown")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("sell without the customer")),
+        "{problem}"
+    );
+
+    drop(crm);
+    let since = Instant::now();
+    loop {
+        let reply = http.get(format!("{base}/customers/{customer}")).send().await.unwrap();
+        if reply.status() == 200 && reply.json::<Value>().await.unwrap()["points"] == sold["points"] {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "the points never followed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
