@@ -84,9 +84,17 @@ pub async fn update(
     Ok(Json(app.shop.update_customer(id, fields).await?))
 }
 
-/// Anonymises: the person's name, email and phone are erased; orders and points stay.
+/// Erases the person: their name, email and phone are anonymised; their orders stay, for
+/// the books. The points are forfeited (the balance goes to 0, since nobody can spend them
+/// any more), and the record is closed: the points of an order still in flight, or taken
+/// back by a later cancellation, change nothing and add no activity. From the answer on, no
+/// order can name the customer (422 on `customer_id`). In the distributed mode an erasure
+/// first waits for the customer's orders in flight; if they take longer than an order may,
+/// the answer is 503, no new order can name the customer already, and the erasure finishes
+/// by itself: ask again to see it done. Erasing twice changes nothing.
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers",
-    responses((status = 200, body = Customer), (status = 404, body = Problem)))]
+    responses((status = 200, body = Customer), (status = 404, body = Problem),
+        (status = 503, body = Problem, description = "the customer's orders in flight are still being completed; the erasure finishes by itself")))]
 pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Customer>, ApiError> {
     Ok(Json(app.shop.anonymise_customer(customer_id(&id)?).await?))
 }

@@ -104,6 +104,9 @@ pub async fn list(State(app): State<AppState>, Query(q): Query<OrderParams>) -> 
     ))
 }
 
+/// One order. In the distributed mode an order answered 202 reads `pending` until its
+/// placement ends, also while the orders service is down (the coordinator answers from its
+/// saga log what it knows for certain: pending, or failed; 503 when it cannot know).
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
