@@ -123,7 +123,7 @@ mod tests {
         // A read CRM answered before the erasure was asked for arrives late.
         learn(&c, &ada, Standing::Active, Timestamp(3)).unwrap();
         assert_eq!(standing(&c, &ada).unwrap(), Some(Standing::Erasing));
-        assert_eq!(erasing(&c, Timestamp(10), 10).unwrap(), [ada.clone()]);
+        assert_eq!(erasing(&c, Timestamp(10), 10).unwrap(), std::slice::from_ref(&ada));
         assert_eq!(erasing(&c, Timestamp(2), 10).unwrap(), [], "touched at 2");
         learn(&c, &ada, Standing::Erased, Timestamp(4)).unwrap();
         learn(&c, &ada, Standing::Erasing, Timestamp(5)).unwrap();
