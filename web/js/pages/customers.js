@@ -170,7 +170,7 @@ export function CustomerPage({ id }) {
       onDone=${(u) => { setEditing(false); cust.setData(u); rememberCustomer(u); }} />`}
     ${anon.open && c && html`<${Confirm} title=${`Anonymise ${c.name}?`} confirmLabel="Anonymise" busy=${anon.busy} error=${anon.err}
       onConfirm=${anonymise} onClose=${() => setAnon({ open: false, busy: false, err: null })}>
-      <p>Their name, phone and email are erased for good. Past orders stay in the accounts without the person attached. This cannot be undone.</p>
+      <p>Their name, phone and email are erased for good, and their ${c.points} loyalty points are forfeited. Past orders stay in the accounts without the person attached. This cannot be undone.</p>
       <p class="muted">Tip: use <strong>Export data</strong> first if they asked for a copy.</p>
     <//>`}
   </div>`;
