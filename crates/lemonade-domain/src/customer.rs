@@ -104,7 +104,7 @@ mod double_option {
 /// invisible) with the domain lower-cased (domains are case-insensitive; the local part is the
 /// receiving server's to read, so it keeps its case). A blank one means none. Emails are
 /// compared (in a search) by their [`crate::text::search_key`], which ignores case.
-fn parse_email(raw: &str) -> Result<Option<String>, String> {
+pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     const BAD: &str = "not an email address";
     let text = crate::text::display_form(raw).map_err(|_| BAD.to_owned())?;
     if crate::text::is_blank(&text) {
@@ -131,7 +131,7 @@ const PHONE_PUNCTUATION: &str = " +-().";
 /// A phone number: ASCII digits and [`PHONE_PUNCTUATION`], after the display form and the
 /// compatibility forms (full-width digits and signs become ASCII, any white space one space).
 /// A blank one means none. Searched by its digits alone.
-fn parse_phone(raw: &str) -> Result<Option<String>, String> {
+pub fn parse_phone(raw: &str) -> Result<Option<String>, String> {
     let text = crate::text::compatibility_form(raw);
     if crate::text::is_blank(&text) && !text.chars().any(char::is_control) {
         return Ok(None);

@@ -316,11 +316,6 @@ fn schema(role: Role, engine: Engine) -> String {
     }
 }
 
-/// The SQLite schema of `role` at [`SCHEMA_VERSION`] (for copies the audit reads).
-pub(crate) fn sqlite_schema(role: Role) -> String {
-    schema(role, Engine::Sqlite)
-}
-
 fn has_ledger(role: Role) -> bool {
     matches!(role, Role::Monolith | Role::Stock)
 }
@@ -349,13 +344,40 @@ fn tables(role: Role) -> String {
         .replace("{recipes_fk}", &fk("recipe_versions (id)"))
 }
 
-/// The migrations of a role, oldest first. Each role has had one so far.
-fn migrations(role: Role, engine: Engine) -> Vec<String> {
-    vec![schema(role, engine)]
+/// One step of a migration, run inside the migration's transaction.
+pub(crate) enum Step {
+    /// Statements, in the engine's words.
+    Sql(String),
+    /// Rust code over the open transaction, for what SQL cannot do alike on both engines (such
+    /// as Unicode normalisation, which SQLite does not have).
+    Code(fn(&dyn crate::conn::Db, Role) -> Result<(), crate::conn::DbError>),
+}
+
+/// The migrations of a role, oldest first: entry `i` brings a database from version `i` to
+/// `i + 1`. Version 1 is the schema of the fragments above, as databases in the field have it;
+/// never change it, add to a later version.
+fn migrations(role: Role, engine: Engine) -> Vec<Vec<Step>> {
+    vec![vec![Step::Sql(schema(role, engine))], version_2(role, engine)]
+}
+
+/// Version 2: one piece per concern, appended in order.
+fn version_2(role: Role, engine: Engine) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // Names as a person reads them: keys for "the same name" and for customer search.
+    steps.extend(crate::text_keys::steps(role, engine));
+    steps
+}
+
+/// `sql` in `engine`'s words (statements written for SQLite, as the fragments are).
+pub(crate) fn for_engine(sql: &str, engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => sql.to_owned(),
+        Engine::Postgres => postgres_tables(sql),
+    }
 }
 
 /// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
@@ -369,17 +391,36 @@ pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db:
     let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
     check_found(found, current, role)?;
+    migrate_sqlite_to(conn, role, current, SCHEMA_VERSION)?;
+    Ok(current)
+}
+
+/// Runs the migrations of `role` that take a SQLite database from version `current` to
+/// `target`, one transaction each.
+fn migrate_sqlite_to(conn: &mut Connection, role: Role, current: i64, target: i64) -> Result<(), crate::db::OpenError> {
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
-    for (i, sql) in all.iter().enumerate().skip(current as usize) {
+    for (i, steps) in all.iter().enumerate().take(target as usize).skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
+        for step in steps {
+            match step {
+                Step::Sql(sql) => tx.execute_batch(sql)?,
+                Step::Code(code) => code(&*tx, role)?,
+            }
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.pragma_update(None, "application_id", role.application_id())?;
         tx.commit()?;
         tracing::info!(version = i + 1, role = role.as_str(), "applied schema migration");
     }
-    Ok(current)
+    Ok(())
+}
+
+/// Brings a new SQLite database to version `target` of `role` (for tests of a later
+/// migration, which start from a database as an older binary left it).
+pub fn create_at_version(conn: &mut Connection, role: Role, target: i64) -> Result<(), crate::db::OpenError> {
+    assert!((1..=SCHEMA_VERSION).contains(&target), "no schema version {target}");
+    migrate_sqlite_to(conn, role, 0, target)
 }
 
 /// Refuses a database that holds another role's tables (`found` names the role it holds, if
@@ -403,8 +444,15 @@ fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crat
 /// another role. The role and version live in `lemonade_schema`; an advisory lock keeps two
 /// processes from migrating at once. Returns the version it started from.
 pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, crate::db::OpenError> {
+    migrate_postgres_to(conn, role, SCHEMA_VERSION)
+}
+
+/// Like [`migrate_postgres`], but stops at version `target` (tests of a later migration start
+/// from a database as an older binary left it).
+pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, target: i64) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
 
+    assert!((1..=SCHEMA_VERSION).contains(&target), "no schema version {target}");
     conn.begin(Begin::Write)?;
     let result = (|| {
         conn.batch(
@@ -419,12 +467,18 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
         ))?;
         let current = found.as_ref().map_or(0, |(_, version)| *version);
         check_found(found.as_ref().map(|(other, _)| other.as_str()), current, role)?;
-        for (i, sql) in migrations(role, Engine::Postgres)
+        for (i, steps) in migrations(role, Engine::Postgres)
             .iter()
             .enumerate()
+            .take(target as usize)
             .skip(current as usize)
         {
-            conn.batch(sql)?;
+            for step in steps {
+                match step {
+                    Step::Sql(sql) => conn.batch(sql)?,
+                    Step::Code(code) => code(db, role)?,
+                }
+            }
             db.execute("DELETE FROM lemonade_schema", crate::params![])?;
             db.execute(
                 "INSERT INTO lemonade_schema (role, version) VALUES (?1, ?2)",
