@@ -149,8 +149,8 @@ fn fill_search_text(db: &dyn Db) -> Result<(), DbError> {
             name
         };
         // A stored value the rules of today refuse is kept as it was: it is the person's.
-        let email = email.map(|e| parse_email(&e).map_or(Some(e), |e| e)).flatten();
-        let phone = phone.map(|p| parse_phone(&p).map_or(Some(p), |p| p)).flatten();
+        let email = email.and_then(|e| parse_email(&e).unwrap_or(Some(e)));
+        let phone = phone.and_then(|p| parse_phone(&p).unwrap_or(Some(p)));
         let search = search_text(&name, email.as_deref(), phone.as_deref());
         db.run(
             "UPDATE customers SET name = ?2, email = ?3, phone = ?4, search_text = ?5 WHERE id = ?1",
