@@ -92,3 +92,45 @@ test('a customer can be quick-added from the sell screen and edited later', asyn
     assert.equal((await api.get(`/customers/${grace.id}`)).email, 'grace@example.com');
   });
 });
+
+test('a customer is shown, found and exported by their name as a person reads it', async () => {
+  await withShop(async ({ page, api }) => {
+    await api.post('/customers', { name: 'Zoë 🍋 Müller', phone: '+44 7700 900123' });
+    await api.post('/customers', { name: 'Ada Lovelace', phone: '+1 555 0100' });
+    await page.goto('/#/customers');
+    const list = page.getByTestId('customer-list');
+    const zoe = list.getByRole('link', { name: /Zoë 🍋 Müller/ });
+    // The avatar is the first character of each word a person reads as one ("Z", "M"), never
+    // half of an emoji's UTF-16 pair.
+    assert.equal(await zoe.locator('.avatar').innerText(), 'ZM');
+
+    const search = page.getByLabel('Search customers');
+    const rows = (n) => page.waitForFunction(
+      (count) => document.querySelectorAll('[data-testid=customer-list] li').length === count,
+      n,
+      { timeout: 5000 },
+    );
+    for (const q of ['MÜLLER', 'ZOË', 'zoe', '+447700900123']) {
+      await search.fill('');
+      await rows(2);
+      await search.fill(q);
+      await rows(1).catch(() => assert.fail(`search ${q} did not narrow the list to one customer`));
+      const names = await list.locator('.person-text strong').allInnerTexts();
+      assert.deepEqual(names, ['Zoë 🍋 Müller'], `search ${q}`);
+    }
+    await shot(page, 'customers-search-unicode');
+
+    await zoe.click();
+    await page.getByRole('heading', { name: 'Zoë 🍋 Müller' }).waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);
+    assert.equal(download.suggestedFilename(), 'zoë-müller-export.json');
+
+    // The sell screen's customer picker shows the same avatar.
+    await page.goto('/#/sell');
+    await page.getByRole('button', { name: 'Add customer (optional)' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Search by name, phone or email').fill('muller');
+    await seeText(dialog.locator('.pick'), 'Zoë 🍋 Müller');
+    assert.equal(await dialog.locator('.pick .avatar').first().innerText(), 'ZM');
+  });
+});

@@ -5,6 +5,7 @@ import { state, setState } from './state.js';
 import { call, setToken, getToken, describe } from './api.js';
 import { RETRY_MS } from './config.js';
 import { useAppState, Button, Input, Alert } from './ui.js';
+import { capitalise } from './text.js';
 import { SellPage } from './pages/sell.js';
 import { OrdersPage, OrderPage } from './pages/orders.js';
 import { StockPage, IngredientPage } from './pages/stock.js';
@@ -107,8 +108,7 @@ function Banner() {
 }
 
 export function titleCase(s) {
-  s = String(s || '').replace(/[_-]+/g, ' ');
-  return s.charAt(0).toUpperCase() + s.slice(1);
+  return capitalise(String(s || '').replace(/[_-]+/g, ' '));
 }
 
 function Toasts() {

@@ -53,8 +53,11 @@ pub(crate) fn id_text(id: &Value) -> String {
 }
 
 impl ProductItem {
+    /// Its id, or its name as a person reads it ("lemonade" names "Lemonade", as the shop's
+    /// own rule for the same name says).
     fn matches(&self, wanted: &str) -> bool {
-        id_text(&self.id) == wanted || self.name == wanted
+        use lemonade_domain::text::name_key;
+        id_text(&self.id) == wanted || name_key(&self.name) == name_key(wanted)
     }
 }
 
@@ -243,6 +246,11 @@ mod tests {
         );
         assert_eq!(id_text(&pick(&items, Some("y")).unwrap().id), "y");
         assert_eq!(id_text(&pick(&items, Some("Tea")).unwrap().id), "y");
+        assert_eq!(
+            id_text(&pick(&items, Some(" tea\u{a0}")).unwrap().id),
+            "y",
+            "as a person reads it"
+        );
         assert_eq!(id_text(&pick(&items, Some("7")).unwrap().id), "7");
         assert!(pick(&items, Some("nope")).is_none());
     }

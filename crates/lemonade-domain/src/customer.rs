@@ -100,33 +100,100 @@ mod double_option {
     }
 }
 
-fn parse_email(raw: &str) -> Result<Option<String>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
+/// An email address in its display form ([`crate::text::display_form`]: trimmed, NFC, nothing
+/// invisible) with the domain lower-cased (domains are case-insensitive; the local part is the
+/// receiving server's to read, so it keeps its case). A blank one means none. Emails are
+/// compared (in a search) by their [`crate::text::search_key`], which ignores case.
+pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
+    const BAD: &str = "not an email address";
+    let text = crate::text::display_form(raw).map_err(|_| BAD.to_owned())?;
+    if crate::text::is_blank(&text) {
         return Ok(None);
     }
-    let valid = raw.len() <= EMAIL_LEN_MAX
-        && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
-        && matches!(raw.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
-    if valid {
-        Ok(Some(raw.to_owned()))
-    } else {
-        Err("not an email address".into())
+    let parts = text.split_once('@').filter(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+    });
+    match parts {
+        Some((local, domain)) if text.len() <= EMAIL_LEN_MAX && !text.contains(' ') => {
+            Ok(Some(format!("{local}@{}", domain.to_lowercase())))
+        }
+        _ => Err(BAD.into()),
     }
 }
 
-fn parse_phone(raw: &str) -> Result<Option<String>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
+/// What a phone number may hold besides digits.
+const PHONE_PUNCTUATION: &str = " +-().";
+
+/// A phone number: ASCII digits and [`PHONE_PUNCTUATION`], after the display form and the
+/// compatibility forms (full-width digits and signs become ASCII, any white space one space).
+/// A blank one means none. Searched by its digits alone.
+pub fn parse_phone(raw: &str) -> Result<Option<String>, String> {
+    let text = crate::text::compatibility_form(raw);
+    if crate::text::is_blank(&text) && !text.chars().any(char::is_control) {
         return Ok(None);
     }
-    let digits = raw.chars().filter(char::is_ascii_digit).count();
-    let valid =
-        raw.len() <= PHONE_LEN_MAX && digits >= 3 && raw.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let valid = text.len() <= PHONE_LEN_MAX
+        && digits >= 3
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || PHONE_PUNCTUATION.contains(c));
     if valid {
-        Ok(Some(raw.to_owned()))
+        Ok(Some(text))
     } else {
         Err("not a phone number: digits, spaces and + - ( ) . only".into())
+    }
+}
+
+/// The text a customer search looks in, one line per field: the [`crate::text::search_key`]s
+/// of the name and the email, and the digits of the phone. Stored beside the customer (it is
+/// personal data: it changes and goes with the fields it is made of).
+pub fn search_text(name: &str, email: Option<&str>, phone: Option<&str>) -> String {
+    let digits: String = phone.unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
+    format!(
+        "{}\n{}\n{digits}",
+        crate::text::search_key(name),
+        email.map(crate::text::search_key).unwrap_or_default()
+    )
+}
+
+/// A customer search, parsed: what to look for in [`search_text`]. It matches a customer whose
+/// search text contains `text` (case and accents ignored, as a person expects: "zoe", "ZOË" and
+/// "Zoë" find "Zoë Müller"), or, for a query that reads as a phone number, whose text contains
+/// its `digits` ("+447700900123" finds "+44 7700 900123" and the reverse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerSearch {
+    /// Never empty, never holds a line break.
+    pub text: String,
+    /// The query's digits, when it is made of digits and [`PHONE_PUNCTUATION`] alone.
+    pub digits: Option<String>,
+}
+
+impl CustomerSearch {
+    /// `None` for a query with nothing visible in it: no filter.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let text = crate::text::search_key(raw);
+        if crate::text::is_blank(&text) {
+            return None;
+        }
+        let compatible = crate::text::compatibility_form(raw);
+        let phone_like = compatible
+            .chars()
+            .all(|c| c.is_ascii_digit() || PHONE_PUNCTUATION.contains(c));
+        let digits: String = compatible.chars().filter(char::is_ascii_digit).collect();
+        Some(Self {
+            text,
+            digits: (phone_like && !digits.is_empty()).then_some(digits),
+        })
+    }
+
+    /// Whether a customer with this [`search_text`] is found (what the store's query does).
+    pub fn matches(&self, search_text: &str) -> bool {
+        search_text.contains(&self.text) || self.digits.as_ref().is_some_and(|d| search_text.contains(d.as_str()))
     }
 }
 
@@ -166,6 +233,45 @@ mod tests {
         assert!(CustomerFields::parse(Some("Ada"), None, Some("call me"), true).is_err());
         let blank = CustomerFields::parse(Some("Ada"), Some(""), None, true).unwrap();
         assert_eq!(blank.email, Some(None));
+    }
+
+    #[test]
+    fn emails_and_phones_are_normalised() {
+        let c = CustomerFields::parse(
+            Some("Zoë"),
+            Some("\u{200b} Zoë.Müller@Exämple.ORG\u{a0}"),
+            Some("＋44\u{a0}7700 900123"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.email, Some(Some("Zoë.Müller@exämple.org".into())));
+        assert_eq!(c.phone, Some(Some("+44 7700 900123".into())));
+        assert!(CustomerFields::parse(Some("Zoë"), Some("zoë @example.org"), None, true).is_err());
+        let blank = CustomerFields::parse(Some("Zoë"), Some("\u{2800}"), Some("\u{200b}"), true).unwrap();
+        assert_eq!((blank.email, blank.phone), (Some(None), Some(None)));
+    }
+
+    #[test]
+    fn a_search_finds_names_without_case_or_accents_and_phones_by_digits() {
+        let zoe = search_text("Zoë 🍋 Müller", Some("Zoe@Example.org"), Some("+44 7700 900123"));
+        let compact = search_text("Ann", None, Some("+447700900123"));
+        let find = |q: &str, text: &str| CustomerSearch::parse(q).unwrap().matches(text);
+        for q in [
+            "MÜLLER",
+            "ZOË",
+            "zoe",
+            "Zoë 🍋",
+            "zoe@example",
+            "+447700900123",
+            "7700 900",
+            "(7700) 900-123",
+        ] {
+            assert!(find(q, &zoe), "{q:?}");
+        }
+        assert!(find("+44 7700 900123", &compact));
+        assert!(!find("Müller Zoë", &zoe));
+        assert!(!find("100%", &zoe), "no wildcard");
+        assert_eq!(CustomerSearch::parse(" \u{200b}\u{2800}"), None);
     }
 
     #[test]

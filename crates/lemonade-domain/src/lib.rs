@@ -15,6 +15,7 @@ pub mod ports;
 pub mod report;
 pub mod saga;
 pub mod stock;
+pub mod text;
 pub mod values;
 
 pub use error::{FieldError, ShopError, Shortage};

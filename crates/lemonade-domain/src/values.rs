@@ -131,25 +131,33 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// A trimmed, non-empty text of at most [`TEXT_LEN_MAX`] characters without control characters.
+/// A name: its display form ([`crate::text::display_form`]: NFC, one kind of space, nothing
+/// invisible, trimmed) of at most [`TEXT_LEN_MAX`] characters, with something visible in it
+/// (a name of only blanks, zero-width or blank-looking characters is refused like an empty one).
+/// Two names are the same name when their [`crate::text::name_key`]s are equal.
 pub fn parse_name(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err("must not be empty".into());
+    let text = crate::text::display_form(raw)?;
+    if crate::text::is_blank(&text) {
+        return Err("must not be empty or blank".into());
     }
-    parse_note(trimmed)
+    check_length(text)
 }
 
-/// Like [`parse_name`] but may be empty.
+/// A note: like [`parse_name`] but may be empty; a note with nothing visible in it is empty.
 pub fn parse_note(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    if trimmed.chars().count() > TEXT_LEN_MAX {
+    let text = crate::text::display_form(raw)?;
+    if crate::text::is_blank(&text) {
+        return Ok(String::new());
+    }
+    check_length(text)
+}
+
+/// At most [`TEXT_LEN_MAX`] characters (Unicode scalar values of the display form).
+fn check_length(text: String) -> Result<String, String> {
+    if text.chars().count() > TEXT_LEN_MAX {
         return Err(format!("must be at most {TEXT_LEN_MAX} characters"));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    Ok(trimmed.to_owned())
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -183,5 +191,26 @@ mod tests {
         assert!(parse_name("   ").is_err());
         assert!(parse_name(&"x".repeat(TEXT_LEN_MAX + 1)).is_err());
         assert!(parse_name("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn a_name_with_nothing_visible_is_refused_like_an_empty_one() {
+        for blank in ["\u{200b}", "\u{2800}", "\u{a0}\u{3000}", "\u{3164}", "\u{feff}\u{200d}"] {
+            assert_eq!(parse_name(blank), parse_name(""), "{blank:?}");
+        }
+        assert_eq!(parse_note("\u{2800}").unwrap(), "");
+    }
+
+    #[test]
+    fn names_are_stored_in_their_display_form() {
+        assert_eq!(parse_name("Cafe\u{301}\u{200b}\u{a0}T").unwrap(), "Café T");
+        assert_eq!(parse_name("👩\u{200d}🍳").unwrap(), "👩\u{200d}🍳");
+        assert_eq!(parse_note(" two\n lines ").unwrap(), "two lines");
+    }
+
+    #[test]
+    fn the_length_limit_counts_the_display_form() {
+        let decomposed = "e\u{301}".repeat(TEXT_LEN_MAX);
+        assert_eq!(parse_name(&decomposed).unwrap().chars().count(), TEXT_LEN_MAX);
     }
 }

@@ -434,7 +434,53 @@ pub fn audit(conn: &Connection) -> rusqlite::Result<AuditReport> {
             ),
         }
     }
+    audit_text_keys(conn, &mut report)?;
     Ok(report)
+}
+
+/// Names and their keys: every ingredient and product name has the key of its name (the key
+/// is what makes two names that read the same one name, and the database keeps it unique),
+/// and every customer the search text of their details.
+fn audit_text_keys(conn: &Connection, report: &mut AuditReport) -> rusqlite::Result<()> {
+    use lemonade_domain::text::name_key;
+    for table in ["ingredients", "products"] {
+        let named = rows(conn, &format!("SELECT id, name, name_key FROM {table}"), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for (id, name, key) in named {
+            if key.as_deref() != Some(name_key(&name).as_str()) {
+                report.flag(
+                    "name-keys-match-names",
+                    format!("{table} {id}"),
+                    format!("{name:?} has the key {key:?}"),
+                );
+            }
+        }
+    }
+    let customers = rows(conn, "SELECT id, name, email, phone, search_text FROM customers", |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    for (id, name, email, phone, text) in customers {
+        let expected = lemonade_domain::customer::search_text(&name, email.as_deref(), phone.as_deref());
+        if text.as_deref() != Some(expected.as_str()) {
+            report.flag(
+                "search-text-matches-customer",
+                format!("customer {id}"),
+                "is not found by its details",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The files of a cluster's databases, by the schema name the audit attaches them under.
@@ -1019,6 +1065,19 @@ mod tests {
             shop.customer
         ));
         assert_eq!(shop.broken(), rules(&["erasure-forfeits-points"]));
+    }
+
+    #[test]
+    fn a_name_or_a_customer_without_its_key_is_found() {
+        let shop = Shop::new();
+        shop.place(true, 1);
+        assert!(shop.report().is_clean());
+        shop.sql("UPDATE products SET name = 'Something else'");
+        shop.sql("UPDATE customers SET email = 'new@example.org'");
+        assert_eq!(
+            shop.broken(),
+            rules(&["name-keys-match-names", "search-text-matches-customer"])
+        );
     }
 
     #[test]

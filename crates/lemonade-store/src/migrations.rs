@@ -316,11 +316,6 @@ fn schema(role: Role, engine: Engine) -> String {
     }
 }
 
-/// The SQLite schema of `role` at [`SCHEMA_VERSION`] (for copies the audit reads).
-pub(crate) fn sqlite_schema(role: Role) -> String {
-    migrations(role, Engine::Sqlite).concat()
-}
-
 fn has_ledger(role: Role) -> bool {
     matches!(role, Role::Monolith | Role::Stock)
 }
@@ -349,16 +344,34 @@ fn tables(role: Role) -> String {
         .replace("{recipes_fk}", &fk("recipe_versions (id)"))
 }
 
-/// The migrations of a role, oldest first: version 1 (the schema as first released), then
-/// each later version's pieces. A role a version does not concern gets an empty step, so
-/// every role is at the same version number.
-fn migrations(role: Role, engine: Engine) -> Vec<String> {
-    vec![schema(role, engine), version_2(role, engine)]
+/// One step of a migration, run inside the migration's transaction.
+pub(crate) enum Step {
+    /// Statements, in the engine's words.
+    Sql(String),
+    /// Rust code over the open transaction, for what SQL cannot do alike on both engines (such
+    /// as Unicode normalisation, which SQLite does not have).
+    Code(fn(&dyn crate::conn::Db, Role) -> Result<(), crate::conn::DbError>),
 }
 
-/// Version 2, one piece per concern, appended in order.
-fn version_2(role: Role, engine: Engine) -> String {
-    [v2_customer_directory(role, engine), v2_erasure_forfeits_points(role)].concat()
+/// The migrations of a role, oldest first: entry `i` brings a database from version `i` to
+/// `i + 1`. Version 1 is the schema of the fragments above, as databases in the field have it;
+/// never change it, add to a later version.
+fn migrations(role: Role, engine: Engine) -> Vec<Vec<Step>> {
+    vec![vec![Step::Sql(schema(role, engine))], version_2(role, engine)]
+}
+
+/// Version 2: one piece per concern, appended in order.
+fn version_2(role: Role, engine: Engine) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // Names as a person reads them: keys for "the same name" and for customer search.
+    steps.extend(crate::text_keys::steps(role, engine));
+    // The coordinator's directory of customers, and each saga's customer.
+    steps.push(Step::Sql(v2_customer_directory(role, engine)));
+    // An erasure forfeits the customer's points.
+    steps.push(Step::Sql(v2_erasure_forfeits_points(role)));
+    // A role a piece does not concern gets no statement from it.
+    steps.retain(|step| !matches!(step, Step::Sql(sql) if sql.trim().is_empty()));
+    steps
 }
 
 /// Coordinator: the directory of customers (who may be named on an order: `active`, or
@@ -381,7 +394,7 @@ fn v2_customer_directory(role: Role, engine: Engine) -> String {
 "#;
     let (tables, plan_customer) = match engine {
         Engine::Sqlite => (tables.to_owned(), "json_extract(plan, '$.customer_id')"),
-        Engine::Postgres => (postgres_tables(tables), "CAST(plan AS json) ->> 'customer_id'"),
+        Engine::Postgres => (for_engine(tables, engine), "CAST(plan AS json) ->> 'customer_id'"),
     };
     format!("{tables}    UPDATE sagas SET customer_id = {plan_customer} WHERE state IN ('running', 'compensating');\n")
 }
@@ -402,7 +415,15 @@ fn v2_erasure_forfeits_points(role: Role) -> String {
     .to_owned()
 }
 
-/// The schema version this binary writes (every role is at the same version).
+/// `sql` in `engine`'s words (statements written for SQLite, as the fragments are).
+pub(crate) fn for_engine(sql: &str, engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => sql.to_owned(),
+        Engine::Postgres => postgres_tables(sql),
+    }
+}
+
+/// The schema version this binary writes (every role is at the same version today).
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
@@ -423,17 +444,29 @@ pub fn migrate_role_to(conn: &mut Connection, role: Role, version: i64) -> Resul
     let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
     check_found(found, current, role)?;
+    migrate_sqlite_to(conn, role, current, version)?;
+    Ok(current)
+}
+
+/// Runs the migrations of `role` that take a SQLite database from version `current` to
+/// `target`, one transaction each.
+fn migrate_sqlite_to(conn: &mut Connection, role: Role, current: i64, target: i64) -> Result<(), crate::db::OpenError> {
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
-    for (i, sql) in all.iter().enumerate().take(version as usize).skip(current as usize) {
+    for (i, steps) in all.iter().enumerate().take(target as usize).skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
+        for step in steps {
+            match step {
+                Step::Sql(sql) => tx.execute_batch(sql)?,
+                Step::Code(code) => code(&*tx, role)?,
+            }
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.pragma_update(None, "application_id", role.application_id())?;
         tx.commit()?;
         tracing::info!(version = i + 1, role = role.as_str(), "applied schema migration");
     }
-    Ok(current)
+    Ok(())
 }
 
 /// Refuses a database that holds another role's tables (`found` names the role it holds, if
@@ -460,12 +493,12 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
     migrate_postgres_to(conn, role, SCHEMA_VERSION)
 }
 
-/// [`migrate_postgres`], stopping at `version` (tests of upgrades make older databases with it).
-pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, version: i64) -> Result<i64, crate::db::OpenError> {
+/// Like [`migrate_postgres`], but stops at version `target` (tests of a later migration start
+/// from a database as an older binary left it).
+pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, target: i64) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
 
-    assert!((1..=SCHEMA_VERSION).contains(&version), "no schema version {version}");
-
+    assert!((1..=SCHEMA_VERSION).contains(&target), "no schema version {target}");
     conn.begin(Begin::Write)?;
     let result = (|| {
         conn.batch(
@@ -480,14 +513,17 @@ pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, version: i64)
         ))?;
         let current = found.as_ref().map_or(0, |(_, version)| *version);
         check_found(found.as_ref().map(|(other, _)| other.as_str()), current, role)?;
-        for (i, sql) in migrations(role, Engine::Postgres)
+        for (i, steps) in migrations(role, Engine::Postgres)
             .iter()
             .enumerate()
-            .take(version as usize)
+            .take(target as usize)
             .skip(current as usize)
         {
-            if !sql.trim().is_empty() {
-                conn.batch(sql)?;
+            for step in steps {
+                match step {
+                    Step::Sql(sql) => conn.batch(sql)?,
+                    Step::Code(code) => code(db, role)?,
+                }
             }
             db.execute("DELETE FROM lemonade_schema", crate::params![])?;
             db.execute(

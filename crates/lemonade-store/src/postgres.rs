@@ -159,9 +159,8 @@ pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
 /// CHECKs are off in the copy, so the audit sees exactly what PostgreSQL holds.
 pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenError> {
     on_own_thread(|| {
-        let copy = rusqlite::Connection::open(path)?;
-        copy.execute_batch(&crate::migrations::sqlite_schema(role))?;
-        copy.pragma_update(None, "user_version", crate::migrations::SCHEMA_VERSION)?;
+        let mut copy = rusqlite::Connection::open(path)?;
+        crate::migrations::migrate_role(&mut copy, role)?;
         copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
         let names =
             |sql: &str| -> rusqlite::Result<Vec<String>> { copy.prepare(sql)?.query_map([], |r| r.get(0))?.collect() };

@@ -10,7 +10,7 @@ use lemonade_domain::ids::IngredientId;
 use lemonade_domain::stock::NewIngredient;
 use lemonade_domain::values::{Timestamp, Unit};
 use lemonade_store::conn::{Db, PgConn};
-use lemonade_store::migrations::{Role, migrate_postgres};
+use lemonade_store::migrations::{Role, migrate_postgres, migrate_postgres_to};
 use lemonade_store::postgres::role_url;
 use lemonade_store::sql::stock;
 use lemonade_store::{Database, WriterConfig};
@@ -336,4 +336,56 @@ async fn reservations_on_postgres_take_stock_once_and_refuse_what_came_too_late(
         "a reserve after its release is refused"
     );
     assert_eq!(lemons_left().await.unwrap(), Some(8));
+}
+
+#[test]
+fn a_version_1_database_on_postgres_gets_name_keys_and_its_duplicate_names_are_renamed() {
+    let fresh = Fresh::new();
+    let url = fresh.url(Role::Stock);
+    lemonade_store::postgres::ensure_database(&url).unwrap();
+    let conn = PgConn::connect(&url).unwrap();
+    migrate_postgres_to(&conn, Role::Stock, 1).unwrap();
+    admin(
+        &url,
+        "INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at) VALUES
+             ('i1', 'Caf\u{e9} T', 'g', 0, 0, 1), ('i2', 'Cafe\u{301} T', 'g', 0, 0, 2), ('i3', 'caf\u{e9}\u{a0}t', 'g', 0, 0, 3)",
+    );
+    assert_eq!(migrate_postgres(&conn, Role::Stock).unwrap(), 1);
+    let db: &dyn Db = &conn;
+    let names: Vec<String> = db
+        .prepare_cached("SELECT name FROM ingredients ORDER BY id")
+        .unwrap()
+        .query_map(lemonade_store::params![], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["Caf\u{e9} T", "Caf\u{e9} T (2)", "caf\u{e9} t (3)"]);
+    let same = db.execute(
+        "INSERT INTO ingredients (id, name, name_key, unit, on_hand, reorder_level, created_at)
+         VALUES ('i9', 'CAF\u{c9} T', 'caf\u{e9} t', 'g', 0, 0, 1)",
+        lemonade_store::params![],
+    );
+    assert!(same.is_err(), "the key is unique in the database");
+    crm_migrates(&fresh);
+}
+
+/// CRM's version 1 database gets the customers' search text.
+fn crm_migrates(fresh: &Fresh) {
+    let url = fresh.url(Role::Crm);
+    lemonade_store::postgres::ensure_database(&url).unwrap();
+    let conn = PgConn::connect(&url).unwrap();
+    migrate_postgres_to(&conn, Role::Crm, 1).unwrap();
+    admin(
+        &url,
+        "INSERT INTO customers (id, name, email, phone, points, created_at, updated_at)
+         VALUES ('c1', 'Zo\u{eb}\u{a0}M\u{fc}ller', 'Zoe@Example.ORG', '+44 7700 900123', 0, 1, 1)",
+    );
+    assert_eq!(migrate_postgres(&conn, Role::Crm).unwrap(), 1);
+    let db: &dyn Db = &conn;
+    let text: String = db
+        .query_row("SELECT search_text FROM customers", lemonade_store::params![], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(text, "zoe muller\nzoe@example.org\n447700900123");
 }

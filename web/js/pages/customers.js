@@ -6,10 +6,7 @@ import { money, when, dateOnly, orderNo, plural, num, STATUS_LABEL } from '../fo
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Alert, Confirm, Stat, StatusBadge, useDebounced } from '../ui.js';
 import { go } from '../router.js';
 import { toast } from '../state.js';
-
-function initials(name) {
-  return String(name || '?').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join('') || '?';
-}
+import { initials, isBlank, fileSlug } from '../text.js';
 
 export function CustomersPage() {
   const [q, setQ] = useState('');
@@ -68,7 +65,7 @@ function CustomerDialog({ customer, onClose, onDone }) {
   const [err, setErr] = useState(null);
   const submit = async () => {
     const e = {};
-    if (!f.name.trim()) e.name = 'Enter a name.';
+    if (isBlank(f.name)) e.name = 'Enter a name.';
     if (f.email.trim() && !/^[^\s@]+@[^\s@]+$/.test(f.email.trim())) e.email = 'That does not look like an email address.';
     setErrs(e);
     if (Object.keys(e).length) return;
@@ -112,8 +109,7 @@ export function CustomerPage({ id }) {
   const exportData = async () => {
     setExporting(true);
     try {
-      const safe = (c.name || 'customer').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'customer';
-      await download(`/customers/${encodeURIComponent(id)}/export`, null, `${safe}-export.json`);
+      await download(`/customers/${encodeURIComponent(id)}/export`, null, `${fileSlug(c.name, 'customer')}-export.json`);
       toast('Export downloaded');
     } catch (e) {
       toast(describe(e), 'error');

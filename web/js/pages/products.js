@@ -6,6 +6,7 @@ import { money, moneyInput, parseMoney, qty, num, unitLabel, parseWhole } from '
 import { CURRENCY_SYMBOL } from '../config.js';
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Select, Alert, Toggle } from '../ui.js';
 import { toast } from '../state.js';
+import { isBlank, compareText } from '../text.js';
 
 export function ProductsPage() {
   const data = useLoad(() => loadCatalog({ force: true }));
@@ -61,7 +62,7 @@ function ProductDialog({ product, ingredients, onClose, onDone }) {
 
   const submit = async () => {
     const e = {};
-    if (!f.name.trim()) e.name = 'Enter a name.';
+    if (isBlank(f.name)) e.name = 'Enter a name.';
     const price = parseMoney(f.price);
     if (price === null) e.price = `Enter a price like 3.50.`;
     const rows = f.recipe.filter((r) => r.ingredient_id || r.quantity.trim());
@@ -89,7 +90,7 @@ function ProductDialog({ product, ingredients, onClose, onDone }) {
     } finally { setBusy(false); }
   };
 
-  const options = [{ value: '', label: 'Choose…' }, ...ingredients.map((i) => ({ value: i.id, label: `${i.name} (${unitLabel(i.unit)})` }))];
+  const options = [{ value: '', label: 'Choose…' }, ...[...ingredients].sort((a, b) => compareText(a.name, b.name)).map((i) => ({ value: i.id, label: `${i.name} (${unitLabel(i.unit)})` }))];
   return html`<${Dialog} wide title=${product ? `Edit ${product.name}` : 'New product'} onClose=${onClose} onSubmit=${submit}
     footer=${html`<${Button} onClick=${onClose} disabled=${busy}>Cancel<//><${Button} kind="primary" type="submit" busy=${busy}>${product ? 'Save changes' : 'Create product'}<//>`}>
     <div class="grid-2">

@@ -5,6 +5,10 @@ import { CURRENCY_SYMBOL } from '../config.js';
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Segmented, Stat, Input } from '../ui.js';
 import { Icon } from '../icons.js';
 import { toast } from '../state.js';
+import { truncate, compareText } from '../text.js';
+
+/** Best sellers first; equal ones by name, as a person sorts them. */
+const byRevenue = (a, b) => b.revenue - a.revenue || compareText(a.name, b.name);
 
 const PRESETS = [
   { id: 'today', label: 'Today', range: () => [new Date(), new Date()] },
@@ -70,7 +74,7 @@ export function ReportsPage() {
               <tbody>${[...r.days].reverse().map((d) => html`<tr class=${d.orders ? '' : 'muted'}><td>${dayLabel(d.date)}</td><td class="num">${num(d.orders)}</td><td class="num">${num(d.items)}</td><td class="num">${money(d.revenue)}</td></tr>`)}</tbody>
               <tfoot><tr><th>Total</th><td class="num">${num(r.orders)}</td><td class="num">${num(items)}</td><td class="num"><strong>${money(r.revenue)}</strong></td></tr></tfoot></table>`
           : html`<table class="table" data-testid="report-table"><thead><tr><th>Product</th><th class="num">Orders</th><th class="num">Sold</th><th class="num">Revenue</th><th class="num hide-sm">Share</th></tr></thead>
-              <tbody>${[...r.products].sort((a, b) => b.revenue - a.revenue).map((p) => html`<tr><td>${p.name}</td><td class="num">${num(p.orders)}</td><td class="num">${num(p.quantity)}</td><td class="num">${money(p.revenue)}</td><td class="num hide-sm muted">${r.revenue ? Math.round((p.revenue / r.revenue) * 100) : 0}%</td></tr>`)}</tbody>
+              <tbody>${[...r.products].sort(byRevenue).map((p) => html`<tr><td>${p.name}</td><td class="num">${num(p.orders)}</td><td class="num">${num(p.quantity)}</td><td class="num">${money(p.revenue)}</td><td class="num hide-sm muted">${r.revenue ? Math.round((p.revenue / r.revenue) * 100) : 0}%</td></tr>`)}</tbody>
               <tfoot><tr><th>Total</th><td class="num">${num(r.orders)}</td><td class="num">${num(items)}</td><td class="num"><strong>${money(r.revenue)}</strong></td><td class="hide-sm"></td></tr></tfoot></table>`}
       </div>`}
     `}
@@ -129,7 +133,7 @@ function shortDay(date, n) {
 }
 
 function ProductChart({ products }) {
-  const sorted = [...products].sort((a, b) => b.revenue - a.revenue);
+  const sorted = [...products].sort(byRevenue);
   const W = chartWidth(); const narrow = W < 900; const row = 40; const L = narrow ? 120 : 180; const R = narrow ? 80 : 110;
   const H = Math.max(row, sorted.length * row) + 8;
   const max = Math.max(1, ...sorted.map((p) => p.revenue));
@@ -138,7 +142,7 @@ function ProductChart({ products }) {
       const w = ((W - L - R) * p.revenue) / max;
       const yy = 4 + k * row;
       return html`<g>
-        <text class="label" x=${L - 12} y=${yy + row / 2 + 1} text-anchor="end" dominant-baseline="middle">${p.name.length > (narrow ? 14 : 22) ? p.name.slice(0, narrow ? 13 : 21) + '…' : p.name}</text>
+        <text class="label" x=${L - 12} y=${yy + row / 2 + 1} text-anchor="end" dominant-baseline="middle">${truncate(p.name, narrow ? 14 : 22)}</text>
         <rect class="bar" x=${L} y=${yy + 7} width=${Math.max(p.revenue > 0 ? 2 : 0, w)} height=${row - 14} rx="3"><title>${p.name}: ${money(p.revenue)}, ${num(p.quantity)} sold</title></rect>
         <text class="value" x=${L + w + 8} y=${yy + row / 2 + 1} dominant-baseline="middle">${money(p.revenue)}</text>
       </g>`;

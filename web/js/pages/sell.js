@@ -8,6 +8,7 @@ import { money, num, plural, orderNo, when, qty as fmtQty } from '../format.js';
 import { MAX_LINES, MAX_QTY, PENDING_POLL_MS } from '../config.js';
 import { useLoad, Button, Alert, ErrorNote, Empty, Dialog, Input, Skeleton, useDebounced, StatusBadge } from '../ui.js';
 import { toast } from '../state.js';
+import { initials, isBlank, capitalise } from '../text.js';
 
 const CART_KEY = 'lemonade.cart';
 
@@ -211,10 +212,6 @@ function orderError(e, newAttempt) {
   return html`<${Alert} title="The order was not accepted">${describe(e)}<//>`;
 }
 
-function initials(name) {
-  return String(name || '?').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join('') || '?';
-}
-
 function CustomerPicker({ onClose, onPick }) {
   const [q, setQ] = useState('');
   const dq = useDebounced(q, 200);
@@ -228,7 +225,7 @@ function CustomerPicker({ onClose, onPick }) {
 
   const create = async () => {
     const e = {};
-    if (!form.name.trim()) e.name = 'Enter a name.';
+    if (isBlank(form.name)) e.name = 'Enter a name.';
     setErrs(e);
     if (Object.keys(e).length) return;
     setBusy(true); setErr(null);
@@ -319,7 +316,7 @@ function Receipt({ order: initial, onClose }) {
         <div><dt>Order</dt><dd>${orderNo(order.id)}</dd></div>
         <div><dt>Time</dt><dd>${when(order.created_at)}</dd></div>
         ${order.customer_id && html`<div><dt>Customer</dt><dd>${customer ? customer.name : '…'}</dd></div>`}
-        <div><dt>Status</dt><dd><${StatusBadge} status=${st} label=${st.charAt(0).toUpperCase() + st.slice(1)} /></dd></div>
+        <div><dt>Status</dt><dd><${StatusBadge} status=${st} label=${capitalise(st)} /></dd></div>
       </dl>
       <table class="receipt-lines">
         <tbody>

@@ -6,6 +6,7 @@ import { qty, signedQty, num, when, unitLabel, unitName, parseWhole, REASON_LABE
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Select, Alert, Segmented, Stat } from '../ui.js';
 import { go } from '../router.js';
 import { toast } from '../state.js';
+import { isBlank } from '../text.js';
 
 export function StockPage() {
   const data = useLoad(() => loadCatalog({ force: true }));
@@ -138,7 +139,7 @@ export function AdjustDialog({ kind, ingredient: i, onClose, onDone }) {
     <${Input} label=${`${a.field} (${unitName(i.unit)})`} inputmode="numeric" value=${value} onInput=${setValue}
       suffix=${unitLabel(i.unit)} error=${errs.value} autocomplete="off" autofocus
       hint=${preview !== null && !errs.value ? (kind === 'count' ? `Variance: ${signedQty(n - i.on_hand, i.unit)}` : `After this: ${qty(Math.max(0, preview), i.unit)}`) : ' '} />
-    <${Input} label=${a.note} value=${note} onInput=${setNote} error=${errs.note} maxlength="200" autocomplete="off" />
+    <${Input} label=${a.note} value=${note} onInput=${setNote} error=${errs.note} autocomplete="off" />
     ${err && err.code !== 'validation_failed' && html`<${Alert}>${describe(err)}<//>`}
   <//>`;
 }
@@ -150,7 +151,7 @@ function NewIngredientDialog({ onClose, onDone }) {
   const [err, setErr] = useState(null);
   const submit = async () => {
     const e = {};
-    if (!f.name.trim()) e.name = 'Enter a name.';
+    if (isBlank(f.name)) e.name = 'Enter a name.';
     const oh = f.on_hand.trim() === '' ? 0 : parseWhole(f.on_hand);
     const rl = f.reorder_level.trim() === '' ? 0 : parseWhole(f.reorder_level);
     if (oh === null) e.on_hand = 'Enter a whole number.';

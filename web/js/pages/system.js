@@ -4,10 +4,10 @@ import { setState, state } from '../state.js';
 import { useLoad, PageHeader, Button, ErrorNote, Skeleton, Badge, Alert } from '../ui.js';
 import { Icon } from '../icons.js';
 import { timeOnly } from '../format.js';
+import { capitalise } from '../text.js';
 
 function titleCase(s) {
-  s = String(s || '').replace(/[_-]+/g, ' ');
-  return s.charAt(0).toUpperCase() + s.slice(1);
+  return capitalise(String(s || '').replace(/[_-]+/g, ' '));
 }
 
 const MODE = {

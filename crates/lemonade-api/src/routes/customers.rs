@@ -17,15 +17,22 @@ use crate::extract::{JsonBody, Path, Query};
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerBody {
+    /// Stored as a person reads it (NFC, one kind of space, no invisible characters, trimmed;
+    /// at most 200 characters, refused when nothing in it is visible). Not unique.
     pub name: Option<String>,
+    /// Stored trimmed, in NFC, with the domain in lower case.
     pub email: Option<String>,
+    /// Digits, spaces and `+ - ( ) .`; full-width forms become ASCII.
     pub phone: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CustomerSearch {
-    /// Matches name, email or phone.
+    /// Finds customers whose name or email contains it, case and accents ignored ("zoe" finds
+    /// "Zoë"), or, when it reads as a phone number (digits, spaces and `+ - ( ) .`), whose
+    /// phone number holds its digits ("+447700900123" finds "+44 7700 900123"). At most 100
+    /// characters; `%` and `_` are plain characters.
     pub q: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,

@@ -15,6 +15,10 @@ use crate::extract::{JsonBody, Path, Query};
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
+    /// Stored as a person reads it (NFC, one kind of space, no invisible characters, trimmed;
+    /// at most 200 characters, refused when nothing in it is visible). Unique as a person
+    /// reads it: another name that differs only in case, composition, invisible characters or
+    /// kinds of space is the same name.
     pub name: String,
     /// In minor currency units.
     pub price: i64,
@@ -26,6 +30,7 @@ pub struct CreateProduct {
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchProduct {
+    /// As in `CreateProduct`.
     pub name: Option<String>,
     pub price: Option<i64>,
     pub recipe: Option<Vec<RawRecipeItem>>,

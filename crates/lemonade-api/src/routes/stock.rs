@@ -17,6 +17,10 @@ use axum::Json;
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIngredient {
+    /// Stored as a person reads it (NFC, one kind of space, no invisible characters, trimmed;
+    /// at most 200 characters, refused when nothing in it is visible). Unique as a person
+    /// reads it: another name that differs only in case, composition, invisible characters or
+    /// kinds of space is the same name.
     pub name: String,
     /// `g`, `ml` or `piece`.
     pub unit: String,

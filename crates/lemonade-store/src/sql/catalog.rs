@@ -8,6 +8,7 @@ use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{RecipeItem, can_make};
+use lemonade_domain::text::name_key;
 use lemonade_domain::values::{Money, Quantity, Timestamp};
 
 use super::{SqlResult, optional};
@@ -142,9 +143,13 @@ fn check_recipe(conn: &dyn Db, recipe: &[RecipeItem]) -> Result<(), ShopError> {
     Ok(())
 }
 
+/// Refuses a name that another product has already, as a person reads it
+/// ([`lemonade_domain::text::name_key`]; the key's column is unique).
 fn check_name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM products WHERE name = ?1").db()?;
-    let owner: Option<String> = optional(stmt.query_row(params![name], |r| r.get(0)))?;
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM products WHERE name_key = ?1")
+        .db()?;
+    let owner: Option<String> = optional(stmt.query_row(params![name_key(name)], |r| r.get(0)))?;
     match owner {
         Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => {
             Err(ShopError::validation("name", "a product with this name exists already"))
@@ -198,8 +203,8 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
     check_recipe(conn, &new.recipe)?;
     let version = new_recipe_version(conn, &id, &new.recipe, now)?;
     conn.prepare_cached(
-        "INSERT INTO products (id, name, price, active, recipe_version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
+         VALUES (?1, ?2, ?7, ?3, ?4, ?5, ?6, ?6)",
     )
     .db()?
     .execute(params![
@@ -208,7 +213,8 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
         new.price.minor(),
         new.active,
         version,
-        now.millis()
+        now.millis(),
+        name_key(&new.name)
     ])
     .db()?;
     write_recipe_items(conn, &id, &new.recipe)?;
@@ -230,15 +236,19 @@ pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestam
             .execute(params![id.as_str(), version])
             .db()?;
     }
-    conn.prepare_cached("UPDATE products SET name = ?2, price = ?3, active = ?4, updated_at = ?5 WHERE id = ?1")
-        .db()?
-        .execute(params![
-            id.as_str(),
-            patch.name.as_ref().unwrap_or(&current.name),
-            patch.price.unwrap_or(current.price).minor(),
-            patch.active.unwrap_or(current.active),
-            now.millis()
-        ])
-        .db()?;
+    let name = patch.name.as_ref().unwrap_or(&current.name);
+    conn.prepare_cached(
+        "UPDATE products SET name = ?2, name_key = ?6, price = ?3, active = ?4, updated_at = ?5 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        id.as_str(),
+        name,
+        patch.price.unwrap_or(current.price).minor(),
+        patch.active.unwrap_or(current.active),
+        now.millis(),
+        name_key(name)
+    ])
+    .db()?;
     require(conn, id)
 }

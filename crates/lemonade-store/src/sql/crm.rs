@@ -1,7 +1,9 @@
 //! Customers, points and the activity log.
 
 use lemonade_domain::ShopError;
-use lemonade_domain::customer::{ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields};
+use lemonade_domain::customer::{
+    ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields, CustomerSearch, search_text,
+};
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::values::Timestamp;
@@ -35,27 +37,24 @@ pub fn require(conn: &dyn Db, id: &CustomerId) -> Result<Customer, ShopError> {
     get(conn, id)?.ok_or_else(|| ShopError::not_found("customer"))
 }
 
-/// Customers oldest first; `search` matches name, email or phone, case-insensitively (for
-/// ASCII letters, as SQLite's `lower` and PostgreSQL's under the "C" collation fold).
+/// Customers oldest first; `search` is a [`CustomerSearch`] of the query: case and accents
+/// do not matter, a query that reads as a phone number matches by its digits, and `%`, `_`
+/// and `\` in it are matched as themselves.
 pub fn list(conn: &dyn Db, search: Option<&str>, page: &PageRequest) -> Result<Page<Customer>, ShopError> {
-    let pattern = search.map(|s| {
-        let escaped = s
-            .to_ascii_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let search = search.and_then(CustomerSearch::parse);
+    let like = |s: &str| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let text = search.as_ref().map(|s| like(&s.text));
+    let digits = search.as_ref().and_then(|s| s.digits.as_deref()).map(like);
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM customers
-             WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR lower(name) LIKE ?2 ESCAPE '\\'
-                  OR lower(email) LIKE ?2 ESCAPE '\\' OR lower(phone) LIKE ?2 ESCAPE '\\')
+             WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR search_text LIKE ?2 ESCAPE '\\'
+                  OR search_text LIKE CAST(?4 AS TEXT) ESCAPE '\\')
              ORDER BY id LIMIT ?3"
         ))
         .db()?
         .query_map(
-            params![page.cursor.as_deref().unwrap_or(""), pattern, page.limit + 1],
+            params![page.cursor.as_deref().unwrap_or(""), text, page.limit + 1, digits],
             from_row,
         )
         .db()?
@@ -175,16 +174,19 @@ pub fn create(
         .name
         .as_deref()
         .expect("a new customer's name is required when parsing");
+    let (email, phone) = (fields.email.clone().flatten(), fields.phone.clone().flatten());
     conn.prepare_cached(
-        "INSERT INTO customers (id, name, email, phone, points, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+        "INSERT INTO customers (id, name, email, phone, search_text, points, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?6, 0, ?5, ?5)",
     )
     .db()?
     .execute(params![
         id.as_str(),
         name,
-        fields.email.clone().flatten(),
-        fields.phone.clone().flatten(),
-        now.millis()
+        email,
+        phone,
+        now.millis(),
+        search_text(name, email.as_deref(), phone.as_deref())
     ])
     .db()?;
     record_activity(conn, activity_id, &id, ActivityKind::Created, None, 0, now)?;
@@ -202,16 +204,22 @@ pub fn update(
     if current.anonymised {
         return Err(ShopError::conflict("this customer was anonymised and cannot be edited"));
     }
-    conn.prepare_cached("UPDATE customers SET name = ?2, email = ?3, phone = ?4, updated_at = ?5 WHERE id = ?1")
-        .db()?
-        .execute(params![
-            id.as_str(),
-            fields.name.as_ref().unwrap_or(&current.name),
-            fields.email.clone().unwrap_or(current.email),
-            fields.phone.clone().unwrap_or(current.phone),
-            now.millis()
-        ])
-        .db()?;
+    let name = fields.name.as_ref().unwrap_or(&current.name);
+    let email = fields.email.clone().unwrap_or(current.email);
+    let phone = fields.phone.clone().unwrap_or(current.phone);
+    conn.prepare_cached(
+        "UPDATE customers SET name = ?2, email = ?3, phone = ?4, search_text = ?6, updated_at = ?5 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        id.as_str(),
+        name,
+        email,
+        phone,
+        now.millis(),
+        search_text(name, email.as_deref(), phone.as_deref())
+    ])
+    .db()?;
     record_activity(conn, activity_id, id, ActivityKind::Updated, None, 0, now)?;
     require(conn, id)
 }
@@ -227,11 +235,16 @@ pub fn anonymise(conn: &dyn Db, id: &CustomerId, activity_id: String, now: Times
         return Ok(current);
     }
     conn.prepare_cached(
-        "UPDATE customers SET name = ?2, email = NULL, phone = NULL, points = 0, anonymised_at = ?3, updated_at = ?3
+        "UPDATE customers SET name = ?2, email = NULL, phone = NULL, search_text = ?4, points = 0, anonymised_at = ?3, updated_at = ?3
          WHERE id = ?1",
     )
     .db()?
-    .execute(params![id.as_str(), ANONYMISED_NAME, now.millis()])
+    .execute(params![
+        id.as_str(),
+        ANONYMISED_NAME,
+        now.millis(),
+        search_text(ANONYMISED_NAME, None, None)
+    ])
     .db()?;
     let forfeited = -(current.points as i64);
     record_activity(conn, activity_id, id, ActivityKind::Anonymised, None, forfeited, now)?;

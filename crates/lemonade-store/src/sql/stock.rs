@@ -16,6 +16,7 @@ fn move_seq(id: &str) -> i64 {
 }
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
+use lemonade_domain::text::name_key;
 use lemonade_domain::values::{Timestamp, Unit};
 
 use super::cache::WriterCache;
@@ -96,9 +97,13 @@ pub fn level(conn: &dyn Db, id: &IngredientId) -> Result<Option<StockLevel>, Sho
     })
 }
 
+/// Whether an ingredient has the same name as `name`, as a person reads it
+/// ([`lemonade_domain::text::name_key`]; the key's column is unique).
 pub fn name_taken(conn: &dyn Db, name: &str) -> Result<bool, ShopError> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM ingredients WHERE name = ?1").db()?;
-    Ok(optional(stmt.query_row(params![name], |_| Ok(())))?.is_some())
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM ingredients WHERE name_key = ?1")
+        .db()?;
+    Ok(optional(stmt.query_row(params![name_key(name)], |_| Ok(())))?.is_some())
 }
 
 /// Creates an ingredient. Its opening stock, if any, enters through the ledger as a restock,
@@ -117,7 +122,7 @@ pub fn create(
         ));
     }
     conn.prepare_cached(
-        "INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+        "INSERT INTO ingredients (id, name, name_key, unit, on_hand, reorder_level, created_at) VALUES (?1, ?2, ?6, ?3, 0, ?4, ?5)",
     )
     .db()?
     .execute(params![
@@ -125,7 +130,8 @@ pub fn create(
         new.name,
         new.unit.as_str(),
         new.reorder_level as i64,
-        now.millis()
+        now.millis(),
+        name_key(&new.name)
     ])
     .db()?;
     if new.on_hand > 0 {

@@ -387,3 +387,122 @@ async fn orders_racing_an_erasure_come_before_it_or_are_refused_and_activity_kee
     }
     assert_eq!(app.customer(&id).await["points"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_name_with_nothing_visible_is_refused_like_an_empty_one() {
+    let app = spawn_app().await;
+    let existing = app.create_customer("Existing").await;
+    let id = s(&existing["id"]);
+    let before = app.state(&[], &[], &[id]).await;
+    for blank in crate::products::BLANK_NAMES {
+        app.post("/customers", &json!({"name": blank})).await.invalid("name");
+        app.patch(&format!("/customers/{id}"), &json!({"name": blank}))
+            .await
+            .invalid("name");
+    }
+    assert_eq!(app.state(&[], &[], &[id]).await, before);
+}
+
+/// A phone number of ten digits made from `tag` (hex), so that no other test's customer has it.
+fn phone_digits(tag: &str) -> String {
+    tag.chars()
+        .map(|c| char::from_digit(c.to_digit(16).unwrap() % 10, 10).unwrap())
+        .take(10)
+        .collect()
+}
+
+fn ids(page: &serde_json::Value) -> Vec<&str> {
+    page["items"].as_array().unwrap().iter().map(|c| s(&c["id"])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_names_as_a_person_reads_them_and_phones_by_their_digits() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let digits = phone_digits(&tag);
+    let zoe = app
+        .post(
+            "/customers",
+            &json!({"name": format!("Zoë 🍋 Müller {tag}"), "email": format!("Zoe.{tag}@Example.ORG"),
+                    "phone": format!("+44 {} {}", &digits[..4], &digits[4..])}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        zoe["email"],
+        format!("Zoe.{tag}@example.org"),
+        "the domain is lower-cased"
+    );
+    let compact = app
+        .post(
+            "/customers",
+            &json!({"name": format!("Ann {tag}"), "phone": format!("+44{digits}")}),
+        )
+        .await
+        .expect(201);
+    let (zoe, compact) = (s(&zoe["id"]), s(&compact["id"]));
+
+    for query in [
+        "MÜLLER".to_owned(),
+        "ZOË".to_owned(),
+        "zoe".to_owned(),
+        "Mu\u{308}ller".to_owned(),
+        format!("zoe\u{a0}🍋 MULLER {tag}"),
+        format!("ZOE.{}@EXAMPLE", tag.to_uppercase()),
+    ] {
+        let found = app
+            .get_all(&format!("/customers?q={}", enc(&query)), 200)
+            .await
+            .into_iter()
+            .map(|c| s(&c["id"]).to_owned())
+            .collect::<Vec<_>>();
+        assert!(found.iter().any(|id| id == zoe), "{query:?} finds Zoë");
+    }
+    let by_compact = app
+        .get(&format!("/customers?q={}", enc(&format!("+44{digits}"))))
+        .await
+        .expect(200);
+    assert_eq!(ids(&by_compact), [zoe, compact], "+44{digits} finds +44 {digits} too");
+    let by_spaced = app
+        .get(&format!(
+            "/customers?q={}",
+            enc(&format!("+44 {} {}", &digits[..4], &digits[4..]))
+        ))
+        .await
+        .expect(200);
+    assert_eq!(ids(&by_spaced), [zoe, compact], "and the reverse");
+    let by_part = app
+        .get(&format!(
+            "/customers?q={}",
+            enc(&format!("({}) {}", &digits[..4], &digits[4..7]))
+        ))
+        .await
+        .expect(200);
+    assert_eq!(ids(&by_part), [zoe, compact]);
+
+    // Wildcards stay literal, accents or not.
+    let none = app
+        .get(&format!("/customers?q={}", enc(&format!("Zo%_ {tag}"))))
+        .await
+        .expect(200);
+    assert_eq!(none["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymised_customer_is_no_longer_found_by_what_they_were() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let digits = phone_digits(&tag);
+    let c = app
+        .post(
+            "/customers",
+            &json!({"name": format!("Zoë {tag}"), "email": format!("z{tag}@example.org"), "phone": digits}),
+        )
+        .await
+        .expect(201);
+    app.delete(&format!("/customers/{}", s(&c["id"]))).await.expect(200);
+    for query in [format!("zoe {tag}"), format!("z{tag}@"), digits] {
+        let found = app.get(&format!("/customers?q={}", enc(&query))).await.expect(200);
+        assert_eq!(found["items"], json!([]), "{query:?}");
+    }
+}

@@ -280,3 +280,99 @@ async fn unknown_products_are_not_found() {
         .await
         .problem(404, "not_found");
 }
+
+/// Names with nothing a person can see in them: white space of several kinds, zero-width and
+/// format characters, Hangul fillers, the blank Braille pattern.
+pub const BLANK_NAMES: [&str; 7] = [
+    "\u{200b}",
+    "\u{2800}",
+    "\u{3164}",
+    "\u{a0}\u{3000}\u{2003}",
+    "\u{feff}\u{2060}\u{200e}",
+    "\u{200d}\u{fe0f}",
+    "\u{115f}\u{1160}\u{ffa0}",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_name_with_nothing_visible_is_refused_like_an_empty_one() {
+    let app = spawn_app().await;
+    let product = app.create_product("Lemonade", 300, &[]).await;
+    let id = s(&product["id"]);
+    let before = app.state(&[], &[id], &[]).await;
+    for blank in BLANK_NAMES {
+        app.post("/products", &json!({"name": blank, "price": 300, "recipe": []}))
+            .await
+            .invalid("name");
+        app.patch(&format!("/products/{id}"), &json!({"name": blank}))
+            .await
+            .invalid("name");
+    }
+    assert_eq!(app.state(&[], &[id], &[]).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_a_person_reads_as_the_same_are_one_product_name() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let name = format!("Café T {tag}");
+    let first = app
+        .post("/products", &json!({"name": name, "price": 300, "recipe": []}))
+        .await
+        .expect(201);
+    let other = app.create_product("Iced tea", 300, &[]).await;
+    let ids = [s(&first["id"]), s(&other["id"])];
+    let before = app.state(&[], &ids, &[]).await;
+    for same in [
+        format!("Cafe\u{301} T {tag}"),
+        format!("Café\u{200b} T {tag}"),
+        format!("Café\u{a0}T {tag}"),
+        format!("café t {tag}"),
+        format!("  CAFÉ \u{3000} T {}\t", tag.to_uppercase()),
+    ] {
+        app.post("/products", &json!({"name": same, "price": 300, "recipe": []}))
+            .await
+            .invalid("name");
+        app.patch(&format!("/products/{}", ids[1]), &json!({"name": same}))
+            .await
+            .invalid("name");
+    }
+    assert_eq!(app.state(&[], &ids, &[]).await, before);
+    let named = app
+        .get_all("/products", 200)
+        .await
+        .into_iter()
+        .filter(|p| s(&p["name"]).ends_with(&tag))
+        .count();
+    assert_eq!(named, 1);
+
+    // A product may change the case of its own name.
+    let renamed = app
+        .patch(
+            &format!("/products/{}", ids[0]),
+            &json!({"name": format!("CAFÉ T {tag}")}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(renamed["name"], format!("CAFÉ T {tag}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_name_is_stored_as_a_person_reads_it_and_an_emoji_name_survives() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let decomposed = app
+        .post(
+            "/products",
+            &json!({"name": format!(" Cre\u{300}me\u{a0}\u{a0}bru\u{302}le\u{301}e\u{200b} {tag} "), "price": 300, "recipe": []}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(decomposed["name"], format!("Crème brûlée {tag}"));
+    let chef = format!("👩\u{200d}🍳 special ☕\u{fe0f} {tag}");
+    let created = app
+        .post("/products", &json!({"name": chef, "price": 300, "recipe": []}))
+        .await
+        .expect(201);
+    assert_eq!(created["name"], chef);
+    assert_eq!(app.product(s(&created["id"])).await["name"], chef);
+}

@@ -391,3 +391,45 @@ async fn the_unfiltered_ledger_holds_every_ingredients_moves_newest_first() {
     let ids: Vec<&str> = all.iter().map(|m| s(&m["id"])).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "descending ids");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingredient_names_follow_the_same_rule_as_product_names() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let first = app
+        .post(
+            "/ingredients",
+            &json!({"name": format!("Açaí\u{a0}pulp {tag}"), "unit": "g"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(first["name"], format!("Açaí pulp {tag}"));
+    let before = app.state(&[], &[], &[]).await;
+    for same in [
+        format!("Ac\u{327}ai\u{301} pulp {tag}"),
+        format!("AÇAÍ\u{200b} PULP {tag}"),
+    ] {
+        app.post("/ingredients", &json!({"name": same, "unit": "g"}))
+            .await
+            .invalid("name");
+    }
+    for blank in crate::products::BLANK_NAMES {
+        app.post("/ingredients", &json!({"name": blank, "unit": "g"}))
+            .await
+            .invalid("name");
+    }
+    assert_eq!(app.state(&[], &[], &[]).await, before);
+    let named = app.get_all("/ingredients", 200).await;
+    assert_eq!(named.iter().filter(|x| s(&x["name"]).ends_with(&tag)).count(), 1);
+    let note = app
+        .post(
+            &format!("/ingredients/{}/restock", s(&first["id"])),
+            &json!({"quantity": 1, "note": "\u{2800}"}),
+        )
+        .await
+        .expect(200);
+    assert!(
+        note["move"]["note"].is_null(),
+        "a note with nothing visible is no note: {note}"
+    );
+}
