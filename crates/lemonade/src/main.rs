@@ -83,6 +83,13 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
     }
 }
 
+/// Colour codes in the log only on a terminal, and not there either when `NO_COLOR` is set
+/// (<https://no-color.org>): a log written to a file or a pipe is plain text.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term =
@@ -100,6 +107,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
