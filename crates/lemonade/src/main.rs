@@ -11,10 +11,17 @@ use lemonade::serve::{ServeArgs, start};
 #[command(version, about)]
 struct Cli {
     /// Log filter, e.g. `info` or `lemonade=debug`.
-    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true, value_parser = parse_log_filter)]
     log: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log`: a filter tracing-subscriber accepts, refused here rather than ignored later.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("{e} (expected e.g. info, warn or lemonade=debug)"))
 }
 
 #[derive(Subcommand)]
@@ -105,7 +112,7 @@ async fn shutdown_signal() {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .with_ansi(colour_logs())
         .init();
