@@ -381,7 +381,9 @@ pub async fn start_with_faults(
 async fn open_database(args: &ServeArgs, addr: SocketAddr) -> anyhow::Result<(Database, Option<WriterLock>)> {
     let (role, config) = (args.role.store_role(), args.writer_config());
     if let Some(url) = args.database_url.clone() {
-        let db = tokio::task::spawn_blocking(move || Database::open_postgres(&url, role, config))
+        // Compact: PostgreSQL keeps 63 bytes of a session's name.
+        let holder = format!("lemonade {} (pid {}, {addr})", role.as_str(), std::process::id());
+        let db = tokio::task::spawn_blocking(move || Database::open_postgres_as(&url, role, config, &holder))
             .await?
             .with_context(|| format!("opening the {} database on PostgreSQL", role.as_str()))?;
         return Ok((db, None));

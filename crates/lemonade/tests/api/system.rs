@@ -83,19 +83,9 @@ async fn liveness_at_the_root_answers_ok_without_the_access_token() {
     let app = crate::support::spawn_local(|args| args.token = Some("a-liveness-test-token".into()))
         .await
         .expect("start a test server");
-    let live = app
-        .client
-        .get(format!("{}/health", app.root_url))
-        .send()
-        .await
-        .unwrap();
+    let live = app.client.get(format!("{}/health", app.root_url)).send().await.unwrap();
     assert_eq!(live.status(), 200);
     assert_eq!(live.text().await.unwrap(), "ok");
-    let api = app
-        .client
-        .get(format!("{}/health", app.base_url))
-        .send()
-        .await
-        .unwrap();
+    let api = app.client.get(format!("{}/health", app.base_url)).send().await.unwrap();
     assert_eq!(api.status(), 401, "the API's health still wants the token");
 }
