@@ -155,6 +155,8 @@ struct Process {
     child: Child,
     /// The last `error: ...` line the child wrote to its log.
     last_error: Arc<Mutex<Option<String>>>,
+    /// The task relaying its log; ends once the child's end of the pipe is closed.
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Plan {
@@ -229,10 +231,15 @@ impl Plan {
             .spawn()
             .with_context(|| format!("starting the {name} process"))?;
         let last_error = Arc::new(Mutex::new(None));
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(relay(name, stderr, Arc::clone(&last_error)));
-        }
-        Ok(Process { child, last_error })
+        let relay = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(relay(name, stderr, Arc::clone(&last_error))));
+        Ok(Process {
+            child,
+            last_error,
+            relay,
+        })
     }
 }
 
@@ -257,8 +264,15 @@ struct Down {
     healthy_for: Duration,
 }
 
+/// How long the log of a process that exited may take to be relayed to its end.
+const LOG_DRAINED_WITHIN: Duration = Duration::from_secs(1);
+
 impl Process {
-    fn describe_exit(&self, status: ExitStatus) -> String {
+    /// How it exited, with the last error it logged (once its log is relayed to the end).
+    async fn describe_exit(&mut self, status: ExitStatus) -> String {
+        if let Some(relay) = self.relay.take() {
+            let _ = tokio::time::timeout(LOG_DRAINED_WITHIN, relay).await;
+        }
         match self.last_error.lock().expect("no panic while holding it").as_deref() {
             Some(error) => format!("{status}; it said {error}"),
             None => status.to_string(),
@@ -290,14 +304,21 @@ impl Process {
     async fn started(&mut self, addr: SocketAddr) -> Result<(), String> {
         let since = Instant::now();
         loop {
-            tokio::select! {
-                status = self.child.wait() => {
-                    return Err(match status {
-                        Ok(status) => format!("exited while starting ({})", self.describe_exit(status)),
-                        Err(e) => format!("could not be watched: {e}"),
-                    });
+            let exited = tokio::select! {
+                status = self.child.wait() => Some(status),
+                healthy = healthy(addr) => {
+                    if healthy {
+                        return Ok(());
+                    }
+                    None
                 }
-                healthy = healthy(addr) => if healthy { return Ok(()) },
+            };
+            match exited {
+                Some(Ok(status)) => {
+                    return Err(format!("exited while starting ({})", self.describe_exit(status).await));
+                }
+                Some(Err(e)) => return Err(format!("could not be watched: {e}")),
+                None => {}
             }
             if since.elapsed() >= STARTUP_WITHIN {
                 return Err(format!(
@@ -322,11 +343,12 @@ impl Process {
         loop {
             let passed = tokio::select! {
                 status = self.child.wait() => {
+                    let reason = match status {
+                        Ok(status) => format!("exited: {}", self.describe_exit(status).await),
+                        Err(e) => format!("could not be watched: {e}"),
+                    };
                     return Down {
-                        reason: match status {
-                            Ok(status) => format!("exited: {}", self.describe_exit(status)),
-                            Err(e) => format!("could not be watched: {e}"),
-                        },
+                        reason,
                         healthy_for: healthy_for(healthy_since),
                     };
                 }
@@ -682,4 +704,21 @@ pub async fn start_in_process_with_faults(
         services,
         stop,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delays_double_up_to_the_cap_and_start_over_after_a_reset() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<_> = (0..10).map(|_| backoff.next().as_millis()).collect();
+        assert_eq!(
+            delays,
+            [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000]
+        );
+        backoff.reset();
+        assert_eq!(backoff.next(), RESTART_DELAY_FIRST);
+    }
 }

@@ -367,3 +367,25 @@ fn assert_plain(log: &[u8], what: &str) {
         String::from_utf8_lossy(log)
     );
 }
+
+/// A child that cannot come up at all fails the cluster's first start, and the one error
+/// says which child and why (its own last error, not only its exit status).
+#[test]
+fn a_cluster_whose_service_cannot_start_says_which_and_why_in_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(dir.path().join("data"))
+        // Nothing listens on port 1: the first service cannot open its database.
+        .args(["--postgres", "postgres://nobody@127.0.0.1:1/lemonade"]);
+    let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    let error = stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains("stock process") && error[0].contains("cannot connect to PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists());
+}
