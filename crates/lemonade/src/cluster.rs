@@ -330,16 +330,13 @@ impl Process {
         }
     }
 
-    /// Watches a running process until it goes down: it exits, or it fails every health
-    /// check for [`UNHEALTHY_FOR`] (or never passes one within [`STARTUP_WITHIN`] of
-    /// starting) and is then killed. `healthy` says whether it already passed one.
-    async fn watch(&mut self, addr: SocketAddr, healthy: bool) -> Down {
-        let started = Instant::now();
-        let mut healthy_since = healthy.then(Instant::now);
+    /// Watches a process that passed its first health check until it goes down: it exits,
+    /// or it fails every health check for [`UNHEALTHY_FOR`] and is then killed.
+    async fn watch(&mut self, addr: SocketAddr) -> Down {
+        let healthy_since = Instant::now();
         let mut failing_since: Option<Instant> = None;
         let mut tick = tokio::time::interval(PROBE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let healthy_for = |since: Option<Instant>| since.map_or(Duration::ZERO, |s| s.elapsed());
         loop {
             let passed = tokio::select! {
                 status = self.child.wait() => {
@@ -349,35 +346,26 @@ impl Process {
                     };
                     return Down {
                         reason,
-                        healthy_for: healthy_for(healthy_since),
+                        healthy_for: healthy_since.elapsed(),
                     };
                 }
-                passed = async { tick.tick().await; self::healthy(addr).await } => passed,
+                passed = async { tick.tick().await; healthy(addr).await } => passed,
             };
             if passed {
-                if healthy_since.is_none() {
-                    healthy_since = Some(Instant::now());
-                }
                 failing_since = None;
                 continue;
             }
-            let reason = match (healthy_since, failing_since.get_or_insert_with(Instant::now)) {
-                (None, _) if started.elapsed() >= STARTUP_WITHIN => format!(
-                    "did not answer its health check within {} s of starting; killed",
-                    STARTUP_WITHIN.as_secs()
-                ),
-                (Some(_), failing) if failing.elapsed() >= UNHEALTHY_FOR => format!(
-                    "alive but failing its health check for {} s; killed",
-                    failing.elapsed().as_secs()
-                ),
-                _ => continue,
-            };
-            let down = Down {
-                reason,
-                healthy_for: healthy_for(healthy_since).saturating_sub(UNHEALTHY_FOR),
-            };
-            self.kill().await;
-            return down;
+            let failing = *failing_since.get_or_insert_with(Instant::now);
+            if failing.elapsed() >= UNHEALTHY_FOR {
+                self.kill().await;
+                return Down {
+                    reason: format!(
+                        "alive but failing its health check for {} s; killed",
+                        failing.elapsed().as_secs()
+                    ),
+                    healthy_for: failing.duration_since(healthy_since),
+                };
+            }
         }
     }
 }
@@ -426,56 +414,51 @@ async fn supervise(
 ) -> Option<Process> {
     let addr = plan.addr_of(role);
     let mut backoff = Backoff::new();
-    let mut running = Some(first);
-    let mut healthy = true;
+    let mut process = first;
     loop {
-        let reason = match running.as_mut() {
-            Some(process) => {
-                let down = tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|stop| *stop) => return running,
-                    down = process.watch(addr, healthy) => down,
-                };
-                if down.healthy_for >= STABLE_AFTER {
-                    backoff.reset();
-                }
-                down.reason
-            }
-            None => "could not be started".to_owned(),
-        };
-        running = None;
-        let delay = backoff.next();
-        eprintln!(
-            "{name} is down ({reason}); restarting it in {:.1} s",
-            delay.as_secs_f64()
-        );
-        tokio::select! {
+        let down = tokio::select! {
             biased;
-            _ = stop.wait_for(|stop| *stop) => return None,
-            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stop| *stop) => return Some(process),
+            down = process.watch(addr) => down,
+        };
+        if down.healthy_for >= STABLE_AFTER {
+            backoff.reset();
         }
-        match plan.spawn(role, name) {
-            Ok(mut process) => {
-                let started = tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|stop| *stop) => return Some(process),
-                    started = process.started(addr) => started,
-                };
-                match started {
-                    Ok(()) => {
-                        eprintln!("{name} is up again at {addr}");
-                        healthy = true;
-                    }
-                    Err(reason) => {
-                        eprintln!("{name} {reason}");
-                        process.kill().await;
-                        continue;
-                    }
-                }
-                running = Some(process);
+        let mut reason = down.reason;
+        process = loop {
+            let delay = backoff.next();
+            eprintln!(
+                "{name} is down ({reason}); restarting it in {:.1} s",
+                delay.as_secs_f64()
+            );
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return None,
+                _ = tokio::time::sleep(delay) => {}
             }
-            Err(e) => eprintln!("{name}: {e:#}"),
-        }
+            let mut next = match plan.spawn(role, name) {
+                Ok(next) => next,
+                Err(e) => {
+                    reason = format!("could not be started: {e:#}");
+                    continue;
+                }
+            };
+            let started = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return Some(next),
+                started = next.started(addr) => started,
+            };
+            match started {
+                Ok(()) => {
+                    eprintln!("{name} is up again at {addr}");
+                    break next;
+                }
+                Err(why) => {
+                    next.kill().await;
+                    reason = why;
+                }
+            }
+        };
     }
 }
 
