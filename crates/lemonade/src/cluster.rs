@@ -26,7 +26,14 @@ use tokio::sync::watch;
 use lemonade_cluster::faults::FaultPlan;
 
 use crate::lock::WriterLock;
-use crate::serve::{LEASE_MS_RANGE, ORDER_DEADLINE_MS_RANGE, RoleArg, Running, ServeArgs, start, start_with_faults};
+use lemonade_cluster::Protection;
+use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
+use lemonade_store::writer::BATCH_MAX_DEFAULT;
+
+use crate::serve::{
+    BATCH_MAX_RANGE, LEASE_MS_RANGE, MINOR_UNITS_PER_POINT_RANGE, ORDER_DEADLINE_MS_RANGE, RATE_PER_S_RANGE, RoleArg,
+    Running, ServeArgs, start, start_with_faults,
+};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -62,6 +69,16 @@ pub struct ClusterArgs {
     /// (100 to 60000).
     #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(ORDER_DEADLINE_MS_RANGE))]
     pub order_deadline_ms: u64,
+    /// Most orders each process's writer commits together (see `serve --batch-max`; 1 to
+    /// 4096).
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(BATCH_MAX_RANGE))]
+    pub batch_max: u32,
+    /// Loyalty: one point per this many minor currency units spent (1 to 1000000).
+    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(MINOR_UNITS_PER_POINT_RANGE))]
+    pub minor_units_per_point: u64,
+    /// Requests per second each service takes before answering 429 (1 to 10000000).
+    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
+    pub rate_per_s: u32,
 }
 
 /// `--addr` of the cluster: a socket address with a port the supervisor can find again (the
@@ -142,6 +159,8 @@ fn random_token() -> String {
 /// What every supervising task shares: how to start each process.
 struct Plan {
     args: ClusterArgs,
+    /// The log filter, the supervisor's own.
+    log: String,
     exe: PathBuf,
     cluster_token: String,
     /// The public token the coordinator is given: `--token`, or one generated for an
@@ -173,10 +192,17 @@ impl Plan {
     }
 
     /// Starts the process of `role`, its log relayed to ours line by line, each line led by
-    /// its name.
+    /// its name. It gets every setting from the supervisor, which checked them all: no
+    /// `LEMONADE_*` variable of our environment reaches it unchecked.
     fn spawn(&self, role: RoleArg, name: &'static str) -> anyhow::Result<Process> {
         let mut command = Command::new(&self.exe);
+        for (variable, _) in std::env::vars_os() {
+            if variable.to_string_lossy().starts_with("LEMONADE_") {
+                command.env_remove(variable);
+            }
+        }
         command
+            .args(["--log", &self.log])
             .arg("serve")
             .args(["--role", name, "--addr", &self.addr_of(role).to_string(), "--data"])
             .arg(&self.args.data)
@@ -185,6 +211,9 @@ impl Plan {
             .args(["--crm-addr", &self.addr_of(RoleArg::Crm).to_string()])
             .args(["--lease-ms", &self.args.lease_ms.to_string()])
             .args(["--order-deadline-ms", &self.args.order_deadline_ms.to_string()])
+            .args(["--batch-max", &self.args.batch_max.to_string()])
+            .args(["--minor-units-per-point", &self.args.minor_units_per_point.to_string()])
+            .args(["--rate-per-s", &self.args.rate_per_s.to_string()])
             .env("LEMONADE_CLUSTER_TOKEN", &self.cluster_token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -215,17 +244,10 @@ impl Plan {
                     lemonade_store::postgres::role_url(base, role.store_role())?,
                 );
             }
-            None => {
-                command.env_remove("LEMONADE_DATABASE_URL");
-            }
+            None => {}
         }
-        match (&self.token, role) {
-            (Some(token), RoleArg::Coordinator) => {
-                command.env("LEMONADE_TOKEN", token);
-            }
-            _ => {
-                command.env_remove("LEMONADE_TOKEN");
-            }
+        if let (Some(token), RoleArg::Coordinator) = (&self.token, role) {
+            command.env("LEMONADE_TOKEN", token);
         }
         let mut child = command
             .spawn()
@@ -504,8 +526,13 @@ fn ensure_free(addrs: &[(SocketAddr, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the cluster until Ctrl-C or SIGTERM.
-pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+/// Runs the cluster until Ctrl-C or SIGTERM; `log` is the log filter, passed on to the
+/// children.
+pub async fn run(
+    args: ClusterArgs,
+    log: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     // Everything that can be refused is refused before anything starts or is created.
     args.check()?;
     let [stock, orders, crm] = service_addrs(args.services_port)?;
@@ -533,6 +560,7 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
         exe: std::env::current_exe().context("finding this binary")?,
         cluster_token: random_token(),
         token,
+        log,
         addrs: [stock, crm, orders, args.addr],
         args,
     });

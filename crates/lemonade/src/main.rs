@@ -118,7 +118,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Cluster(args) => lemonade::cluster::run(args, shutdown_signal()).await,
+        Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
         Command::Check(args) => return check(&args),
         Command::Bench(args) => {
             let json = args.json;

@@ -26,6 +26,12 @@ use crate::lock::WriterLock;
 pub const LEASE_MS_RANGE: RangeInclusive<u64> = 1_000..=lemonade_cluster::stock::LEASE_MS_MAX;
 /// `--order-deadline-ms`; it must also be shorter than the lease.
 pub const ORDER_DEADLINE_MS_RANGE: RangeInclusive<u64> = 100..=60_000;
+/// `--batch-max`: orders per group commit.
+pub const BATCH_MAX_RANGE: RangeInclusive<i64> = 1..=4096;
+/// `--minor-units-per-point`.
+pub const MINOR_UNITS_PER_POINT_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+/// `--rate-per-s`: a service's sustained requests per second.
+pub const RATE_PER_S_RANGE: RangeInclusive<i64> = 1..=10_000_000;
 /// Shortest access token or cluster token, in bytes.
 pub const TOKEN_LEN_MIN: usize = 16;
 
@@ -78,10 +84,10 @@ pub struct ServeArgs {
     pub token: Option<String>,
     /// Most orders committed together (group commit). 1 commits each order on its own. A
     /// cap below the number of clients lets one batch sync while the next is written.
-    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(BATCH_MAX_RANGE))]
     pub batch_max: u32,
     /// Loyalty: one point per this many minor currency units spent.
-    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(MINOR_UNITS_PER_POINT_RANGE))]
     pub minor_units_per_point: u64,
     /// Distributed mode: the token the services require of each other (at least 16
     /// characters). Every process of one cluster must have the same.
@@ -103,7 +109,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = CoordinatorConfig::default().order_deadline_ms, value_parser = clap::value_parser!(u64).range(ORDER_DEADLINE_MS_RANGE))]
     pub order_deadline_ms: u64,
     /// Distributed mode: requests per second a service takes before answering 429.
-    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
 }
 

@@ -60,6 +60,12 @@ fn cluster_refuses_a_bad_flag_before_starting_anything_naming_the_flag_and_its_r
         (&["--token", "too-short"], &["--token", "16"]),
         (&["--postgres", "mysql://x"], &["--postgres", "postgres://"]),
         (&["--log", "lemonade=loud"], &["--log"]),
+        (&["--batch-max", "0"], &["--batch-max", "1..=4096"]),
+        (
+            &["--minor-units-per-point", "0"],
+            &["--minor-units-per-point", "1..=1000000"],
+        ),
+        (&["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
     ];
     for (extra, names) in cases {
         let args = cluster(extra);
@@ -86,6 +92,26 @@ fn cluster_refuses_a_bad_flag_before_starting_anything_naming_the_flag_and_its_r
     );
 }
 
+/// A setting a child would read from the environment is the supervisor's to check: it is
+/// refused before anything starts, not by each child in turn.
+#[test]
+fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(&data)
+        .env("LEMONADE_BATCH_MAX", "0");
+    let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(
+        stderr.contains("--batch-max") && stderr.contains("1..=4096"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "it created {}", data.display());
+}
+
 #[test]
 fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
     let addr = format!("127.0.0.1:{}", free_port());
@@ -106,7 +132,7 @@ fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
             &["--order-deadline-ms", "100..=60000"],
         ),
         (vec!["--lease-ms", "1"], &["--lease-ms", "1000..=600000"]),
-        (vec!["--rate-per-s", "0"], &["--rate-per-s"]),
+        (vec!["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
         (vec!["--token", "too-short"], &["--token", "16"]),
         (
             vec!["--role", "stock", "--cluster-token", "short"],
