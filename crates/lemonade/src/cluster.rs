@@ -274,7 +274,7 @@ async fn relay(name: &'static str, stderr: tokio::process::ChildStderr, last_err
         if line.starts_with("error: ") {
             let mut kept = line;
             kept.truncate(kept.floor_char_boundary(REASON_LEN_MAX));
-            *last_error.lock().expect("no panic while holding it") = Some(kept);
+            *last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept);
         }
     }
 }
@@ -295,7 +295,12 @@ impl Process {
         if let Some(relay) = self.relay.take() {
             let _ = tokio::time::timeout(LOG_DRAINED_WITHIN, relay).await;
         }
-        match self.last_error.lock().expect("no panic while holding it").as_deref() {
+        match self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
             Some(error) => format!("{status}; it said {error}"),
             None => status.to_string(),
         }
