@@ -237,14 +237,11 @@ impl Plan {
         if self.args.empty {
             command.arg("--empty");
         }
-        match &self.args.postgres {
-            Some(base) => {
-                command.env(
-                    "LEMONADE_DATABASE_URL",
-                    lemonade_store::postgres::role_url(base, role.store_role())?,
-                );
-            }
-            None => {}
+        if let Some(base) = &self.args.postgres {
+            command.env(
+                "LEMONADE_DATABASE_URL",
+                lemonade_store::postgres::role_url(base, role.store_role())?,
+            );
         }
         if let (Some(token), RoleArg::Coordinator) = (&self.token, role) {
             command.env("LEMONADE_TOKEN", token);
