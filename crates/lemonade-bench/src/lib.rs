@@ -45,8 +45,9 @@ pub struct BenchArgs {
     #[arg(long, env = "LEMONADE_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
-    /// How many orders to place in all.
-    #[arg(long, env = "LEMONADE_BENCH_ORDERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How many orders to place in all (1 to 10,000,000: the stock a run restocks for must
+    /// fit what the shop holds).
+    #[arg(long, env = "LEMONADE_BENCH_ORDERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub orders: u64,
 
     /// How many orders are in flight at once (one connection each).
@@ -65,8 +66,8 @@ pub struct BenchArgs {
     #[arg(long, env = "LEMONADE_BENCH_PRODUCT")]
     pub product: Option<String>,
 
-    /// Timeout of each request attempt, in milliseconds.
-    #[arg(long, env = "LEMONADE_BENCH_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Timeout of each request attempt, in milliseconds (1 to 600,000).
+    #[arg(long, env = "LEMONADE_BENCH_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
 }
 

@@ -916,6 +916,10 @@ impl Shop for Coordinator {
         self.ask(Sales { query }).await
     }
 
+    async fn live(&self) -> Result<(), ShopError> {
+        self.inner.node.probe().await
+    }
+
     async fn health(&self) -> Health {
         let deadline = self.deadline(500);
         let clients = &self.inner.clients;

@@ -179,5 +179,10 @@ pub trait Shop: Send + Sync + 'static {
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError>;
 
     async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError>;
+    /// What the shop can do now, and which dependency is down if not: `GET /api/v1/health`.
     async fn health(&self) -> Health;
+    /// Whether this process itself can still serve (its own database answers), whatever
+    /// other processes do: `GET /health`, the liveness a supervisor restarts a process on.
+    /// `Err` says why not. A dependency that is down is never a reason.
+    async fn live(&self) -> Result<(), ShopError>;
 }

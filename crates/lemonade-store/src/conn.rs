@@ -470,6 +470,8 @@ pub struct PgConn {
     changes: Cell<u64>,
     /// Whether this connection holds the database's writer lock (taken again on reconnect).
     writer_lock: Cell<bool>,
+    /// The session's name, if given (given again on reconnect).
+    application_name: RefCell<Option<String>>,
 }
 
 /// The advisory lock the writer of a database holds for as long as its session lasts.
@@ -488,6 +490,7 @@ impl PgConn {
             open: Cell::new(false),
             changes: Cell::new(0),
             writer_lock: Cell::new(false),
+            application_name: RefCell::new(None),
         })
     }
 
@@ -496,6 +499,10 @@ impl PgConn {
     fn reconnect(&self) -> Result<(), DbError> {
         *self.client() = postgres::Client::connect(&self.url, postgres::NoTls)?;
         self.statements.borrow_mut().clear();
+        let name = self.application_name.borrow().clone();
+        if let Some(name) = name {
+            self.set_application_name(&name)?;
+        }
         if self.writer_lock.get() && !self.take_writer_lock()? {
             return Err(DbError::Session("another process took this database's writer lock"));
         }
@@ -514,6 +521,36 @@ impl PgConn {
             .get(0);
         self.writer_lock.set(taken);
         Ok(taken)
+    }
+
+    /// Names this session `name` on the server (`application_name`, at most 63 bytes kept),
+    /// so that [`PgConn::writer_lock_holder`] can say who holds the lock.
+    pub fn set_application_name(&self, name: &str) -> Result<(), DbError> {
+        self.client()
+            .query_one("SELECT set_config('application_name', $1, false)", &[&name])?;
+        *self.application_name.borrow_mut() = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// Who holds this database's writer lock, if another session does: the name that session
+    /// gave itself, or its server process id.
+    pub fn writer_lock_holder(&self) -> Result<Option<String>, DbError> {
+        let row = self.client().query_opt(
+            "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid() \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND (l.classid::bigint << 32 | l.objid::bigint) = $1 \
+             LIMIT 1",
+            &[&WRITER_LOCK_KEY],
+        )?;
+        Ok(row.map(|row| {
+            let name: Option<String> = row.get(0);
+            let pid: i32 = row.get(1);
+            match name.filter(|n| !n.is_empty()) {
+                Some(name) => name,
+                None => format!("the session of server process {pid}"),
+            }
+        }))
     }
 
     /// Runs SQL text as it is (DDL, several statements), outside the statement cache.

@@ -147,12 +147,30 @@ impl Database {
     /// PostgreSQL client runs a runtime of its own): call it from a blocking thread, such as
     /// `tokio::task::spawn_blocking`'s.
     pub fn open_postgres(url: &str, role: Role, writer_config: WriterConfig) -> Result<Database, OpenError> {
+        Database::open_postgres_as(url, role, writer_config, "a lemonade process")
+    }
+
+    /// [`Database::open_postgres`], the writer's session named `holder` (who this process
+    /// is, e.g. `lemonade stock (pid 1234, 127.0.0.1:4001)`; at most 63 bytes are kept), so
+    /// that a second process refused the database can name it.
+    pub fn open_postgres_as(
+        url: &str,
+        role: Role,
+        writer_config: WriterConfig,
+        holder: &str,
+    ) -> Result<Database, OpenError> {
         crate::postgres::ensure_database(url)?;
         let conn = PgConn::connect(url).map_err(|e| unreachable_server(url, e))?;
+        conn.set_application_name(holder)?;
         crate::migrations::migrate_postgres(&conn, role)?;
         if !take_writer_lock(&conn)? {
+            let holder = conn
+                .writer_lock_holder()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "another lemonade process".to_owned());
             return Err(OpenError::Other(format!(
-                "another lemonade process is writing to the {} database at {}",
+                "the {} database at {} is in use by {holder}; stop it or choose another database",
                 role.as_str(),
                 redact(url)
             )));

@@ -299,14 +299,7 @@ impl Shop for SqliteShop {
     }
 
     async fn health(&self) -> Health {
-        let probe = self
-            .db
-            .readers
-            .read(|c| {
-                c.query_row("SELECT 1", crate::params![], |_| Ok(()))
-                    .map_err(crate::sql::storage_error)
-            })
-            .await;
+        let probe = self.live().await;
         let ok = probe.is_ok();
         Health {
             ok,
@@ -318,6 +311,16 @@ impl Shop for SqliteShop {
                 degrades: if ok { vec![] } else { vec!["everything".into()] },
             }],
         }
+    }
+
+    async fn live(&self) -> Result<(), ShopError> {
+        self.db
+            .readers
+            .read(|c| {
+                c.query_row("SELECT 1", crate::params![], |_| Ok(()))
+                    .map_err(crate::sql::storage_error)
+            })
+            .await
     }
 }
 

@@ -146,12 +146,21 @@ fn a_version_1_database_migrates_to_version_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_process_cannot_write_to_a_services_database() {
+async fn a_second_process_cannot_write_to_a_services_database_and_is_told_who_does() {
     let fresh = Fresh::new();
-    let first = open(&fresh.url(Role::Stock), Role::Stock).await.unwrap();
+    let url = fresh.url(Role::Stock);
+    let first = tokio::task::spawn_blocking(move || {
+        Database::open_postgres_as(&url, Role::Stock, WriterConfig::default(), "the first (pid 1)")
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let second = open(&fresh.url(Role::Stock), Role::Stock).await;
     let e = second.err().expect("a second writer is refused").to_string();
-    assert!(e.contains("another lemonade process"), "{e}");
+    assert!(
+        e.contains("stock database") && e.contains("is in use by the first (pid 1)"),
+        "{e}"
+    );
     create_ingredient(&first, "Lemons", 10).await.unwrap();
 }
 
@@ -184,13 +193,13 @@ async fn the_writer_and_readers_connect_again_after_the_server_drops_their_conne
         }
     }
     assert_eq!(listed, Some(2), "a reader connected again and sees both ingredients");
-    // The writer took its lock again with its new connection.
+    // The writer took its lock and its name again with its new connection.
     let e = open(&url, Role::Stock)
         .await
         .err()
         .expect("still one writer")
         .to_string();
-    assert!(e.contains("another lemonade process"), "{e}");
+    assert!(e.contains("is in use by a lemonade process"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,36 +1,54 @@
 //! `lemonade cluster`: the distributed mode on one machine, in one command. It starts the
 //! stock, orders and CRM services and the coordinator as child processes of this binary on
-//! local ports, waits until each answers `/health`, prints where they are, restarts one that
-//! dies, and stops them all on Ctrl-C.
+//! local ports, waits until each answers its health check, prints where they are, and keeps
+//! each one running on its own: a child that dies, or stays alive but keeps failing its health
+//! check, is restarted after a growing delay while the others go on serving (the article's
+//! partial failure stays partial). Ctrl-C or SIGTERM stops them all.
+//!
+//! The health check is each process's own `GET /health` (outside `/api/v1`), which answers
+//! non-2xx only when that process itself cannot serve; the coordinator's `/api/v1/health`,
+//! which reports the other services, is never a reason to restart it.
 //!
 //! [`start_in_process`] starts the same four servers inside the calling process instead
 //! (still talking over loopback sockets): the black-box test suite runs against it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use lemonade_cluster::faults::FaultPlan;
 
-use crate::serve::{RoleArg, Running, ServeArgs, start, start_with_faults};
+use crate::lock::WriterLock;
+use lemonade_cluster::Protection;
+use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
+use lemonade_store::writer::BATCH_MAX_DEFAULT;
+
+use crate::serve::{
+    BATCH_MAX_RANGE, LEASE_MS_RANGE, MINOR_UNITS_PER_POINT_RANGE, ORDER_DEADLINE_MS_RANGE, RATE_PER_S_RANGE, RoleArg,
+    Running, ServeArgs, start, start_with_faults,
+};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// Where the coordinator (the public API and the web app) listens.
-    #[arg(long, env = "LEMONADE_ADDR", default_value = "127.0.0.1:8080")]
+    /// Where the coordinator (the public API and the web app) listens; the port may not be 0.
+    /// Anything but loopback requires an access token (one is generated and printed if none
+    /// is given).
+    #[arg(long, env = "LEMONADE_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_fixed_addr)]
     pub addr: SocketAddr,
     /// Folder holding one database per service (created if missing).
     #[arg(long, env = "LEMONADE_DATA", default_value = "data-cluster")]
     pub data: PathBuf,
-    /// First of three consecutive loopback ports for the stock, orders and CRM services. By
-    /// default the system picks three free ports; either way a service that is restarted
-    /// comes back on the port it had.
-    #[arg(long, env = "LEMONADE_SERVICES_PORT")]
+    /// First of three consecutive loopback ports for the stock, orders and CRM services
+    /// (1 to 65533). By default the system picks three free ports; either way a service that
+    /// is restarted comes back on the port it had.
+    #[arg(long, env = "LEMONADE_SERVICES_PORT", value_parser = clap::value_parser!(u16).range(1..=65_533))]
     pub services_port: Option<u16>,
     /// Do not create the demo shop on empty databases.
     #[arg(long, env = "LEMONADE_EMPTY")]
@@ -43,15 +61,66 @@ pub struct ClusterArgs {
     /// and name_coordinator, created if missing.
     #[arg(long, env = "LEMONADE_POSTGRES", hide_env_values = true)]
     pub postgres: Option<String>,
-    /// Coordinator: how long the stock service holds an uncommitted reservation.
-    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = 30_000)]
+    /// Coordinator: how long the stock service holds an uncommitted reservation (1000 to
+    /// 600000; longer than --order-deadline-ms).
+    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(LEASE_MS_RANGE))]
     pub lease_ms: u64,
-    /// Coordinator: how long placing an order may take before the answer is 202 (pending).
-    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = 3_000)]
+    /// Coordinator: how long placing an order may take before the answer is 202 (pending)
+    /// (100 to 60000).
+    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(ORDER_DEADLINE_MS_RANGE))]
     pub order_deadline_ms: u64,
+    /// Most orders each process's writer commits together (see `serve --batch-max`; 1 to
+    /// 4096).
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(BATCH_MAX_RANGE))]
+    pub batch_max: u32,
+    /// Loyalty: one point per this many minor currency units spent (1 to 1000000).
+    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(MINOR_UNITS_PER_POINT_RANGE))]
+    pub minor_units_per_point: u64,
+    /// Requests per second each service takes before answering 429 (1 to 10000000).
+    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
+    pub rate_per_s: u32,
 }
 
-/// The four processes, in the order they start (each only needs those before it).
+/// `--addr` of the cluster: a socket address with a port the supervisor can find again (the
+/// coordinator is restarted on it and checked there).
+fn parse_fixed_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|e| format!("{e} (expected an address such as 127.0.0.1:8080)"))?;
+    if addr.port() == 0 {
+        return Err("the port must be 1 to 65535: the coordinator is restarted on it".into());
+    }
+    Ok(addr)
+}
+
+impl ClusterArgs {
+    /// Refuses what the flags' own parsers cannot see (combinations, URLs, the folder),
+    /// before anything starts or any file is created.
+    fn check(&self) -> anyhow::Result<()> {
+        crate::serve::check_token(self.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
+        crate::serve::check_lease(self.lease_ms, self.order_deadline_ms)?;
+        match &self.postgres {
+            Some(base) => {
+                for (role, _) in ROLES {
+                    lemonade_store::postgres::role_url(base, role.store_role())
+                        .context("--postgres (LEMONADE_POSTGRES)")?;
+                }
+            }
+            None => crate::serve::check_data_folder(&self.data)?,
+        }
+        if let Some(first) = self.services_port {
+            anyhow::ensure!(
+                !(first..=first + 2).contains(&self.addr.port()),
+                "--services-port {first} takes ports {first} to {}, which include --addr's port {}",
+                first + 2,
+                self.addr.port()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The four processes, in the order they first start (each only needs those before it).
 const ROLES: [(RoleArg, &str); 4] = [
     (RoleArg::Stock, "stock"),
     (RoleArg::Crm, "crm"),
@@ -59,30 +128,54 @@ const ROLES: [(RoleArg, &str); 4] = [
     (RoleArg::Coordinator, "coordinator"),
 ];
 
-/// How long one process may take to answer `/health` after starting.
-const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
-/// Most restarts of one process a minute before `cluster` gives up on it.
-const RESTARTS_PER_MINUTE_MAX: usize = 5;
+/// Every role's own health check: non-2xx only when that process itself cannot serve.
+const HEALTH_PATH: &str = "/health";
+/// How long a started process may take to answer its health check.
+const STARTUP_WITHIN: Duration = Duration::from_secs(30);
+/// How often a running process's health is checked, and how long one check may take.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A process that failed every health check for this long is killed and restarted.
+const UNHEALTHY_FOR: Duration = Duration::from_secs(6);
+/// The first delay before a restart; it doubles with each restart, up to the cap.
+const RESTART_DELAY_FIRST: Duration = Duration::from_millis(200);
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
+/// A process that stayed healthy this long before going down is restarted after the first
+/// delay again.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a stopping process may take to finish what it is doing before it is killed.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+/// How long a killed process may take to be reaped.
+const REAP_WITHIN: Duration = Duration::from_secs(5);
+/// Longest line of a child's log kept to explain why it stopped.
+const REASON_LEN_MAX: usize = 500;
 
-fn cluster_token() -> String {
+fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
-struct Member {
-    role: RoleArg,
-    name: &'static str,
-    addr: SocketAddr,
-    child: Child,
-    restarts: Vec<Instant>,
-}
-
+/// What every supervising task shares: how to start each process.
 struct Plan {
     args: ClusterArgs,
+    /// The log filter, the supervisor's own.
+    log: String,
     exe: PathBuf,
     cluster_token: String,
+    /// The public token the coordinator is given: `--token`, or one generated for an
+    /// address beyond loopback.
+    token: Option<String>,
     addrs: [SocketAddr; 4],
+}
+
+/// One child process and what its log last said of an error.
+struct Process {
+    child: Child,
+    /// The last `error: ...` line the child wrote to its log.
+    last_error: Arc<Mutex<Option<String>>>,
+    /// The task relaying its log; ends once the child's end of the pipe is closed.
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Plan {
@@ -94,9 +187,22 @@ impl Plan {
         self.addrs[i]
     }
 
-    fn spawn(&self, role: RoleArg, name: &str) -> anyhow::Result<Child> {
+    fn database(&self, role: RoleArg) -> PathBuf {
+        crate::serve::database_path(&self.args.data, role.store_role())
+    }
+
+    /// Starts the process of `role`, its log relayed to ours line by line, each line led by
+    /// its name. It gets every setting from the supervisor, which checked them all: no
+    /// `LEMONADE_*` variable of our environment reaches it unchecked.
+    fn spawn(&self, role: RoleArg, name: &'static str) -> anyhow::Result<Process> {
         let mut command = Command::new(&self.exe);
+        for (variable, _) in std::env::vars_os() {
+            if variable.to_string_lossy().starts_with("LEMONADE_") {
+                command.env_remove(variable);
+            }
+        }
         command
+            .args(["--log", &self.log])
             .arg("serve")
             .args(["--role", name, "--addr", &self.addr_of(role).to_string(), "--data"])
             .arg(&self.args.data)
@@ -105,56 +211,279 @@ impl Plan {
             .args(["--crm-addr", &self.addr_of(RoleArg::Crm).to_string()])
             .args(["--lease-ms", &self.args.lease_ms.to_string()])
             .args(["--order-deadline-ms", &self.args.order_deadline_ms.to_string()])
+            .args(["--batch-max", &self.args.batch_max.to_string()])
+            .args(["--minor-units-per-point", &self.args.minor_units_per_point.to_string()])
+            .args(["--rate-per-s", &self.args.rate_per_s.to_string()])
             .env("LEMONADE_CLUSTER_TOKEN", &self.cluster_token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches the supervisor only,
+            // which then stops the children in order.
+            .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches only the new process. A child
+        // whose supervisor died (even by SIGKILL) is stopped rather than left holding its
+        // port and database. The signal follows the thread that spawned the child: children
+        // are spawned from the runtime's long-lived threads only.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if self.args.empty {
             command.arg("--empty");
         }
-        match &self.args.postgres {
-            Some(base) => {
-                command.env(
-                    "LEMONADE_DATABASE_URL",
-                    lemonade_store::postgres::role_url(base, role.store_role())?,
-                );
-            }
-            None => {
-                command.env_remove("LEMONADE_DATABASE_URL");
-            }
+        if let Some(base) = &self.args.postgres {
+            command.env(
+                "LEMONADE_DATABASE_URL",
+                lemonade_store::postgres::role_url(base, role.store_role())?,
+            );
         }
-        match (&self.args.token, role) {
-            (Some(token), RoleArg::Coordinator) => {
-                command.env("LEMONADE_TOKEN", token);
-            }
-            _ => {
-                command.env_remove("LEMONADE_TOKEN");
-            }
+        if let (Some(token), RoleArg::Coordinator) = (&self.token, role) {
+            command.env("LEMONADE_TOKEN", token);
         }
-        command.spawn().with_context(|| format!("starting the {name} process"))
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting the {name} process"))?;
+        let last_error = Arc::new(Mutex::new(None));
+        let relay = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(relay(name, stderr, Arc::clone(&last_error))));
+        Ok(Process {
+            child,
+            last_error,
+            relay,
+        })
     }
 }
 
-async fn wait_healthy(addr: SocketAddr, name: &str, child: &mut Child) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let path = if name == "coordinator" {
-        "/api/v1/health"
-    } else {
-        "/health"
-    };
-    while started.elapsed() < HEALTHY_WITHIN {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("the {name} process exited while starting ({status})");
+/// Copies a child's log to ours, each line led by the child's name, and keeps its last
+/// `error:` line. Ends when the child closes its end (it exited).
+async fn relay(name: &'static str, stderr: tokio::process::ChildStderr, last_error: Arc<Mutex<Option<String>>>) {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[{name}] {line}");
+        if line.starts_with("error: ") {
+            let mut kept = line;
+            kept.truncate(kept.floor_char_boundary(REASON_LEN_MAX));
+            *last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept);
         }
-        if lemonade_cluster::transport::probe(addr, path, Duration::from_secs(2)).await == Some(200) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!(
-        "the {name} process did not become healthy within {} s",
-        HEALTHY_WITHIN.as_secs()
-    )
+}
+
+/// Why a child went down.
+struct Down {
+    reason: String,
+    /// How long it had been healthy before.
+    healthy_for: Duration,
+}
+
+/// How long the log of a process that exited may take to be relayed to its end.
+const LOG_DRAINED_WITHIN: Duration = Duration::from_secs(1);
+
+impl Process {
+    /// How it exited, with the last error it logged (once its log is relayed to the end).
+    async fn describe_exit(&mut self, status: ExitStatus) -> String {
+        if let Some(relay) = self.relay.take() {
+            let _ = tokio::time::timeout(LOG_DRAINED_WITHIN, relay).await;
+        }
+        match self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
+            Some(error) => format!("{status}; it said {error}"),
+            None => status.to_string(),
+        }
+    }
+
+    /// SIGTERM, up to [`STOP_WITHIN`] for it to finish, then SIGKILL.
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: sending a signal to our own child process, not yet reaped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(STOP_WITHIN, self.child.wait()).await.is_err() {
+            self.kill().await;
+        }
+    }
+
+    /// SIGKILL, then reap it (bounded: a process stuck in the kernel is left to
+    /// `kill_on_drop`).
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(REAP_WITHIN, self.child.wait()).await;
+    }
+
+    /// Waits until the process has answered its health check once: `Err` with the reason
+    /// if it exits first or does not answer within [`STARTUP_WITHIN`].
+    async fn started(&mut self, addr: SocketAddr) -> Result<(), String> {
+        let since = Instant::now();
+        loop {
+            let exited = tokio::select! {
+                status = self.child.wait() => Some(status),
+                healthy = healthy(addr) => {
+                    if healthy {
+                        return Ok(());
+                    }
+                    None
+                }
+            };
+            match exited {
+                Some(Ok(status)) => {
+                    return Err(format!("exited while starting ({})", self.describe_exit(status).await));
+                }
+                Some(Err(e)) => return Err(format!("could not be watched: {e}")),
+                None => {}
+            }
+            if since.elapsed() >= STARTUP_WITHIN {
+                return Err(format!(
+                    "did not answer its health check within {} s of starting",
+                    STARTUP_WITHIN.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Watches a process that passed its first health check until it goes down: it exits,
+    /// or it fails every health check for [`UNHEALTHY_FOR`] and is then killed.
+    async fn watch(&mut self, addr: SocketAddr) -> Down {
+        let healthy_since = Instant::now();
+        let mut failing_since: Option<Instant> = None;
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let passed = tokio::select! {
+                status = self.child.wait() => {
+                    let reason = match status {
+                        Ok(status) => format!("exited: {}", self.describe_exit(status).await),
+                        Err(e) => format!("could not be watched: {e}"),
+                    };
+                    return Down {
+                        reason,
+                        healthy_for: healthy_since.elapsed(),
+                    };
+                }
+                passed = async { tick.tick().await; healthy(addr).await } => passed,
+            };
+            if passed {
+                failing_since = None;
+                continue;
+            }
+            let failing = *failing_since.get_or_insert_with(Instant::now);
+            if failing.elapsed() >= UNHEALTHY_FOR {
+                self.kill().await;
+                return Down {
+                    reason: format!(
+                        "alive but failing its health check for {} s; killed",
+                        failing.elapsed().as_secs()
+                    ),
+                    healthy_for: failing.duration_since(healthy_since),
+                };
+            }
+        }
+    }
+}
+
+/// One health check: 2xx within [`PROBE_TIMEOUT`]. A frozen process does not answer.
+async fn healthy(addr: SocketAddr) -> bool {
+    lemonade_cluster::transport::probe(addr, HEALTH_PATH, PROBE_TIMEOUT)
+        .await
+        .is_some_and(|status| (200..300).contains(&status))
+}
+
+/// The delay before the next restart of one process: doubling from
+/// [`RESTART_DELAY_FIRST`] up to [`RESTART_DELAY_MAX`].
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: RESTART_DELAY_FIRST,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(RESTART_DELAY_MAX);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = RESTART_DELAY_FIRST;
+    }
+}
+
+/// Keeps one process running until `stop`, on its own: restarts it after a growing delay
+/// whenever it goes down, whatever the others do. Returns the running process (if any) for
+/// the orderly stop.
+async fn supervise(
+    plan: Arc<Plan>,
+    role: RoleArg,
+    name: &'static str,
+    first: Process,
+    mut stop: watch::Receiver<bool>,
+) -> Option<Process> {
+    let addr = plan.addr_of(role);
+    let mut backoff = Backoff::new();
+    let mut process = first;
+    loop {
+        let down = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => return Some(process),
+            down = process.watch(addr) => down,
+        };
+        if down.healthy_for >= STABLE_AFTER {
+            backoff.reset();
+        }
+        let mut reason = down.reason;
+        process = loop {
+            let delay = backoff.next();
+            eprintln!(
+                "{name} is down ({reason}); restarting it in {:.1} s",
+                delay.as_secs_f64()
+            );
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return None,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let mut next = match plan.spawn(role, name) {
+                Ok(next) => next,
+                Err(e) => {
+                    reason = format!("could not be started: {e:#}");
+                    continue;
+                }
+            };
+            let started = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return Some(next),
+                started = next.started(addr) => started,
+            };
+            match started {
+                Ok(()) => {
+                    eprintln!("{name} is up again at {addr}");
+                    break next;
+                }
+                Err(why) => {
+                    next.kill().await;
+                    reason = why;
+                }
+            }
+        };
+    }
 }
 
 /// The stock, orders and CRM services' addresses: three consecutive ports from `first`, or
@@ -164,15 +493,10 @@ fn service_addrs(first: Option<u16>) -> anyhow::Result<[SocketAddr; 3]> {
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     match first {
         Some(first) => {
-            anyhow::ensure!(
-                first.checked_add(2).is_some(),
-                "--services-port {first} leaves no room for three services"
-            );
-            let addrs = [loopback(first), loopback(first + 1), loopback(first + 2)];
-            for addr in addrs {
-                ensure_free(addr, "--services-port")?;
-            }
-            Ok(addrs)
+            let last = first
+                .checked_add(2)
+                .with_context(|| format!("--services-port {first} leaves no room for three services"))?;
+            Ok([loopback(first), loopback(first + 1), loopback(last)])
         }
         None => {
             // All three are held until all are picked, so they differ.
@@ -189,95 +513,130 @@ fn service_addrs(first: Option<u16>) -> anyhow::Result<[SocketAddr; 3]> {
     }
 }
 
-/// Refuses to start on an address something else listens on, with the option to change it,
-/// rather than letting a child process fail to bind.
-fn ensure_free(addr: SocketAddr, option: &str) -> anyhow::Result<()> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .with_context(|| format!("{addr} cannot be listened on (is it in use?); choose another with {option}"))
+/// Refuses to start on addresses something else listens on, naming the option that changes
+/// each, rather than letting a child process fail to bind. All are held at once, so two
+/// that clash are caught too.
+fn ensure_free(addrs: &[(SocketAddr, &str)]) -> anyhow::Result<()> {
+    let mut held = Vec::new();
+    for (addr, option) in addrs {
+        held.push(
+            std::net::TcpListener::bind(addr).with_context(|| {
+                format!("{addr} cannot be listened on (is it in use?); choose another with {option}")
+            })?,
+        );
+    }
+    Ok(())
 }
 
-/// Runs the cluster until Ctrl-C or SIGTERM.
-pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+/// Runs the cluster until Ctrl-C or SIGTERM; `log` is the log filter, passed on to the
+/// children.
+pub async fn run(
+    args: ClusterArgs,
+    log: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // Everything that can be refused is refused before anything starts or is created.
+    args.check()?;
     let [stock, orders, crm] = service_addrs(args.services_port)?;
-    ensure_free(args.addr, "--addr")?;
-    let plan = Plan {
+    let services = if args.services_port.is_some() {
+        "--services-port"
+    } else {
+        "another run"
+    };
+    ensure_free(&[
+        (args.addr, "--addr"),
+        (stock, services),
+        (orders, services),
+        (crm, services),
+    ])?;
+    let token = match (&args.token, args.addr.ip().is_loopback()) {
+        (Some(token), _) => Some(token.clone()),
+        (None, true) => None,
+        (None, false) => {
+            let token = random_token();
+            println!("Listening beyond loopback: clients must send this access token (shown once):\n  {token}");
+            Some(token)
+        }
+    };
+    let plan = Arc::new(Plan {
         exe: std::env::current_exe().context("finding this binary")?,
-        cluster_token: cluster_token(),
+        cluster_token: random_token(),
+        token,
+        log,
         addrs: [stock, crm, orders, args.addr],
         args,
-    };
-    if let Some(base) = &plan.args.postgres {
+    });
+    let new_folder = plan.args.postgres.is_none() && !plan.args.data.exists();
+    if plan.args.postgres.is_none() {
         for (role, _) in ROLES {
-            lemonade_store::postgres::role_url(base, role.store_role())?;
+            let database = plan.database(role);
+            if let Some(holder) = WriterLock::holder(&database)? {
+                anyhow::bail!(
+                    "{} is in use by {holder}; stop it or choose another --data",
+                    database.display()
+                );
+            }
         }
     }
-    if plan.args.postgres.is_none() {
-        std::fs::create_dir_all(&plan.args.data)
-            .with_context(|| format!("creating the data folder {}", plan.args.data.display()))?;
-    }
-    let mut members = Vec::new();
+
+    let mut started = Vec::new();
     for (role, name) in ROLES {
-        let mut child = plan.spawn(role, name)?;
-        let addr = plan.addr_of(role);
-        wait_healthy(addr, name, &mut child).await?;
-        members.push(Member {
-            role,
-            name,
-            addr,
-            child,
-            restarts: Vec::new(),
-        });
+        let outcome = match plan.spawn(role, name) {
+            Ok(mut process) => match process.started(plan.addr_of(role)).await {
+                Ok(()) => Ok(process),
+                Err(reason) => {
+                    process.kill().await;
+                    Err(anyhow::anyhow!("the {name} process {reason}"))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(process) => started.push(process),
+            Err(e) => {
+                for process in started.iter_mut().rev() {
+                    process.stop().await;
+                }
+                if new_folder {
+                    let databases: Vec<_> = ROLES.iter().map(|(role, _)| plan.database(*role)).collect();
+                    crate::serve::remove_created_folder(&plan.args.data, &databases);
+                }
+                return Err(e);
+            }
+        }
     }
+
     println!("Lemonade cluster is up:");
     println!("  {:<12} {:<22} database", "process", "address");
-    for m in &members {
+    for (role, name) in ROLES {
         let db = match &plan.args.postgres {
-            Some(base) => lemonade_store::db::redact(&lemonade_store::postgres::role_url(base, m.role.store_role())?),
-            None => crate::serve::database_path(&plan.args.data, m.role.store_role())
-                .display()
-                .to_string(),
+            Some(base) => lemonade_store::db::redact(&lemonade_store::postgres::role_url(base, role.store_role())?),
+            None => plan.database(role).display().to_string(),
         };
-        println!("  {:<12} {:<22} {db}", m.name, m.addr.to_string());
+        println!("  {:<12} {:<22} {db}", name, plan.addr_of(role).to_string());
     }
     println!(
         "Open http://{}/ — Ctrl-C stops every process.",
         plan.addr_of(RoleArg::Coordinator)
     );
 
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tick.tick() => {}
-        }
-        for m in members.iter_mut() {
-            let Some(status) = m.child.try_wait()? else { continue };
-            m.restarts.retain(|at| at.elapsed() < Duration::from_secs(60));
-            anyhow::ensure!(
-                m.restarts.len() < RESTARTS_PER_MINUTE_MAX,
-                "the {} process keeps dying ({status}); stopping the cluster",
-                m.name
-            );
-            eprintln!("the {} process exited ({status}); restarting it", m.name);
-            m.restarts.push(Instant::now());
-            m.child = plan.spawn(m.role, m.name)?;
-            if let Err(e) = wait_healthy(m.addr, m.name, &mut m.child).await {
-                eprintln!("{e:#}");
-            }
-        }
+    let (stop, stopping) = watch::channel(false);
+    let supervisors: Vec<_> = ROLES
+        .into_iter()
+        .zip(started)
+        .map(|((role, name), process)| {
+            tokio::spawn(supervise(Arc::clone(&plan), role, name, process, stopping.clone()))
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    let mut running = Vec::new();
+    for supervisor in supervisors {
+        running.push(supervisor.await.context("a supervising task failed")?);
     }
     // Stop in reverse: the coordinator first, so nothing new starts while the rest stop.
-    for m in members.iter_mut().rev() {
-        if let Some(pid) = m.child.id() {
-            // SAFETY: sending a signal to our own child process.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGTERM);
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), m.child.wait()).await;
-        let _ = m.child.kill().await;
+    for process in running.iter_mut().rev().flatten() {
+        process.stop().await;
     }
     Ok(())
 }
@@ -318,7 +677,7 @@ pub async fn start_in_process_with_faults(
         }
     };
     let mut args = ServeArgs::for_tests(data.to_path_buf());
-    args.cluster_token = Some(cluster_token());
+    args.cluster_token = Some(random_token());
     // A test's answers should not turn into 202 because a busy machine was slow.
     args.order_deadline_ms = 10_000;
     configure(&mut args);
@@ -358,4 +717,21 @@ pub async fn start_in_process_with_faults(
         services,
         stop,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delays_double_up_to_the_cap_and_start_over_after_a_reset() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<_> = (0..10).map(|_| backoff.next().as_millis()).collect();
+        assert_eq!(
+            delays,
+            [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000]
+        );
+        backoff.reset();
+        assert_eq!(backoff.next(), RESTART_DELAY_FIRST);
+    }
 }

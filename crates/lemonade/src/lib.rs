@@ -2,4 +2,5 @@
 //! cluster (used by `main` and by the tests, which start real servers on their own ports).
 
 pub mod cluster;
+pub mod lock;
 pub mod serve;

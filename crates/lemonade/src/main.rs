@@ -11,10 +11,17 @@ use lemonade::serve::{ServeArgs, start};
 #[command(version, about)]
 struct Cli {
     /// Log filter, e.g. `info` or `lemonade=debug`.
-    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true, value_parser = parse_log_filter)]
     log: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log`: a filter tracing-subscriber accepts, refused here rather than ignored later.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("{e} (expected e.g. info, warn or lemonade=debug)"))
 }
 
 #[derive(Subcommand)]
@@ -83,6 +90,13 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
     }
 }
 
+/// Colour codes in the log only on a terminal, and not there either when `NO_COLOR` is set
+/// (<https://no-color.org>): a log written to a file or a pipe is plain text.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term =
@@ -98,12 +112,13 @@ async fn shutdown_signal() {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Cluster(args) => lemonade::cluster::run(args, shutdown_signal()).await,
+        Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
         Command::Check(args) => return check(&args),
         Command::Bench(args) => {
             let json = args.json;

@@ -17,7 +17,23 @@ use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
 use lemonade_store::system::{SystemClock, UuidV7Ids};
 use lemonade_store::writer::BATCH_MAX_DEFAULT;
 use lemonade_store::{Database, ShopConfig, SqliteShop, WriterConfig};
+use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use crate::lock::WriterLock;
+
+/// `--lease-ms`: what the stock service accepts as a reservation's lease.
+pub const LEASE_MS_RANGE: RangeInclusive<u64> = 1_000..=lemonade_cluster::stock::LEASE_MS_MAX;
+/// `--order-deadline-ms`; it must also be shorter than the lease.
+pub const ORDER_DEADLINE_MS_RANGE: RangeInclusive<u64> = 100..=60_000;
+/// `--batch-max`: orders per group commit.
+pub const BATCH_MAX_RANGE: RangeInclusive<i64> = 1..=4096;
+/// `--minor-units-per-point`.
+pub const MINOR_UNITS_PER_POINT_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+/// `--rate-per-s`: a service's sustained requests per second.
+pub const RATE_PER_S_RANGE: RangeInclusive<i64> = 1..=10_000_000;
+/// Shortest access token or cluster token, in bytes.
+pub const TOKEN_LEN_MIN: usize = 16;
 
 /// What this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -68,10 +84,10 @@ pub struct ServeArgs {
     pub token: Option<String>,
     /// Most orders committed together (group commit). 1 commits each order on its own. A
     /// cap below the number of clients lets one batch sync while the next is written.
-    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(BATCH_MAX_RANGE))]
     pub batch_max: u32,
     /// Loyalty: one point per this many minor currency units spent.
-    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(MINOR_UNITS_PER_POINT_RANGE))]
     pub minor_units_per_point: u64,
     /// Distributed mode: the token the services require of each other (at least 16
     /// characters). Every process of one cluster must have the same.
@@ -87,13 +103,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LEMONADE_CRM_ADDR")]
     pub crm_addr: Option<SocketAddr>,
     /// Coordinator: how long the stock service holds an uncommitted reservation.
-    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = CoordinatorConfig::default().lease_ms, value_parser = clap::value_parser!(u64).range(1_000..=600_000))]
+    #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = CoordinatorConfig::default().lease_ms, value_parser = clap::value_parser!(u64).range(LEASE_MS_RANGE))]
     pub lease_ms: u64,
     /// Coordinator: how long placing an order may take before the answer is 202 (pending).
-    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = CoordinatorConfig::default().order_deadline_ms, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = CoordinatorConfig::default().order_deadline_ms, value_parser = clap::value_parser!(u64).range(ORDER_DEADLINE_MS_RANGE))]
     pub order_deadline_ms: u64,
     /// Distributed mode: requests per second a service takes before answering 429.
-    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
 }
 
@@ -130,12 +146,21 @@ impl ServeArgs {
         }
     }
 
-    /// Refuses settings this role cannot run with.
+    /// Who this process is, for the lock file of its database: `lemonade serve --role stock
+    /// (pid 1234, http://127.0.0.1:4001)`.
+    fn holder(&self, addr: SocketAddr) -> String {
+        let role = match self.role {
+            RoleArg::Monolith => String::new(),
+            other => format!(" --role {}", other.store_role().as_str()),
+        };
+        format!("lemonade serve{role} (pid {}, http://{addr})", std::process::id())
+    }
+
+    /// Refuses settings this role cannot run with (the ranges of single flags are clap's).
     pub fn check(&self) -> anyhow::Result<()> {
-        if let Some(t) = &self.token
-            && t.len() < 16
-        {
-            anyhow::bail!("the access token must be at least 16 characters");
+        check_token(self.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
+        if self.database_url.is_none() {
+            check_data_folder(&self.data)?;
         }
         if let Some(url) = &self.database_url {
             anyhow::ensure!(
@@ -150,10 +175,7 @@ impl ServeArgs {
             RoleArg::Coordinator => {
                 self.cluster_token()?;
                 self.peers()?;
-                anyhow::ensure!(
-                    self.lease_ms > self.order_deadline_ms,
-                    "--lease-ms must be longer than --order-deadline-ms"
-                );
+                check_lease(self.lease_ms, self.order_deadline_ms)?;
             }
             RoleArg::Orders => {
                 self.cluster_token()?;
@@ -168,8 +190,10 @@ impl ServeArgs {
 
     fn cluster_token(&self) -> anyhow::Result<&str> {
         match &self.cluster_token {
-            Some(t) if t.len() >= 16 => Ok(t),
-            Some(_) => anyhow::bail!("the cluster token must be at least 16 characters"),
+            Some(t) => {
+                check_token(Some(t), "--cluster-token (LEMONADE_CLUSTER_TOKEN)")?;
+                Ok(t)
+            }
             None => anyhow::bail!("the distributed mode needs --cluster-token (LEMONADE_CLUSTER_TOKEN)"),
         }
     }
@@ -199,6 +223,35 @@ impl ServeArgs {
     }
 }
 
+/// Refuses a token shorter than [`TOKEN_LEN_MIN`], naming the flag that gave it.
+pub fn check_token(token: Option<&str>, flag: &str) -> anyhow::Result<()> {
+    match token {
+        Some(t) if t.len() < TOKEN_LEN_MIN => {
+            anyhow::bail!("{flag} must be at least {TOKEN_LEN_MIN} characters")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The coordinator's lease must outlive its order deadline (each flag's own range is clap's).
+pub fn check_lease(lease_ms: u64, order_deadline_ms: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        lease_ms > order_deadline_ms,
+        "--lease-ms ({lease_ms}) must be longer than --order-deadline-ms ({order_deadline_ms})"
+    );
+    Ok(())
+}
+
+/// Refuses a `--data` that exists but is not a folder (a missing one is created later).
+pub fn check_data_folder(data: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !data.exists() || data.is_dir(),
+        "--data {} is not a folder",
+        data.display()
+    );
+    Ok(())
+}
+
 /// Where a role keeps its database in a data folder.
 pub fn database_path(data: &std::path::Path, role: Role) -> PathBuf {
     match role {
@@ -220,8 +273,10 @@ fn generate_token() -> String {
     (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
-/// Opens the database, seeds the demo shop if asked, binds and starts serving in the
-/// background. Returns once the socket is listening.
+/// Binds, opens the database (taking its writer lock), seeds the demo shop if asked, and
+/// starts serving in the background. Returns once the socket is listening. What can fail
+/// cheaply (the settings, the address) is checked before anything is created, so a refused
+/// start leaves no data folder or database behind.
 pub async fn start(
     args: ServeArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -238,17 +293,11 @@ pub async fn start_with_faults(
 ) -> anyhow::Result<Running> {
     // Refuse bad settings before opening anything: nothing may be left running on a refusal.
     args.check()?;
-    let (role, config) = (args.role.store_role(), args.writer_config());
-    let db = match args.database_url.clone() {
-        Some(url) => tokio::task::spawn_blocking(move || Database::open_postgres(&url, role, config))
-            .await?
-            .with_context(|| format!("opening the {} database on PostgreSQL", role.as_str()))?,
-        None => {
-            let path = args.database_path();
-            Database::open_role(&path, role, config)
-                .with_context(|| format!("opening the database {}", path.display()))?
-        }
-    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {} (is it in use?); choose another with --addr", args.addr))?;
+    let addr = listener.local_addr()?;
+    let (db, lock) = open_database(&args, addr).await?;
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7Ids);
     let seeds = matches!(args.role, RoleArg::Monolith | RoleArg::Stock);
@@ -324,19 +373,70 @@ pub async fn start_with_faults(
             (router, None)
         }
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("listening on {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+    let server = tokio::spawn(async move {
+        // The database's writer lock is held for as long as this process serves it.
+        let _lock = lock;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    });
     Ok(Running { addr, token, server })
+}
+
+/// Opens this role's database: on PostgreSQL (whose writer takes a session lock), or in its
+/// SQLite file of `--data`, after taking the file's writer lock. A data folder this call
+/// created is removed again if the database cannot be opened.
+async fn open_database(args: &ServeArgs, addr: SocketAddr) -> anyhow::Result<(Database, Option<WriterLock>)> {
+    let (role, config) = (args.role.store_role(), args.writer_config());
+    if let Some(url) = args.database_url.clone() {
+        // Compact: PostgreSQL keeps 63 bytes of a session's name.
+        let holder = format!("lemonade {} (pid {}, {addr})", role.as_str(), std::process::id());
+        let db = tokio::task::spawn_blocking(move || Database::open_postgres_as(&url, role, config, &holder))
+            .await?
+            .with_context(|| format!("opening the {} database on PostgreSQL", role.as_str()))?;
+        return Ok((db, None));
+    }
+    let path = args.database_path();
+    let created = !args.data.exists();
+    std::fs::create_dir_all(&args.data).with_context(|| format!("creating the data folder {}", args.data.display()))?;
+    let opened = async {
+        let lock = WriterLock::acquire(&path, &args.holder(addr), crate::lock::WAIT_FOR_HOLDER).await?;
+        let db = Database::open_role(&path, role, config)
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        anyhow::Ok((db, Some(lock)))
+    }
+    .await;
+    if opened.is_err() && created {
+        remove_created_folder(&args.data, &[path]);
+    }
+    opened
+}
+
+/// Removes a data folder that a failed start created: the files its databases may have put
+/// there, then the folder if nothing else is in it.
+pub(crate) fn remove_created_folder(data: &std::path::Path, databases: &[PathBuf]) {
+    for database in databases {
+        let with_suffix = |suffix: &str| {
+            let mut p = database.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        for file in [
+            database.to_path_buf(),
+            with_suffix("-wal"),
+            with_suffix("-shm"),
+            with_suffix("-journal"),
+            crate::lock::lock_path(database),
+        ] {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    let _ = std::fs::remove_dir(data);
 }
 
 /// The public API's access token: the one given, or one made up when listening beyond
 /// loopback without one.
 fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    check_token(args.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
     Ok(match (&args.token, args.addr.ip().is_loopback()) {
-        (Some(t), _) if t.len() < 16 => anyhow::bail!("the access token must be at least 16 characters"),
         (Some(t), _) => Some(t.clone()),
         (None, true) => None,
         (None, false) => {

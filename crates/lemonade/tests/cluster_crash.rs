@@ -8,10 +8,14 @@
 //!   left reserved, no points awarded twice, no saga unfinished, every event delivered.
 //!
 //! Also the supervisor's choice of ports: it picks the services' ports itself, so clusters
-//! run side by side, and it refuses an address in use before starting anything.
+//! run side by side, and it refuses an address in use before starting anything. And partial
+//! failures stay partial: a service that keeps dying is restarted with a growing delay while
+//! the others keep serving; processes down at once come back each on its own; a process that
+//! is alive but fails its health check (frozen) is killed and restarted, and the
+//! coordinator's being degraded by a dependency that is down is not such a failure.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +55,25 @@ impl Cluster {
             .spawn()
             .expect("start lemonade cluster");
         Cluster { supervisor }
+    }
+
+    /// `lemonade cluster` over `data` with all four processes up: its API's base URL and the
+    /// path of its log. Another process may take one of the ports between picking and
+    /// binding: then the supervisor exits, and the cluster is started again on other ports.
+    async fn start(dir: &Path, data: &Path, extra: &[String], http: &reqwest::Client) -> (Cluster, String, PathBuf) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port();
+            let log_path = dir.join(format!("cluster-{attempt}.log"));
+            let mut cluster = Cluster::spawn(port, data, extra, &log_path);
+            let base = format!("http://127.0.0.1:{port}/api/v1");
+            if cluster.wait_up(http, &base, &log_path).await {
+                return (cluster, base, log_path);
+            }
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(attempt < 3, "the cluster exited while starting, 3 times:\n{log}");
+        }
     }
 
     /// Waits until the coordinator answers healthy (true) or the supervisor exits (false).
@@ -171,26 +194,11 @@ async fn kill_each_service_under_load(storage: Storage) {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    // Another process may take one of the ports between picking and binding: then the
-    // supervisor exits, and the cluster is started again on other ports.
-    let mut attempt = 0;
-    let (cluster, base) = loop {
-        attempt += 1;
-        let port = free_port();
-        let log_path = dir.path().join(format!("cluster-{attempt}.log"));
-        let extra = match &storage {
-            Storage::Sqlite => vec![],
-            Storage::Postgres(base) => vec!["--postgres".to_owned(), base.clone()],
-        };
-        let mut cluster = Cluster::spawn(port, &data, &extra, &log_path);
-        let base = format!("http://127.0.0.1:{port}/api/v1");
-        let up = cluster.wait_up(&http, &base, &log_path).await;
-        if up {
-            break (cluster, base);
-        }
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        assert!(attempt < 3, "the cluster exited while starting, 3 times:\n{log}");
+    let extra = match &storage {
+        Storage::Sqlite => vec![],
+        Storage::Postgres(base) => vec!["--postgres".to_owned(), base.clone()],
     };
+    let (cluster, base, _) = Cluster::start(dir.path(), &data, &extra, &http).await;
     let product = http
         .get(format!("{base}/products"))
         .send()
@@ -383,13 +391,210 @@ fn a_cluster_on_an_address_in_use_refuses_to_start_and_names_the_option() {
     );
 }
 
+/// The address the supervisor's child serving `role` listens on, from its command line.
+fn addr_of(cluster: &Cluster, role: &str) -> Option<String> {
+    let pid = pid_of(cluster, role)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == "--addr")?;
+    args.get(at + 1).cloned()
+}
+
+/// Sends `signal` (`KILL`, `STOP`) to `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Waits, up to `within`, until `role` runs as a process other than `old` and answers its
+/// own health check: the new pid.
+async fn wait_restarted(cluster: &Cluster, role: &str, old: u32, within: Duration, log: &Path) -> u32 {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let since = Instant::now();
+    loop {
+        if let (Some(pid), Some(addr)) = (pid_of(cluster, role), addr_of(cluster, role))
+            && pid != old
+            && http
+                .get(format!("http://{addr}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            return pid;
+        }
+        assert!(
+            since.elapsed() < within,
+            "{role} was not back within {within:?}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits, up to a minute, until the coordinator reports every service up.
+async fn wait_all_up(http: &reqwest::Client, base: &str, log: &Path) {
+    let since = Instant::now();
+    loop {
+        let health = http.get(format!("{base}/health")).send().await;
+        if health.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the cluster did not recover:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Restocks every ingredient plenty, for orders that must not run out.
+async fn restock_all(http: &reqwest::Client, base: &str) {
+    let ingredients = get_json(http, format!("{base}/ingredients?limit=200")).await;
+    for ingredient in ingredients["items"].as_array().unwrap() {
+        let id = ingredient["id"].as_str().unwrap();
+        let restocked = http
+            .post(format!("{base}/ingredients/{id}/restock"))
+            .json(&json!({"quantity": 100_000_000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(restocked.status(), 200);
+    }
+}
+
+/// The flapping service: CRM is killed six times about two seconds apart. The
+/// supervisor restarts it each time after a growing delay and never stops the others: the
+/// coordinator, stock and orders keep their processes and serve walk-in orders throughout,
+/// the coordinator shows CRM down, and CRM is back once the kills stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_service_is_restarted_with_backoff_while_the_rest_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (cluster, base, log) = Cluster::start(dir.path(), &dir.path().join("data"), &[], &http).await;
+    restock_all(&http, &base).await;
+    let product = get_json(&http, format!("{base}/products")).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let others: Vec<(&str, u32)> = ["coordinator", "stock", "orders"]
+        .into_iter()
+        .map(|role| (role, pid_of(&cluster, role).unwrap()))
+        .collect();
+
+    // A counter selling to walk-in customers (no CRM needed), one order at a time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = {
+        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let body = json!({"lines": [{"product_id": product, "quantity": 1}]});
+            let mut answers = Vec::new();
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let answer = send(&http, &format!("{base}/orders"), &body, &format!("walk-in-{n}")).await;
+                answers.push(answer.map(|(status, body)| (status, body.to_string())));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answers
+        })
+    };
+
+    let mut crm_seen_down = false;
+    let mut crm = pid_of(&cluster, "crm").unwrap();
+    for kill in 0..6 {
+        if kill > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            crm = wait_restarted(&cluster, "crm", crm, Duration::from_secs(40), &log).await;
+        }
+        signal(crm, "KILL");
+        let health = get_json(&http, format!("{base}/health")).await;
+        let crm_health = health["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "crm")
+            .cloned()
+            .unwrap();
+        crm_seen_down |= crm_health["ok"] == false;
+    }
+    wait_restarted(&cluster, "crm", crm, Duration::from_secs(60), &log).await;
+    wait_all_up(&http, &base, &log).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = counter.await.unwrap();
+
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(crm_seen_down, "the coordinator never showed CRM down");
+    assert!(answers.len() >= 20, "the counter sold: {answers:?}");
+    for answer in &answers {
+        assert!(
+            matches!(answer, Some((201, _))),
+            "a walk-in order was not sold: {answer:?}\n{log_text}"
+        );
+    }
+    for (role, pid) in others {
+        assert_eq!(pid_of(&cluster, role), Some(pid), "{role} was restarted:\n{log_text}");
+    }
+    // The delays grew: 0.2 s, 0.4 s, ... 6.4 s for the sixth death in a row.
+    assert!(log_text.contains("restarting it in 6.4 s"), "{log_text}");
+}
+
+/// Processes that are down at once come back each on its own: with stock frozen (alive but
+/// not answering, so the coordinator is degraded), the coordinator is killed, then CRM. Both
+/// come back at once, without waiting for stock; stock, failing its health check, is killed
+/// and restarted; and the coordinator is not restarted for being degraded meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_down_at_once_come_back_each_on_its_own_and_a_frozen_one_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (cluster, base, log) = Cluster::start(dir.path(), &dir.path().join("data"), &[], &http).await;
+    let stock = pid_of(&cluster, "stock").unwrap();
+    signal(stock, "STOP");
+
+    let coordinator = pid_of(&cluster, "coordinator").unwrap();
+    signal(coordinator, "KILL");
+    let coordinator = wait_restarted(&cluster, "coordinator", coordinator, Duration::from_secs(20), &log).await;
+    let degraded = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(degraded.status(), 503, "stock is frozen: the coordinator is degraded");
+
+    let crm = pid_of(&cluster, "crm").unwrap();
+    signal(crm, "KILL");
+    // Well within the 30 s a supervisor restarting one process at a time would wait for the
+    // degraded coordinator.
+    wait_restarted(&cluster, "crm", crm, Duration::from_secs(15), &log).await;
+
+    wait_restarted(&cluster, "stock", stock, Duration::from_secs(60), &log).await;
+    wait_all_up(&http, &base, &log).await;
+    assert_eq!(
+        pid_of(&cluster, "coordinator"),
+        Some(coordinator),
+        "the coordinator was restarted for being degraded:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 /// Continues a process stopped with SIGSTOP when dropped, whatever the test did.
 struct Frozen(u32);
 
 impl Frozen {
     fn freeze(pid: u32) -> Frozen {
-        let stopped = Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap();
-        assert!(stopped.success());
+        signal(pid, "STOP");
         Frozen(pid)
     }
 }
@@ -402,7 +607,8 @@ impl Drop for Frozen {
 
 /// CRM frozen (SIGSTOP: it accepts connections and never answers): `/health` says so, a
 /// customer the shop knows is still sold to, one it does not know is refused in words a
-/// cashier can act on, and the points follow once CRM runs again.
+/// cashier can act on, and the points follow once CRM runs again (continued, or killed and
+/// restarted by the supervisor for failing its health checks, whichever comes first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_points_follow() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,15 +616,7 @@ async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_poin
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let port = free_port();
-    let log_path = dir.path().join("cluster.log");
-    let mut cluster = Cluster::spawn(port, &dir.path().join("data"), &[], &log_path);
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    assert!(
-        cluster.wait_up(&http, &base, &log_path).await,
-        "the cluster exited:\n{}",
-        std::fs::read_to_string(&log_path).unwrap_or_default()
-    );
+    let (cluster, base, _log) = Cluster::start(dir.path(), &dir.path().join("data"), &[], &http).await;
     let product = get_json(&http, format!("{base}/products")).await["items"][0]["id"]
         .as_str()
         .unwrap()

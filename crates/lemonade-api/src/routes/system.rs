@@ -19,6 +19,16 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     (status, Json(health))
 }
 
+/// This process's liveness, outside `/api/v1` and without a token: 200 `ok` while it can
+/// serve, 503 with the reason when it cannot (then it should be restarted). Unlike
+/// [`health`], a dependency that is down does not change it. Not part of the public API.
+pub async fn live(State(app): State<AppState>) -> impl IntoResponse {
+    match app.shop.live().await {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {

@@ -75,3 +75,17 @@ async fn openapi_document_describes_every_endpoint() {
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
+
+/// `GET /health` outside `/api/v1` is the process's own liveness (what a supervisor restarts
+/// it on): 200 `ok` while it can serve, asked without the access token the API wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_at_the_root_answers_ok_without_the_access_token() {
+    let app = crate::support::spawn_local(|args| args.token = Some("a-liveness-test-token".into()))
+        .await
+        .expect("start a test server");
+    let live = app.client.get(format!("{}/health", app.root_url)).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.text().await.unwrap(), "ok");
+    let api = app.client.get(format!("{}/health", app.base_url)).send().await.unwrap();
+    assert_eq!(api.status(), 401, "the API's health still wants the token");
+}

@@ -14,22 +14,56 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 /// A `lemonade serve` command for `127.0.0.1:port` over `data`, quiet, with no standard input
 /// or output; the caller decides where its log goes and spawns it.
 pub fn serve_command(data: &Path, port: u16) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = lemonade_command();
     command
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .env("LEMONADE_LOG", "warn")
-        .stdin(Stdio::null())
         .stdout(Stdio::null());
+    command
+}
+
+/// The binary with no arguments yet, no standard input, and no `LEMONADE_*` setting from the
+/// environment that runs the tests.
+pub fn lemonade_command() -> Command {
+    let mut command = Command::new(BIN);
+    command.stdin(Stdio::null());
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("LEMONADE_") && name != "LEMONADE_LOG" {
+        if name.to_string_lossy().starts_with("LEMONADE_") {
             command.env_remove(name);
         }
     }
     command
 }
 
-fn free_port() -> u16 {
+/// Runs `command` to its end, or kills it after `within`: its exit status (`None` if it was
+/// still running) and what it wrote to its standard error.
+#[allow(dead_code)] // each test crate compiles this module; not all run commands to the end
+pub fn run_bounded(mut command: Command, within: Duration) -> (Option<ExitStatus>, String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let stderr_path = dir.path().join("stderr");
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).expect("create the stderr file"))
+        .spawn()
+        .expect("start lemonade");
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll lemonade") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral port")
         .local_addr()
@@ -42,7 +76,7 @@ fn free_port() -> u16 {
 pub struct Server {
     child: Child,
     pub base: String,
-    log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Server {
@@ -92,6 +126,12 @@ impl Server {
             "/health not 200 within {STARTUP_TIMEOUT:?}; log:\n{}",
             self.log_text()
         ))
+    }
+
+    /// The server's process id.
+    #[allow(dead_code)] // each test crate compiles this module; not all ask
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn log_text(&self) -> String {

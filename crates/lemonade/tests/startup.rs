@@ -1,0 +1,417 @@
+//! Starting the real binary: every flag is checked before anything starts or is created, and
+//! the one error names the flag and what it allows; a SQLite database has one writing process
+//! at a time, and a second one refuses to start naming the first; a start that fails (a busy
+//! port, a held database) leaves no data folder behind; a log written to a file is plain text.
+
+mod binary;
+
+use std::time::Duration;
+
+use binary::{Server, free_port, lemonade_command, run_bounded, serve_command};
+
+/// Long enough for a refusal; a command still running then has started when it should not.
+const REFUSED_WITHIN: Duration = Duration::from_secs(20);
+
+/// Runs `lemonade <args>` over a fresh folder `data` (the `{data}` argument) and asserts that
+/// it refuses with one error naming every text of `names`, and creates nothing.
+fn assert_refused(args: &[&str], names: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = lemonade_command();
+    for arg in args {
+        command.arg(arg.replace("{data}", &data.display().to_string()));
+    }
+    let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+    let status = status.unwrap_or_else(|| panic!("lemonade {args:?} started:\n{stderr}"));
+    assert!(!status.success(), "lemonade {args:?} succeeded:\n{stderr}");
+    for name in names {
+        assert!(stderr.contains(name), "lemonade {args:?}: no {name:?} in\n{stderr}");
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "lemonade {args:?}: one error, not a trail of them:\n{stderr}"
+    );
+    assert!(!data.exists(), "lemonade {args:?} created {}", data.display());
+}
+
+#[test]
+fn cluster_refuses_a_bad_flag_before_starting_anything_naming_the_flag_and_its_range() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cluster = |extra: &[&str]| {
+        let mut args = vec!["cluster", "--addr", &addr, "--data", "{data}"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--order-deadline-ms", "1"], &["--order-deadline-ms", "100..=60000"]),
+        (
+            &["--order-deadline-ms", "60001"],
+            &["--order-deadline-ms", "100..=60000"],
+        ),
+        (&["--lease-ms", "999"], &["--lease-ms", "1000..=600000"]),
+        (&["--lease-ms", "600001"], &["--lease-ms", "1000..=600000"]),
+        (
+            &["--lease-ms", "2000", "--order-deadline-ms", "3000"],
+            &["--lease-ms", "--order-deadline-ms"],
+        ),
+        (&["--services-port", "65534"], &["--services-port", "1..=65533"]),
+        (&["--services-port", "0"], &["--services-port", "1..=65533"]),
+        (&["--token", "too-short"], &["--token", "16"]),
+        (&["--postgres", "mysql://x"], &["--postgres", "postgres://"]),
+        (&["--log", "lemonade=loud"], &["--log"]),
+        (&["--batch-max", "0"], &["--batch-max", "1..=4096"]),
+        (
+            &["--minor-units-per-point", "0"],
+            &["--minor-units-per-point", "1..=1000000"],
+        ),
+        (&["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
+    ];
+    for (extra, names) in cases {
+        let args = cluster(extra);
+        assert_refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), names);
+    }
+    assert_refused(
+        &["cluster", "--addr", "127.0.0.1:0", "--data", "{data}"],
+        &["--addr", "port"],
+    );
+    // The services' ports may not include the coordinator's.
+    let port = free_port();
+    let (addr, services) = (format!("127.0.0.1:{port}"), (port - 1).to_string());
+    assert_refused(
+        &[
+            "cluster",
+            "--addr",
+            &addr,
+            "--services-port",
+            &services,
+            "--data",
+            "{data}",
+        ],
+        &["--services-port", "--addr"],
+    );
+}
+
+/// A setting a child would read from the environment is the supervisor's to check: it is
+/// refused before anything starts, not by each child in turn.
+#[test]
+fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(&data)
+        .env("LEMONADE_BATCH_MAX", "0");
+    let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(
+        stderr.contains("--batch-max") && stderr.contains("1..=4096"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "it created {}", data.display());
+}
+
+#[test]
+fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let token = "a-cluster-token-long-enough";
+    let peers = [
+        "--stock-addr",
+        "127.0.0.1:9",
+        "--orders-addr",
+        "127.0.0.1:9",
+        "--crm-addr",
+        "127.0.0.1:9",
+    ];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["--batch-max", "0"], &["--batch-max", "1..=4096"]),
+        (vec!["--minor-units-per-point", "0"], &["--minor-units-per-point"]),
+        (
+            vec!["--order-deadline-ms", "1"],
+            &["--order-deadline-ms", "100..=60000"],
+        ),
+        (vec!["--lease-ms", "1"], &["--lease-ms", "1000..=600000"]),
+        (vec!["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
+        (vec!["--token", "too-short"], &["--token", "16"]),
+        (
+            vec!["--role", "stock", "--cluster-token", "short"],
+            &["--cluster-token", "16"],
+        ),
+        (
+            [
+                &["--role", "coordinator", "--cluster-token", token][..],
+                &peers,
+                &["--lease-ms", "2000", "--order-deadline-ms", "3000"],
+            ]
+            .concat(),
+            &["--lease-ms", "--order-deadline-ms"],
+        ),
+        (vec!["--database-url", "postgres://x/y"], &["--database-url"]),
+    ];
+    for (extra, names) in cases {
+        let mut args = vec!["serve", "--addr", &addr, "--data", "{data}"];
+        args.extend(extra);
+        assert_refused(&args, names);
+    }
+    // A --data that is a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let mut command = lemonade_command();
+    command.args(["serve", "--addr", &addr, "--data"]).arg(&file);
+    let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(stderr.contains("--data"), "{stderr}");
+}
+
+#[test]
+fn bench_refuses_a_bad_flag_naming_the_flag_and_its_range() {
+    for (extra, names) in [
+        (["--orders", "0"], ["--orders", "1..=10000000"]),
+        (["--concurrency", "0"], ["--concurrency", "1..=100000"]),
+        (["--timeout-ms", "0"], ["--timeout-ms", "1..=600000"]),
+    ] {
+        let mut args = vec!["bench", "--url", "http://127.0.0.1:9"];
+        args.extend(extra);
+        assert_refused(&args, &names);
+    }
+}
+
+/// The port is taken: `serve` fails on it before it creates its data folder or the demo shop.
+#[test]
+fn serve_on_a_port_in_use_refuses_and_creates_no_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (status, stderr) = run_bounded(serve_command(&data, port), REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(
+        stderr.contains(&port.to_string()) && stderr.contains("--addr"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "it created {}", data.display());
+}
+
+/// Two monoliths on one database: the second refuses, naming the first, which keeps serving
+/// (and writing); once the first stops, a new one starts on the same folder.
+#[tokio::test]
+async fn a_second_serve_on_the_same_database_refuses_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = Server::start(&data, dir.path(), "first").await;
+    let http = reqwest::Client::new();
+
+    let second_port = free_port();
+    let (status, stderr) = run_bounded(serve_command(&data, second_port), REFUSED_WITHIN);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "a second writer started:\n{stderr}"
+    );
+    let first_addr = first.base.trim_end_matches("/api/v1").to_owned();
+    for named in [
+        "lemonade.db is in use by lemonade serve",
+        &format!("pid {}", first.pid()),
+        &first_addr,
+        "--data",
+    ] {
+        assert!(stderr.contains(named), "no {named:?} in\n{stderr}");
+    }
+    assert!(
+        http.get(format!("http://127.0.0.1:{second_port}/health"))
+            .send()
+            .await
+            .is_err(),
+        "the second one listens"
+    );
+
+    // The first one still serves and writes.
+    let ingredient = http
+        .get(format!("{}/ingredients", first.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let restocked = http
+        .post(format!("{}/ingredients/{ingredient}/restock", first.base))
+        .json(&serde_json::json!({"quantity": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restocked.status(), 200, "{}", restocked.text().await.unwrap());
+
+    assert!(first.terminate().await.success());
+    let _next = Server::start(&data, dir.path(), "next").await;
+}
+
+/// `lemonade cluster` on a folder a service's database of which another process writes:
+/// refused before anything starts, naming that process.
+#[tokio::test]
+async fn a_cluster_on_a_database_in_use_refuses_naming_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("stock.log")).unwrap();
+    let stock = lemonade_command()
+        .args([
+            "serve",
+            "--role",
+            "stock",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+        ])
+        .arg(&data)
+        .args(["--cluster-token", "a-cluster-token-long-enough"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stock = KillOnDrop(stock);
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stock service did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(&data);
+    let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "the cluster started:\n{stderr}");
+    for named in [
+        "stock.db is in use by lemonade serve --role stock",
+        &format!("pid {}", stock.0.id()),
+    ] {
+        assert!(stderr.contains(named), "no {named:?} in\n{stderr}");
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("stock.db"))
+        .collect();
+    files.sort();
+    assert_eq!(files, Vec::<String>::new(), "the cluster created databases");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A log written to a file has no terminal colour codes: the monolith's, and the cluster
+/// supervisor's with what it relays from its children.
+#[tokio::test]
+async fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = lemonade_command();
+    command
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(dir.path().join("data"));
+    let log = run_until_up_then_stop(command, port, &dir.path().join("monolith.log")).await;
+    assert_plain(&log, "the monolith's log");
+
+    let port = free_port();
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(dir.path().join("cluster"));
+    let log = run_until_up_then_stop(command, port, &dir.path().join("cluster.log")).await;
+    assert!(
+        String::from_utf8_lossy(&log).contains("[stock]"),
+        "the children's log is relayed:\n{}",
+        String::from_utf8_lossy(&log)
+    );
+    assert_plain(&log, "the cluster's log");
+}
+
+/// Runs `command` (at log level info, its log to `log_path`) until `/api/v1/health` on
+/// `port` answers 200, then stops it with SIGTERM: its log.
+async fn run_until_up_then_stop(mut command: std::process::Command, port: u16, log_path: &std::path::Path) -> Vec<u8> {
+    let mut child = command
+        .env("LEMONADE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let up = loop {
+        if http
+            .get(format!("http://127.0.0.1:{port}/api/v1/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A graceful stop: a supervisor stops its children, which log that too.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stopping = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && stopping.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read(log_path).unwrap();
+    assert!(up, "it did not come up:\n{}", String::from_utf8_lossy(&log));
+    log
+}
+
+fn assert_plain(log: &[u8], what: &str) {
+    assert!(!log.is_empty(), "{what} is empty");
+    assert!(
+        !log.contains(&0x1b),
+        "{what} has escape codes:\n{}",
+        String::from_utf8_lossy(log)
+    );
+}
+
+/// A child that cannot come up at all fails the cluster's first start, and the one error
+/// says which child and why (its own last error, not only its exit status).
+#[test]
+fn a_cluster_whose_service_cannot_start_says_which_and_why_in_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(dir.path().join("data"))
+        // Nothing listens on port 1: the first service cannot open its database.
+        .args(["--postgres", "postgres://nobody@127.0.0.1:1/lemonade"]);
+    let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    let error = stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains("stock process") && error[0].contains("cannot connect to PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists());
+}
