@@ -80,6 +80,8 @@ impl Default for CoordinatorConfig {
     }
 }
 
+/// Least time the coordinator gives the release of a failed placement's reservation.
+const RELEASE_MIN_MS: u64 = 1_000;
 /// Longest the coordinator waits to deliver an order's events itself.
 const EAGER_DELIVERY_MS: u64 = 1_000;
 /// Most unfinished sagas the sweeper takes on per round.
@@ -239,7 +241,11 @@ impl Coordinator {
         })
     }
 
+    /// Gives a failed placement's reservation back. It has a second of its own when the
+    /// request's deadline is (nearly) spent, as after a reserve that used it up: otherwise
+    /// the stock would stay held, unsold, until its lease ran out.
     async fn release_now(&self, order: &OrderId, deadline: Instant) {
+        let deadline = deadline.max(self.deadline(RELEASE_MIN_MS));
         let release = ReleaseReservation {
             order_id: order.clone(),
         };
