@@ -3,11 +3,12 @@
 //! instead of (or after) passing the call on.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::transport::{Reply, Request, Transport, TransportError};
 
@@ -37,7 +38,7 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// The next `times` calls of `path` fail with `fault`.
     pub fn inject(&self, path: &'static str, fault: Fault, times: usize) {
-        let mut queued = self.queued.lock().expect("fault plan lock");
+        let mut queued = self.queued.lock();
         queued
             .entry(path)
             .or_default()
@@ -46,26 +47,21 @@ impl FaultPlan {
 
     /// Forgets the faults not used yet.
     pub fn heal(&self) {
-        self.queued.lock().expect("fault plan lock").clear();
+        self.queued.lock().clear();
     }
 
     pub fn injected(&self, path: &str) -> usize {
-        self.injected
-            .lock()
-            .expect("fault plan lock")
-            .get(path)
-            .copied()
-            .unwrap_or(0)
+        self.injected.lock().get(path).copied().unwrap_or(0)
     }
 
     fn take(&self, path: &'static str) -> Option<Fault> {
-        let mut queued = self.queued.lock().expect("fault plan lock");
+        let mut queued = self.queued.lock();
         let faults = queued.get_mut(path)?;
         if faults.is_empty() {
             return None;
         }
         let fault = faults.remove(0);
-        *self.injected.lock().expect("fault plan lock").entry(path).or_insert(0) += 1;
+        *self.injected.lock().entry(path).or_insert(0) += 1;
         Some(fault)
     }
 }
