@@ -452,7 +452,7 @@ impl Coordinator {
     /// with the coordinator, so a crash mid-saga is picked up on restart.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.inner.node.db.tasks.spawn("the saga sweeper", async move {
             let period = Duration::from_millis(this.inner.config.sweep_period_ms);
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -507,7 +507,7 @@ impl Coordinator {
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let node = &self.inner.node;
         lemonade_store::maintenance::spawn_expiry(
-            node.db.writer.clone(),
+            &node.db,
             Arc::clone(&node.clock),
             self.inner.config.retention_ms,
             "finished sagas",
@@ -689,6 +689,8 @@ impl Shop for Coordinator {
             clients.call(&OrdersStatus {}, None, deadline),
             clients.call(&CrmStatus {}, None, deadline),
         );
+        // Only its own database stops the coordinator; services that are down degrade it.
+        let serving = db.is_ok();
         let dependency = |name: &str, outcome: Result<Option<String>, String>, degrades: &[&str]| {
             let ok = outcome.is_ok();
             DependencyHealth {
@@ -736,6 +738,7 @@ impl Shop for Coordinator {
         ];
         Health {
             ok: dependencies.iter().all(|d| d.ok),
+            serving,
             mode: "coordinator".into(),
             dependencies,
         }

@@ -13,6 +13,7 @@ pub mod seed;
 pub mod shop;
 pub mod sql;
 pub mod system;
+pub mod tasks;
 pub mod writer;
 
 pub use db::Database;

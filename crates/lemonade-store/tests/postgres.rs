@@ -166,6 +166,29 @@ async fn reads_whose_callers_hang_up_leave_the_pool_reading() {
     assert_eq!(db.readers.probe(5_000).await, Ok(()));
 }
 
+/// A database the server no longer lets anyone into makes the process's health fail, with
+/// the reason; once it is let in again, the connections are made again and health is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_while_the_database_is_unreachable_and_comes_back_with_it() {
+    let fresh = Fresh::new();
+    let url = fresh.url(Role::Crm);
+    let db = open(&url, Role::Crm).await.unwrap();
+    assert_eq!(db.health().await, Ok(()));
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let maintenance = format!("{}/postgres", lemonade_store::postgres::test_server());
+    admin(
+        &maintenance,
+        &format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ),
+    );
+    let e = db.health().await.expect_err("no read can be made").to_string();
+    assert!(e.contains("database"), "{e}");
+    admin(&maintenance, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    assert_eq!(db.health().await, Ok(()), "a reader connected again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_reads_a_cluster_on_postgres_and_finds_on_hand_that_is_not_the_ledger() {
     let fresh = Fresh::new();
