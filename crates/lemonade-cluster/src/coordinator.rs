@@ -88,6 +88,8 @@ impl Default for CoordinatorConfig {
     }
 }
 
+/// Least time the coordinator gives the release of a failed placement's reservation.
+const RELEASE_MIN_MS: u64 = 1_000;
 /// Longest the coordinator waits to deliver an order's events itself.
 const EAGER_DELIVERY_MS: u64 = 1_000;
 /// Most unfinished sagas the sweeper takes on per round.
@@ -313,7 +315,11 @@ impl Coordinator {
         })
     }
 
+    /// Gives a failed placement's reservation back. It has a second of its own when the
+    /// request's deadline is (nearly) spent, as after a reserve that used it up: otherwise
+    /// the stock would stay held, unsold, until its lease ran out.
     async fn release_now(&self, order: &OrderId, deadline: Instant) {
+        let deadline = deadline.max(self.deadline(RELEASE_MIN_MS));
         let release = ReleaseReservation {
             order_id: order.clone(),
         };
@@ -536,7 +542,7 @@ impl Coordinator {
     /// with the coordinator, so a crash mid-saga is picked up on restart.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.inner.node.db.tasks.spawn("the saga sweeper", async move {
             let period = Duration::from_millis(this.inner.config.sweep_period_ms);
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -592,7 +598,7 @@ impl Coordinator {
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let node = &self.inner.node;
         lemonade_store::maintenance::spawn_expiry(
-            node.db.writer.clone(),
+            &node.db,
             Arc::clone(&node.clock),
             self.inner.config.retention_ms,
             "finished sagas",
@@ -929,6 +935,8 @@ impl Shop for Coordinator {
             clients.call(&OrdersStatus {}, None, deadline),
             clients.call(&CrmStatus {}, None, deadline),
         );
+        // Only its own database stops the coordinator; services that are down degrade it.
+        let serving = db.is_ok();
         let dependency = |name: &str, outcome: Result<Option<String>, String>, degrades: &[&str]| {
             let ok = outcome.is_ok();
             DependencyHealth {
@@ -988,6 +996,7 @@ impl Shop for Coordinator {
         ];
         Health {
             ok: dependencies.iter().all(|d| d.ok),
+            serving,
             mode: "coordinator".into(),
             dependencies,
         }

@@ -3,11 +3,12 @@
 //! instead of (or after) passing the call on.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::rpc::Service;
 use crate::transport::{Reply, Request, Transport, TransportError};
@@ -40,7 +41,7 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// The next `times` calls of `path` fail with `fault`.
     pub fn inject(&self, path: &'static str, fault: Fault, times: usize) {
-        let mut queued = self.queued.lock().expect("fault plan lock");
+        let mut queued = self.queued.lock();
         queued
             .entry(path)
             .or_default()
@@ -50,36 +51,31 @@ impl FaultPlan {
     /// Every call to `service` is refused (the connection, as if its process were gone)
     /// until [`FaultPlan::heal`].
     pub fn take_down(&self, service: Service) {
-        self.down.lock().expect("fault plan lock").insert(service);
+        self.down.lock().insert(service);
     }
 
     /// Forgets the faults not used yet, and brings every service back.
     pub fn heal(&self) {
-        self.queued.lock().expect("fault plan lock").clear();
-        self.down.lock().expect("fault plan lock").clear();
+        self.queued.lock().clear();
+        self.down.lock().clear();
     }
 
     fn is_down(&self, service: Service) -> bool {
-        self.down.lock().expect("fault plan lock").contains(&service)
+        self.down.lock().contains(&service)
     }
 
     pub fn injected(&self, path: &str) -> usize {
-        self.injected
-            .lock()
-            .expect("fault plan lock")
-            .get(path)
-            .copied()
-            .unwrap_or(0)
+        self.injected.lock().get(path).copied().unwrap_or(0)
     }
 
     fn take(&self, path: &'static str) -> Option<Fault> {
-        let mut queued = self.queued.lock().expect("fault plan lock");
+        let mut queued = self.queued.lock();
         let faults = queued.get_mut(path)?;
         if faults.is_empty() {
             return None;
         }
         let fault = faults.remove(0);
-        *self.injected.lock().expect("fault plan lock").entry(path).or_insert(0) += 1;
+        *self.injected.lock().entry(path).or_insert(0) += 1;
         Some(fault)
     }
 }

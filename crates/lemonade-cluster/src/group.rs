@@ -1,7 +1,7 @@
 //! Items written in groups: the first item to wait starts one write, and that write takes
 //! every item waiting when it runs, so a burst of items costs one write, not one each.
 
-use std::sync::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 /// What became of an item a [`Group`] took.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,9 +53,8 @@ impl<T> Group<T> {
         self.take().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
-        // Nothing panics while holding the lock.
-        self.waiting.lock().expect("a group's lock is never poisoned")
+    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
+        self.waiting.lock()
     }
 }
 

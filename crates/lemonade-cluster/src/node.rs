@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lemonade_domain::ShopError;
-use lemonade_domain::ports::{Clock, IdSource, IdempotencyKey};
+use lemonade_domain::ports::{Clock, DependencyHealth, Health, IdSource, IdempotencyKey};
 use lemonade_domain::saga::{Envelope, Event};
 use lemonade_domain::values::Timestamp;
 use lemonade_store::Database;
@@ -94,7 +94,7 @@ impl Node {
     /// Forgets step results older than [`STEP_RETENTION_MS`] now and then.
     pub fn spawn_step_expiry(&self) -> tokio::task::JoinHandle<()> {
         lemonade_store::maintenance::spawn_expiry(
-            self.db.writer.clone(),
+            &self.db,
             Arc::clone(&self.clock),
             STEP_RETENTION_MS,
             "step results",
@@ -102,13 +102,28 @@ impl Node {
         )
     }
 
-    /// Whether the database answers (for `/health`).
+    /// Whether this process can still serve from its database (see
+    /// [`Database::health`]).
     pub async fn probe(&self) -> Result<(), ShopError> {
-        self.read(|c| {
-            c.query_row("SELECT 1", lemonade_store::params![], |_| Ok(()))
-                .map_err(lemonade_store::sql::storage_error)
-        })
-        .await
+        self.db.health().await
+    }
+
+    /// A service's own health: only its database, its writer and its vital tasks (what
+    /// other services do is not its health).
+    pub async fn health(&self) -> Health {
+        let database = self.probe().await;
+        let ok = database.is_ok();
+        Health {
+            ok,
+            serving: ok,
+            mode: self.db.role.as_str().into(),
+            dependencies: vec![DependencyHealth {
+                name: "database".into(),
+                ok,
+                detail: database.err().map(|e| e.to_string()),
+                degrades: if ok { vec![] } else { vec!["everything".into()] },
+            }],
+        }
     }
 }
 

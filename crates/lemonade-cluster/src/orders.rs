@@ -67,9 +67,11 @@ const RELAY_IDLE_MS: u64 = 20;
 
 /// Delivers the outbox to `to`, oldest event first, until stopped. An event is marked
 /// delivered only after the receiver committed it; one that fails is tried again (with the
-/// client's backoff, then the relay's), so nothing is lost and nothing overtakes it.
+/// client's backoff, then the relay's), so nothing is lost and nothing overtakes it. A vital
+/// task of the service.
 pub fn spawn_relay(node: Node, clients: Arc<Clients>, to: Destination) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    let tasks = node.db.tasks.clone();
+    tasks.spawn(format!("the relay to {}", to.as_str()), async move {
         let mut failures: u32 = 0;
         loop {
             let batch = node

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lemonade_api::error::shop_status;
 use lemonade_domain::ShopError;
-use lemonade_domain::ports::IdempotencyKey;
+use lemonade_domain::ports::{Health, IdempotencyKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -85,13 +85,36 @@ fn parse<C: Call>(headers: &HeaderMap, body: &[u8]) -> Result<(C, Option<Idempot
     Ok((call, key))
 }
 
+/// What a service's `/health` reports: whether this process itself can serve (503 when
+/// not, so that a supervisor restarts it). Other services being down is not its health.
+pub trait Serving: Clone + Send + Sync + 'static {
+    fn health(&self) -> impl Future<Output = Health> + Send;
+}
+
+impl Serving for crate::node::Node {
+    fn health(&self) -> impl Future<Output = Health> + Send {
+        crate::node::Node::health(self)
+    }
+}
+
+/// `/health`'s answer: the health as JSON, 200 while the process can serve, else 503.
+async fn health<S: Serving>(State(state): State<S>) -> Response {
+    let health = state.health().await;
+    let status = if health.serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(health)).into_response()
+}
+
 /// A router of internal calls over the service state `S`.
 pub struct Internal<S> {
     router: Router<S>,
     paths: Vec<&'static str>,
 }
 
-impl<S: Clone + Send + Sync + 'static> Internal<S> {
+impl<S: Serving> Internal<S> {
     pub fn new() -> Self {
         Internal {
             router: Router::new(),
@@ -123,8 +146,12 @@ impl<S: Clone + Send + Sync + 'static> Internal<S> {
         }
     }
 
-    /// The finished router: the calls, `/health`, and the protections around them.
+    /// The finished router: the calls, `/health` (see [`Serving`]), and the protections
+    /// around the calls.
     pub fn finish(self, state: S, cluster_token: &str, protection: Protection) -> Router {
+        let health_of = Router::new()
+            .route("/health", get(health::<S>))
+            .with_state(state.clone());
         let burst = NonZeroU32::new(protection.burst.max(1)).expect("positive");
         let guard = Arc::new(Guard {
             token: format!("Bearer {cluster_token}"),
@@ -145,12 +172,12 @@ impl<S: Clone + Send + Sync + 'static> Internal<S> {
                 post(move |headers: HeaderMap, body: Bytes| run_batch(batch.clone(), headers, body)),
             )
             .layer(middleware::from_fn_with_state(guard, protect))
-            .route("/health", get(|| async { "ok" }))
+            .merge(health_of)
             .layer(DefaultBodyLimit::max(protection.body_bytes_max))
     }
 }
 
-impl<S: Clone + Send + Sync + 'static> Default for Internal<S> {
+impl<S: Serving> Default for Internal<S> {
     fn default() -> Self {
         Self::new()
     }

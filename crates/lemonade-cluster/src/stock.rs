@@ -120,9 +120,11 @@ async fn reserve(
     .await
 }
 
-/// Releases reservations whose lease ran out, on this service's clock, until stopped.
+/// Releases reservations whose lease ran out, on this service's clock, until stopped (a
+/// vital task of the service).
 pub fn spawn_lease_expiry(node: Node, period: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    let tasks = node.db.tasks.clone();
+    tasks.spawn("the release of expired leases", async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -135,9 +135,16 @@ pub struct DependencyHealth {
     pub degrades: Vec<String>,
 }
 
+/// How the shop is doing, as one process sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
+    /// Everything works: this process and every dependency.
     pub ok: bool,
+    /// This process itself can serve: its own database reads, its writer runs, and its
+    /// background tasks run. When false, `/health` answers 503 and the process should be
+    /// restarted; when only `ok` is false, the shop is degraded (another service is down),
+    /// `/health` answers 200 and `dependencies` say what does not work.
+    pub serving: bool,
     /// `monolith`, or the role of this process in the distributed mode.
     pub mode: String,
     pub dependencies: Vec<DependencyHealth>,

@@ -13,6 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
@@ -457,6 +458,38 @@ fn numeric_integer(raw: &[u8]) -> Result<i64, String> {
     i64::try_from(value).map_err(|_| "a NUMERIC too large".to_owned())
 }
 
+/// Longest connecting to a PostgreSQL server may take (unless the URL says otherwise).
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time before a connection's first TCP keepalive, then between keepalives; after
+/// [`PG_KEEPALIVES_MAX`] unanswered ones the connection is dead.
+const PG_KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const PG_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const PG_KEEPALIVES_MAX: u32 = 3;
+/// Longest data sent to the server may stay unacknowledged before the connection is dead
+/// (unless the URL says otherwise).
+const PG_UNACKNOWLEDGED_MAX: Duration = Duration::from_secs(30);
+
+/// The client settings of `url`, with a way out of every wait on the network: connecting
+/// times out, and a connection whose server or network went away without closing it is
+/// found dead within about half a minute (rather than the system's two hours of keepalive,
+/// or never while a reply is awaited), so a writer or reader blocked on it fails and
+/// connects again instead of waiting for good.
+pub fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(PG_CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(PG_UNACKNOWLEDGED_MAX);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(PG_KEEPALIVE_IDLE)
+        .keepalives_interval(PG_KEEPALIVE_INTERVAL)
+        .keepalives_retries(PG_KEEPALIVES_MAX);
+    Ok(config)
+}
+
 /// A PostgreSQL connection for the shop's SQL: prepared statements cached by their SQL, and
 /// a reconnect at the next transaction when the server closed the connection.
 pub struct PgConn {
@@ -484,7 +517,7 @@ impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, DbError> {
         Ok(PgConn {
             url: url.to_owned(),
-            client: RefCell::new(Some(postgres::Client::connect(url, postgres::NoTls)?)),
+            client: RefCell::new(Some(pg_config(url)?.connect(postgres::NoTls)?)),
             statements: RefCell::new(HashMap::new()),
             failed: Cell::new(false),
             open: Cell::new(false),
@@ -497,7 +530,7 @@ impl PgConn {
     /// Connects again (after the server closed the connection), taking the writer lock again
     /// when this connection held it.
     fn reconnect(&self) -> Result<(), DbError> {
-        *self.client() = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        *self.client() = pg_config(&self.url)?.connect(postgres::NoTls)?;
         self.statements.borrow_mut().clear();
         let name = self.application_name.borrow().clone();
         if let Some(name) = name {
@@ -674,6 +707,19 @@ impl Db for PgConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_connections_have_a_way_out_of_every_network_wait_unless_the_url_sets_one() {
+        let config = pg_config("postgres://u@127.0.0.1:5432/db").unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&PG_CONNECT_TIMEOUT));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&PG_UNACKNOWLEDGED_MAX));
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), PG_KEEPALIVE_IDLE);
+        assert_eq!(config.get_keepalives_interval(), Some(PG_KEEPALIVE_INTERVAL));
+        assert_eq!(config.get_keepalives_retries(), Some(PG_KEEPALIVES_MAX));
+        let chosen = pg_config("postgres://u@127.0.0.1:5432/db?connect_timeout=2").unwrap();
+        assert_eq!(chosen.get_connect_timeout(), Some(&Duration::from_secs(2)));
+    }
 
     #[test]
     fn postgres_sql_numbers_parameters_like_sqlite_does() {

@@ -5,12 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use lemonade_domain::ShopError;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{DbError, PgConn};
 use crate::migrations::Role;
 use crate::readers::{ReadConn, Readers, Source};
 use crate::sql::cache::WriterCache;
+use crate::tasks::Tasks;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
 
 /// Why the database could not be opened.
@@ -69,9 +71,28 @@ pub struct Database {
     /// What the writer last read of products and stock (see [`WriterCache`]); for writer
     /// jobs only.
     pub cache: Arc<WriterCache>,
+    /// The background tasks that keep this database's part of the shop going.
+    pub tasks: Tasks,
 }
 
+/// Longest a health check waits for its read (a connection included): under the 2 s a
+/// supervisor gives `/health`, so the answer comes with its reason.
+pub const HEALTH_READ_MS: u64 = 1_000;
+
 impl Database {
+    /// Whether this process can still use its database: its writer thread runs, its vital
+    /// tasks run, and a read finishes within [`HEALTH_READ_MS`] (so a pool that cannot read,
+    /// or a database server that does not answer, is found). Errors say which.
+    pub async fn health(&self) -> Result<(), ShopError> {
+        if !self.writer.is_running() {
+            return Err(ShopError::unavailable("the database writer has stopped"));
+        }
+        if let Some(what) = self.tasks.stopped() {
+            return Err(ShopError::unavailable(format!("{what} has stopped")));
+        }
+        self.readers.probe(HEALTH_READ_MS).await
+    }
+
     /// Opens (creating and migrating as needed) the monolith's database at `path`.
     pub fn open(path: &Path, writer_config: WriterConfig) -> Result<Database, OpenError> {
         Database::open_role(path, Role::Monolith, writer_config)
@@ -139,6 +160,7 @@ impl Database {
             cache,
             readers: Arc::new(Readers::new(readers, source)),
             role,
+            tasks: Tasks::default(),
         }
     }
 
@@ -222,4 +244,27 @@ fn take_writer_lock(conn: &PgConn) -> Result<bool, OpenError> {
 
 fn unreachable_server(url: &str, e: DbError) -> OpenError {
     OpenError::Other(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_names_a_stopped_writer_and_a_stopped_vital_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("h.db"), WriterConfig::default()).unwrap();
+        assert_eq!(db.health().await, Ok(()));
+
+        let mut without_writer = db.clone();
+        let (stopped, _writer_dir) = crate::writer::tests::stopped_writer().await;
+        without_writer.writer = stopped;
+        let e = without_writer.health().await.unwrap_err().to_string();
+        assert!(e.contains("writer has stopped"), "{e}");
+
+        let died = db.tasks.spawn("the relay to crm", async { panic!("a bug") });
+        assert!(died.await.unwrap_err().is_panic());
+        let e = db.health().await.unwrap_err().to_string();
+        assert!(e.contains("the relay to crm has stopped"), "{e}");
+    }
 }

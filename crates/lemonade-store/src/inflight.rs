@@ -3,9 +3,10 @@
 //! stays the judge of what was done; this set only answers the concurrent case early.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lemonade_domain::ShopError;
+use parking_lot::Mutex;
 
 /// Most keys in flight at once; past that new keyed requests are refused as busy.
 pub const IN_FLIGHT_MAX: usize = 65_536;
@@ -23,7 +24,7 @@ pub struct Claim {
 
 impl InFlight {
     pub fn claim(&self, key: &str) -> Result<Claim, ShopError> {
-        let mut keys = self.keys.lock().expect("in-flight lock");
+        let mut keys = self.keys.lock();
         if keys.len() >= IN_FLIGHT_MAX {
             return Err(ShopError::unavailable("the shop is busy: too many requests in flight"));
         }
@@ -39,7 +40,7 @@ impl InFlight {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.keys.lock().expect("in-flight lock").remove(&self.key);
+        self.keys.lock().remove(&self.key);
     }
 }
 

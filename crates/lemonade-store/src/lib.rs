@@ -13,6 +13,7 @@ pub mod seed;
 pub mod shop;
 pub mod sql;
 pub mod system;
+pub mod tasks;
 mod text_keys;
 pub mod writer;
 

@@ -8,7 +8,7 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ports::Clock;
 use lemonade_domain::values::Timestamp;
 
-use crate::writer::Writer;
+use crate::Database;
 
 use crate::conn::Db;
 
@@ -17,16 +17,18 @@ const EXPIRY_PERIOD: Duration = Duration::from_secs(600);
 /// Most rows deleted in one transaction.
 const EXPIRY_BATCH_MAX: u32 = 10_000;
 
-/// Every [`EXPIRY_PERIOD`], deletes rows older than `retention_ms` with `expire(conn,
-/// before, limit)`, which returns how many went. `what` names them in the log.
+/// Every [`EXPIRY_PERIOD`], deletes rows of `db` older than `retention_ms` with
+/// `expire(conn, before, limit)`, which returns how many went. `what` names them in the log.
+/// A vital task of `db` (see [`Tasks`](crate::tasks::Tasks)).
 pub fn spawn_expiry(
-    writer: Writer,
+    db: &Database,
     clock: Arc<dyn Clock>,
     retention_ms: i64,
     what: &'static str,
     expire: fn(&dyn Db, Timestamp, u32) -> Result<usize, ShopError>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    let writer = db.writer.clone();
+    db.tasks.spawn(format!("the expiry of {what}"), async move {
         // Nothing has expired at start: the first round is one period in.
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EXPIRY_PERIOD, EXPIRY_PERIOD);
         loop {

@@ -105,7 +105,10 @@ fn on_server<T: Send>(
     }
     let admin = with_name(&parsed, "postgres");
     on_own_thread(move || {
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| {
+        let connected = crate::conn::pg_config(&admin)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.connect(postgres::NoTls).map_err(|e| e.to_string()));
+        let mut client = connected.map_err(|e| {
             OpenError::Other(format!(
                 "cannot connect to PostgreSQL at {}: {e}",
                 crate::db::redact(&admin)

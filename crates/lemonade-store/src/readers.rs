@@ -1,10 +1,18 @@
 //! A small pool of connections used only for reading. Reads never wait for the writer: each
 //! sees the last committed state when it starts.
+//!
+//! A connection is lent out together with the permit that allowed it, as one value
+//! ([`Lent`]) that goes wherever the read runs (a blocking thread, or the calling one) and
+//! gives both back when it is dropped: after the read, after a panic in it, and also when the
+//! request that waited for it was dropped (a client that hung up) while the read went on. So
+//! a free permit always has an idle connection behind it, whatever happens to the caller.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use lemonade_domain::ShopError;
-use tokio::sync::Semaphore;
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::{Begin, Db};
 
@@ -21,36 +29,68 @@ pub enum Source {
 }
 
 pub struct Readers {
+    /// Idle connections. Never held across a read or anything that can panic, and not
+    /// poisoned by a panic elsewhere (parking_lot's lock has no poisoning).
     idle: Mutex<Vec<ReadConn>>,
-    permits: Semaphore,
+    /// One per connection; a permit is held for as long as its connection is out.
+    permits: Arc<Semaphore>,
     source: Source,
+}
+
+/// A connection out of the pool with the permit that let it out; both go back on drop.
+struct Lent {
+    conn: Option<ReadConn>,
+    pool: Arc<Readers>,
+    /// Released after the connection is back (fields drop after [`Drop::drop`] ran).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lent {
+    /// Runs `work` in a read transaction on this connection.
+    fn run<T>(self, work: impl FnOnce(&dyn Db) -> Result<T, ShopError>) -> Result<T, ShopError> {
+        let conn = self.conn.as_deref().expect("a lent connection is there until dropped");
+        let result = conn
+            .begin(Begin::Read)
+            .map_err(crate::sql::storage_error)
+            .and_then(|_| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+                    .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
+            });
+        let _ = conn.rollback();
+        result
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.idle.lock().push(conn);
+        }
+    }
 }
 
 impl Readers {
     pub fn new(conns: Vec<ReadConn>, source: Source) -> Self {
         assert!(!conns.is_empty());
         Readers {
-            permits: Semaphore::new(conns.len()),
+            permits: Arc::new(Semaphore::new(conns.len())),
             idle: Mutex::new(conns),
             source,
         }
     }
 
     /// Runs `work` on a read connection in a blocking thread, inside one read transaction so
-    /// that everything it reads is from one snapshot.
+    /// that everything it reads is from one snapshot. Dropping the returned future does not
+    /// stop a read that has begun: it runs to its end and gives its connection back.
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
-        let permit = self.permit().await?;
-        let this = Arc::clone(self);
-        let handle = tokio::task::spawn_blocking(move || this.run(work));
-        let result = handle
+        let lent = self.lend().await?;
+        tokio::task::spawn_blocking(move || lent.run(work))
             .await
-            .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")));
-        drop(permit);
-        result
+            .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
     }
 
     /// Like [`read`](Readers::read), for a read by key of a row or two: from a local file
@@ -66,38 +106,45 @@ impl Readers {
     {
         match self.source {
             Source::Server => self.read(work).await,
-            Source::LocalFile => {
-                let _permit = self.permit().await?;
-                self.run(work)
-            }
+            Source::LocalFile => self.lend().await?.run(work),
         }
     }
 
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ShopError> {
-        self.permits
-            .acquire()
-            .await
-            .map_err(|_| ShopError::unavailable("the database is closed"))
+    /// Whether the pool can read: a trivial read within `timeout_ms`, waiting for a
+    /// connection included (for health checks).
+    pub async fn probe(self: &Arc<Self>, timeout_ms: u64) -> Result<(), ShopError> {
+        let read = self.read(|c| {
+            c.query_row("SELECT 1", crate::params![], |_| Ok(()))
+                .map_err(crate::sql::storage_error)
+        });
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), read).await {
+            Ok(result) => result,
+            Err(_) => Err(ShopError::unavailable(format!(
+                "no read of the database finished within {timeout_ms} ms"
+            ))),
+        }
     }
 
-    /// Runs `work` in a read transaction on an idle connection; the caller holds a permit.
-    fn run<T>(&self, work: impl FnOnce(&dyn Db) -> Result<T, ShopError>) -> Result<T, ShopError> {
-        let conn = self
-            .idle
-            .lock()
-            .expect("reader pool lock")
-            .pop()
-            .expect("a permit means an idle connection");
-        let result = conn
-            .begin(Begin::Read)
-            .map_err(crate::sql::storage_error)
-            .and_then(|_| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&*conn)))
-                    .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
-            });
-        let _ = conn.rollback();
-        self.idle.lock().expect("reader pool lock").push(conn);
-        result
+    /// Waits for a permit, then takes an idle connection with it.
+    async fn lend(self: &Arc<Self>) -> Result<Lent, ShopError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| ShopError::unavailable("the database is closed"))?;
+        // A permit is only ever free with its connection back in `idle`; should that ever
+        // fail, this read is refused and nothing else is affected.
+        let conn = self.idle.lock().pop();
+        match conn {
+            Some(conn) => Ok(Lent {
+                conn: Some(conn),
+                pool: Arc::clone(self),
+                _permit: permit,
+            }),
+            None => {
+                tracing::error!("a read permit came without an idle connection");
+                Err(ShopError::unavailable("no read connection is free"))
+            }
+        }
     }
 }
 
@@ -128,6 +175,110 @@ mod tests {
         assert_ne!(ran_on, caller);
         let ran_on = pool(Source::LocalFile).read(|_| this_thread()).await.unwrap();
         assert_ne!(ran_on, caller);
+    }
+
+    fn answer(c: &dyn Db) -> Result<i64, ShopError> {
+        c.query_row("SELECT 41 + 1", crate::params![], |r| r.get::<_, i64>(0))
+            .map_err(crate::sql::storage_error)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_whose_caller_hung_up_keeps_its_connection_and_the_next_read_waits_for_it() {
+        let readers = pool(Source::LocalFile);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let hung_up = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move {
+                readers
+                    .read(move |c| {
+                        started_tx.send(()).unwrap();
+                        released.recv().unwrap();
+                        answer(c)
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        hung_up.abort(); // the client hangs up while its read runs on the blocking thread
+        assert!(hung_up.await.unwrap_err().is_cancelled());
+        let next = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move { readers.read(answer).await }
+        });
+        release.send(()).unwrap();
+        assert_eq!(
+            next.await.unwrap().unwrap(),
+            42,
+            "the next read waited for the connection"
+        );
+        for _ in 0..10 {
+            assert_eq!(readers.read(answer).await.unwrap(), 42);
+            assert_eq!(readers.lookup(answer).await.unwrap(), 42);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_dropped_at_any_point_leave_every_connection_in_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let conns = (0..2)
+            .map(|_| Box::new(crate::db::open_connection(&dir.path().join("r.db")).unwrap()) as ReadConn)
+            .collect();
+        let readers = Arc::new(Readers::new(conns, Source::LocalFile));
+        let slow = |c: &dyn Db| {
+            std::thread::sleep(Duration::from_micros(300));
+            answer(c)
+        };
+        let mut callers = tokio::task::JoinSet::new();
+        for i in 0..400u64 {
+            let readers = Arc::clone(&readers);
+            callers.spawn(async move {
+                // Given up after 0 to 400 µs: before a permit, before the blocking thread
+                // starts, mid-read, or never.
+                let patience = Duration::from_micros(i % 5 * 100);
+                let _ = tokio::time::timeout(patience, readers.read(slow)).await;
+            });
+        }
+        while let Some(done) = callers.join_next().await {
+            done.unwrap();
+        }
+        for _ in 0..10 {
+            let (a, b, c) = tokio::join!(readers.read(answer), readers.read(answer), readers.lookup(answer));
+            assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (42, 42, 42));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_cannot_read_in_time_says_so() {
+        let readers = pool(Source::LocalFile);
+        assert_eq!(readers.probe(1_000).await, Ok(()));
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move {
+                readers
+                    .read(move |c| {
+                        started_tx.send(()).unwrap();
+                        released.recv().unwrap();
+                        answer(c)
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let probe = readers.probe(20).await;
+        assert!(
+            matches!(&probe, Err(ShopError::Unavailable { detail }) if detail.contains("20 ms")),
+            "{probe:?}"
+        );
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(readers.probe(1_000).await, Ok(()));
     }
 
     #[tokio::test]

@@ -91,7 +91,7 @@ impl SqliteShop {
     /// Deletes expired idempotency records now and then.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         crate::maintenance::spawn_expiry(
-            self.db.writer.clone(),
+            &self.db,
             Arc::clone(&self.clock),
             self.config.idempotency_retention_ms,
             "idempotency keys",
@@ -299,28 +299,23 @@ impl Shop for SqliteShop {
     }
 
     async fn health(&self) -> Health {
-        let probe = self.live().await;
-        let ok = probe.is_ok();
+        let database = self.db.health().await;
+        let ok = database.is_ok();
         Health {
             ok,
+            serving: ok,
             mode: "monolith".into(),
             dependencies: vec![DependencyHealth {
                 name: "database".into(),
                 ok,
-                detail: probe.err().map(|e| e.to_string()),
+                detail: database.err().map(|e| e.to_string()),
                 degrades: if ok { vec![] } else { vec!["everything".into()] },
             }],
         }
     }
 
     async fn live(&self) -> Result<(), ShopError> {
-        self.db
-            .readers
-            .read(|c| {
-                c.query_row("SELECT 1", crate::params![], |_| Ok(()))
-                    .map_err(crate::sql::storage_error)
-            })
-            .await
+        self.db.health().await
     }
 }
 

@@ -113,6 +113,13 @@ impl Writer {
         Writer { jobs }
     }
 
+    /// Whether the writer thread still takes jobs. It stops only on a fault nothing in
+    /// this process can repair (a failed fsync stops the whole process instead); after
+    /// that every write is refused, and health says so.
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     /// Runs `work` in the next group commit. `Ok` is returned only after the commit is durable.
     /// `work` must return its `Err`s before its first write (see the module docs).
     pub async fn execute<T, F>(&self, work: F) -> Result<T, ShopError>
@@ -247,7 +254,7 @@ fn run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn writer(batch_max: usize) -> (Writer, tempfile::TempDir) {
@@ -358,6 +365,46 @@ mod tests {
         assert!(matches!(r, Err(ShopError::Unavailable { .. })));
         w.execute(insert).await.unwrap();
         assert_eq!(count(&dir), 1);
+    }
+
+    /// A writer whose thread dies at its first rollback (its `on_rollback` panics), and a
+    /// job that makes it roll back.
+    pub(crate) async fn stopped_writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").unwrap();
+        let config = WriterConfig {
+            batch_max: 8,
+            queue_max: 16,
+        };
+        let on_rollback = Box::new(|| panic!("a bug outside any job"));
+        let w = Writer::start_with(Box::new(conn), config, Durability::InCommit, on_rollback);
+        let failed = w
+            .execute(|c| {
+                insert(c)?;
+                Err::<(), _>(ShopError::conflict("late"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let since = Instant::now();
+        while w.is_running() {
+            assert!(since.elapsed().as_secs() < 10, "the writer thread did not stop");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        (w, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_whose_thread_died_says_so_and_refuses_every_write() {
+        let (w, _dir) = writer(8);
+        assert!(w.is_running());
+        let (w, _dir) = stopped_writer().await;
+        assert!(!w.is_running());
+        let refused = w.execute(insert).await;
+        assert!(
+            matches!(&refused, Err(ShopError::Unavailable { detail }) if detail.contains("stopped")),
+            "{refused:?}"
+        );
     }
 
     async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {

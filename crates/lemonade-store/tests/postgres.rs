@@ -202,6 +202,60 @@ async fn the_writer_and_readers_connect_again_after_the_server_drops_their_conne
     assert!(e.contains("is in use by a lemonade process"), "{e}");
 }
 
+/// Callers that give up on their reads (a client hanging up) at every point of a read, many
+/// times: every connection comes back to the pool, and reads go on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_whose_callers_hang_up_leave_the_pool_reading() {
+    let fresh = Fresh::new();
+    let db = open(&fresh.url(Role::Orders), Role::Orders).await.unwrap();
+    let slow = |c: &dyn Db| {
+        c.query_row("SELECT 1 FROM pg_sleep(0.002)", lemonade_store::params![], |_| Ok(()))
+            .map_err(lemonade_store::sql::storage_error)
+    };
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..300u64 {
+        let readers = std::sync::Arc::clone(&db.readers);
+        callers.spawn(async move {
+            let patience = std::time::Duration::from_micros(i % 6 * 500);
+            let _ = tokio::time::timeout(patience, readers.read(slow)).await;
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done.unwrap();
+    }
+    for _ in 0..10 {
+        let reads = (0..lemonade_store::db::READERS_MAX * 2).map(|_| db.readers.read(slow));
+        for read in reads {
+            read.await.unwrap();
+        }
+        db.readers.lookup(slow).await.unwrap();
+    }
+    assert_eq!(db.readers.probe(5_000).await, Ok(()));
+}
+
+/// A database the server no longer lets anyone into makes the process's health fail, with
+/// the reason; once it is let in again, the connections are made again and health is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_while_the_database_is_unreachable_and_comes_back_with_it() {
+    let fresh = Fresh::new();
+    let url = fresh.url(Role::Crm);
+    let db = open(&url, Role::Crm).await.unwrap();
+    assert_eq!(db.health().await, Ok(()));
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let maintenance = format!("{}/postgres", lemonade_store::postgres::test_server());
+    admin(
+        &maintenance,
+        &format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ),
+    );
+    let e = db.health().await.expect_err("no read can be made").to_string();
+    assert!(e.contains("database"), "{e}");
+    admin(&maintenance, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    assert_eq!(db.health().await, Ok(()), "a reader connected again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_reads_a_cluster_on_postgres_and_finds_on_hand_that_is_not_the_ledger() {
     let fresh = Fresh::new();

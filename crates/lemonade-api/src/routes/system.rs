@@ -6,12 +6,15 @@ use lemonade_domain::ports::Health;
 
 use crate::AppState;
 
-/// Whether the shop can serve, and which dependency is down if not (503 then).
+/// Whether the shop works (`ok`), and which dependency is down and what that stops if not.
+/// 200 while this process can serve, degraded included (`ok` false, `serving` true); 503
+/// when this process itself cannot (`serving` false: its database, its writer or one of its
+/// background tasks failed), so that a supervisor restarts it.
 #[utoipa::path(get, path = "/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let health = app.shop.health().await;
-    let status = if health.ok {
+    let status = if health.serving {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

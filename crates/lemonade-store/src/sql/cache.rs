@@ -9,11 +9,11 @@
 //! on-hand below zero: a wrong cache can cost a batch a retry, never oversell.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
+use parking_lot::Mutex;
 
 use crate::conn::Db;
 
@@ -37,34 +37,34 @@ fn remember<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: 
 impl WriterCache {
     /// A product for sale and the version of its recipe.
     pub fn product(&self, conn: &dyn Db, id: &ProductId) -> Result<Option<(ProductForSale, i64)>, ShopError> {
-        if let Some(p) = self.products.lock().expect("cache lock").get(id) {
+        if let Some(p) = self.products.lock().get(id) {
             return Ok(Some(p.clone()));
         }
         let found = super::catalog::for_sale(conn, id)?;
         if let Some(p) = &found {
-            remember(&mut self.products.lock().expect("cache lock"), id.clone(), p.clone());
+            remember(&mut self.products.lock(), id.clone(), p.clone());
         }
         Ok(found)
     }
 
     pub fn forget_product(&self, id: &ProductId) {
-        self.products.lock().expect("cache lock").remove(id);
+        self.products.lock().remove(id);
     }
 
     pub fn on_hand(&self, conn: &dyn Db, id: &IngredientId) -> Result<Option<u64>, ShopError> {
-        if let Some(&n) = self.on_hand.lock().expect("cache lock").get(id) {
+        if let Some(&n) = self.on_hand.lock().get(id) {
             return Ok(Some(n));
         }
         let found = super::stock::on_hand(conn, id)?;
         if let Some(n) = found {
-            remember(&mut self.on_hand.lock().expect("cache lock"), id.clone(), n);
+            remember(&mut self.on_hand.lock(), id.clone(), n);
         }
         Ok(found)
     }
 
     /// Keeps a cached on-hand in step with a move just written.
     pub fn moved(&self, id: &IngredientId, delta: i64) {
-        let mut on_hand = self.on_hand.lock().expect("cache lock");
+        let mut on_hand = self.on_hand.lock();
         if let Some(n) = on_hand.get_mut(id) {
             match n.checked_add_signed(delta) {
                 Some(next) => *n = next,
@@ -76,7 +76,7 @@ impl WriterCache {
     }
 
     pub fn clear(&self) {
-        self.products.lock().expect("cache lock").clear();
-        self.on_hand.lock().expect("cache lock").clear();
+        self.products.lock().clear();
+        self.on_hand.lock().clear();
     }
 }

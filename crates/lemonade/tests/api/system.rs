@@ -9,6 +9,7 @@ async fn health_says_ok_with_its_mode_and_dependencies() {
     let health = reply.expect(200);
     assert!(reply.content_type().starts_with("application/json"));
     assert_eq!(health["ok"], true, "{health}");
+    assert_eq!(health["serving"], true, "{health}");
     assert!(!s(&health["mode"]).is_empty());
     if app.is_local() {
         let mode = if is_cluster() { "coordinator" } else { "monolith" };
