@@ -323,18 +323,21 @@ impl Transport for HttpTransport {
 }
 
 /// `GET path` on `addr` over a fresh connection: the status, or `None` when nothing answered
-/// within `timeout`. For health checks by a supervisor, not for calls between services.
-pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
+/// within `timeout`, sent with `Authorization: Bearer <token>` when given (the public API's
+/// health needs the shop's access token when it has one). For health checks by a
+/// supervisor, not for calls between services.
+pub async fn probe(addr: SocketAddr, path: &str, token: Option<&str>, timeout: Duration) -> Option<u16> {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .ok()?;
         tokio::spawn(connection);
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Full::new(Bytes::new()))
-            .ok()?;
+        let mut request = hyper::Request::get(path).header(hyper::header::HOST, addr.to_string());
+        if let Some(token) = token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(Bytes::new())).ok()?;
         let response = sender.send_request(request).await.ok()?;
         Some(response.status().as_u16())
     };

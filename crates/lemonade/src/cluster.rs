@@ -135,18 +135,20 @@ impl Plan {
     }
 }
 
-async fn wait_healthy(addr: SocketAddr, name: &str, child: &mut Child) -> anyhow::Result<()> {
+/// Waits until the process answers its health check with 200. The coordinator's is the
+/// public API's, which needs the shop's access token when there is one (`token`).
+async fn wait_healthy(addr: SocketAddr, name: &str, token: Option<&str>, child: &mut Child) -> anyhow::Result<()> {
     let started = Instant::now();
-    let path = if name == "coordinator" {
-        "/api/v1/health"
+    let (path, token) = if name == "coordinator" {
+        ("/api/v1/health", token)
     } else {
-        "/health"
+        ("/health", None)
     };
     while started.elapsed() < HEALTHY_WITHIN {
         if let Some(status) = child.try_wait()? {
             anyhow::bail!("the {name} process exited while starting ({status})");
         }
-        if lemonade_cluster::transport::probe(addr, path, Duration::from_secs(2)).await == Some(200) {
+        if lemonade_cluster::transport::probe(addr, path, token, Duration::from_secs(2)).await == Some(200) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -220,7 +222,7 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
     for (role, name) in ROLES {
         let mut child = plan.spawn(role, name)?;
         let addr = plan.addr_of(role);
-        wait_healthy(addr, name, &mut child).await?;
+        wait_healthy(addr, name, plan.args.token.as_deref(), &mut child).await?;
         members.push(Member {
             role,
             name,
@@ -263,7 +265,7 @@ pub async fn run(args: ClusterArgs, shutdown: impl std::future::Future<Output = 
             eprintln!("the {} process exited ({status}); restarting it", m.name);
             m.restarts.push(Instant::now());
             m.child = plan.spawn(m.role, m.name)?;
-            if let Err(e) = wait_healthy(m.addr, m.name, &mut m.child).await {
+            if let Err(e) = wait_healthy(m.addr, m.name, plan.args.token.as_deref(), &mut m.child).await {
                 eprintln!("{e:#}");
             }
         }
