@@ -33,7 +33,13 @@ mod tests {
     fn only_the_exact_token_matches() {
         let token = "s3cret-token-of-16+";
         assert!(token_matches(token.as_bytes(), token.as_bytes()));
-        for wrong in ["", "s3cret-token-of-16", "s3cret-token-of-16+ ", "S3cret-token-of-16+", "x"] {
+        for wrong in [
+            "",
+            "s3cret-token-of-16",
+            "s3cret-token-of-16+ ",
+            "S3cret-token-of-16+",
+            "x",
+        ] {
             assert!(!token_matches(wrong.as_bytes(), token.as_bytes()), "{wrong:?}");
         }
     }

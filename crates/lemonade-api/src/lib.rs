@@ -6,10 +6,12 @@
 //! coordinator of the distributed mode.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod schema;
 pub mod web;
 
 use std::sync::{Arc, OnceLock};

@@ -2,13 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FieldErrors, ShopError};
+use crate::error::FieldErrors;
+#[cfg(test)]
+use crate::error::ShopError;
 use crate::ids::{CustomerId, OrderId};
 use crate::order::Order;
 use crate::values::{Timestamp, parse_name};
 
-const EMAIL_LEN_MAX: usize = 254;
-const PHONE_LEN_MAX: usize = 32;
+/// Longest email address, in bytes.
+pub const EMAIL_LEN_MAX: usize = 254;
+/// Longest phone number, in bytes.
+pub const PHONE_LEN_MAX: usize = 32;
 /// The name an anonymised customer keeps: the accounting records stay, the person does not.
 pub const ANONYMISED_NAME: &str = "Anonymised customer";
 
@@ -73,6 +77,17 @@ pub struct CustomerExport {
     pub exported_at: Timestamp,
 }
 
+/// Whether an order may name this customer (`found` is what the shop holds under the id): a
+/// field error on `customer_id` for one the shop does not know or has anonymised.
+pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {
+    let message = match found {
+        None => "no such customer",
+        Some(c) if c.anonymised => "this customer was anonymised",
+        Some(_) => return None,
+    };
+    Some(crate::error::FieldError::new("customer_id", message))
+}
+
 /// Contact details, parsed. Empty strings mean "none".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerFields {
@@ -131,26 +146,31 @@ fn parse_phone(raw: &str) -> Result<Option<String>, String> {
 }
 
 impl CustomerFields {
-    /// For a new customer the name is required; for a patch every field is optional but at
-    /// least one must be given.
+    /// Parses contact details into `errors` (every bad field). For a new customer the name is
+    /// required; for a patch every field is optional but at least one must be given. `None`
+    /// is a field the request lacks (or had with the wrong JSON type, already reported); an
+    /// empty email or phone clears it.
     pub fn parse(
+        errors: &mut FieldErrors,
         name: Option<&str>,
         email: Option<&str>,
         phone: Option<&str>,
         is_new: bool,
-    ) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
-        if is_new && name.is_none() {
-            errors.push("name", "is required");
+    ) -> Option<Self> {
+        let name = if is_new { errors.require("name", name) } else { name };
+        let fields = CustomerFields {
+            name: name.and_then(|n| errors.check("name", parse_name(n))),
+            email: email.and_then(|e| errors.check("email", parse_email(e))),
+            phone: phone.and_then(|p| errors.check("phone", parse_phone(p))),
+        };
+        if !errors.is_empty() {
+            return None;
         }
-        let name = name.and_then(|n| errors.check("name", parse_name(n)));
-        let email = email.and_then(|e| errors.check("email", parse_email(e)));
-        let phone = phone.and_then(|p| errors.check("phone", parse_phone(p)));
-        let fields = errors.finish(|| CustomerFields { name, email, phone })?;
         if !is_new && fields == CustomerFields::default() {
-            return Err(ShopError::validation("", "name at least one field to change"));
+            errors.push("", "name at least one field to change");
+            return None;
         }
-        Ok(fields)
+        Some(fields)
     }
 }
 
@@ -158,20 +178,32 @@ impl CustomerFields {
 mod tests {
     use super::*;
 
+    impl CustomerFields {
+        fn try_parse(
+            name: Option<&str>,
+            email: Option<&str>,
+            phone: Option<&str>,
+            is_new: bool,
+        ) -> Result<Self, ShopError> {
+            FieldErrors::collect(|e| CustomerFields::parse(e, name, email, phone, is_new))
+        }
+    }
+
     #[test]
     fn emails_and_phones_are_checked_and_blank_means_none() {
-        let ok = CustomerFields::parse(Some("Ada"), Some(" ada@example.org "), Some("+44 20 7946 0958"), true).unwrap();
+        let ok =
+            CustomerFields::try_parse(Some("Ada"), Some(" ada@example.org "), Some("+44 20 7946 0958"), true).unwrap();
         assert_eq!(ok.email, Some(Some("ada@example.org".into())));
-        assert!(CustomerFields::parse(Some("Ada"), Some("ada@"), None, true).is_err());
-        assert!(CustomerFields::parse(Some("Ada"), None, Some("call me"), true).is_err());
-        let blank = CustomerFields::parse(Some("Ada"), Some(""), None, true).unwrap();
+        assert!(CustomerFields::try_parse(Some("Ada"), Some("ada@"), None, true).is_err());
+        assert!(CustomerFields::try_parse(Some("Ada"), None, Some("call me"), true).is_err());
+        let blank = CustomerFields::try_parse(Some("Ada"), Some(""), None, true).unwrap();
         assert_eq!(blank.email, Some(None));
     }
 
     #[test]
     fn a_new_customer_needs_a_name_and_a_patch_needs_a_field() {
-        assert!(CustomerFields::parse(None, Some("a@b.co"), None, true).is_err());
-        assert!(CustomerFields::parse(None, None, None, false).is_err());
+        assert!(CustomerFields::try_parse(None, Some("a@b.co"), None, true).is_err());
+        assert!(CustomerFields::try_parse(None, None, None, false).is_err());
     }
 }
 

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lemonade_domain::ShopError;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
-use lemonade_domain::order::Order;
+use lemonade_domain::order::{Order, OrderRefs};
 use lemonade_domain::ports::{
     Clock, DependencyHealth, Health, IdSource, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
 };
 use lemonade_domain::report::{SalesQuery, SalesReport, build_sales_report};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+use lemonade_domain::{FieldError, ShopError};
 
 use crate::db::Database;
 use crate::inflight::InFlight;
@@ -306,6 +306,10 @@ impl Shop for SqliteShop {
             .await
     }
 
+    async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.db.readers.read(move |c| orders::check_refs(c, &refs)).await
+    }
+
     async fn health(&self) -> Health {
         let probe = self
             .db
@@ -348,12 +352,9 @@ mod tests {
     }
 
     fn one(product: &ProductId) -> PlaceOrder {
-        let line = RawOrderLine {
-            product_id: product.to_string(),
-            quantity: 1,
-        };
+        let line = RawOrderLine::new(&product.to_string(), 1);
         PlaceOrder {
-            draft: OrderDraft::parse(None, &[line]).unwrap(),
+            draft: OrderDraft::from_lines(None, &[line]).unwrap(),
             idempotency: None,
         }
     }

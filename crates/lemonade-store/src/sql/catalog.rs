@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
 use lemonade_domain::ports::{Page, PageRequest};
@@ -130,26 +131,34 @@ pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Product>, ShopErro
     Ok(Page::from_rows(products, page.limit, |p| p.id.to_string()))
 }
 
-fn check_recipe(conn: &dyn Db, recipe: &[RecipeItem]) -> Result<(), ShopError> {
-    for (i, item) in recipe.iter().enumerate() {
+/// Checks what only the database can tell about a product's name and recipe (a name taken
+/// by another product, ingredients that do not exist), reporting all of it at once.
+fn check_refs(
+    conn: &dyn Db,
+    name: Option<&str>,
+    recipe: Option<&[RecipeItem]>,
+    except: Option<&ProductId>,
+) -> Result<(), ShopError> {
+    let mut errors = FieldErrors::default();
+    if let Some(name) = name
+        && !name_free(conn, name, except)?
+    {
+        errors.push("name", "a product with this name exists already");
+    }
+    for (i, item) in recipe.unwrap_or_default().iter().enumerate() {
         if super::stock::get(conn, &item.ingredient_id)?.is_none() {
-            return Err(ShopError::validation(
-                format!("recipe[{i}].ingredient_id"),
-                "no such ingredient",
-            ));
+            errors.push(format!("recipe[{i}].ingredient_id"), "no such ingredient");
         }
     }
-    Ok(())
+    errors.finish(|| ())
 }
 
-fn check_name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
+fn name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<bool, ShopError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM products WHERE name = ?1").db()?;
     let owner: Option<String> = optional(stmt.query_row(params![name], |r| r.get(0)))?;
     match owner {
-        Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => {
-            Err(ShopError::validation("name", "a product with this name exists already"))
-        }
-        _ => Ok(()),
+        Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => Ok(false),
+        _ => Ok(true),
     }
 }
 
@@ -194,8 +203,7 @@ fn write_recipe_items(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem]) -> R
 }
 
 pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
-    check_name_free(conn, &new.name, None)?;
-    check_recipe(conn, &new.recipe)?;
+    check_refs(conn, Some(&new.name), Some(&new.recipe), None)?;
     let version = new_recipe_version(conn, &id, &new.recipe, now)?;
     conn.prepare_cached(
         "INSERT INTO products (id, name, price, active, recipe_version, created_at, updated_at)
@@ -218,11 +226,8 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
 /// Changes a product. Orders already placed keep the price and name they were sold at.
 pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
     let current = require(conn, id)?;
-    if let Some(name) = &patch.name {
-        check_name_free(conn, name, Some(id))?;
-    }
+    check_refs(conn, patch.name.as_deref(), patch.recipe.as_deref(), Some(id))?;
     if let Some(recipe) = &patch.recipe {
-        check_recipe(conn, recipe)?;
         let version = new_recipe_version(conn, id, recipe, now)?;
         write_recipe_items(conn, id, recipe)?;
         conn.prepare_cached("UPDATE products SET recipe_version = ?2 WHERE id = ?1")

@@ -296,7 +296,10 @@ mod tests {
 
     fn ingredient(conn: &dyn Db, cache: &WriterCache, n: usize) -> IngredientId {
         let id = IngredientId::parse(&format!("ingredient-{n:02}")).unwrap();
-        let new = NewIngredient::parse(&format!("Ingredient {n}"), "g", Some(100), Some(0)).unwrap();
+        let new = lemonade_domain::error::FieldErrors::collect(|e| {
+            NewIngredient::parse(e, Some(&format!("Ingredient {n}")), Some("g"), Some(100), Some(0))
+        })
+        .unwrap();
         create(conn, cache, id.clone(), &new, Timestamp(1)).unwrap();
         id
     }
