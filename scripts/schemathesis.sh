@@ -11,13 +11,13 @@
 #   scripts/schemathesis.sh [monolith|cluster]...   (default: both)
 #
 # Environment: LEMONADE_BIN (default: the debug build, built if missing),
-# SCHEMATHESIS_EXAMPLES (default 40), SCHEMATHESIS_SEED (default 20261130).
+# SCHEMATHESIS_EXAMPLES (default 100), SCHEMATHESIS_SEED (default 20261130).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 version=4.32.5
-examples="${SCHEMATHESIS_EXAMPLES:-40}"
+examples="${SCHEMATHESIS_EXAMPLES:-100}"
 seed="${SCHEMATHESIS_SEED:-20261130}"
 venv="$root/target/schemathesis-venv"
 config="$root/scripts/schemathesis.toml"
