@@ -11,8 +11,11 @@ use lemonade_domain::report::UTC_OFFSET_MINUTES_MAX;
 use lemonade_domain::values::{PRICE_MAX, QUANTITY_MAX, TEXT_LEN_MAX};
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
 
-/// Control characters (C0, DEL, C1), which no text field takes.
+/// Control characters (C0, DEL, C1), which no text field takes inside it.
 const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// White space as Rust's `str::trim` removes it (Unicode's White_Space), spelt out: regex
+/// dialects disagree on `\s`.
+const SPACE: &str = r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
 fn integer(min: i64, max: i64) -> ObjectBuilder {
     ObjectBuilder::new()
@@ -57,9 +60,9 @@ pub fn price() -> Object {
 }
 
 /// The pattern of a name: some character that is neither white space nor a control
-/// character, and no control character anywhere. Leading and trailing white space is trimmed.
+/// character, and no control character but in the white space trimmed off its ends.
 fn name_pattern() -> String {
-    format!(r"^[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*$")
+    format!(r"^[{SPACE}]*[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*[{SPACE}]*$")
 }
 
 /// A name: 1 to `TEXT_LEN_MAX` characters, not blank, no control characters.
@@ -77,7 +80,7 @@ pub fn note() -> Object {
     or_null(
         string()
             .max_length(Some(TEXT_LEN_MAX))
-            .pattern(Some(format!("^[^{CONTROL}]*$"))),
+            .pattern(Some(format!("^[{SPACE}]*[^{CONTROL}]*[{SPACE}]*$"))),
         Type::String,
     )
 }
@@ -184,13 +187,13 @@ pub fn utc_offset_minutes() -> Object {
         .build()
 }
 
-/// An email address (`local@domain.tld`, at most 254 characters), or empty to have none.
+/// An email address (`local@domain.tld`, at most 254 characters), or blank to have none.
 pub fn email() -> Object {
-    let no = format!(r"\s@{CONTROL}");
+    let no = format!(r"{SPACE}@{CONTROL}");
     or_null(
-        string()
-            .max_length(Some(EMAIL_LEN_MAX))
-            .pattern(Some(format!(r"^$|^[^{no}]+@[^{no}.](?:[^{no}]*\.)+[^{no}.]$"))),
+        string().max_length(Some(EMAIL_LEN_MAX)).pattern(Some(format!(
+            r"^[{SPACE}]*$|^[{SPACE}]*[^{no}]+@[^{no}.][^{no}]*\.[^{no}]*[^{no}.][{SPACE}]*$"
+        ))),
         Type::String,
     )
 }
@@ -199,14 +202,14 @@ pub fn email() -> Object {
 /// characters), or empty to have none.
 pub fn phone() -> Object {
     or_null(
-        string()
-            .max_length(Some(PHONE_LEN_MAX))
-            .pattern(Some(r"^$|^[ +().-]*(?:[0-9][ +().-]*){3,}$")),
+        string().max_length(Some(PHONE_LEN_MAX)).pattern(Some(format!(
+            r"^[{SPACE}]*$|^[{SPACE}]*[ +().-]*(?:[0-9][ +().-]*){{3,}}[{SPACE}]*$"
+        ))),
         Type::String,
     )
 }
 
-/// A customer search: at most `SEARCH_LEN_MAX` characters.
+/// A customer search: at most `SEARCH_LEN_MAX` characters as sent.
 pub fn search() -> Object {
     string().max_length(Some(SEARCH_LEN_MAX)).build()
 }

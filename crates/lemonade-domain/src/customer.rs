@@ -9,9 +9,9 @@ use crate::ids::{CustomerId, OrderId};
 use crate::order::Order;
 use crate::values::{Timestamp, parse_name};
 
-/// Longest email address, in bytes.
+/// Longest email address, in characters as sent.
 pub const EMAIL_LEN_MAX: usize = 254;
-/// Longest phone number, in bytes.
+/// Longest phone number, in characters as sent.
 pub const PHONE_LEN_MAX: usize = 32;
 /// The name an anonymised customer keeps: the accounting records stay, the person does not.
 pub const ANONYMISED_NAME: &str = "Anonymised customer";
@@ -115,12 +115,14 @@ mod double_option {
     }
 }
 
+/// Lengths count the characters as sent (see [`crate::values::parse_name`]).
 fn parse_email(raw: &str) -> Result<Option<String>, String> {
+    let sent_len = raw.chars().count();
     let raw = raw.trim();
-    if raw.is_empty() {
+    if raw.is_empty() && sent_len <= EMAIL_LEN_MAX {
         return Ok(None);
     }
-    let valid = raw.len() <= EMAIL_LEN_MAX
+    let valid = sent_len <= EMAIL_LEN_MAX
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(raw.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
     if valid {
@@ -131,13 +133,14 @@ fn parse_email(raw: &str) -> Result<Option<String>, String> {
 }
 
 fn parse_phone(raw: &str) -> Result<Option<String>, String> {
+    let sent_len = raw.chars().count();
     let raw = raw.trim();
-    if raw.is_empty() {
+    if raw.is_empty() && sent_len <= PHONE_LEN_MAX {
         return Ok(None);
     }
     let digits = raw.chars().filter(char::is_ascii_digit).count();
     let valid =
-        raw.len() <= PHONE_LEN_MAX && digits >= 3 && raw.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        sent_len <= PHONE_LEN_MAX && digits >= 3 && raw.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if valid {
         Ok(Some(raw.to_owned()))
     } else {

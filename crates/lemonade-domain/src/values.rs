@@ -132,20 +132,21 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// A trimmed, non-empty text of at most [`TEXT_LEN_MAX`] characters without control characters.
+/// The limit counts the text as sent, white space included: a rule a client (and the OpenAPI
+/// document's `maxLength`) can state without knowing what trimming removes.
 pub fn parse_name(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
+    if raw.trim().is_empty() {
         return Err("must not be empty".into());
     }
-    parse_note(trimmed)
+    parse_note(raw)
 }
 
 /// Like [`parse_name`] but may be empty.
 pub fn parse_note(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    if trimmed.chars().count() > TEXT_LEN_MAX {
+    if raw.chars().count() > TEXT_LEN_MAX {
         return Err(format!("must be at most {TEXT_LEN_MAX} characters"));
     }
+    let trimmed = raw.trim();
     if trimmed.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
