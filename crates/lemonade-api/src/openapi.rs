@@ -299,7 +299,10 @@ impl Modify for Shared {
 }
 
 /// The schemas of query parameters, by name (each means the same wherever it appears).
-const QUERY: &[(&str, fn() -> utoipa::openapi::schema::Object)] = &[
+/// A parameter's name and the function that makes its schema.
+type NamedSchema = (&'static str, fn() -> utoipa::openapi::schema::Object);
+
+const QUERY: &[NamedSchema] = &[
     ("limit", crate::schema::page_limit),
     ("cursor", crate::schema::cursor),
     ("q", crate::schema::search),
@@ -314,8 +317,7 @@ const QUERY: &[(&str, fn() -> utoipa::openapi::schema::Object)] = &[
 ];
 
 /// The schemas of request headers, by name.
-const HEADERS: &[(&str, fn() -> utoipa::openapi::schema::Object)] =
-    &[("Idempotency-Key", crate::schema::idempotency_key)];
+const HEADERS: &[NamedSchema] = &[("Idempotency-Key", crate::schema::idempotency_key)];
 
 /// What one operation gets from [`SHARED`].
 fn share(operation: &mut Operation) {

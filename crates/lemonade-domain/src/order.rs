@@ -185,7 +185,8 @@ impl OrderDraft {
             }
         }
         // No draft while anything in the request is wrong, here or in what the caller read.
-        let draft = (errors.is_empty() && parsed.len() == lines.len()).then(|| OrderDraft {
+        let complete = errors.is_empty() && parsed.len() == lines.len();
+        let draft = complete.then_some(OrderDraft {
             customer_id,
             lines: parsed,
         });
