@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::order_customer_error;
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
@@ -634,6 +634,10 @@ impl Shop for Coordinator {
             activity: activity?,
             exported_at: self.inner.node.now(),
         })
+    }
+
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.ask(CheckCatalog { refs }).await
     }
 
     async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {

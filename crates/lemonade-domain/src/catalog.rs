@@ -67,7 +67,29 @@ impl ProductPatch {
     }
 }
 
-fn parse_recipe(errors: &mut FieldErrors, raw: &[RawRecipeItem]) -> Option<Vec<RecipeItem>> {
+/// What a request about a product or an ingredient names that only the shop can check (see
+/// [`crate::ports::Shop::check_catalog_refs`]): a name that must be free, and the ingredients
+/// of a recipe by their position in the request. Gathered by the parsers from what did parse,
+/// so that a request with other errors too hears of these in the same answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRefs {
+    /// The name a new or renamed product would take.
+    pub product_name: Option<String>,
+    /// The product being changed (its own name is free for it).
+    pub product: Option<ProductId>,
+    /// The name a new ingredient would take.
+    pub ingredient_name: Option<String>,
+    /// The recipe's ingredients, with their positions.
+    pub recipe: Vec<(usize, IngredientId)>,
+}
+
+impl CatalogRefs {
+    pub fn is_empty(&self) -> bool {
+        self.product_name.is_none() && self.ingredient_name.is_none() && self.recipe.is_empty()
+    }
+}
+
+fn parse_recipe(errors: &mut FieldErrors, refs: &mut CatalogRefs, raw: &[RawRecipeItem]) -> Option<Vec<RecipeItem>> {
     if raw.len() > RECIPE_ITEMS_MAX {
         errors.push("recipe", format!("must have at most {RECIPE_ITEMS_MAX} ingredients"));
         return None;
@@ -84,10 +106,14 @@ fn parse_recipe(errors: &mut FieldErrors, raw: &[RawRecipeItem]) -> Option<Vec<R
             )
         });
         let quantity = quantity.and_then(|q| errors.check(&format!("recipe[{i}].quantity"), Quantity::new(q)));
-        if let (Some(id), Some(quantity)) = (id, quantity) {
-            if !seen.insert(id.clone()) {
+        if let Some(id) = &id {
+            if seen.insert(id.clone()) {
+                refs.recipe.push((i, id.clone()));
+            } else {
                 errors.push(format!("recipe[{i}].ingredient_id"), "appears more than once");
             }
+        }
+        if let (Some(id), Some(quantity)) = (id, quantity) {
             items.push(RecipeItem {
                 ingredient_id: id,
                 quantity,
@@ -99,55 +125,70 @@ fn parse_recipe(errors: &mut FieldErrors, raw: &[RawRecipeItem]) -> Option<Vec<R
 
 impl NewProduct {
     /// Parses a new product into `errors` (every bad field); `None` is a field the request
-    /// lacks or had with the wrong JSON type. The product comes back only if `errors` is empty.
+    /// lacks or had with the wrong JSON type. The product comes back only if `errors` is empty;
+    /// what it names, in any case.
     pub fn parse(
         errors: &mut FieldErrors,
         name: Option<&str>,
         price: Option<i64>,
         recipe: Option<&[RawRecipeItem]>,
         active: Option<bool>,
-    ) -> Option<Self> {
+    ) -> (Option<Self>, CatalogRefs) {
+        let mut refs = CatalogRefs::default();
         let name = errors
             .require("name", name)
             .and_then(|n| errors.check("name", parse_name(n)));
+        refs.product_name = name.clone();
         let price = errors
             .require("price", price)
             .and_then(|p| errors.check("price", Money::new(p)));
-        let recipe = errors.require("recipe", recipe).and_then(|r| parse_recipe(errors, r));
-        let (name, price, recipe) = (name?, price?, recipe?);
-        errors.is_empty().then(|| NewProduct {
-            name,
-            price,
-            recipe,
-            active: active.unwrap_or(true),
-        })
+        let recipe = errors
+            .require("recipe", recipe)
+            .and_then(|r| parse_recipe(errors, &mut refs, r));
+        let new = match (name, price, recipe) {
+            (Some(name), Some(price), Some(recipe)) if errors.is_empty() => Some(NewProduct {
+                name,
+                price,
+                recipe,
+                active: active.unwrap_or(true),
+            }),
+            _ => None,
+        };
+        (new, refs)
     }
 }
 
 impl ProductPatch {
-    /// Parses a partial update into `errors`; `None` leaves a field as it is (or it had the
-    /// wrong JSON type, already reported). At least one field must change.
+    /// Parses a partial update of `product` into `errors`; `None` leaves a field as it is
+    /// (or it had the wrong JSON type, already reported). At least one field must change.
+    /// The patch comes back only if `errors` is empty; what it names, in any case.
     pub fn parse(
         errors: &mut FieldErrors,
+        product: &ProductId,
         name: Option<&str>,
         price: Option<i64>,
         recipe: Option<&[RawRecipeItem]>,
         active: Option<bool>,
-    ) -> Option<Self> {
+    ) -> (Option<Self>, CatalogRefs) {
+        let mut refs = CatalogRefs {
+            product: Some(product.clone()),
+            ..CatalogRefs::default()
+        };
         let patch = ProductPatch {
             name: name.and_then(|n| errors.check("name", parse_name(n))),
             price: price.and_then(|p| errors.check("price", Money::new(p))),
-            recipe: recipe.and_then(|r| parse_recipe(errors, r)),
+            recipe: recipe.and_then(|r| parse_recipe(errors, &mut refs, r)),
             active,
         };
+        refs.product_name = patch.name.clone();
         if !errors.is_empty() {
-            return None;
+            return (None, refs);
         }
         if patch.is_empty() {
             errors.push("", "name at least one field to change");
-            return None;
+            return (None, refs);
         }
-        Some(patch)
+        (Some(patch), refs)
     }
 }
 
@@ -160,11 +201,12 @@ mod tests {
     }
 
     fn new_product(name: &str, price: i64, recipe: &[RawRecipeItem]) -> Result<NewProduct, ShopError> {
-        FieldErrors::collect(|e| NewProduct::parse(e, Some(name), Some(price), Some(recipe), None))
+        FieldErrors::collect(|e| NewProduct::parse(e, Some(name), Some(price), Some(recipe), None).0)
     }
 
     fn patch(active: Option<bool>) -> Result<ProductPatch, ShopError> {
-        FieldErrors::collect(|e| ProductPatch::parse(e, None, None, None, active))
+        let id = ProductId::parse("p").unwrap();
+        FieldErrors::collect(|e| ProductPatch::parse(e, &id, None, None, None, active).0)
     }
 
     #[test]
@@ -184,7 +226,11 @@ mod tests {
     fn a_missing_field_is_required_once_and_a_missing_item_field_too() {
         let mut errors = FieldErrors::default();
         let recipe = [RawRecipeItem::default()];
-        assert!(NewProduct::parse(&mut errors, None, Some(1), Some(&recipe), None).is_none());
+        assert!(
+            NewProduct::parse(&mut errors, None, Some(1), Some(&recipe), None)
+                .0
+                .is_none()
+        );
         let ShopError::ValidationFailed { errors } = ShopError::from(errors) else {
             panic!()
         };
@@ -197,6 +243,17 @@ mod tests {
                 ("recipe[0].quantity", "is required")
             ]
         );
+    }
+
+    #[test]
+    fn a_bad_product_still_names_what_the_shop_must_check() {
+        let mut errors = FieldErrors::default();
+        let recipe = [raw("lemon", 0), raw("bad id", 1), raw("sugar", 1)];
+        let (new, refs) = NewProduct::parse(&mut errors, Some(" Lemonade "), Some(-1), Some(&recipe), None);
+        assert!(new.is_none());
+        assert_eq!(refs.product_name.as_deref(), Some("Lemonade"));
+        let named: Vec<_> = refs.recipe.iter().map(|(i, id)| (*i, id.as_str())).collect();
+        assert_eq!(named, [(0, "lemon"), (2, "sugar")]);
     }
 
     #[test]

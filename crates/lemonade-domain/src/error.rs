@@ -143,6 +143,9 @@ impl FieldErrors {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
     /// `Ok(value)` when nothing was wrong.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ShopError> {
         if self.0.is_empty() {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{NewProduct, Product, ProductPatch};
+use crate::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use crate::customer::{Customer, CustomerExport, CustomerFields};
 use crate::error::FieldError;
 use crate::error::{FieldErrors, ShopError};
@@ -178,6 +178,10 @@ pub trait Shop: Send + Sync + 'static {
     async fn get_product(&self, id: ProductId) -> Result<Product, ShopError>;
     async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError>;
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError>;
+    /// What is wrong with the names and recipe ingredients a product or ingredient request
+    /// names, as far as the shop knows (a name taken, an ingredient it does not have), without
+    /// changing anything: for a request that had other errors too.
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError>;
 
     async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError>;
     async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::CatalogRefs;
 use crate::error::{FieldErrors, ShopError, Shortage};
 use crate::ids::{IngredientId, MoveId, OrderId};
 use crate::values::{QUANTITY_MAX, Quantity, Unit, parse_name, parse_note};
@@ -92,17 +93,23 @@ pub struct NewIngredient {
 
 impl NewIngredient {
     /// Parses a new ingredient into `errors` (every bad field); `None` is a field the request
-    /// lacks or had with the wrong JSON type. Stock levels default to 0.
+    /// lacks or had with the wrong JSON type. Stock levels default to 0. The ingredient comes
+    /// back only if `errors` is empty; what it names (its name, which must be free), in any
+    /// case.
     pub fn parse(
         errors: &mut FieldErrors,
         name: Option<&str>,
         unit: Option<&str>,
         on_hand: Option<i64>,
         reorder_level: Option<i64>,
-    ) -> Option<Self> {
+    ) -> (Option<Self>, CatalogRefs) {
         let name = errors
             .require("name", name)
             .and_then(|n| errors.check("name", parse_name(n)));
+        let refs = CatalogRefs {
+            ingredient_name: name.clone(),
+            ..CatalogRefs::default()
+        };
         let unit = errors.require("unit", unit).and_then(|u| {
             errors.check(
                 "unit",
@@ -111,13 +118,16 @@ impl NewIngredient {
         });
         let on_hand = errors.check("on_hand", parse_level(on_hand.unwrap_or(0)));
         let reorder_level = errors.check("reorder_level", parse_level(reorder_level.unwrap_or(0)));
-        let new = NewIngredient {
-            name: name?,
-            unit: unit?,
-            on_hand: on_hand?,
-            reorder_level: reorder_level?,
+        let new = match (name, unit, on_hand, reorder_level) {
+            (Some(name), Some(unit), Some(on_hand), Some(reorder_level)) if errors.is_empty() => Some(NewIngredient {
+                name,
+                unit,
+                on_hand,
+                reorder_level,
+            }),
+            _ => None,
         };
-        errors.is_empty().then_some(new)
+        (new, refs)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderRefs};
@@ -304,6 +304,10 @@ impl Shop for SqliteShop {
                 Ok(build_sales_report(&query, &days, products))
             })
             .await
+    }
+
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.db.readers.read(move |c| catalog::check_refs(c, &refs)).await
     }
 
     async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {

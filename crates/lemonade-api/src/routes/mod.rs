@@ -16,7 +16,9 @@ use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ports::PageRequest;
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::error::ApiError;
+use lemonade_domain::catalog::CatalogRefs;
 
 /// `limit` and `cursor` of a list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -79,6 +81,29 @@ pub fn id_param<T>(
 /// Parses an id from the path. Something that cannot be an id cannot name anything: 404.
 pub fn path_id<T>(raw: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
     parse(raw).ok_or_else(|| lemonade_domain::ShopError::not_found(what).into())
+}
+
+/// The value of a parse that also gave what only the shop can check (a name that must be
+/// free, recipe ingredients): when anything was wrong, the shop's errors about those join
+/// the answer, so that the client hears of everything at once. Best effort: a shop that
+/// cannot tell now leaves them out rather than fail.
+pub async fn with_catalog_refs<T>(
+    app: &AppState,
+    mut errors: FieldErrors,
+    (value, refs): (Option<T>, CatalogRefs),
+) -> Result<T, ApiError> {
+    if let Some(value) = value
+        && errors.is_empty()
+    {
+        return Ok(value);
+    }
+    if !refs.is_empty() {
+        match app.shop.check_catalog_refs(refs).await {
+            Ok(more) => errors.extend(more),
+            Err(e) => tracing::debug!(error = %e, "could not check a request's references"),
+        }
+    }
+    Err(lemonade_domain::ShopError::from(errors).into())
 }
 
 /// Runs a parse over a fresh error collection: its value, or every error it found.

@@ -8,7 +8,9 @@ use lemonade_domain::ports::Page;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{PageParams, parsed, path_id};
+use lemonade_domain::error::FieldErrors;
+
+use super::{PageParams, parsed, path_id, with_catalog_refs};
 use crate::body::{self, Reader};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
@@ -75,17 +77,18 @@ pub async fn create(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = parsed(|e| {
-        let (name, price, recipe, active) = body::read(body, e, |r| {
-            (
-                r.string("name"),
-                r.integer("price"),
-                r.objects("recipe", recipe_item),
-                r.optional_boolean("active"),
-            )
-        })?;
-        NewProduct::parse(e, name.as_deref(), price, recipe.as_deref(), active)
-    })?;
+    let mut errors = FieldErrors::default();
+    let read = body::read(body, &mut errors, |r| {
+        (
+            r.string("name"),
+            r.integer("price"),
+            r.objects("recipe", recipe_item),
+            r.optional_boolean("active"),
+        )
+    });
+    let (name, price, recipe, active) = read.unwrap_or_default();
+    let parsed = NewProduct::parse(&mut errors, name.as_deref(), price, recipe.as_deref(), active);
+    let new = with_catalog_refs(&app, errors, parsed).await?;
     Ok((StatusCode::CREATED, Json(app.shop.create_product(new).await?)))
 }
 
@@ -104,16 +107,17 @@ pub async fn update(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Product>, ApiError> {
     let id = path_id(&id, ProductId::parse, "product")?;
-    let patch = parsed(|e| {
-        let (name, price, recipe, active) = body::read(body, e, |r| {
-            (
-                r.string("name"),
-                r.integer("price"),
-                r.objects("recipe", recipe_item),
-                r.boolean("active"),
-            )
-        })?;
-        ProductPatch::parse(e, name.as_deref(), price, recipe.as_deref(), active)
-    })?;
+    let mut errors = FieldErrors::default();
+    let read = body::read(body, &mut errors, |r| {
+        (
+            r.string("name"),
+            r.integer("price"),
+            r.objects("recipe", recipe_item),
+            r.boolean("active"),
+        )
+    });
+    let (name, price, recipe, active) = read.unwrap_or_default();
+    let parsed = ProductPatch::parse(&mut errors, &id, name.as_deref(), price, recipe.as_deref(), active);
+    let patch = with_catalog_refs(&app, errors, parsed).await?;
     Ok(Json(app.shop.update_product(id, patch).await?))
 }

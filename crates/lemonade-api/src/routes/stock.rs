@@ -7,7 +7,9 @@ use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMo
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{PageParams, id_param, page, parsed, path_id};
+use lemonade_domain::error::FieldErrors;
+
+use super::{PageParams, id_param, page, parsed, path_id, with_catalog_refs};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::{AppState, body};
@@ -85,17 +87,18 @@ pub async fn create(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = parsed(|e| {
-        let (name, unit, on_hand, reorder_level) = body::read(body, e, |r| {
-            (
-                r.string("name"),
-                r.string("unit"),
-                r.optional_integer("on_hand"),
-                r.optional_integer("reorder_level"),
-            )
-        })?;
-        NewIngredient::parse(e, name.as_deref(), unit.as_deref(), on_hand, reorder_level)
-    })?;
+    let mut errors = FieldErrors::default();
+    let read = body::read(body, &mut errors, |r| {
+        (
+            r.string("name"),
+            r.string("unit"),
+            r.optional_integer("on_hand"),
+            r.optional_integer("reorder_level"),
+        )
+    });
+    let (name, unit, on_hand, reorder_level) = read.unwrap_or_default();
+    let parsed = NewIngredient::parse(&mut errors, name.as_deref(), unit.as_deref(), on_hand, reorder_level);
+    let new = with_catalog_refs(&app, errors, parsed).await?;
     Ok((StatusCode::CREATED, Json(app.shop.create_ingredient(new).await?)))
 }
 

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
+use lemonade_domain::FieldError;
 use lemonade_domain::ShopError;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
@@ -131,26 +132,51 @@ pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Product>, ShopErro
     Ok(Page::from_rows(products, page.limit, |p| p.id.to_string()))
 }
 
-/// Checks what only the database can tell about a product's name and recipe (a name taken
-/// by another product, ingredients that do not exist), reporting all of it at once.
-fn check_refs(
-    conn: &dyn Db,
-    name: Option<&str>,
-    recipe: Option<&[RecipeItem]>,
-    except: Option<&ProductId>,
-) -> Result<(), ShopError> {
+/// What is wrong with the names and recipe ingredients a request names ([`CatalogRefs`]): a
+/// product or ingredient name taken, ingredients that do not exist. Reads only.
+pub fn check_refs(conn: &dyn Db, refs: &CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
     let mut errors = FieldErrors::default();
-    if let Some(name) = name
-        && !name_free(conn, name, except)?
+    if let Some(name) = &refs.product_name
+        && !name_free(conn, name, refs.product.as_ref())?
     {
         errors.push("name", "a product with this name exists already");
     }
-    for (i, item) in recipe.unwrap_or_default().iter().enumerate() {
-        if super::stock::get(conn, &item.ingredient_id)?.is_none() {
+    if let Some(name) = &refs.ingredient_name
+        && super::stock::name_taken(conn, name)?
+    {
+        errors.push("name", "an ingredient with this name exists already");
+    }
+    for (i, id) in &refs.recipe {
+        if super::stock::get(conn, id)?.is_none() {
             errors.push(format!("recipe[{i}].ingredient_id"), "no such ingredient");
         }
     }
-    errors.finish(|| ())
+    Ok(errors.into_vec())
+}
+
+/// [`check_refs`] as a refusal: every error at once, or nothing.
+pub fn refuse_bad_refs(conn: &dyn Db, refs: &CatalogRefs) -> Result<(), ShopError> {
+    let errors = check_refs(conn, refs)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ShopError::ValidationFailed { errors })
+    }
+}
+
+/// What a product's name and recipe name, for [`check_refs`].
+fn refs_of(name: Option<&str>, recipe: Option<&[RecipeItem]>, product: Option<&ProductId>) -> CatalogRefs {
+    CatalogRefs {
+        product_name: name.map(str::to_owned),
+        product: product.cloned(),
+        ingredient_name: None,
+        recipe: recipe
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (i, item.ingredient_id.clone()))
+            .collect(),
+    }
 }
 
 fn name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<bool, ShopError> {
@@ -203,7 +229,7 @@ fn write_recipe_items(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem]) -> R
 }
 
 pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
-    check_refs(conn, Some(&new.name), Some(&new.recipe), None)?;
+    refuse_bad_refs(conn, &refs_of(Some(&new.name), Some(&new.recipe), None))?;
     let version = new_recipe_version(conn, &id, &new.recipe, now)?;
     conn.prepare_cached(
         "INSERT INTO products (id, name, price, active, recipe_version, created_at, updated_at)
@@ -226,7 +252,7 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
 /// Changes a product. Orders already placed keep the price and name they were sold at.
 pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
     let current = require(conn, id)?;
-    check_refs(conn, patch.name.as_deref(), patch.recipe.as_deref(), Some(id))?;
+    refuse_bad_refs(conn, &refs_of(patch.name.as_deref(), patch.recipe.as_deref(), Some(id)))?;
     if let Some(recipe) = &patch.recipe {
         let version = new_recipe_version(conn, id, recipe, now)?;
         write_recipe_items(conn, id, recipe)?;

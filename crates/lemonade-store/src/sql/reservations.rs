@@ -214,7 +214,7 @@ mod tests {
             let cache = WriterCache::default();
             let lemons = IngredientId::parse("lemons").unwrap();
             let new = lemonade_domain::error::FieldErrors::collect(|e| {
-                NewIngredient::parse(e, Some("Lemons"), Some("piece"), Some(10), Some(0))
+                NewIngredient::parse(e, Some("Lemons"), Some("piece"), Some(10), Some(0)).0
             })
             .unwrap();
             stock::create(&conn, &cache, lemons.clone(), &new, Timestamp(1)).unwrap();

@@ -143,6 +143,7 @@ async fn wrong_json_types_unknown_and_missing_fields_are_each_reported() {
             "price",
             "recipe[0]",
             "recipe[1].extra",
+            "recipe[1].ingredient_id",
             "recipe[1].quantity",
             "recipe[2].ingredient_id",
             "recipe[2].quantity",
@@ -163,7 +164,7 @@ async fn wrong_json_types_unknown_and_missing_fields_are_each_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_taken_name_and_unknown_ingredients_are_reported_together() {
+async fn a_taken_name_and_unknown_ingredients_are_reported_with_the_other_errors() {
     let app = spawn_app().await;
     let stand = app.stand(10).await;
     let taken = app.get(&format!("/products/{}", stand.product_id)).await.expect(200);
@@ -182,6 +183,43 @@ async fn a_taken_name_and_unknown_ingredients_are_reported_together() {
         fields(&p),
         ["name", "recipe[0].ingredient_id", "recipe[2].ingredient_id"],
         "{p}"
+    );
+    // With bad fields the shop never sees (a price, a quantity), its own errors still come.
+    let p = app
+        .post(
+            "/products",
+            &json!({"name": taken["name"], "price": -1, "recipe": [
+                {"ingredient_id": "no-such-a", "quantity": 0},
+            ]}),
+        )
+        .await
+        .problem(422, "validation_failed");
+    assert_eq!(
+        fields(&p),
+        ["name", "price", "recipe[0].ingredient_id", "recipe[0].quantity"],
+        "{p}"
+    );
+    let other = app.create_product("Other", 100, &[]).await;
+    let p = app
+        .patch(
+            &format!("/products/{}", s(&other["id"])),
+            &json!({"name": taken["name"], "active": "yes", "recipe": [{"ingredient_id": "no-such-a", "quantity": 1}]}),
+        )
+        .await
+        .problem(422, "validation_failed");
+    assert_eq!(fields(&p), ["active", "name", "recipe[0].ingredient_id"], "{p}");
+    let ingredient = app
+        .get(&format!("/ingredients/{}", stand.ingredient_id))
+        .await
+        .expect(200);
+    let p = app
+        .post("/ingredients", &json!({"name": ingredient["name"], "unit": "kg"}))
+        .await
+        .problem(422, "validation_failed");
+    assert_eq!(fields(&p), ["name", "unit"], "{p}");
+    assert_eq!(
+        app.get(&format!("/products/{}", s(&other["id"]))).await.expect(200),
+        other
     );
 }
 
