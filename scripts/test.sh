@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust tests (unit, API, crash and
 # audit tests against real servers), the API suite again against the distributed mode on
-# SQLite and on PostgreSQL, and the browser tests of the web app.
-# Installs or starts what is missing (PostgreSQL, Chromium, the browser tests' npm packages)
-# on the way.
+# SQLite and on PostgreSQL, schemathesis against the served OpenAPI document, and the browser
+# tests of the web app.
+# Installs or starts what is missing (PostgreSQL, Chromium, the browser tests' npm packages,
+# schemathesis in a virtualenv) on the way.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -42,6 +43,12 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   LEMONADE_TEST_MODE=cluster-postgres cargo test -p lemonade --test api --locked --no-fail-fast
 fi
+
+# A fuzzer nobody here wrote reads the served OpenAPI document and checks that the server
+# does what it says: every check, the examples, coverage, fuzzing and stateful phases,
+# against a monolith and a cluster of the real binary (installs itself into target/).
+echo "== schemathesis against the monolith and the cluster"
+scripts/schemathesis.sh
 
 echo "== browser tests"
 scripts/web-test.sh

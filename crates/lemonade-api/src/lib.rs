@@ -5,10 +5,13 @@
 //! [`lemonade_domain::ports::Shop`], so the same router serves the monolith and the
 //! coordinator of the distributed mode.
 
+pub mod auth;
+pub mod body;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod schema;
 pub mod web;
 
 use std::sync::{Arc, OnceLock};
@@ -63,18 +66,10 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(token) = &app.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if !auth::bearer_matches(presented, token) {
             return ApiError::Unauthorized.into_response();
         }
     }

@@ -33,11 +33,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lemonade_domain::ShopError;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
+use lemonade_domain::customer::order_customer_error;
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderStatus, points_earned};
+use lemonade_domain::order::{OrderDraft, OrderRefs};
 use lemonade_domain::ports::{
     DependencyHealth, Health, IdempotencyKey, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
 };
@@ -45,6 +46,7 @@ use lemonade_domain::report::{SalesQuery, SalesReport};
 use lemonade_domain::saga::{Destination, Envelope, OrderPlan};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use lemonade_domain::values::Timestamp;
+use lemonade_domain::{FieldError, ShopError};
 use lemonade_store::inflight::InFlight;
 use lemonade_store::sql::directory::{self, Standing};
 use lemonade_store::sql::sagas::{self, Saga, SagaState};
@@ -204,6 +206,7 @@ impl Coordinator {
         if let Some(id) = &draft.customer_id
             && let Some(refusal) = self.check_customer(id, deadline).await?
         {
+            let refusal = self.with_product_errors(refusal, &draft).await;
             return self.refuse(&order_id, request.idempotency, refusal).await;
         }
         let refusal = match clients.call(&reserve, step_key(&order_id, "reserve"), deadline).await {
@@ -291,6 +294,26 @@ impl Coordinator {
         {
             tracing::warn!(customer = %customer.id, error = %e, "could not write a customer to the directory");
         }
+    }
+
+    /// A refused customer, together with what stock finds wrong in the order's products, so
+    /// that the client hears of both in one answer. Best effort: stock's errors are left out
+    /// when it cannot be asked now.
+    async fn with_product_errors(&self, refusal: ShopError, draft: &OrderDraft) -> ShopError {
+        let ShopError::ValidationFailed { mut errors } = refusal else {
+            return refusal;
+        };
+        let products = draft
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.product_id.clone()))
+            .collect();
+        match self.ask(CheckOrderProducts { products }).await {
+            Ok(more) => errors.extend(more),
+            Err(e) => tracing::debug!(error = %e, "could not ask stock about an order's products"),
+        }
+        ShopError::ValidationFailed { errors }
     }
 
     /// Answers a placement refused before it held anything, recording the refusal under the
@@ -857,6 +880,36 @@ impl Shop for Coordinator {
             activity: activity?,
             exported_at: self.inner.node.now(),
         })
+    }
+
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.ask(CheckCatalog { refs }).await
+    }
+
+    async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
+        let customer = async {
+            match refs.customer_id.clone() {
+                None => Ok(None),
+                Some(id) => match self.ask(GetCustomer { id }).await {
+                    Ok(c) => Ok(order_customer_error(Some(&c))),
+                    Err(ShopError::NotFound { .. }) => Ok(order_customer_error(None)),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let products = async {
+            match refs.products.is_empty() {
+                true => Ok(Vec::new()),
+                false => {
+                    self.ask(CheckOrderProducts {
+                        products: refs.products.clone(),
+                    })
+                    .await
+                }
+            }
+        };
+        let (customer, products) = tokio::join!(customer, products);
+        Ok(customer?.into_iter().chain(products?).collect())
     }
 
     async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError> {

@@ -7,7 +7,8 @@
 //! step. The reply is the JSON of `Reply` with 200, or of a [`ShopError`] with the status the
 //! public API would give it.
 
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::FieldError;
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Activity, Customer, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft};
@@ -82,6 +83,8 @@ calls! {
     Stock "products/get" false GetProduct { id: ProductId } -> Product;
     Stock "products/create" true CreateProduct { new: NewProduct } -> Product;
     Stock "products/update" true UpdateProduct { id: ProductId, patch: ProductPatch } -> Product;
+    Stock "products/check-order" false CheckOrderProducts { products: Vec<(usize, ProductId)> } -> Vec<FieldError>;
+    Stock "catalog/check" false CheckCatalog { refs: CatalogRefs } -> Vec<FieldError>;
     Stock "reservations/reserve" true Reserve { order_id: OrderId, draft: OrderDraft, lease_ms: u64 } -> PricedOrder;
     Stock "reservations/commit" true CommitReservation { order_id: OrderId } -> ();
     Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();

@@ -307,7 +307,7 @@ async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) 
     let authorised = request
         .headers()
         .get(header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes() == guard.token.as_bytes());
+        .is_some_and(|v| lemonade_api::auth::token_matches(v.as_bytes(), guard.token.as_bytes()));
     if !authorised {
         return (
             StatusCode::UNAUTHORIZED,

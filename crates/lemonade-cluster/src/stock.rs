@@ -64,6 +64,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             })
             .await
         })
+        .handle(|n: Node, c: CheckCatalog, _| async move { n.read(move |db| catalog::check_refs(db, &c.refs)).await })
+        .handle(|n: Node, c: CheckOrderProducts, _| async move {
+            n.read(move |db| lemonade_store::sql::orders::product_errors(db, &c.products))
+                .await
+        })
         .handle(reserve)
         .handle(|n: Node, c: CommitReservation, key| async move {
             n.once(key, move |db, now| reservations::commit(db, &c.order_id, now))

@@ -323,7 +323,8 @@ impl Transport for HttpTransport {
 }
 
 /// `GET path` on `addr` over a fresh connection: the status, or `None` when nothing answered
-/// within `timeout`. For health checks by a supervisor, not for calls between services.
+/// within `timeout`. For health checks by a supervisor (each process's own `/health`, which
+/// needs no token), not for calls between services.
 pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Option<u16> {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await.ok()?;

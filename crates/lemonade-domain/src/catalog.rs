@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FieldErrors, ShopError};
+use crate::error::FieldErrors;
+#[cfg(test)]
+use crate::error::ShopError;
 use crate::ids::{IngredientId, ProductId};
 use crate::stock::RecipeItem;
 use crate::values::{Money, Quantity, parse_name};
@@ -24,12 +26,21 @@ pub struct Product {
     pub can_make: u64,
 }
 
-/// A recipe item as a client sends it, before parsing.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A recipe item as the HTTP layer read it, before parsing. `None`: missing, or of the wrong
+/// JSON type (already reported).
+#[derive(Clone, Debug, Default)]
 pub struct RawRecipeItem {
-    pub ingredient_id: String,
-    pub quantity: i64,
+    pub ingredient_id: Option<String>,
+    pub quantity: Option<i64>,
+}
+
+impl RawRecipeItem {
+    pub fn new(ingredient_id: &str, quantity: i64) -> Self {
+        RawRecipeItem {
+            ingredient_id: Some(ingredient_id.to_owned()),
+            quantity: Some(quantity),
+        }
+    }
 }
 
 /// A new product, parsed. Whether each ingredient exists is checked by the store.
@@ -56,7 +67,29 @@ impl ProductPatch {
     }
 }
 
-fn parse_recipe(errors: &mut FieldErrors, raw: &[RawRecipeItem]) -> Option<Vec<RecipeItem>> {
+/// What a request about a product or an ingredient names that only the shop can check (see
+/// [`crate::ports::Shop::check_catalog_refs`]): a name that must be free, and the ingredients
+/// of a recipe by their position in the request. Gathered by the parsers from what did parse,
+/// so that a request with other errors too hears of these in the same answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRefs {
+    /// The name a new or renamed product would take.
+    pub product_name: Option<String>,
+    /// The product being changed (its own name is free for it).
+    pub product: Option<ProductId>,
+    /// The name a new ingredient would take.
+    pub ingredient_name: Option<String>,
+    /// The recipe's ingredients, with their positions.
+    pub recipe: Vec<(usize, IngredientId)>,
+}
+
+impl CatalogRefs {
+    pub fn is_empty(&self) -> bool {
+        self.product_name.is_none() && self.ingredient_name.is_none() && self.recipe.is_empty()
+    }
+}
+
+fn parse_recipe(errors: &mut FieldErrors, refs: &mut CatalogRefs, raw: &[RawRecipeItem]) -> Option<Vec<RecipeItem>> {
     if raw.len() > RECIPE_ITEMS_MAX {
         errors.push("recipe", format!("must have at most {RECIPE_ITEMS_MAX} ingredients"));
         return None;
@@ -64,60 +97,98 @@ fn parse_recipe(errors: &mut FieldErrors, raw: &[RawRecipeItem]) -> Option<Vec<R
     let mut seen = BTreeSet::new();
     let mut items = Vec::with_capacity(raw.len());
     for (i, item) in raw.iter().enumerate() {
-        let id = errors.check(
-            &format!("recipe[{i}].ingredient_id"),
-            IngredientId::parse(&item.ingredient_id).ok_or_else(|| "not a valid id".to_owned()),
-        );
-        let quantity = errors.check(&format!("recipe[{i}].quantity"), Quantity::new(item.quantity));
-        if let (Some(id), Some(quantity)) = (id, quantity) {
-            if !seen.insert(id.clone()) {
+        let id = errors.require(&format!("recipe[{i}].ingredient_id"), item.ingredient_id.as_deref());
+        let quantity = errors.require(&format!("recipe[{i}].quantity"), item.quantity);
+        let id = id.and_then(|id| {
+            errors.check(
+                &format!("recipe[{i}].ingredient_id"),
+                IngredientId::parse(id).ok_or_else(|| "not a valid id".to_owned()),
+            )
+        });
+        let quantity = quantity.and_then(|q| errors.check(&format!("recipe[{i}].quantity"), Quantity::new(q)));
+        if let Some(id) = &id {
+            if seen.insert(id.clone()) {
+                refs.recipe.push((i, id.clone()));
+            } else {
                 errors.push(format!("recipe[{i}].ingredient_id"), "appears more than once");
             }
+        }
+        if let (Some(id), Some(quantity)) = (id, quantity) {
             items.push(RecipeItem {
                 ingredient_id: id,
                 quantity,
             });
         }
     }
-    Some(items)
+    (items.len() == raw.len()).then_some(items)
 }
 
 impl NewProduct {
-    pub fn parse(name: &str, price: i64, recipe: &[RawRecipeItem], active: Option<bool>) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
-        let name = errors.check("name", parse_name(name));
-        let price = errors.check("price", Money::new(price));
-        let recipe = parse_recipe(&mut errors, recipe);
-        errors.finish(|| NewProduct {
-            name: name.unwrap(),
-            price: price.unwrap(),
-            recipe: recipe.unwrap(),
-            active: active.unwrap_or(true),
-        })
-    }
-}
-
-impl ProductPatch {
+    /// Parses a new product into `errors` (every bad field); `None` is a field the request
+    /// lacks or had with the wrong JSON type. The product comes back only if `errors` is empty;
+    /// what it names, in any case.
     pub fn parse(
+        errors: &mut FieldErrors,
         name: Option<&str>,
         price: Option<i64>,
         recipe: Option<&[RawRecipeItem]>,
         active: Option<bool>,
-    ) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
-        let name = name.and_then(|n| errors.check("name", parse_name(n)));
-        let price = price.and_then(|p| errors.check("price", Money::new(p)));
-        let recipe = recipe.and_then(|r| parse_recipe(&mut errors, r));
-        let patch = errors.finish(|| ProductPatch {
-            name,
-            price,
-            recipe,
+    ) -> (Option<Self>, CatalogRefs) {
+        let mut refs = CatalogRefs::default();
+        let name = errors
+            .require("name", name)
+            .and_then(|n| errors.check("name", parse_name(n)));
+        refs.product_name = name.clone();
+        let price = errors
+            .require("price", price)
+            .and_then(|p| errors.check("price", Money::new(p)));
+        let recipe = errors
+            .require("recipe", recipe)
+            .and_then(|r| parse_recipe(errors, &mut refs, r));
+        let new = match (name, price, recipe) {
+            (Some(name), Some(price), Some(recipe)) if errors.is_empty() => Some(NewProduct {
+                name,
+                price,
+                recipe,
+                active: active.unwrap_or(true),
+            }),
+            _ => None,
+        };
+        (new, refs)
+    }
+}
+
+impl ProductPatch {
+    /// Parses a partial update of `product` into `errors`; `None` leaves a field as it is
+    /// (or it had the wrong JSON type, already reported). At least one field must change.
+    /// The patch comes back only if `errors` is empty; what it names, in any case.
+    pub fn parse(
+        errors: &mut FieldErrors,
+        product: &ProductId,
+        name: Option<&str>,
+        price: Option<i64>,
+        recipe: Option<&[RawRecipeItem]>,
+        active: Option<bool>,
+    ) -> (Option<Self>, CatalogRefs) {
+        let mut refs = CatalogRefs {
+            product: Some(product.clone()),
+            ..CatalogRefs::default()
+        };
+        let patch = ProductPatch {
+            name: name.and_then(|n| errors.check("name", parse_name(n))),
+            price: price.and_then(|p| errors.check("price", Money::new(p))),
+            recipe: recipe.and_then(|r| parse_recipe(errors, &mut refs, r)),
             active,
-        })?;
-        if patch.is_empty() {
-            return Err(ShopError::validation("", "name at least one field to change"));
+        };
+        refs.product_name = patch.name.clone();
+        if !errors.is_empty() {
+            return (None, refs);
         }
-        Ok(patch)
+        if patch.is_empty() {
+            errors.push("", "name at least one field to change");
+            return (None, refs);
+        }
+        (Some(patch), refs)
     }
 }
 
@@ -126,15 +197,21 @@ mod tests {
     use super::*;
 
     fn raw(id: &str, q: i64) -> RawRecipeItem {
-        RawRecipeItem {
-            ingredient_id: id.into(),
-            quantity: q,
-        }
+        RawRecipeItem::new(id, q)
+    }
+
+    fn new_product(name: &str, price: i64, recipe: &[RawRecipeItem]) -> Result<NewProduct, ShopError> {
+        FieldErrors::collect(|e| NewProduct::parse(e, Some(name), Some(price), Some(recipe), None).0)
+    }
+
+    fn patch(active: Option<bool>) -> Result<ProductPatch, ShopError> {
+        let id = ProductId::parse("p").unwrap();
+        FieldErrors::collect(|e| ProductPatch::parse(e, &id, None, None, None, active).0)
     }
 
     #[test]
     fn new_product_reports_every_bad_field() {
-        let err = NewProduct::parse("", -1, &[raw("lemon", 0), raw("bad id", 1)], None).unwrap_err();
+        let err = new_product("", -1, &[raw("lemon", 0), raw("bad id", 1)]).unwrap_err();
         let ShopError::ValidationFailed { errors } = err else {
             panic!()
         };
@@ -146,13 +223,47 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_field_is_required_once_and_a_missing_item_field_too() {
+        let mut errors = FieldErrors::default();
+        let recipe = [RawRecipeItem::default()];
+        assert!(
+            NewProduct::parse(&mut errors, None, Some(1), Some(&recipe), None)
+                .0
+                .is_none()
+        );
+        let ShopError::ValidationFailed { errors } = ShopError::from(errors) else {
+            panic!()
+        };
+        let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("name", "is required"),
+                ("recipe[0].ingredient_id", "is required"),
+                ("recipe[0].quantity", "is required")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_product_still_names_what_the_shop_must_check() {
+        let mut errors = FieldErrors::default();
+        let recipe = [raw("lemon", 0), raw("bad id", 1), raw("sugar", 1)];
+        let (new, refs) = NewProduct::parse(&mut errors, Some(" Lemonade "), Some(-1), Some(&recipe), None);
+        assert!(new.is_none());
+        assert_eq!(refs.product_name.as_deref(), Some("Lemonade"));
+        let named: Vec<_> = refs.recipe.iter().map(|(i, id)| (*i, id.as_str())).collect();
+        assert_eq!(named, [(0, "lemon"), (2, "sugar")]);
+    }
+
+    #[test]
     fn recipe_rejects_a_repeated_ingredient() {
-        assert!(NewProduct::parse("Lemonade", 300, &[raw("lemon", 1), raw("lemon", 2)], None).is_err());
+        assert!(new_product("Lemonade", 300, &[raw("lemon", 1), raw("lemon", 2)]).is_err());
     }
 
     #[test]
     fn empty_patch_is_refused() {
-        assert!(ProductPatch::parse(None, None, None, None).is_err());
-        assert!(ProductPatch::parse(None, None, None, Some(false)).is_ok());
+        assert!(patch(None).is_err());
+        assert!(patch(Some(false)).is_ok());
     }
 }

@@ -2,13 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FieldErrors, ShopError};
+use crate::error::FieldErrors;
+#[cfg(test)]
+use crate::error::ShopError;
 use crate::ids::{CustomerId, OrderId};
 use crate::order::Order;
 use crate::values::{Timestamp, parse_name};
 
-const EMAIL_LEN_MAX: usize = 254;
-const PHONE_LEN_MAX: usize = 32;
+/// Longest email address, in characters as sent.
+pub const EMAIL_LEN_MAX: usize = 254;
+/// Longest phone number, in characters as sent.
+pub const PHONE_LEN_MAX: usize = 32;
 /// The name an anonymised customer keeps: the accounting records stay, the person does not.
 pub const ANONYMISED_NAME: &str = "Anonymised customer";
 
@@ -73,6 +77,17 @@ pub struct CustomerExport {
     pub exported_at: Timestamp,
 }
 
+/// Whether an order may name this customer (`found` is what the shop holds under the id): a
+/// field error on `customer_id` for one the shop does not know or has anonymised.
+pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {
+    let message = match found {
+        None => "no such customer",
+        Some(c) if c.anonymised => "this customer was anonymised",
+        Some(_) => return None,
+    };
+    Some(crate::error::FieldError::new("customer_id", message))
+}
+
 /// Contact details, parsed. Empty strings mean "none".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerFields {
@@ -104,8 +119,12 @@ mod double_option {
 /// invisible) with the domain lower-cased (domains are case-insensitive; the local part is the
 /// receiving server's to read, so it keeps its case). A blank one means none. Emails are
 /// compared (in a search) by their [`crate::text::search_key`], which ignores case.
+/// Lengths count the characters as sent (see [`crate::values::parse_name`]).
 pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     const BAD: &str = "not an email address";
+    if raw.chars().count() > EMAIL_LEN_MAX {
+        return Err(BAD.into());
+    }
     let text = crate::text::display_form(raw).map_err(|_| BAD.to_owned())?;
     if crate::text::is_blank(&text) {
         return Ok(None);
@@ -118,7 +137,7 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
             && !domain.contains('@')
     });
     match parts {
-        Some((local, domain)) if text.len() <= EMAIL_LEN_MAX && !text.contains(' ') => {
+        Some((local, domain)) if !text.contains(' ') => {
             Ok(Some(format!("{local}@{}", domain.to_lowercase())))
         }
         _ => Err(BAD.into()),
@@ -132,13 +151,15 @@ const PHONE_PUNCTUATION: &str = " +-().";
 /// compatibility forms (full-width digits and signs become ASCII, any white space one space).
 /// A blank one means none. Searched by its digits alone.
 pub fn parse_phone(raw: &str) -> Result<Option<String>, String> {
+    if raw.chars().count() > PHONE_LEN_MAX {
+        return Err(format!("not a phone number: at most {PHONE_LEN_MAX} characters"));
+    }
     let text = crate::text::compatibility_form(raw);
     if crate::text::is_blank(&text) && !text.chars().any(char::is_control) {
         return Ok(None);
     }
     let digits = text.chars().filter(char::is_ascii_digit).count();
-    let valid = text.len() <= PHONE_LEN_MAX
-        && digits >= 3
+    let valid = digits >= 3
         && text
             .chars()
             .all(|c| c.is_ascii_digit() || PHONE_PUNCTUATION.contains(c));
@@ -198,26 +219,31 @@ impl CustomerSearch {
 }
 
 impl CustomerFields {
-    /// For a new customer the name is required; for a patch every field is optional but at
-    /// least one must be given.
+    /// Parses contact details into `errors` (every bad field). For a new customer the name is
+    /// required; for a patch every field is optional but at least one must be given. `None`
+    /// is a field the request lacks (or had with the wrong JSON type, already reported); an
+    /// empty email or phone clears it.
     pub fn parse(
+        errors: &mut FieldErrors,
         name: Option<&str>,
         email: Option<&str>,
         phone: Option<&str>,
         is_new: bool,
-    ) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
-        if is_new && name.is_none() {
-            errors.push("name", "is required");
+    ) -> Option<Self> {
+        let name = if is_new { errors.require("name", name) } else { name };
+        let fields = CustomerFields {
+            name: name.and_then(|n| errors.check("name", parse_name(n))),
+            email: email.and_then(|e| errors.check("email", parse_email(e))),
+            phone: phone.and_then(|p| errors.check("phone", parse_phone(p))),
+        };
+        if !errors.is_empty() {
+            return None;
         }
-        let name = name.and_then(|n| errors.check("name", parse_name(n)));
-        let email = email.and_then(|e| errors.check("email", parse_email(e)));
-        let phone = phone.and_then(|p| errors.check("phone", parse_phone(p)));
-        let fields = errors.finish(|| CustomerFields { name, email, phone })?;
         if !is_new && fields == CustomerFields::default() {
-            return Err(ShopError::validation("", "name at least one field to change"));
+            errors.push("", "name at least one field to change");
+            return None;
         }
-        Ok(fields)
+        Some(fields)
     }
 }
 
@@ -225,19 +251,31 @@ impl CustomerFields {
 mod tests {
     use super::*;
 
+    impl CustomerFields {
+        fn try_parse(
+            name: Option<&str>,
+            email: Option<&str>,
+            phone: Option<&str>,
+            is_new: bool,
+        ) -> Result<Self, ShopError> {
+            FieldErrors::collect(|e| CustomerFields::parse(e, name, email, phone, is_new))
+        }
+    }
+
     #[test]
     fn emails_and_phones_are_checked_and_blank_means_none() {
-        let ok = CustomerFields::parse(Some("Ada"), Some(" ada@example.org "), Some("+44 20 7946 0958"), true).unwrap();
+        let ok =
+            CustomerFields::try_parse(Some("Ada"), Some(" ada@example.org "), Some("+44 20 7946 0958"), true).unwrap();
         assert_eq!(ok.email, Some(Some("ada@example.org".into())));
-        assert!(CustomerFields::parse(Some("Ada"), Some("ada@"), None, true).is_err());
-        assert!(CustomerFields::parse(Some("Ada"), None, Some("call me"), true).is_err());
-        let blank = CustomerFields::parse(Some("Ada"), Some(""), None, true).unwrap();
+        assert!(CustomerFields::try_parse(Some("Ada"), Some("ada@"), None, true).is_err());
+        assert!(CustomerFields::try_parse(Some("Ada"), None, Some("call me"), true).is_err());
+        let blank = CustomerFields::try_parse(Some("Ada"), Some(""), None, true).unwrap();
         assert_eq!(blank.email, Some(None));
     }
 
     #[test]
     fn emails_and_phones_are_normalised() {
-        let c = CustomerFields::parse(
+        let c = CustomerFields::try_parse(
             Some("Zoë"),
             Some("\u{200b} Zoë.Müller@Exämple.ORG\u{a0}"),
             Some("＋44\u{a0}7700 900123"),
@@ -246,8 +284,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.email, Some(Some("Zoë.Müller@exämple.org".into())));
         assert_eq!(c.phone, Some(Some("+44 7700 900123".into())));
-        assert!(CustomerFields::parse(Some("Zoë"), Some("zoë @example.org"), None, true).is_err());
-        let blank = CustomerFields::parse(Some("Zoë"), Some("\u{2800}"), Some("\u{200b}"), true).unwrap();
+        assert!(CustomerFields::try_parse(Some("Zoë"), Some("zoë @example.org"), None, true).is_err());
+        let blank = CustomerFields::try_parse(Some("Zoë"), Some("\u{2800}"), Some("\u{200b}"), true).unwrap();
         assert_eq!((blank.email, blank.phone), (Some(None), Some(None)));
     }
 
@@ -276,8 +314,8 @@ mod tests {
 
     #[test]
     fn a_new_customer_needs_a_name_and_a_patch_needs_a_field() {
-        assert!(CustomerFields::parse(None, Some("a@b.co"), None, true).is_err());
-        assert!(CustomerFields::parse(None, None, None, false).is_err());
+        assert!(CustomerFields::try_parse(None, Some("a@b.co"), None, true).is_err());
+        assert!(CustomerFields::try_parse(None, None, None, false).is_err());
     }
 }
 

@@ -96,7 +96,9 @@ impl ShopError {
 }
 
 /// Collects field errors while parsing a request, so that a client learns of every bad field
-/// at once rather than one per round trip.
+/// at once rather than one per round trip: the HTTP layer adds what it finds in the body's
+/// shape (a wrong JSON type, a missing or unknown field), the domain's parsers what they find
+/// in the values, and the shop what only it can know (an unknown product).
 #[derive(Default, Debug)]
 pub struct FieldErrors(Vec<FieldError>);
 
@@ -114,8 +116,35 @@ impl FieldErrors {
             }
         }
     }
+    /// A field the request must have: `None` is recorded as "is required", unless the field
+    /// already has an error (it was there, but of the wrong JSON type).
+    pub fn require<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() && !self.has(field) {
+            self.push(field, "is required");
+        }
+        value
+    }
+    /// Adds errors found elsewhere (by the shop, say).
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
+        self.0.extend(errors);
+    }
+    /// Whether `field` already has an error, or a field that holds it does (`lines[1]` holds
+    /// `lines[1].quantity`; `""` is the whole request), so that a second one about it would
+    /// only repeat it.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|e| {
+            let rest = field.strip_prefix(e.field.as_str());
+            e.field.is_empty() || rest.is_some_and(|r| r.is_empty() || r.starts_with(['.', '[']))
+        })
+    }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
     }
     /// `Ok(value)` when nothing was wrong.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ShopError> {
@@ -124,5 +153,23 @@ impl FieldErrors {
         } else {
             Err(ShopError::ValidationFailed { errors: self.0 })
         }
+    }
+    /// Runs a parser that reports into a fresh collection: its value when nothing was wrong,
+    /// else every error it found.
+    pub fn collect<T>(parse: impl FnOnce(&mut FieldErrors) -> Option<T>) -> Result<T, ShopError> {
+        let mut errors = FieldErrors::default();
+        let parsed = parse(&mut errors);
+        match (parsed, errors.is_empty()) {
+            (Some(value), true) => Ok(value),
+            (_, false) => Err(ShopError::ValidationFailed { errors: errors.0 }),
+            (None, true) => unreachable!("a parser that returns nothing reports why"),
+        }
+    }
+}
+
+impl From<FieldErrors> for ShopError {
+    fn from(errors: FieldErrors) -> Self {
+        assert!(!errors.is_empty(), "a validation failure names at least one field");
+        ShopError::ValidationFailed { errors: errors.0 }
     }
 }

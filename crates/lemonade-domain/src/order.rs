@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FieldErrors, ShopError};
+use crate::error::{FieldError, FieldErrors, ShopError};
 use crate::ids::{CustomerId, OrderId, ProductId};
 use crate::stock::{Needs, RecipeItem, add_needs};
 use crate::values::{Money, Quantity, Timestamp};
@@ -81,12 +81,21 @@ pub struct Order {
     pub updated_at: Timestamp,
 }
 
-/// A line as a client sends it, before parsing.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A line as the HTTP layer read it, before parsing. `None`: the field was missing or not of
+/// the right JSON type, which the reader already reported.
+#[derive(Clone, Debug, Default)]
 pub struct RawOrderLine {
-    pub product_id: String,
-    pub quantity: i64,
+    pub product_id: Option<String>,
+    pub quantity: Option<i64>,
+}
+
+impl RawOrderLine {
+    pub fn new(product_id: &str, quantity: i64) -> Self {
+        RawOrderLine {
+            product_id: Some(product_id.to_owned()),
+            quantity: Some(quantity),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,52 +113,90 @@ pub struct OrderDraft {
     pub lines: Vec<DraftLine>,
 }
 
+/// What an order names that only the shop can check: its customer, and the product of each
+/// line with the line's position in the request (so that an error names the line the client
+/// sent, also when other lines were malformed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRefs {
+    pub customer_id: Option<CustomerId>,
+    pub products: Vec<(usize, ProductId)>,
+}
+
 impl OrderDraft {
-    pub fn parse(customer_id: Option<&str>, lines: &[RawOrderLine]) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
+    /// Parses an order request. A `None` is a field the request lacks, or had with the wrong
+    /// JSON type (which the caller already reported). Every bad field goes to `errors`; the draft comes back only when `errors`
+    /// holds none at all. The references that did parse come back in any case, so that the shop can say
+    /// in the same answer which of them it does not know.
+    pub fn parse(
+        errors: &mut FieldErrors,
+        customer_id: Option<&str>,
+        lines: Option<&[RawOrderLine]>,
+    ) -> (Option<Self>, OrderRefs) {
+        let mut refs = OrderRefs::default();
         let customer_id = customer_id.and_then(|c| {
             errors.check(
                 "customer_id",
                 CustomerId::parse(c).ok_or_else(|| "not a valid id".to_owned()),
             )
         });
-        if lines.is_empty() {
+        refs.customer_id = customer_id.clone();
+        let lines = errors.require("lines", lines).unwrap_or_default();
+        if lines.is_empty() && !errors.has("lines") {
             errors.push("lines", "an order needs at least one line");
         }
         if lines.len() > ORDER_LINES_MAX {
             errors.push("lines", format!("an order has at most {ORDER_LINES_MAX} lines"));
-            return Err(errors.finish(|| ()).unwrap_err());
+            return (None, refs);
         }
         let mut seen = BTreeSet::new();
         let mut parsed = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            let product_id = errors.check(
-                &format!("lines[{i}].product_id"),
-                ProductId::parse(&line.product_id).ok_or_else(|| "not a valid id".to_owned()),
-            );
-            let quantity = if line.quantity > LINE_QUANTITY_MAX {
-                errors.push(
-                    format!("lines[{i}].quantity"),
-                    format!("must be at most {LINE_QUANTITY_MAX}"),
-                );
-                None
-            } else {
-                errors.check(&format!("lines[{i}].quantity"), Quantity::new(line.quantity))
-            };
-            if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
-                if !seen.insert(product_id.clone()) {
+            let product_id = errors.require(&format!("lines[{i}].product_id"), line.product_id.as_deref());
+            let quantity = errors.require(&format!("lines[{i}].quantity"), line.quantity);
+            let product_id = product_id.and_then(|p| {
+                errors.check(
+                    &format!("lines[{i}].product_id"),
+                    ProductId::parse(p).ok_or_else(|| "not a valid id".to_owned()),
+                )
+            });
+            let quantity = quantity.and_then(|q| {
+                if q > LINE_QUANTITY_MAX {
+                    errors.push(
+                        format!("lines[{i}].quantity"),
+                        format!("must be at most {LINE_QUANTITY_MAX}"),
+                    );
+                    None
+                } else {
+                    errors.check(&format!("lines[{i}].quantity"), Quantity::new(q))
+                }
+            });
+            if let Some(product_id) = &product_id {
+                if seen.insert(product_id.clone()) {
+                    refs.products.push((i, product_id.clone()));
+                } else {
                     errors.push(
                         format!("lines[{i}].product_id"),
                         "this product is already on another line: put its whole quantity on one line",
                     );
                 }
+            }
+            if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
                 parsed.push(DraftLine { product_id, quantity });
             }
         }
-        errors.finish(|| OrderDraft {
+        // No draft while anything in the request is wrong, here or in what the caller read.
+        let complete = errors.is_empty() && parsed.len() == lines.len();
+        let draft = complete.then_some(OrderDraft {
             customer_id,
             lines: parsed,
-        })
+        });
+        (draft, refs)
+    }
+
+    /// [`OrderDraft::parse`] of lines that are all there, for callers that are not an HTTP
+    /// body (tests, benchmarks).
+    pub fn from_lines(customer_id: Option<&str>, lines: &[RawOrderLine]) -> Result<Self, ShopError> {
+        FieldErrors::collect(|errors| Self::parse(errors, customer_id, Some(lines)).0)
     }
 }
 
@@ -181,14 +228,13 @@ pub fn plan_order(
     let mut total = Money::ZERO;
     let mut needs = Needs::new();
     for (i, line) in draft.lines.iter().enumerate() {
-        let Some(p) = product(&line.product_id) else {
-            errors.push(format!("lines[{i}].product_id"), "no such product");
-            continue;
+        let p = match product(&line.product_id) {
+            Some(p) if p.active => p,
+            found => {
+                errors.push(format!("lines[{i}].product_id"), not_for_sale(found.as_ref()));
+                continue;
+            }
         };
-        if !p.active {
-            errors.push(format!("lines[{i}].product_id"), format!("{} is not on sale", p.name));
-            continue;
-        }
         let units = line.quantity.get();
         // Both factors are bounded (price ≤ 10^8, units ≤ 10^3, lines ≤ 50): no overflow.
         let amount = p.price.times(units).expect("bounded line amount");
@@ -204,6 +250,31 @@ pub fn plan_order(
     errors.finish(|| OrderPlan { lines, total, needs })
 }
 
+/// Why a line's product cannot be sold: `found` is what the catalogue holds under its id.
+fn not_for_sale(found: Option<&ProductForSale>) -> String {
+    match found {
+        None => "no such product".to_owned(),
+        Some(p) => format!("{} is not on sale", p.name),
+    }
+}
+
+/// The errors only the catalogue can find in an order's lines: products it does not have,
+/// or does not sell. The same rule as [`plan_order`], for a request that also had other
+/// errors and is therefore not priced.
+pub fn product_errors(
+    products: &[(usize, ProductId)],
+    product: impl Fn(&ProductId) -> Option<ProductForSale>,
+) -> Vec<FieldError> {
+    products
+        .iter()
+        .filter_map(|(i, id)| {
+            let found = product(id);
+            let sellable = found.as_ref().is_some_and(|p| p.active);
+            (!sellable).then(|| FieldError::new(format!("lines[{i}].product_id"), not_for_sale(found.as_ref())))
+        })
+        .collect()
+}
+
 /// Loyalty points an order earns: one per whole `minor_units_per_point` of its total.
 pub fn points_earned(total: Money, minor_units_per_point: u64) -> u64 {
     assert!(minor_units_per_point > 0, "the points rule is validated at start-up");
@@ -216,25 +287,74 @@ mod tests {
     use crate::ids::IngredientId;
 
     fn line(p: &str, q: i64) -> RawOrderLine {
-        RawOrderLine {
-            product_id: p.into(),
-            quantity: q,
-        }
+        RawOrderLine::new(p, q)
     }
 
     #[test]
     fn draft_rejects_empty_too_many_zero_absurd_and_repeated() {
-        assert!(OrderDraft::parse(None, &[]).is_err());
-        assert!(OrderDraft::parse(None, &vec![line("p", 1); ORDER_LINES_MAX + 1]).is_err());
-        assert!(OrderDraft::parse(None, &[line("p", 0)]).is_err());
-        assert!(OrderDraft::parse(None, &[line("p", LINE_QUANTITY_MAX + 1)]).is_err());
-        assert!(OrderDraft::parse(None, &[line("p", 1), line("p", 2)]).is_err());
-        assert!(OrderDraft::parse(Some("c1"), &[line("p", 1), line("q", 2)]).is_ok());
+        assert!(OrderDraft::from_lines(None, &[]).is_err());
+        assert!(OrderDraft::from_lines(None, &vec![line("p", 1); ORDER_LINES_MAX + 1]).is_err());
+        assert!(OrderDraft::from_lines(None, &[line("p", 0)]).is_err());
+        assert!(OrderDraft::from_lines(None, &[line("p", LINE_QUANTITY_MAX + 1)]).is_err());
+        assert!(OrderDraft::from_lines(None, &[line("p", 1), line("p", 2)]).is_err());
+        assert!(OrderDraft::from_lines(Some("c1"), &[line("p", 1), line("q", 2)]).is_ok());
+    }
+
+    #[test]
+    fn a_draft_reports_every_bad_line_and_still_names_what_parsed() {
+        let mut errors = FieldErrors::default();
+        let lines = [
+            line("ok", 1),
+            line("bad id", 1),
+            line("big", LINE_QUANTITY_MAX + 1),
+            RawOrderLine::default(),
+        ];
+        let (draft, refs) = OrderDraft::parse(&mut errors, Some("c/1"), Some(&lines));
+        assert!(draft.is_none());
+        let ShopError::ValidationFailed { errors } = ShopError::from(errors) else {
+            panic!()
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "customer_id",
+                "lines[1].product_id",
+                "lines[2].quantity",
+                "lines[3].product_id",
+                "lines[3].quantity"
+            ]
+        );
+        let named: Vec<_> = refs.products.iter().map(|(i, p)| (*i, p.as_str())).collect();
+        assert_eq!(named, [(0, "ok"), (2, "big")]);
+    }
+
+    #[test]
+    fn product_errors_name_the_lines_as_sent() {
+        let refs = [
+            (0, ProductId::parse("old").unwrap()),
+            (3, ProductId::parse("gone").unwrap()),
+        ];
+        let errors = product_errors(&refs, |id| {
+            (id.as_str() == "old").then(|| ProductForSale {
+                name: "Old".into(),
+                price: Money::ZERO,
+                active: false,
+                recipe: vec![],
+            })
+        });
+        assert_eq!(
+            errors,
+            [
+                FieldError::new("lines[0].product_id", "Old is not on sale"),
+                FieldError::new("lines[3].product_id", "no such product"),
+            ]
+        );
     }
 
     #[test]
     fn plan_prices_lines_and_sums_needs() {
-        let draft = OrderDraft::parse(None, &[line("lemonade", 2)]).unwrap();
+        let draft = OrderDraft::from_lines(None, &[line("lemonade", 2)]).unwrap();
         let plan = plan_order(&draft, |_| {
             Some(ProductForSale {
                 name: "Lemonade".into(),
@@ -253,7 +373,7 @@ mod tests {
 
     #[test]
     fn plan_refuses_unknown_and_inactive_products() {
-        let draft = OrderDraft::parse(None, &[line("gone", 1)]).unwrap();
+        let draft = OrderDraft::from_lines(None, &[line("gone", 1)]).unwrap();
         assert!(plan_order(&draft, |_| None).is_err());
         let inactive = plan_order(&draft, |_| {
             Some(ProductForSale {

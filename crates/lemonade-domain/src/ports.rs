@@ -5,11 +5,12 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{NewProduct, Product, ProductPatch};
+use crate::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use crate::customer::{Customer, CustomerExport, CustomerFields};
-use crate::error::ShopError;
+use crate::error::FieldError;
+use crate::error::{FieldErrors, ShopError};
 use crate::ids::{CustomerId, IngredientId, OrderId, ProductId};
-use crate::order::{Order, OrderDraft, OrderStatus};
+use crate::order::{Order, OrderDraft, OrderRefs, OrderStatus};
 use crate::report::{SalesQuery, SalesReport};
 use crate::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use crate::values::Timestamp;
@@ -35,23 +36,29 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ShopError> {
+    /// Parses `limit` (1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`]) and `cursor`
+    /// (an id this server handed out as `next_cursor`; empty means none) into `errors`.
+    pub fn parse(errors: &mut FieldErrors, limit: Option<i64>, cursor: Option<&str>) -> Option<Self> {
         let limit = match limit {
-            None => PAGE_LIMIT_DEFAULT,
-            Some(l) if (1..=i64::from(PAGE_LIMIT_MAX)).contains(&l) => l as u32,
+            None => Some(PAGE_LIMIT_DEFAULT),
+            Some(l) if (1..=i64::from(PAGE_LIMIT_MAX)).contains(&l) => Some(l as u32),
             Some(_) => {
-                return Err(ShopError::validation(
-                    "limit",
-                    format!("must be between 1 and {PAGE_LIMIT_MAX}"),
-                ));
+                errors.push("limit", format!("must be between 1 and {PAGE_LIMIT_MAX}"));
+                None
             }
         };
         let cursor = match cursor {
-            None | Some("") => None,
-            Some(c) if crate::ids::is_valid_id(c) => Some(c.to_owned()),
-            Some(_) => return Err(ShopError::validation("cursor", "not a cursor this server handed out")),
+            None | Some("") => Some(None),
+            Some(c) if crate::ids::is_valid_id(c) => Some(Some(c.to_owned())),
+            Some(_) => {
+                errors.push("cursor", "not a cursor this server handed out");
+                None
+            }
         };
-        Ok(PageRequest { limit, cursor })
+        Some(PageRequest {
+            limit: limit?,
+            cursor: cursor?,
+        })
     }
     pub fn first(limit: u32) -> Self {
         PageRequest { limit, cursor: None }
@@ -96,13 +103,19 @@ pub struct IdempotencyKey {
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 impl IdempotencyKey {
-    pub fn parse(key: &str, fingerprint: String) -> Result<Self, ShopError> {
+    /// Whether `key` can be an idempotency key: 1 to [`IDEMPOTENCY_KEY_LEN_MAX`] printable
+    /// ASCII characters.
+    pub fn check(key: &str) -> Result<(), String> {
         if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ShopError::validation(
-                "Idempotency-Key",
-                format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"),
+            return Err(format!(
+                "must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"
             ));
         }
+        Ok(())
+    }
+
+    pub fn parse(key: &str, fingerprint: String) -> Result<Self, ShopError> {
+        Self::check(key).map_err(|m| ShopError::validation("Idempotency-Key", m))?;
         Ok(IdempotencyKey {
             key: key.to_owned(),
             fingerprint,
@@ -172,6 +185,10 @@ pub trait Shop: Send + Sync + 'static {
     async fn get_product(&self, id: ProductId) -> Result<Product, ShopError>;
     async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError>;
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError>;
+    /// What is wrong with the names and recipe ingredients a product or ingredient request
+    /// names, as far as the shop knows (a name taken, an ingredient it does not have), without
+    /// changing anything: for a request that had other errors too.
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError>;
 
     async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError>;
     async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;
@@ -181,6 +198,11 @@ pub trait Shop: Send + Sync + 'static {
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError>;
 
     async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError>;
+    /// What is wrong with the customer and products an order names, as far as the shop knows
+    /// (no such customer, an anonymised one, a product it does not have or sell), without
+    /// placing anything: for a request that had other errors too, so that it hears of all of
+    /// them in one answer. Changes nothing.
+    async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError>;
     async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError>;
     async fn get_order(&self, id: OrderId) -> Result<Order, ShopError>;
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError>;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::error::ShopError;
+use crate::error::{FieldErrors, ShopError};
 use crate::ids::ProductId;
 
 /// Longest range one report may cover.
@@ -29,8 +29,8 @@ pub struct SalesQuery {
     pub utc_offset_minutes: i32,
 }
 
-fn parse_date(field: &str, raw: &str) -> Result<Date, ShopError> {
-    let refused = || ShopError::validation(field, "must be a date like 2026-11-25");
+fn parse_date(raw: &str) -> Result<Date, String> {
+    let refused = || "must be a date like 2026-11-25".to_owned();
     // `[year]` alone would take a sign (-0001, +2026); a shop's dates are plain four digits.
     if raw.len() != 10 || !raw.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(refused());
@@ -38,37 +38,62 @@ fn parse_date(field: &str, raw: &str) -> Result<Date, ShopError> {
     Date::parse(raw, &time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| refused())
 }
 
+/// Largest offset from UTC a shop may be at, in minutes either way.
+pub const UTC_OFFSET_MINUTES_MAX: i32 = 14 * 60;
+
 impl SalesQuery {
-    pub fn parse(from: &str, to: &str, by: Option<&str>, utc_offset_minutes: Option<i32>) -> Result<Self, ShopError> {
-        let from = parse_date("from", from)?;
-        let to = parse_date("to", to)?;
-        if to < from {
-            return Err(ShopError::validation("to", "must not be before from"));
-        }
-        if (to - from).whole_days() >= REPORT_DAYS_MAX {
-            return Err(ShopError::validation(
-                "to",
-                format!("a report covers at most {REPORT_DAYS_MAX} days"),
-            ));
+    /// Parses a report request into `errors` (every bad field); `None` is a parameter the
+    /// request lacks (or could not be read as its type, already reported).
+    pub fn parse(
+        errors: &mut FieldErrors,
+        from: Option<&str>,
+        to: Option<&str>,
+        by: Option<&str>,
+        utc_offset_minutes: Option<i32>,
+    ) -> Option<Self> {
+        let from = errors
+            .require("from", from)
+            .and_then(|f| errors.check("from", parse_date(f)));
+        let to = errors.require("to", to).and_then(|t| errors.check("to", parse_date(t)));
+        if let (Some(from), Some(to)) = (from, to) {
+            if to < from {
+                errors.push("to", "must not be before from");
+            } else if (to - from).whole_days() >= REPORT_DAYS_MAX {
+                errors.push("to", format!("a report covers at most {REPORT_DAYS_MAX} days"));
+            }
         }
         let by = match by.unwrap_or("day") {
-            "day" => ReportBy::Day,
-            "product" => ReportBy::Product,
-            _ => return Err(ShopError::validation("by", "must be day or product")),
+            "day" => Some(ReportBy::Day),
+            "product" => Some(ReportBy::Product),
+            _ => {
+                errors.push("by", "must be day or product");
+                None
+            }
         };
         let utc_offset_minutes = utc_offset_minutes.unwrap_or(0);
-        if !(-14 * 60..=14 * 60).contains(&utc_offset_minutes) {
-            return Err(ShopError::validation(
+        if !(-UTC_OFFSET_MINUTES_MAX..=UTC_OFFSET_MINUTES_MAX).contains(&utc_offset_minutes) {
+            errors.push(
                 "tz_offset_minutes",
-                "must be between -840 and 840",
-            ));
+                format!("must be between -{UTC_OFFSET_MINUTES_MAX} and {UTC_OFFSET_MINUTES_MAX}"),
+            );
         }
-        Ok(SalesQuery {
-            from,
-            to,
-            by,
+        let query = SalesQuery {
+            from: from?,
+            to: to?,
+            by: by?,
             utc_offset_minutes,
-        })
+        };
+        errors.is_empty().then_some(query)
+    }
+
+    /// [`SalesQuery::parse`] of a request that has its dates, for callers that are not HTTP.
+    pub fn from_dates(
+        from: &str,
+        to: &str,
+        by: Option<&str>,
+        utc_offset_minutes: Option<i32>,
+    ) -> Result<Self, ShopError> {
+        FieldErrors::collect(|e| Self::parse(e, Some(from), Some(to), by, utc_offset_minutes))
     }
 
     fn offset_ms(&self) -> i64 {
@@ -197,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_report_lists_every_day_of_its_range_even_empty_ones() {
-        let q = SalesQuery::parse("2026-11-24", "2026-11-26", None, None).unwrap();
+        let q = SalesQuery::from_dates("2026-11-24", "2026-11-26", None, None).unwrap();
         let first = q.local_day(q.range_ms().0);
         let r = build_sales_report(&q, &[day(first, 1, 600)], vec![]);
         let days = r.days.unwrap();
@@ -209,7 +234,7 @@ mod tests {
 
     #[test]
     fn local_days_follow_the_utc_offset() {
-        let q = SalesQuery::parse("2026-11-25", "2026-11-25", None, Some(60)).unwrap();
+        let q = SalesQuery::from_dates("2026-11-25", "2026-11-25", None, Some(60)).unwrap();
         let (start, end) = q.range_ms();
         assert_eq!(end - start, DAY_MS);
         // 23:30 UTC on the 24th is 00:30 on the 25th at UTC+1.
@@ -219,7 +244,7 @@ mod tests {
 
     #[test]
     fn product_report_ranks_by_revenue() {
-        let q = SalesQuery::parse("2026-11-25", "2026-11-25", Some("product"), None).unwrap();
+        let q = SalesQuery::from_dates("2026-11-25", "2026-11-25", Some("product"), None).unwrap();
         let row = |id: &str, revenue| ProductSales {
             product_id: ProductId::parse(id).unwrap(),
             name: id.into(),
@@ -233,11 +258,11 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        assert!(SalesQuery::parse("2026-11-26", "2026-11-25", None, None).is_err());
-        assert!(SalesQuery::parse("2025-01-01", "2026-11-25", None, None).is_err());
-        assert!(SalesQuery::parse("yesterday", "2026-11-25", None, None).is_err());
-        assert!(SalesQuery::parse("-001-01-01", "2026-11-25", None, None).is_err());
-        assert!(SalesQuery::parse("2026-11-24", "+2026-11-25", None, None).is_err());
-        assert!(SalesQuery::parse("2026-11-25", "2026-11-25", Some("hour"), None).is_err());
+        assert!(SalesQuery::from_dates("2026-11-26", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::from_dates("2025-01-01", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::from_dates("yesterday", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::from_dates("-001-01-01", "2026-11-25", None, None).is_err());
+        assert!(SalesQuery::from_dates("2026-11-24", "+2026-11-25", None, None).is_err());
+        assert!(SalesQuery::from_dates("2026-11-25", "2026-11-25", Some("hour"), None).is_err());
     }
 }

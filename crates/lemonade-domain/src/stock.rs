@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::CatalogRefs;
 use crate::error::{FieldErrors, ShopError, Shortage};
 use crate::ids::{IngredientId, MoveId, OrderId};
 use crate::values::{QUANTITY_MAX, Quantity, Unit, parse_name, parse_note};
@@ -91,21 +92,42 @@ pub struct NewIngredient {
 }
 
 impl NewIngredient {
-    pub fn parse(name: &str, unit: &str, on_hand: Option<i64>, reorder_level: Option<i64>) -> Result<Self, ShopError> {
-        let mut errors = FieldErrors::default();
-        let name = errors.check("name", parse_name(name));
-        let unit = errors.check(
-            "unit",
-            Unit::parse(unit).ok_or_else(|| "must be one of g, ml, piece".to_owned()),
-        );
+    /// Parses a new ingredient into `errors` (every bad field); `None` is a field the request
+    /// lacks or had with the wrong JSON type. Stock levels default to 0. The ingredient comes
+    /// back only if `errors` is empty; what it names (its name, which must be free), in any
+    /// case.
+    pub fn parse(
+        errors: &mut FieldErrors,
+        name: Option<&str>,
+        unit: Option<&str>,
+        on_hand: Option<i64>,
+        reorder_level: Option<i64>,
+    ) -> (Option<Self>, CatalogRefs) {
+        let name = errors
+            .require("name", name)
+            .and_then(|n| errors.check("name", parse_name(n)));
+        let refs = CatalogRefs {
+            ingredient_name: name.clone(),
+            ..CatalogRefs::default()
+        };
+        let unit = errors.require("unit", unit).and_then(|u| {
+            errors.check(
+                "unit",
+                Unit::parse(u).ok_or_else(|| "must be one of g, ml, piece".to_owned()),
+            )
+        });
         let on_hand = errors.check("on_hand", parse_level(on_hand.unwrap_or(0)));
         let reorder_level = errors.check("reorder_level", parse_level(reorder_level.unwrap_or(0)));
-        errors.finish(|| NewIngredient {
-            name: name.unwrap(),
-            unit: unit.unwrap(),
-            on_hand: on_hand.unwrap(),
-            reorder_level: reorder_level.unwrap(),
-        })
+        let new = match (name, unit, on_hand, reorder_level) {
+            (Some(name), Some(unit), Some(on_hand), Some(reorder_level)) if errors.is_empty() => Some(NewIngredient {
+                name,
+                unit,
+                on_hand,
+                reorder_level,
+            }),
+            _ => None,
+        };
+        (new, refs)
     }
 }
 
@@ -139,10 +161,43 @@ pub enum StockAdjustment {
 }
 
 impl StockAdjustment {
-    pub fn parse_note(note: Option<&str>) -> Result<Option<String>, ShopError> {
-        match note.map(parse_note).transpose() {
-            Ok(n) => Ok(n.filter(|n| !n.is_empty())),
-            Err(message) => Err(ShopError::validation("note", message)),
+    /// A restock (`Waste` when `waste`) of `quantity`, parsed into `errors` with its note.
+    pub fn parse_restock_or_waste(
+        errors: &mut FieldErrors,
+        waste: bool,
+        quantity: Option<i64>,
+        note: Option<&str>,
+    ) -> Option<Self> {
+        let quantity = errors
+            .require("quantity", quantity)
+            .and_then(|q| errors.check("quantity", Quantity::new(q)));
+        let note = Self::parse_note(errors, note);
+        let (quantity, note) = (quantity?, note?);
+        let adjustment = if waste {
+            StockAdjustment::Waste { quantity, note }
+        } else {
+            StockAdjustment::Restock { quantity, note }
+        };
+        errors.is_empty().then_some(adjustment)
+    }
+
+    /// A count that found `on_hand` on the shelf, parsed into `errors` with its note.
+    pub fn parse_count(errors: &mut FieldErrors, on_hand: Option<i64>, note: Option<&str>) -> Option<Self> {
+        let on_hand = errors
+            .require("on_hand", on_hand)
+            .and_then(|n| errors.check("on_hand", parse_level(n)));
+        let note = Self::parse_note(errors, note);
+        let (on_hand, note) = (on_hand?, note?);
+        errors.is_empty().then_some(StockAdjustment::Count { on_hand, note })
+    }
+
+    /// An optional note: `Some(None)` when there is none, `None` when it is bad.
+    fn parse_note(errors: &mut FieldErrors, note: Option<&str>) -> Option<Option<String>> {
+        match note {
+            None => Some(None),
+            Some(n) => errors
+                .check("note", parse_note(n))
+                .map(|n| Some(n).filter(|n| !n.is_empty())),
         }
     }
 

@@ -132,32 +132,36 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// A name: its display form ([`crate::text::display_form`]: NFC, one kind of space, nothing
-/// invisible, trimmed) of at most [`TEXT_LEN_MAX`] characters, with something visible in it
-/// (a name of only blanks, zero-width or blank-looking characters is refused like an empty one).
-/// Two names are the same name when their [`crate::text::name_key`]s are equal.
+/// invisible, trimmed), with something visible in it (a name of only blanks, zero-width or
+/// blank-looking characters is refused like an empty one). At most [`TEXT_LEN_MAX`]
+/// characters as sent, white space included: a rule a client (and the OpenAPI document's
+/// `maxLength`) can state without knowing what normalising removes. Two names are the same
+/// name when their [`crate::text::name_key`]s are equal.
 pub fn parse_name(raw: &str) -> Result<String, String> {
+    check_length(raw)?;
     let text = crate::text::display_form(raw)?;
     if crate::text::is_blank(&text) {
         return Err("must not be empty or blank".into());
     }
-    check_length(text)
+    Ok(text)
 }
 
 /// A note: like [`parse_name`] but may be empty; a note with nothing visible in it is empty.
 pub fn parse_note(raw: &str) -> Result<String, String> {
+    check_length(raw)?;
     let text = crate::text::display_form(raw)?;
     if crate::text::is_blank(&text) {
         return Ok(String::new());
     }
-    check_length(text)
+    Ok(text)
 }
 
-/// At most [`TEXT_LEN_MAX`] characters (Unicode scalar values of the display form).
-fn check_length(text: String) -> Result<String, String> {
-    if text.chars().count() > TEXT_LEN_MAX {
+/// At most [`TEXT_LEN_MAX`] characters (Unicode scalar values) as sent.
+fn check_length(raw: &str) -> Result<(), String> {
+    if raw.chars().count() > TEXT_LEN_MAX {
         return Err(format!("must be at most {TEXT_LEN_MAX} characters"));
     }
-    Ok(text)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,8 +213,11 @@ mod tests {
     }
 
     #[test]
-    fn the_length_limit_counts_the_display_form() {
-        let decomposed = "e\u{301}".repeat(TEXT_LEN_MAX);
-        assert_eq!(parse_name(&decomposed).unwrap().chars().count(), TEXT_LEN_MAX);
+    fn the_length_limit_counts_the_characters_as_sent() {
+        // What JSON Schema's `maxLength` counts, so the OpenAPI document can state the rule.
+        let decomposed = "e\u{301}".repeat(TEXT_LEN_MAX / 2);
+        assert_eq!(parse_name(&decomposed).unwrap().chars().count(), TEXT_LEN_MAX / 2);
+        assert!(parse_name(&"e\u{301}".repeat(TEXT_LEN_MAX / 2 + 1)).is_err());
+        assert!(parse_name(&format!("{} ", "x".repeat(TEXT_LEN_MAX))).is_err());
     }
 }

@@ -56,14 +56,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
 }
 
 fn order(product: &str, n: u64) -> PlaceOrder {
-    let draft = OrderDraft::parse(
-        None,
-        &[RawOrderLine {
-            product_id: product.into(),
-            quantity: 1,
-        }],
-    )
-    .unwrap();
+    let draft = OrderDraft::from_lines(None, &[RawOrderLine::new(product, 1)]).unwrap();
     PlaceOrder {
         draft,
         idempotency: Some(IdempotencyKey::parse(&format!("bench-{n}-{}", uuid::Uuid::now_v7()), "f".into()).unwrap()),

@@ -751,7 +751,10 @@ mod tests {
             };
             catalog::create(&conn, lemonade.clone(), &product, NOW).unwrap();
             let customer = CustomerId::parse(&ids.next_id()).unwrap();
-            let fields = CustomerFields::parse(Some("Ada"), None, None, true).unwrap();
+            let fields = lemonade_domain::error::FieldErrors::collect(|e| {
+                CustomerFields::parse(e, Some("Ada"), None, None, true)
+            })
+            .unwrap();
             crm::create(&conn, customer.clone(), ids.next_id(), &fields, NOW).unwrap();
             Shop {
                 _dir: dir,
@@ -765,11 +768,8 @@ mod tests {
         }
 
         fn place(&self, with_customer: bool, quantity: i64) -> OrderId {
-            let lines = [RawOrderLine {
-                product_id: self.lemonade.to_string(),
-                quantity,
-            }];
-            let draft = OrderDraft::parse(with_customer.then(|| self.customer.as_str()), &lines).unwrap();
+            let lines = [RawOrderLine::new(&self.lemonade.to_string(), quantity)];
+            let draft = OrderDraft::from_lines(with_customer.then(|| self.customer.as_str()), &lines).unwrap();
             orders::place(&self.conn, &self.ids, &Default::default(), &draft, NOW, 100)
                 .unwrap()
                 .id

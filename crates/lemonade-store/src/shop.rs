@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lemonade_domain::ShopError;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
-use lemonade_domain::order::Order;
+use lemonade_domain::order::{Order, OrderRefs};
 use lemonade_domain::ports::{
     Clock, DependencyHealth, Health, IdSource, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
 };
 use lemonade_domain::report::{SalesQuery, SalesReport, build_sales_report};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+use lemonade_domain::{FieldError, ShopError};
 
 use lemonade_domain::values::Timestamp;
 
@@ -298,6 +298,14 @@ impl Shop for SqliteShop {
             .await
     }
 
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.db.readers.read(move |c| catalog::check_refs(c, &refs)).await
+    }
+
+    async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
+        self.db.readers.read(move |c| orders::check_refs(c, &refs)).await
+    }
+
     async fn health(&self) -> Health {
         let database = self.db.health().await;
         let ok = database.is_ok();
@@ -321,6 +329,7 @@ impl Shop for SqliteShop {
 
 #[cfg(test)]
 mod tests {
+    use lemonade_domain::error::FieldErrors;
     use lemonade_domain::order::{OrderDraft, RawOrderLine};
     use lemonade_domain::values::{Money, Timestamp};
 
@@ -338,12 +347,9 @@ mod tests {
     }
 
     fn one(product: &ProductId) -> PlaceOrder {
-        let line = RawOrderLine {
-            product_id: product.to_string(),
-            quantity: 1,
-        };
+        let line = RawOrderLine::new(&product.to_string(), 1);
         PlaceOrder {
-            draft: OrderDraft::parse(None, &[line]).unwrap(),
+            draft: OrderDraft::from_lines(None, &[line]).unwrap(),
             idempotency: None,
         }
     }
@@ -432,7 +438,7 @@ mod tests {
     async fn an_erasure_queued_behind_an_order_is_stamped_and_listed_after_it() {
         let (shop, _dir) = shop().await;
         let product = shop.list_products(PageRequest::first(1)).await.unwrap().items.remove(0);
-        let fields = CustomerFields::parse(Some("Ada"), None, None, true).unwrap();
+        let fields = FieldErrors::collect(|e| CustomerFields::parse(e, Some("Ada"), None, None, true)).unwrap();
         let ada = shop.create_customer(fields).await.unwrap();
 
         // Hold the writer, then queue an order for Ada and, behind it, her erasure.
@@ -444,14 +450,11 @@ mod tests {
         let mut holder = Box::pin(holder);
         poll_once(&mut holder).await;
         let mut order = one(&product.id);
-        order.draft = OrderDraft::parse(
-            Some(ada.id.as_str()),
-            &[RawOrderLine {
-                product_id: product.id.to_string(),
-                quantity: 1,
-            }],
-        )
-        .unwrap();
+        let lines = [RawOrderLine {
+            product_id: Some(product.id.to_string()),
+            quantity: Some(1),
+        }];
+        order.draft = FieldErrors::collect(|e| OrderDraft::parse(e, Some(ada.id.as_str()), Some(&lines)).0).unwrap();
         let mut placed = Box::pin(shop.place_order(order));
         poll_once(&mut placed).await;
         let mut erased = Box::pin(shop.anonymise_customer(ada.id.clone()));

@@ -14,6 +14,8 @@ mod concurrency;
 mod customers;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/every_field.rs"]
+mod every_field;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/orders.rs"]

@@ -7,22 +7,37 @@ use lemonade_domain::ids::CustomerId;
 use lemonade_domain::order::Order;
 use lemonade_domain::ports::{OrderFilter, Page};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{PageParams, path_id};
-use crate::AppState;
+use super::{PageParams, page, parsed, path_id};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
+use crate::schema::SEARCH_LEN_MAX;
+use crate::{AppState, body, schema};
 
-/// A new customer needs a name; a PATCH may send any subset. An empty email or phone clears it.
-#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+/// A new customer: the name is required.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CustomerBody {
-    /// Stored as a person reads it (NFC, one kind of space, no invisible characters, trimmed;
-    /// at most 200 characters, refused when nothing in it is visible). Not unique.
-    pub name: Option<String>,
-    /// Stored trimmed, in NFC, with the domain in lower case.
+#[schema(example = json!({"name": "Ada Lovelace", "email": "ada@example.org", "phone": "+44 20 7946 0958"}))]
+pub struct NewCustomerBody {
+    #[schema(schema_with = schema::name)]
+    pub name: String,
+    #[schema(schema_with = schema::email)]
     pub email: Option<String>,
-    /// Digits, spaces and `+ - ( ) .`; full-width forms become ASCII.
+    #[schema(schema_with = schema::phone)]
+    pub phone: Option<String>,
+}
+
+/// A change to a customer: at least one field. An empty or null email or phone clears it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, example = json!({"email": "ada@example.com"}))]
+pub struct CustomerPatch {
+    #[schema(schema_with = schema::name, required = false)]
+    pub name: String,
+    #[schema(schema_with = schema::email)]
+    pub email: Option<String>,
+    #[schema(schema_with = schema::phone)]
     pub phone: Option<String>,
 }
 
@@ -31,83 +46,101 @@ pub struct CustomerBody {
 pub struct CustomerSearch {
     /// Finds customers whose name or email contains it, case and accents ignored ("zoe" finds
     /// "Zoë"), or, when it reads as a phone number (digits, spaces and `+ - ( ) .`), whose
-    /// phone number holds its digits ("+447700900123" finds "+44 7700 900123"). At most 100
-    /// characters; `%` and `_` are plain characters.
+    /// phone number holds its digits ("+447700900123" finds "+44 7700 900123"). `%` and `_`
+    /// are plain characters. Empty: every customer.
     pub q: Option<String>,
-    pub limit: Option<i64>,
+    /// How many items, at most.
+    pub limit: Option<String>,
     pub cursor: Option<String>,
 }
-
-const SEARCH_LEN_MAX: usize = 100;
 
 fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     path_id(raw, CustomerId::parse, "customer")
 }
 
-#[utoipa::path(get, path = "/customers", tag = "customers", params(CustomerSearch),
-    responses((status = 200, body = Page<Customer>), (status = 422, body = Problem)))]
+/// Reads a customer body: `is_new` makes the name required.
+fn fields(body: Value, is_new: bool) -> Result<CustomerFields, ApiError> {
+    parsed(|e| {
+        let (name, email, phone) = body::read(body, e, |r| {
+            (
+                r.string("name"),
+                r.clearable_string("email"),
+                r.clearable_string("phone"),
+            )
+        })?;
+        // Null clears, like an empty string.
+        let clear = |v: Option<Option<String>>| v.map(Option::unwrap_or_default);
+        let (email, phone) = (clear(email), clear(phone));
+        CustomerFields::parse(e, name.as_deref(), email.as_deref(), phone.as_deref(), is_new)
+    })
+}
+
+#[utoipa::path(get, path = "/customers", tag = "customers", operation_id = "list_customers", params(CustomerSearch),
+    responses((status = 200, body = Page<Customer>)))]
 pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<CustomerSearch>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
-    let page = lemonade_domain::ports::PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let search = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if search.as_ref().is_some_and(|s| s.chars().count() > SEARCH_LEN_MAX) {
-        return Err(lemonade_domain::ShopError::validation("q", format!("at most {SEARCH_LEN_MAX} characters")).into());
-    }
+    let (search, page) = parsed(|e| {
+        let search = match q.q.as_deref() {
+            Some(s) if s.chars().count() > SEARCH_LEN_MAX => {
+                e.push("q", format!("at most {SEARCH_LEN_MAX} characters"));
+                None
+            }
+            s => Some(s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)),
+        };
+        let page = page(e, q.limit.as_deref(), q.cursor.as_deref());
+        Some((search?, page?))
+    })?;
     Ok(Json(app.shop.list_customers(search, page).await?))
 }
 
-#[utoipa::path(post, path = "/customers", tag = "customers", request_body = CustomerBody,
-    responses((status = 201, body = Customer), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/customers", tag = "customers", operation_id = "create_customer", request_body = NewCustomerBody,
+    responses((status = 201, body = Customer)))]
 pub async fn create(
     State(app): State<AppState>,
-    JsonBody(body): JsonBody<CustomerBody>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let fields = CustomerFields::parse(body.name.as_deref(), body.email.as_deref(), body.phone.as_deref(), true)?;
+    let fields = fields(body, true)?;
     Ok((StatusCode::CREATED, Json(app.shop.create_customer(fields).await?)))
 }
 
-#[utoipa::path(get, path = "/customers/{id}", tag = "customers",
-    responses((status = 200, body = Customer), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/customers/{id}", tag = "customers", operation_id = "get_customer",
+    responses((status = 200, body = Customer)))]
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Customer>, ApiError> {
     Ok(Json(app.shop.get_customer(customer_id(&id)?).await?))
 }
 
-#[utoipa::path(patch, path = "/customers/{id}", tag = "customers", request_body = CustomerBody,
-    responses((status = 200, body = Customer), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(patch, path = "/customers/{id}", tag = "customers", operation_id = "update_customer", request_body = CustomerPatch,
+    responses((status = 200, body = Customer), (status = 409, body = Problem, description = "`conflict`: the customer was anonymised")))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<CustomerBody>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Customer>, ApiError> {
     let id = customer_id(&id)?;
-    let fields = CustomerFields::parse(
-        body.name.as_deref(),
-        body.email.as_deref(),
-        body.phone.as_deref(),
-        false,
-    )?;
+    let fields = fields(body, false)?;
     Ok(Json(app.shop.update_customer(id, fields).await?))
 }
 
 /// Erases the person: their name, email and phone are anonymised; their orders stay, for
-/// the books. The points are forfeited (the balance goes to 0, since nobody can spend them
-/// any more), and the record is closed: the points of an order still in flight, or taken
-/// back by a later cancellation, change nothing and add no activity. From the answer on, no
-/// order can name the customer (422 on `customer_id`). In the distributed mode an erasure
-/// first waits for the customer's orders in flight; if they take longer than an order may,
-/// the answer is 503, no new order can name the customer already, and the erasure finishes
-/// by itself: ask again to see it done. Erasing twice changes nothing.
-#[utoipa::path(delete, path = "/customers/{id}", tag = "customers",
-    responses((status = 200, body = Customer), (status = 404, body = Problem),
+/// the books, and the customer stays (a later read answers it anonymised rather than 404).
+/// The points are forfeited (the balance goes to 0, since nobody can spend them any more),
+/// and the record is closed: the points of an order still in flight, or taken back by a
+/// later cancellation, change nothing and add no activity. From the answer on, no order can
+/// name the customer (422 on `customer_id`). In the distributed mode an erasure first waits
+/// for the customer's orders in flight; if they take longer than an order may, the answer is
+/// 503, no new order can name the customer already, and the erasure finishes by itself: ask
+/// again to see it done. Erasing twice changes nothing.
+#[utoipa::path(delete, path = "/customers/{id}", tag = "customers", operation_id = "anonymise_customer",
+    responses((status = 200, body = Customer),
         (status = 503, body = Problem, description = "the customer's orders in flight are still being completed; the erasure finishes by itself")))]
 pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Customer>, ApiError> {
     Ok(Json(app.shop.anonymise_customer(customer_id(&id)?).await?))
 }
 
-#[utoipa::path(get, path = "/customers/{id}/orders", tag = "customers", params(PageParams),
-    responses((status = 200, body = Page<Order>), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/customers/{id}/orders", tag = "customers", operation_id = "list_customer_orders", params(PageParams),
+    responses((status = 200, body = Page<Order>)))]
 pub async fn orders(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -117,11 +150,11 @@ pub async fn orders(
         status: None,
         customer_id: Some(customer_id(&id)?),
     };
-    Ok(Json(app.shop.list_orders(filter, q.parse()?).await?))
+    Ok(Json(app.shop.list_orders(filter, parsed(|e| q.parse(e))?).await?))
 }
 
-#[utoipa::path(get, path = "/customers/{id}/export", tag = "customers",
-    responses((status = 200, body = CustomerExport), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/customers/{id}/export", tag = "customers", operation_id = "export_customer",
+    responses((status = 200, body = CustomerExport, headers(("Content-Disposition" = String, description = "attachment; filename=\"customer-<id>.json\"")))))]
 pub async fn export(State(app): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let id = customer_id(&id)?;
     let export = app.shop.export_customer(id.clone()).await?;

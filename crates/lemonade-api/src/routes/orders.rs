@@ -3,31 +3,52 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lemonade_domain::ShopError;
+use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::order::{Order, OrderDraft, OrderStatus, RawOrderLine};
 use lemonade_domain::ports::{IdempotencyKey, OrderFilter, Page, PlaceOrder};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::path_id;
-use crate::AppState;
+use super::{id_param, page, parsed, path_id};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
+use crate::{AppState, body, schema};
 
-#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+/// One line of an order.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct OrderLineBody {
+    /// A product on sale (422 on the line otherwise); each product on one line only.
+    #[schema(schema_with = schema::id)]
+    pub product_id: String,
+    #[schema(schema_with = schema::line_quantity)]
+    pub quantity: i64,
+}
+
+/// An order: 1 to 50 lines, for a known customer or none.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"lines": [{"product_id": "lemonade", "quantity": 2}]}))]
 pub struct PlaceOrderBody {
+    /// A customer the shop knows and has not anonymised (422 otherwise); absent or null for
+    /// none.
+    #[schema(schema_with = schema::id_or_null)]
     pub customer_id: Option<String>,
-    pub lines: Vec<RawOrderLine>,
+    #[schema(min_items = 1, max_items = 50)]
+    pub lines: Vec<OrderLineBody>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderParams {
-    /// `pending`, `confirmed`, `failed` or `cancelled`.
+    /// Only orders in this status; empty for all.
     pub status: Option<String>,
+    /// Only this customer's orders; empty for all.
     pub customer_id: Option<String>,
-    pub limit: Option<i64>,
+    /// How many items, at most.
+    pub limit: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -40,30 +61,63 @@ fn fingerprint(draft: &OrderDraft) -> String {
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
+/// The text of the `Idempotency-Key` header, if sent (a bad one is recorded in `errors`).
+fn idempotency_key(headers: &HeaderMap, errors: &mut FieldErrors) -> Option<Option<String>> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Some(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| "must be printable ASCII".to_owned())
+        .and_then(|k| IdempotencyKey::check(k).map(|()| k.to_owned()));
+    errors.check("Idempotency-Key", key).map(Some)
+}
+
 /// Places an order. With an `Idempotency-Key`, a retry gets the first answer again
-/// (`Idempotent-Replayed: true`) and never a second order.
-#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderBody,
+/// (`Idempotent-Replayed: true`) and never a second order. A request with bad fields hears
+/// of all of them in one 422, the unknown or unsold products and an unknown customer
+/// included.
+#[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "place_order", request_body = PlaceOrderBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters; one per order attempt")),
     responses(
-        (status = 201, body = Order, description = "placed and confirmed"),
-        (status = 202, body = Order, description = "accepted, still pending (distributed mode)"),
-        (status = 409, body = Problem, description = "insufficient_stock or request_in_progress"),
-        (status = 422, body = Problem, description = "validation_failed or idempotency_key_reused")))]
+        (status = 201, body = Order, description = "placed and confirmed",
+            headers(("Location" = String, description = "the order's URL"), ("Idempotent-Replayed" = String, description = "`true` when this is the answer first given to this key"))),
+        (status = 202, body = Order, description = "accepted, still pending (distributed mode: a service it needs did not answer in time); its Location tells how it ends",
+            headers(("Location" = String, description = "the order's URL"), ("Idempotent-Replayed" = String, description = "`true` when this is the answer first given to this key"))),
+        (status = 409, body = Problem, description = "`insufficient_stock` (with `shortages`) or `request_in_progress` (another request with this key is running)"),
+        (status = 422, body = Problem, description = "`validation_failed` (every bad field in `errors`) or `idempotency_key_reused` (this key came with another order)")))]
 pub async fn place(
     State(app): State<AppState>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<PlaceOrderBody>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let draft = OrderDraft::parse(body.customer_id.as_deref(), &body.lines)?;
-    let idempotency = match headers.get(IDEMPOTENCY_HEADER) {
-        None => None,
-        Some(v) => {
-            let key = v
-                .to_str()
-                .map_err(|_| ShopError::validation("Idempotency-Key", "must be printable ASCII"))?;
-            Some(IdempotencyKey::parse(key, fingerprint(&draft))?)
+    let mut errors = FieldErrors::default();
+    let read = body::read(body, &mut errors, |r| {
+        let customer_id = r.optional_string("customer_id");
+        let lines = r.objects("lines", |r| RawOrderLine {
+            product_id: r.string("product_id"),
+            quantity: r.integer("quantity"),
+        });
+        (customer_id, lines)
+    });
+    let (customer_id, lines) = read.unwrap_or_default();
+    let (draft, refs) = OrderDraft::parse(&mut errors, customer_id.as_deref(), lines.as_deref());
+    let key = idempotency_key(&headers, &mut errors);
+    let (Some(draft), Some(key)) = (draft, key) else {
+        // What only the shop can tell (a product it does not sell, an unknown customer), in
+        // the same answer. A shop that cannot tell now leaves it out rather than fail.
+        if refs.customer_id.is_some() || !refs.products.is_empty() {
+            match app.shop.check_order_refs(refs).await {
+                Ok(more) => errors.extend(more),
+                Err(e) => tracing::debug!(error = %e, "could not check an order's references"),
+            }
         }
+        return Err(ShopError::from(errors).into());
     };
+    let idempotency = key.map(|key| IdempotencyKey {
+        key,
+        fingerprint: fingerprint(&draft),
+    });
     let placed = app.shop.place_order(PlaceOrder { draft, idempotency }).await?;
     let mut response = match placed.outcome {
         Ok(order) => {
@@ -84,38 +138,42 @@ pub async fn place(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderParams),
-    responses((status = 200, body = Page<Order>), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "list_orders", params(OrderParams),
+    responses((status = 200, body = Page<Order>), (status = 404, body = Problem, description = "`not_found`: no such customer")))]
 pub async fn list(State(app): State<AppState>, Query(q): Query<OrderParams>) -> Result<Json<Page<Order>>, ApiError> {
-    let page = lemonade_domain::ports::PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(
-            OrderStatus::parse(s)
-                .ok_or_else(|| ShopError::validation("status", "must be pending, confirmed, failed or cancelled"))?,
-        ),
-    };
-    let customer_id = match q.customer_id.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(path_id(c, CustomerId::parse, "customer")?),
-    };
-    Ok(Json(
-        app.shop.list_orders(OrderFilter { status, customer_id }, page).await?,
-    ))
+    let (filter, page) = parsed(|e| {
+        let status = match q.status.as_deref() {
+            None | Some("") => Some(None),
+            Some(s) => e.check(
+                "status",
+                OrderStatus::parse(s)
+                    .map(Some)
+                    .ok_or_else(|| "must be pending, confirmed, failed or cancelled".to_owned()),
+            ),
+        };
+        let customer_id = id_param(e, "customer_id", q.customer_id.as_deref(), CustomerId::parse);
+        let page = page(e, q.limit.as_deref(), q.cursor.as_deref());
+        let filter = OrderFilter {
+            status: status?,
+            customer_id: customer_id?,
+        };
+        Some((filter, page?))
+    })?;
+    Ok(Json(app.shop.list_orders(filter, page).await?))
 }
 
 /// One order. In the distributed mode an order answered 202 reads `pending` until its
 /// placement ends, also while the orders service is down (the coordinator answers from its
 /// saga log what it knows for certain: pending, or failed; 503 when it cannot know).
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    responses((status = 200, body = Order), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", operation_id = "get_order",
+    responses((status = 200, body = Order)))]
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
     Ok(Json(app.shop.get_order(path_id(&id, OrderId::parse, "order")?).await?))
 }
 
 /// Cancels a confirmed order: its stock comes back and its points are taken back.
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
-    responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", operation_id = "cancel_order",
+    responses((status = 200, body = Order), (status = 409, body = Problem, description = "`conflict`: only a confirmed order can be cancelled")))]
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
     Ok(Json(
         app.shop.cancel_order(path_id(&id, OrderId::parse, "order")?).await?,

@@ -5,22 +5,27 @@ use axum::response::{IntoResponse, Response};
 use lemonade_domain::report::{SalesQuery, SalesReport};
 use serde::Deserialize;
 
+use lemonade_domain::error::FieldErrors;
+
+use super::{integer_param, parsed};
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::extract::Query;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SalesParams {
     /// First day, `YYYY-MM-DD`, in the shop's local time.
-    pub from: String,
-    /// Last day, inclusive.
-    pub to: String,
-    /// `day` (default) or `product`.
+    #[param(required = true)]
+    pub from: Option<String>,
+    /// Last day, inclusive: not before `from`, and at most 366 days after it.
+    #[param(required = true)]
+    pub to: Option<String>,
+    /// Totals per `day` (default) or per `product`.
     pub by: Option<String>,
     /// The shop's offset from UTC in minutes (east positive). Default 0.
-    pub tz_offset_minutes: Option<i32>,
-    /// `csv` for a CSV download; `Accept: text/csv` does the same.
+    pub tz_offset_minutes: Option<String>,
+    /// `csv` for a CSV download; without it, `Accept: text/csv` does the same.
     pub format: Option<String>,
 }
 
@@ -62,29 +67,40 @@ pub fn to_csv(report: &SalesReport) -> String {
     out
 }
 
-fn wants_csv(params: &SalesParams, headers: &HeaderMap) -> Result<bool, ApiError> {
+/// Whether to answer CSV: `format`, else the `Accept` header. `None` (recorded) for a bad
+/// `format`.
+fn wants_csv(errors: &mut FieldErrors, params: &SalesParams, headers: &HeaderMap) -> Option<bool> {
     match params.format.as_deref() {
-        Some("csv") => return Ok(true),
-        Some("json") => return Ok(false),
+        Some("csv") => Some(true),
+        Some("json") => Some(false),
         Some(_) => {
-            return Err(lemonade_domain::ShopError::validation("format", "must be json or csv").into());
+            errors.push("format", "must be json or csv");
+            None
         }
-        None => {}
+        None => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            Some(accept.contains("text/csv"))
+        }
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    Ok(accept.contains("text/csv"))
 }
 
 /// Sales of confirmed orders by day or by product.
-#[utoipa::path(get, path = "/reports/sales", tag = "reports", params(SalesParams),
-    responses((status = 200, body = SalesReport, description = "JSON, or CSV with Accept: text/csv"), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/reports/sales", tag = "reports", operation_id = "sales_report", params(SalesParams),
+    responses((status = 200, description = "JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+        (SalesReport = "application/json"),
+        (String = "text/csv")))))]
 pub async fn sales(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<SalesParams>,
 ) -> Result<Response, ApiError> {
-    let query = SalesQuery::parse(&q.from, &q.to, q.by.as_deref(), q.tz_offset_minutes)?;
-    let csv = wants_csv(&q, &headers)?;
+    let (query, csv) = parsed(|e| {
+        let offset = integer_param(e, "tz_offset_minutes", q.tz_offset_minutes.as_deref());
+        let query = SalesQuery::parse(e, q.from.as_deref(), q.to.as_deref(), q.by.as_deref(), offset.flatten());
+        let csv = wants_csv(e, &q, &headers);
+        offset?;
+        Some((query?, csv?))
+    })?;
     let report = app.shop.sales_report(query).await?;
     if !csv {
         return Ok(Json(report).into_response());

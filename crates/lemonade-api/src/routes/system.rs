@@ -10,7 +10,7 @@ use crate::AppState;
 /// 200 while this process can serve, degraded included (`ok` false, `serving` true); 503
 /// when this process itself cannot (`serving` false: its database, its writer or one of its
 /// background tasks failed), so that a supervisor restarts it.
-#[utoipa::path(get, path = "/health", tag = "system",
+#[utoipa::path(get, path = "/health", tag = "system", operation_id = "health",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let health = app.shop.health().await;
@@ -33,7 +33,7 @@ pub async fn live(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "system", operation_id = "metrics", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -45,7 +45,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// This API's OpenAPI document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "system", operation_id = "openapi", responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],

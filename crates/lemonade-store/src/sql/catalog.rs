@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
+use lemonade_domain::FieldError;
 use lemonade_domain::ShopError;
-use lemonade_domain::catalog::{NewProduct, Product, ProductPatch};
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
+use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::order::ProductForSale;
 use lemonade_domain::ports::{Page, PageRequest};
@@ -131,30 +133,63 @@ pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Product>, ShopErro
     Ok(Page::from_rows(products, page.limit, |p| p.id.to_string()))
 }
 
-fn check_recipe(conn: &dyn Db, recipe: &[RecipeItem]) -> Result<(), ShopError> {
-    for (i, item) in recipe.iter().enumerate() {
-        if super::stock::get(conn, &item.ingredient_id)?.is_none() {
-            return Err(ShopError::validation(
-                format!("recipe[{i}].ingredient_id"),
-                "no such ingredient",
-            ));
+/// What is wrong with the names and recipe ingredients a request names ([`CatalogRefs`]): a
+/// product or ingredient name taken, ingredients that do not exist. Reads only.
+pub fn check_refs(conn: &dyn Db, refs: &CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+    let mut errors = FieldErrors::default();
+    if let Some(name) = &refs.product_name
+        && !name_free(conn, name, refs.product.as_ref())?
+    {
+        errors.push("name", "a product with this name exists already");
+    }
+    if let Some(name) = &refs.ingredient_name
+        && super::stock::name_taken(conn, name)?
+    {
+        errors.push("name", "an ingredient with this name exists already");
+    }
+    for (i, id) in &refs.recipe {
+        if super::stock::get(conn, id)?.is_none() {
+            errors.push(format!("recipe[{i}].ingredient_id"), "no such ingredient");
         }
     }
-    Ok(())
+    Ok(errors.into_vec())
 }
 
-/// Refuses a name that another product has already, as a person reads it
+/// [`check_refs`] as a refusal: every error at once, or nothing.
+pub fn refuse_bad_refs(conn: &dyn Db, refs: &CatalogRefs) -> Result<(), ShopError> {
+    let errors = check_refs(conn, refs)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ShopError::ValidationFailed { errors })
+    }
+}
+
+/// What a product's name and recipe name, for [`check_refs`].
+fn refs_of(name: Option<&str>, recipe: Option<&[RecipeItem]>, product: Option<&ProductId>) -> CatalogRefs {
+    CatalogRefs {
+        product_name: name.map(str::to_owned),
+        product: product.cloned(),
+        ingredient_name: None,
+        recipe: recipe
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (i, item.ingredient_id.clone()))
+            .collect(),
+    }
+}
+
+/// Whether no other product has this name, as a person reads it
 /// ([`lemonade_domain::text::name_key`]; the key's column is unique).
-fn check_name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<(), ShopError> {
+fn name_free(conn: &dyn Db, name: &str, except: Option<&ProductId>) -> Result<bool, ShopError> {
     let mut stmt = conn
         .prepare_cached("SELECT id FROM products WHERE name_key = ?1")
         .db()?;
     let owner: Option<String> = optional(stmt.query_row(params![name_key(name)], |r| r.get(0)))?;
     match owner {
-        Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => {
-            Err(ShopError::validation("name", "a product with this name exists already"))
-        }
-        _ => Ok(()),
+        Some(owner) if Some(owner.as_str()) != except.map(|e| e.as_str()) => Ok(false),
+        _ => Ok(true),
     }
 }
 
@@ -199,8 +234,7 @@ fn write_recipe_items(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem]) -> R
 }
 
 pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
-    check_name_free(conn, &new.name, None)?;
-    check_recipe(conn, &new.recipe)?;
+    refuse_bad_refs(conn, &refs_of(Some(&new.name), Some(&new.recipe), None))?;
     let version = new_recipe_version(conn, &id, &new.recipe, now)?;
     conn.prepare_cached(
         "INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
@@ -224,11 +258,8 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
 /// Changes a product. Orders already placed keep the price and name they were sold at.
 pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
     let current = require(conn, id)?;
-    if let Some(name) = &patch.name {
-        check_name_free(conn, name, Some(id))?;
-    }
+    refuse_bad_refs(conn, &refs_of(patch.name.as_deref(), patch.recipe.as_deref(), Some(id)))?;
     if let Some(recipe) = &patch.recipe {
-        check_recipe(conn, recipe)?;
         let version = new_recipe_version(conn, id, recipe, now)?;
         write_recipe_items(conn, id, recipe)?;
         conn.prepare_cached("UPDATE products SET recipe_version = ?2 WHERE id = ?1")

@@ -103,10 +103,9 @@ pub fn activity(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Activity>, S
 
 /// Refuses an order for a customer who does not exist or was anonymised.
 pub fn check_can_order(conn: &dyn Db, customer: &CustomerId) -> Result<(), ShopError> {
-    match get(conn, customer)? {
-        None => Err(ShopError::validation("customer_id", "no such customer")),
-        Some(c) if c.anonymised => Err(ShopError::validation("customer_id", "this customer was anonymised")),
-        Some(_) => Ok(()),
+    match lemonade_domain::customer::order_customer_error(get(conn, customer)?.as_ref()) {
+        None => Ok(()),
+        Some(e) => Err(ShopError::ValidationFailed { errors: vec![e] }),
     }
 }
 

@@ -3,15 +3,17 @@
 
 use std::collections::HashMap;
 
-use lemonade_domain::ShopError;
 use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
-use lemonade_domain::order::{Order, OrderDraft, OrderLine, OrderStatus, plan_order, points_earned};
+use lemonade_domain::order::{
+    self as order, Order, OrderDraft, OrderLine, OrderRefs, OrderStatus, plan_order, points_earned,
+};
 use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
 use lemonade_domain::saga::{Envelope, Event, OrderPlan, PricedOrder};
 use lemonade_domain::stock::{MoveReason, Needs, shortages};
 use lemonade_domain::values::{Money, Timestamp};
+use lemonade_domain::{FieldError, ShopError};
 
 use super::cache::WriterCache;
 use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
@@ -29,10 +31,23 @@ pub fn place(
     now: Timestamp,
     minor_units_per_point: u64,
 ) -> Result<Order, ShopError> {
-    if let Some(customer_id) = &draft.customer_id {
-        crm::check_can_order(conn, customer_id)?;
+    // An unknown customer and unknown products are reported together; stock only matters
+    // for a request that names nothing wrong.
+    let refused_customer = match &draft.customer_id {
+        Some(customer_id) => crm::check_can_order(conn, customer_id).err(),
+        None => None,
+    };
+    let priced = price_and_check(conn, cache, draft);
+    if let Some(refusal) = refused_customer {
+        return Err(match (refusal, priced) {
+            (ShopError::ValidationFailed { mut errors }, Err(ShopError::ValidationFailed { errors: more })) => {
+                errors.extend(more);
+                ShopError::ValidationFailed { errors }
+            }
+            (refusal, _) => refusal,
+        });
     }
-    let priced = price_and_check(conn, cache, draft)?;
+    let priced = priced?;
     let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
     let points = match draft.customer_id {
         Some(_) => points_earned(priced.total, minor_units_per_point),
@@ -63,6 +78,32 @@ pub fn place(
         )?;
     }
     Ok(order)
+}
+
+/// What is wrong with the customer and products an order names ([`OrderRefs`]); reads only.
+pub fn check_refs(conn: &dyn Db, refs: &OrderRefs) -> Result<Vec<FieldError>, ShopError> {
+    let mut errors = match &refs.customer_id {
+        None => Vec::new(),
+        Some(customer_id) => match crm::check_can_order(conn, customer_id) {
+            Ok(()) => Vec::new(),
+            Err(ShopError::ValidationFailed { errors }) => errors,
+            Err(e) => return Err(e),
+        },
+    };
+    errors.extend(product_errors(conn, &refs.products)?);
+    Ok(errors)
+}
+
+/// The lines (by their position in the request) whose product the catalogue does not have
+/// or does not sell; reads only.
+pub fn product_errors(conn: &dyn Db, products: &[(usize, ProductId)]) -> Result<Vec<FieldError>, ShopError> {
+    let mut found = HashMap::with_capacity(products.len());
+    for (_, id) in products {
+        if let Some((p, _)) = super::catalog::for_sale(conn, id)? {
+            found.insert(id.clone(), p);
+        }
+    }
+    Ok(order::product_errors(products, |id| found.get(id).cloned()))
 }
 
 /// Prices a draft against the catalogue and checks that stock covers it; writes nothing.

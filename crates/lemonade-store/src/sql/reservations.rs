@@ -213,7 +213,10 @@ mod tests {
             migrate_role(&mut conn, Role::Stock).unwrap();
             let cache = WriterCache::default();
             let lemons = IngredientId::parse("lemons").unwrap();
-            let new = NewIngredient::parse("Lemons", "piece", Some(10), Some(0)).unwrap();
+            let new = lemonade_domain::error::FieldErrors::collect(|e| {
+                NewIngredient::parse(e, Some("Lemons"), Some("piece"), Some(10), Some(0)).0
+            })
+            .unwrap();
             stock::create(&conn, &cache, lemons.clone(), &new, Timestamp(1)).unwrap();
             let product = ProductId::parse("lemonade").unwrap();
             let recipe = vec![RecipeItem {

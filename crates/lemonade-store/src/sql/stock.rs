@@ -115,12 +115,11 @@ pub fn create(
     new: &NewIngredient,
     now: Timestamp,
 ) -> Result<Ingredient, ShopError> {
-    if name_taken(conn, &new.name)? {
-        return Err(ShopError::validation(
-            "name",
-            "an ingredient with this name exists already",
-        ));
-    }
+    let refs = lemonade_domain::catalog::CatalogRefs {
+        ingredient_name: Some(new.name.clone()),
+        ..Default::default()
+    };
+    super::catalog::refuse_bad_refs(conn, &refs)?;
     conn.prepare_cached(
         "INSERT INTO ingredients (id, name, name_key, unit, on_hand, reorder_level, created_at) VALUES (?1, ?2, ?6, ?3, 0, ?4, ?5)",
     )
@@ -302,7 +301,10 @@ mod tests {
 
     fn ingredient(conn: &dyn Db, cache: &WriterCache, n: usize) -> IngredientId {
         let id = IngredientId::parse(&format!("ingredient-{n:02}")).unwrap();
-        let new = NewIngredient::parse(&format!("Ingredient {n}"), "g", Some(100), Some(0)).unwrap();
+        let new = lemonade_domain::error::FieldErrors::collect(|e| {
+            NewIngredient::parse(e, Some(&format!("Ingredient {n}")), Some("g"), Some(100), Some(0)).0
+        })
+        .unwrap();
         create(conn, cache, id.clone(), &new, Timestamp(1)).unwrap();
         id
     }

@@ -229,33 +229,43 @@ async fn malformed_orders_are_refused_by_field_and_change_nothing() {
         "customer_id",
     )
     .await;
-    // The shape is wrong: unknown fields, wrong types, missing members.
+    // The shape is wrong: unknown fields, wrong types, missing members; each names its field.
     refused(
         &app,
         json!({"customer_id": cid, "lines": [{"product_id": p, "quantity": 1}], "discount": 50}),
-        "",
+        "discount",
     )
     .await;
     refused(
         &app,
         json!({"lines": [{"product_id": p, "quantity": 1, "price": 0}]}),
-        "",
+        "lines[0].price",
     )
     .await;
-    refused(&app, json!({"lines": [{"product_id": p, "quantity": 1.5}]}), "").await;
-    refused(&app, json!({"lines": [{"product_id": p, "quantity": "1"}]}), "").await;
-    refused(&app, json!({"lines": [{"product_id": p}]}), "").await;
-    refused(&app, json!({"customer_id": cid}), "").await;
-    refused(&app, json!({"lines": {"product_id": p, "quantity": 1}}), "").await;
+    refused(
+        &app,
+        json!({"lines": [{"product_id": p, "quantity": 1.5}]}),
+        "lines[0].quantity",
+    )
+    .await;
+    refused(
+        &app,
+        json!({"lines": [{"product_id": p, "quantity": "1"}]}),
+        "lines[0].quantity",
+    )
+    .await;
+    refused(&app, json!({"lines": [{"product_id": p}]}), "lines[0].quantity").await;
+    refused(&app, json!({"customer_id": cid}), "lines").await;
+    refused(&app, json!({"lines": {"product_id": p, "quantity": 1}}), "lines").await;
     refused(&app, json!([{"product_id": p, "quantity": 1}]), "").await;
     refused(
         &app,
         json!({"customer_id": 7, "lines": [{"product_id": p, "quantity": 1}]}),
-        "",
+        "customer_id",
     )
     .await;
 
-    // Every bad line is reported at once.
+    // Every bad line is reported at once (the third names the first's product again).
     let p2 = app
         .place_order(Some(cid), &[(p, 0), ("no such", 1), (p, 1001)], None)
         .await
@@ -264,7 +274,12 @@ async fn malformed_orders_are_refused_by_field_and_change_nothing() {
     fields.sort();
     assert_eq!(
         fields,
-        ["lines[0].quantity", "lines[1].product_id", "lines[2].quantity"],
+        [
+            "lines[0].quantity",
+            "lines[1].product_id",
+            "lines[2].product_id",
+            "lines[2].quantity"
+        ],
         "{p2}"
     );
 
