@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldErrors, ShopError};
 use crate::ids::{IngredientId, ProductId};
-use crate::stock::RecipeItem;
+use crate::stock::{CanMake, RecipeItem};
 use crate::values::{Money, Quantity, parse_name};
 
 /// Most ingredients one recipe may list.
@@ -21,7 +21,10 @@ pub struct Product {
     pub price: Money,
     pub recipe: Vec<RecipeItem>,
     pub active: bool,
-    pub can_make: u64,
+    /// How many more the stock allows now; `null` when the product is not limited by stock
+    /// (it has no recipe).
+    #[schema(value_type = Option<u64>, required = true)]
+    pub can_make: CanMake,
 }
 
 /// A recipe item as a client sends it, before parsing.

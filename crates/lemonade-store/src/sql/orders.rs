@@ -85,11 +85,15 @@ pub fn price_and_check(conn: &dyn Db, cache: &WriterCache, draft: &OrderDraft) -
     if !fits {
         let mut levels = HashMap::with_capacity(plan.needs.len());
         for id in plan.needs.keys() {
-            if let Some(level) = stock::level(conn, id)? {
-                levels.insert(id.clone(), level);
-            }
+            // A recipe's ingredients exist (a foreign key): a missing one is a broken
+            // database, not an ingredient with no name and no stock.
+            let level = stock::level(conn, id)?.ok_or_else(|| {
+                tracing::error!(ingredient = %id, "a recipe names an ingredient that is not in the database");
+                ShopError::unavailable("a recipe names an ingredient the database does not hold")
+            })?;
+            levels.insert(id.clone(), level);
         }
-        let short = shortages(&plan.needs, |id| levels.get(id).cloned());
+        let short = shortages(&plan.needs, |id| levels[id].clone());
         assert!(!short.is_empty(), "an order that does not fit has a shortage");
         return Err(ShopError::InsufficientStock { shortages: short });
     }
