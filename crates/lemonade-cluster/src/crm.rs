@@ -45,8 +45,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             })?;
             let ids = Arc::clone(&n.ids);
             n.write(move |db, now| {
+                if let Some(below) = c.delivered_below {
+                    events::note_delivered_below(db, events::ORDERS_OUTBOX, below, now)?;
+                }
                 for envelope in &c.events {
-                    if !events::first_delivery(db, &envelope.id, now)? {
+                    if !events::first_delivery(db, events::ORDERS_OUTBOX, envelope, now)? {
                         continue;
                     }
                     let (order_id, customer_id, points, kind) = match &envelope.event {

@@ -11,7 +11,7 @@ use lemonade_domain::values::Timestamp;
 use lemonade_store::Database;
 use lemonade_store::conn::Db;
 use lemonade_store::sql::cache::WriterCache;
-use lemonade_store::sql::steps;
+use lemonade_store::sql::{events, steps};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,6 +19,13 @@ use crate::rpc::EVENTS_PER_DELIVERY_MAX;
 
 /// How long a service keeps step results: far longer than any saga can take to finish.
 pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
+/// How long a receiver remembers an applied event at least, on top of its sender's word that
+/// the relay will not send it again: twice the step results' life, since outside the relay an
+/// event reaches a receiver only with the result of the step that wrote it (the coordinator's
+/// eager delivery, first or replayed), which cannot outlive that result. See ARCHITECTURE.md.
+pub const INBOX_RETENTION_MS: i64 = 2 * STEP_RETENTION_MS;
+/// How long the orders service keeps events it delivered (the relay never reads them again).
+pub const OUTBOX_RETENTION_MS: i64 = 48 * 3_600_000;
 
 #[derive(Clone)]
 pub struct Node {
@@ -92,6 +99,28 @@ impl Node {
             STEP_RETENTION_MS,
             "step results",
             steps::expire,
+        )
+    }
+
+    /// Forgets applied events that can no longer arrive, now and then (stock and CRM).
+    pub fn spawn_inbox_expiry(&self) -> tokio::task::JoinHandle<()> {
+        lemonade_store::maintenance::spawn_expiry(
+            self.db.writer.clone(),
+            Arc::clone(&self.clock),
+            INBOX_RETENTION_MS,
+            "applied events",
+            events::forget_applied,
+        )
+    }
+
+    /// Forgets delivered events past retention, now and then (the orders service).
+    pub fn spawn_outbox_expiry(&self) -> tokio::task::JoinHandle<()> {
+        lemonade_store::maintenance::spawn_expiry(
+            self.db.writer.clone(),
+            Arc::clone(&self.clock),
+            OUTBOX_RETENTION_MS,
+            "delivered events",
+            events::expire_delivered,
         )
     }
 

@@ -285,6 +285,51 @@ const SAGAS: &str = r#"
     CREATE INDEX sagas_by_age ON sagas (created_at);
 "#;
 
+// Version 2. Each concern is one step (a function of the role), appended to
+// [`VERSION_2_STEPS`]; a step returns nothing for a role it does not touch. Written in
+// SQLite's words and translated for PostgreSQL like the fragments of version 1.
+
+/// Version 2, event retention (receivers): each applied event's place in its sender's outbox,
+/// and the sender's word that everything below a place is delivered and will never be sent
+/// again, so that an inbox id can be forgotten once its event can no longer arrive (see
+/// `sql::events`). Rows applied before version 2 have no place and are kept.
+const INBOX_RETENTION_V2: &str = r#"
+    ALTER TABLE inbox ADD COLUMN source TEXT;
+    ALTER TABLE inbox ADD COLUMN seq INTEGER;
+    CREATE INDEX inbox_by_age ON inbox (applied_at);
+    CREATE TABLE inbox_senders (
+        source          TEXT PRIMARY KEY,
+        -- Every event of this sender with a smaller seq was delivered and marked so: its
+        -- relay will never send it again.
+        delivered_below INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#;
+
+/// Version 2, event retention (the orders service): delivered events are forgotten by age.
+const OUTBOX_RETENTION_V2: &str = r#"
+    CREATE INDEX outbox_by_age ON outbox (created_at);
+"#;
+
+fn event_retention_v2(role: Role) -> &'static str {
+    match role {
+        Role::Stock | Role::Crm => INBOX_RETENTION_V2,
+        Role::Orders => OUTBOX_RETENTION_V2,
+        Role::Monolith | Role::Coordinator => "",
+    }
+}
+
+/// The steps of version 2, in order.
+const VERSION_2_STEPS: &[fn(Role) -> &'static str] = &[event_retention_v2];
+
+fn version_2(role: Role, engine: Engine) -> String {
+    let sql = VERSION_2_STEPS.iter().map(|step| step(role)).collect::<String>();
+    match engine {
+        Engine::Sqlite => sql,
+        Engine::Postgres => postgres_tables(&sql),
+    }
+}
+
 /// The database engine a schema is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -318,7 +363,7 @@ fn schema(role: Role, engine: Engine) -> String {
 
 /// The SQLite schema of `role` at [`SCHEMA_VERSION`] (for copies the audit reads).
 pub(crate) fn sqlite_schema(role: Role) -> String {
-    schema(role, Engine::Sqlite)
+    migrations(role, Engine::Sqlite).concat()
 }
 
 fn has_ledger(role: Role) -> bool {
@@ -349,13 +394,14 @@ fn tables(role: Role) -> String {
         .replace("{recipes_fk}", &fk("recipe_versions (id)"))
 }
 
-/// The migrations of a role, oldest first. Each role has had one so far.
+/// The migrations of a role, oldest first: version 1's schema, then version 2's steps (empty
+/// for a role they do not touch, which still moves to version 2).
 fn migrations(role: Role, engine: Engine) -> Vec<String> {
-    vec![schema(role, engine)]
+    vec![schema(role, engine), version_2(role, engine)]
 }
 
-/// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this binary writes (every role is at the same version).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
@@ -365,13 +411,21 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {
 /// Brings a database of `role` up to [`SCHEMA_VERSION`], refusing one of another role.
 /// Returns the version it started from.
 pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db::OpenError> {
+    migrate_role_to(conn, role, SCHEMA_VERSION)
+}
+
+/// Brings a database of `role` up to `target` (at most [`SCHEMA_VERSION`]): for tests that
+/// need a database as an older binary left it.
+#[doc(hidden)]
+pub fn migrate_role_to(conn: &mut Connection, role: Role, target: i64) -> Result<i64, crate::db::OpenError> {
+    assert!((1..=SCHEMA_VERSION).contains(&target));
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
     check_found(found, current, role)?;
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
-    for (i, sql) in all.iter().enumerate().skip(current as usize) {
+    for (i, sql) in all.iter().enumerate().take(target as usize).skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -403,7 +457,14 @@ fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crat
 /// another role. The role and version live in `lemonade_schema`; an advisory lock keeps two
 /// processes from migrating at once. Returns the version it started from.
 pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, crate::db::OpenError> {
+    migrate_postgres_to(conn, role, SCHEMA_VERSION)
+}
+
+/// [`migrate_postgres`] up to `target` only (see [`migrate_role_to`]).
+#[doc(hidden)]
+pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, target: i64) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
+    assert!((1..=SCHEMA_VERSION).contains(&target));
 
     conn.begin(Begin::Write)?;
     let result = (|| {
@@ -422,6 +483,7 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
         for (i, sql) in migrations(role, Engine::Postgres)
             .iter()
             .enumerate()
+            .take(target as usize)
             .skip(current as usize)
         {
             conn.batch(sql)?;
@@ -460,6 +522,47 @@ mod tests {
             for other in Role::ALL.into_iter().filter(|&o| o != role) {
                 let e = migrate_role(&mut conn, other).unwrap_err().to_string();
                 assert!(e.contains(role.as_str()), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_to_version_2_and_keeps_its_rows() {
+        for role in Role::ALL {
+            let mut conn = Connection::open_in_memory().unwrap();
+            assert_eq!(migrate_role_to(&mut conn, role, 1).unwrap(), 0);
+            let has = |c: &Connection, table: &str| -> bool {
+                c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = ?1", [table], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+                    > 0
+            };
+            if has(&conn, "inbox") {
+                conn.execute("INSERT INTO inbox (event_id, applied_at) VALUES ('e1', 1)", [])
+                    .unwrap();
+            }
+            if has(&conn, "outbox") {
+                conn.execute(
+                    "INSERT INTO outbox (id, destination, event, created_at) VALUES ('e1', 'crm', '{}', 1)",
+                    [],
+                )
+                .unwrap();
+            }
+            assert_eq!(migrate_role(&mut conn, role).unwrap(), 1, "{role:?}");
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+            if has(&conn, "inbox") {
+                let (id, seq): (String, Option<i64>) = conn
+                    .query_row("SELECT event_id, seq FROM inbox", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap();
+                assert_eq!((id.as_str(), seq), ("e1", None), "an old row has no place");
+                assert!(has(&conn, "inbox_senders") && has(&conn, "inbox_by_age"));
+            }
+            if has(&conn, "outbox") {
+                assert!(has(&conn, "outbox_by_age"));
+                let n: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).unwrap();
+                assert_eq!(n, 1);
             }
         }
     }

@@ -307,10 +307,12 @@ pub async fn start_with_faults(
             };
             let router = match service {
                 RoleArg::Stock => {
+                    node.spawn_inbox_expiry();
                     lemonade_cluster::stock::spawn_lease_expiry(node.clone(), Duration::from_millis(200));
                     lemonade_cluster::stock::router(node, cluster_token, protection)
                 }
                 RoleArg::Orders => {
+                    node.spawn_outbox_expiry();
                     let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
                     let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
                     for to in [Destination::Stock, Destination::Crm] {
@@ -318,7 +320,10 @@ pub async fn start_with_faults(
                     }
                     lemonade_cluster::orders::router(node, cluster_token, protection)
                 }
-                RoleArg::Crm => lemonade_cluster::crm::router(node, cluster_token, protection),
+                RoleArg::Crm => {
+                    node.spawn_inbox_expiry();
+                    lemonade_cluster::crm::router(node, cluster_token, protection)
+                }
                 RoleArg::Monolith | RoleArg::Coordinator => unreachable!("matched above"),
             };
             (router, None)
