@@ -80,6 +80,34 @@ impl Node {
             .await?
     }
 
+    /// [`once`](Node::once) for a step whose result holds personal data: the step store keeps
+    /// only `keep` of it (a reference), and every answer, the first and each replay, is
+    /// `answer` of that reference, read in the same transaction. So no copy of the person sits
+    /// in the step store for an erasure to miss, and a replay after one answers what is left.
+    pub async fn once_by_reference<T, R, F, A>(
+        &self,
+        key: Option<IdempotencyKey>,
+        work: F,
+        keep: fn(&T) -> R,
+        answer: A,
+    ) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        A: FnOnce(&dyn Db, R) -> Result<T, ShopError> + Send + 'static,
+    {
+        let key = key.expect("the internal server requires a step key for every change");
+        let now = self.now();
+        self.db
+            .writer
+            .execute(move |c| {
+                let kept = steps::once(c, &key, now, |c| work(c, now).map(|t| keep(&t)))?;
+                Ok(kept.and_then(|r| answer(c, r)))
+            })
+            .await?
+    }
+
     /// A change without a step key (event deliveries, which the inbox deduplicates, and the
     /// service's own housekeeping).
     pub async fn write<T, F>(&self, work: F) -> Result<T, ShopError>

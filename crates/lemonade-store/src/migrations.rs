@@ -311,23 +311,44 @@ const OUTBOX_RETENTION_V2: &str = r#"
     CREATE INDEX outbox_by_age ON outbox (created_at);
 "#;
 
-fn event_retention_v2(role: Role) -> &'static str {
-    match role {
+fn event_retention_v2(role: Role, engine: Engine) -> String {
+    let sql = match role {
         Role::Stock | Role::Crm => INBOX_RETENTION_V2,
         Role::Orders => OUTBOX_RETENTION_V2,
         Role::Monolith | Role::Coordinator => "",
+    };
+    match engine {
+        Engine::Sqlite => sql.to_owned(),
+        Engine::Postgres => postgres_tables(sql),
+    }
+}
+
+/// Version 2, customers' steps keep references (CRM): a stored result of a customer's step
+/// (every successful step CRM has) becomes `{"Ok":{"id":...}}`, the form it has from now on,
+/// instead of a copy of the customer with their name, email and phone.
+fn customer_step_references_v2(role: Role, engine: Engine) -> String {
+    if role != Role::Crm {
+        return String::new();
+    }
+    match engine {
+        Engine::Sqlite => r#"
+            UPDATE step_results SET result = json_object('Ok', json_object('id', json_extract(result, '$.Ok.id')))
+            WHERE result LIKE '{"Ok":{%';
+        "#
+        .to_owned(),
+        Engine::Postgres => r#"
+            UPDATE step_results SET result = json_build_object('Ok', json_build_object('id', result::json -> 'Ok' ->> 'id'))::text
+            WHERE result LIKE '{"Ok":{%';
+        "#
+        .to_owned(),
     }
 }
 
 /// The steps of version 2, in order.
-const VERSION_2_STEPS: &[fn(Role) -> &'static str] = &[event_retention_v2];
+const VERSION_2_STEPS: &[fn(Role, Engine) -> String] = &[event_retention_v2, customer_step_references_v2];
 
 fn version_2(role: Role, engine: Engine) -> String {
-    let sql = VERSION_2_STEPS.iter().map(|step| step(role)).collect::<String>();
-    match engine {
-        Engine::Sqlite => sql,
-        Engine::Postgres => postgres_tables(&sql),
-    }
+    VERSION_2_STEPS.iter().map(|step| step(role, engine)).collect()
 }
 
 /// The database engine a schema is written for.
@@ -549,6 +570,14 @@ mod tests {
                 )
                 .unwrap();
             }
+            if role == Role::Crm {
+                let customer = r#"{"Ok":{"id":"c1","name":"Ann Example","email":"ann@example.com","phone":"+44 1","points":0,"anonymised":false,"created_at":"2026-01-01T00:00:00Z"}}"#;
+                conn.execute(
+                    "INSERT INTO step_results VALUES ('req:1', 'f', ?1, 1), ('req:2', 'f', '{\"Err\":{\"code\":\"not_found\"}}', 1)",
+                    [customer],
+                )
+                .unwrap();
+            }
             assert_eq!(migrate_role(&mut conn, role).unwrap(), 1, "{role:?}");
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
             assert_eq!(version, SCHEMA_VERSION);
@@ -558,6 +587,20 @@ mod tests {
                     .unwrap();
                 assert_eq!((id.as_str(), seq), ("e1", None), "an old row has no place");
                 assert!(has(&conn, "inbox_senders") && has(&conn, "inbox_by_age"));
+            }
+            if role == Role::Crm {
+                let results: Vec<String> = conn
+                    .prepare("SELECT result FROM step_results ORDER BY key")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(
+                    results,
+                    [r#"{"Ok":{"id":"c1"}}"#, r#"{"Err":{"code":"not_found"}}"#],
+                    "a customer's step keeps a reference, not the person"
+                );
             }
             if has(&conn, "outbox") {
                 assert!(has(&conn, "outbox_by_age"));

@@ -370,6 +370,12 @@ fn a_version_1_database_on_postgres_migrates_and_keeps_its_rows() {
         if matches!(role, Role::Stock | Role::Crm) {
             admin(&url, "INSERT INTO inbox (event_id, applied_at) VALUES ('e1', 1)");
         }
+        if role == Role::Crm {
+            admin(
+                &url,
+                r#"INSERT INTO step_results VALUES ('req:1', 'f', '{"Ok":{"id":"c1","name":"Ann Example","email":"ann@example.com","phone":null,"points":0,"anonymised":false,"created_at":"2026-01-01T00:00:00Z"}}', 1)"#,
+            );
+        }
         assert_eq!(migrate_postgres(&conn, role).unwrap(), 1);
         assert_eq!(migrate_postgres(&conn, role).unwrap(), SCHEMA_VERSION);
         if matches!(role, Role::Stock | Role::Crm) {
@@ -382,6 +388,20 @@ fn a_version_1_database_on_postgres_migrates_and_keeps_its_rows() {
                 )
                 .unwrap();
             assert_eq!(seq, None);
+        }
+        if role == Role::Crm {
+            let db: &dyn Db = &conn;
+            let result: String = db
+                .query_row("SELECT result FROM step_results", lemonade_store::params![], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+            assert_eq!(
+                result,
+                serde_json::json!({"Ok": {"id": "c1"}}),
+                "a reference, not the person"
+            );
         }
     }
 }
