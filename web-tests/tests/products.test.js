@@ -67,3 +67,41 @@ test('a bad price is refused with a readable message before anything is sent', a
     assert.equal(posted, false);
   });
 });
+
+test('an empty ingredient row is an error to fix, never dropped; a product without a recipe is shown as not limited by stock', async () => {
+  await withShop(async ({ page, api }) => {
+    const posted = [];
+    page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/products')) posted.push(r.postDataJSON()); });
+    await page.goto('/#/products');
+    await card(page, 'Lemonade').waitFor();
+    await page.getByRole('button', { name: 'New product' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('Gift card');
+    await dialog.getByLabel('Price').fill('10.00');
+    // The new-product form starts with one empty ingredient row: left as it is, it is an error.
+    await dialog.getByRole('button', { name: 'Create product' }).click();
+    await seeText(dialog, 'Choose an ingredient, or remove this row.');
+    assert.equal(posted.length, 0, 'nothing is sent while a row is empty');
+
+    // Removing the row says what a product without a recipe means, and saves it as such.
+    await dialog.getByRole('button', { name: 'Remove ingredient 1' }).click();
+    await seeText(dialog, 'takes nothing from stock');
+    await dialog.getByRole('button', { name: 'Create product' }).click();
+    await seeText(card(page, 'Gift card'), 'No recipe');
+    await seeText(card(page, 'Gift card').getByTestId('can-make'), 'Not limited by stock');
+    assert.deepEqual(posted.map((b) => b.recipe), [[]]);
+    const created = await api.product('Gift card');
+    assert.equal(created.can_make, null);
+    assert.equal(await card(page, 'Gift card').getByText(/Can make|Cannot be made/).count(), 0);
+
+    // On the till it can be sold, and is never shown as out of stock or as a number.
+    await page.goto('/#/sell');
+    const tile = page.locator('[data-testid=product-tile][data-name="Gift card"]');
+    await seeText(tile.getByTestId('can-make'), 'Not limited by stock');
+    await tile.click();
+    await tile.click();
+    await seeText(page.getByTestId('cart-lines'), 'Gift card');
+    assert.equal(await page.getByTestId('cart-lines').getByText('can be made').count(), 0);
+    await shot(page, 'sell-not-limited-by-stock');
+  });
+});

@@ -25,6 +25,15 @@ function view() {
 
 export function invalidateCatalog() { cache.at = 0; }
 
+// A product's `can_make` is how many more the stock allows, or null when the stock does not
+// limit it (it has no recipe). Never compare null as a number: `null <= 0` is true in JS.
+/** Whether the stock limits how many of `p` can be made. */
+export const stockLimited = (p) => p.can_make !== null && p.can_make !== undefined;
+/** Whether none of `p` can be made now. */
+export const soldOut = (p) => stockLimited(p) && p.can_make <= 0;
+/** Whether `n` of `p` is more than the stock allows. */
+export const beyondStock = (p, n) => stockLimited(p) && n > p.can_make;
+
 export function rememberCustomer(c) { if (c && c.id) customers.set(c.id, c); }
 
 export async function customerById(id) {

@@ -440,13 +440,31 @@ impl Coordinator {
             if to_stock.is_empty() {
                 return Ok(());
             }
-            clients.call(&StockEvents { events: to_stock }, None, deadline).await
+            clients
+                .call(
+                    &StockEvents {
+                        events: to_stock,
+                        delivered_below: None,
+                    },
+                    None,
+                    deadline,
+                )
+                .await
         };
         let crm = async {
             if to_crm.is_empty() {
                 return Ok(());
             }
-            clients.call(&CrmEvents { events: to_crm }, None, deadline).await
+            clients
+                .call(
+                    &CrmEvents {
+                        events: to_crm,
+                        delivered_below: None,
+                    },
+                    None,
+                    deadline,
+                )
+                .await
         };
         let (stock, crm) = tokio::join!(stock, crm);
         for e in [stock, crm].into_iter().filter_map(Result::err) {

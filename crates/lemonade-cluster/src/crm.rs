@@ -4,14 +4,45 @@
 use std::sync::Arc;
 
 use axum::Router;
-use lemonade_domain::customer::ActivityKind;
+use lemonade_domain::ShopError;
+use lemonade_domain::customer::{ActivityKind, Customer};
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::saga::Event;
-use lemonade_store::sql::{crm, events};
+use lemonade_domain::values::Timestamp;
+use lemonade_store::conn::Db;
+use lemonade_store::sql::{crm, events, steps};
+use serde::{Deserialize, Serialize};
 
 use crate::node::{Node, check_events, new_id};
 use crate::rpc::*;
 use crate::server::{Internal, Protection};
+
+/// What a customer's step keeps: the customer's id. (A step result stored before schema
+/// version 2 held the whole customer; its `id` reads as this too.)
+#[derive(Serialize, Deserialize)]
+struct CustomerRef {
+    id: CustomerId,
+}
+
+impl CustomerRef {
+    fn of(c: &Customer) -> Self {
+        CustomerRef { id: c.id.clone() }
+    }
+
+    fn read(db: &dyn Db, r: Self) -> Result<Customer, ShopError> {
+        crm::require(db, &r.id)
+    }
+}
+
+/// The erasure of a customer at CRM, every copy in one transaction: the customer's record
+/// (`crm::anonymise`) and the requests their steps answered (hashes of bodies that held
+/// their name, email and phone; the steps keep only references). Nothing else here holds
+/// them: activity and events carry ids and points only.
+fn erase(db: &dyn Db, id: &CustomerId, activity: String, now: Timestamp) -> Result<Customer, ShopError> {
+    let erased = crm::anonymise(db, id, activity, now)?;
+    steps::forget_requests_mentioning(db, id)?;
+    Ok(erased)
+}
 
 pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router {
     Internal::<Node>::new()
@@ -20,23 +51,26 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         })
         // In the path of every order with a customer: a lookup, not a hop to a reader thread.
         .handle(|n: Node, c: GetCustomer, _| async move { n.lookup(move |db| crm::require(db, &c.id)).await })
+        // A customer's steps keep a reference, not the customer (see `Node::once_by_reference`).
         .handle(|n: Node, c: CreateCustomer, key| async move {
             let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| {
+            let work = move |db: &dyn Db, now| {
                 let id = new_id(ids.as_ref(), CustomerId::parse);
                 crm::create(db, id, ids.next_id(), &c.fields, now)
-            })
-            .await
+            };
+            n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await
         })
         .handle(|n: Node, c: UpdateCustomer, key| async move {
             let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| crm::update(db, &c.id, ids.next_id(), &c.fields, now))
-                .await
+            let work = move |db: &dyn Db, now| crm::update(db, &c.id, ids.next_id(), &c.fields, now);
+            n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await
         })
         .handle(|n: Node, c: AnonymiseCustomer, key| async move {
             let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| crm::anonymise(db, &c.id, ids.next_id(), now))
-                .await
+            let work = move |db: &dyn Db, now| erase(db, &c.id, ids.next_id(), now);
+            let erased = n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await?;
+            n.db.scrub_after_erasure().await;
+            Ok(erased)
         })
         .handle(|n: Node, c: CustomerActivity, _| async move {
             n.read(move |db| {
@@ -51,8 +85,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             })?;
             let ids = Arc::clone(&n.ids);
             n.write(move |db, now| {
+                if let Some(below) = c.delivered_below {
+                    events::note_delivered_below(db, events::ORDERS_OUTBOX, below, now)?;
+                }
                 for envelope in &c.events {
-                    if !events::first_delivery(db, &envelope.id, now)? {
+                    if !events::first_delivery(db, events::ORDERS_OUTBOX, envelope, now)? {
                         continue;
                     }
                     let (order_id, customer_id, points, kind) = match &envelope.event {

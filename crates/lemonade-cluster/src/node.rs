@@ -11,7 +11,7 @@ use lemonade_domain::values::Timestamp;
 use lemonade_store::Database;
 use lemonade_store::conn::Db;
 use lemonade_store::sql::cache::WriterCache;
-use lemonade_store::sql::steps;
+use lemonade_store::sql::{events, steps};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,6 +19,13 @@ use crate::rpc::EVENTS_PER_DELIVERY_MAX;
 
 /// How long a service keeps step results: far longer than any saga can take to finish.
 pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
+/// How long a receiver remembers an applied event at least, on top of its sender's word that
+/// the relay will not send it again: twice the step results' life, since outside the relay an
+/// event reaches a receiver only with the result of the step that wrote it (the coordinator's
+/// eager delivery, first or replayed), which cannot outlive that result. See ARCHITECTURE.md.
+pub const INBOX_RETENTION_MS: i64 = 2 * STEP_RETENTION_MS;
+/// How long the orders service keeps events it delivered (the relay never reads them again).
+pub const OUTBOX_RETENTION_MS: i64 = 48 * 3_600_000;
 
 #[derive(Clone)]
 pub struct Node {
@@ -80,6 +87,35 @@ impl Node {
             .await?
     }
 
+    /// [`once`](Node::once) for a step whose result holds personal data: the step store keeps
+    /// only `keep` of it (a reference), and every answer, the first and each replay, is
+    /// `answer` of that reference, read in the same transaction. So no copy of the person sits
+    /// in the step store for an erasure to miss, and a replay after one answers what is left.
+    pub async fn once_by_reference<T, R, F, A>(
+        &self,
+        key: Option<IdempotencyKey>,
+        work: F,
+        keep: fn(&T) -> R,
+        answer: A,
+    ) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        A: FnOnce(&dyn Db, R) -> Result<T, ShopError> + Send + 'static,
+    {
+        let key = key.expect("the internal server requires a step key for every change");
+        let clock = Arc::clone(&self.clock);
+        self.db
+            .writer
+            .execute(move |c| {
+                let now = clock.now();
+                let kept = steps::once(c, &key, now, |c| work(c, now).map(|t| keep(&t)))?;
+                Ok(kept.and_then(|r| answer(c, r)))
+            })
+            .await?
+    }
+
     /// A change without a step key (event deliveries, which the inbox deduplicates, and the
     /// service's own housekeeping).
     pub async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
@@ -99,6 +135,28 @@ impl Node {
             STEP_RETENTION_MS,
             "step results",
             steps::expire,
+        )
+    }
+
+    /// Forgets applied events that can no longer arrive, now and then (stock and CRM).
+    pub fn spawn_inbox_expiry(&self) -> tokio::task::JoinHandle<()> {
+        lemonade_store::maintenance::spawn_expiry(
+            &self.db,
+            Arc::clone(&self.clock),
+            INBOX_RETENTION_MS,
+            "applied events",
+            events::forget_applied,
+        )
+    }
+
+    /// Forgets delivered events past retention, now and then (the orders service).
+    pub fn spawn_outbox_expiry(&self) -> tokio::task::JoinHandle<()> {
+        lemonade_store::maintenance::spawn_expiry(
+            &self.db,
+            Arc::clone(&self.clock),
+            OUTBOX_RETENTION_MS,
+            "delivered events",
+            events::expire_delivered,
         )
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use lemonade_domain::report::build_sales_report;
-use lemonade_domain::saga::{Destination, Envelope};
+use lemonade_domain::saga::Destination;
 use lemonade_store::sql::{events, orders};
 use tokio::time::Instant;
 
@@ -89,17 +89,35 @@ pub fn spawn_relay(node: Node, clients: Arc<Clients>, to: Destination) -> tokio:
                     continue;
                 }
             };
-            let (seqs, envelopes): (Vec<i64>, Vec<Envelope>) = batch.into_iter().unzip();
+            // The batch is the oldest undelivered events of `to`, in order: everything placed
+            // below its first is delivered and marked, and this relay never sends it again.
+            let delivered_below = batch[0].seq;
+            let events = batch.clone();
             let deadline = Instant::now() + Duration::from_millis(DELIVERY_DEADLINE_MS);
             let delivered = match to {
-                Destination::Stock => clients.call(&StockEvents { events: envelopes }, None, deadline).await,
-                Destination::Crm => clients.call(&CrmEvents { events: envelopes }, None, deadline).await,
+                Destination::Stock => {
+                    let call = StockEvents {
+                        events,
+                        delivered_below,
+                    };
+                    clients.call(&call, None, deadline).await
+                }
+                Destination::Crm => {
+                    let call = CrmEvents {
+                        events,
+                        delivered_below,
+                    };
+                    clients.call(&call, None, deadline).await
+                }
             };
             match delivered {
                 Ok(()) => {
                     failures = 0;
-                    metrics::counter!("lemonade_events_delivered", "to" => to.as_str()).increment(seqs.len() as u64);
-                    if let Err(e) = node.write(move |db, now| events::mark_delivered(db, &seqs, now)).await {
+                    metrics::counter!("lemonade_events_delivered", "to" => to.as_str()).increment(batch.len() as u64);
+                    if let Err(e) = node
+                        .write(move |db, now| events::mark_delivered(db, to, &batch, now))
+                        .await
+                    {
                         // Delivered but not marked: it goes again, and the receiver's inbox
                         // skips it.
                         tracing::warn!(error = %e, "could not mark events delivered");

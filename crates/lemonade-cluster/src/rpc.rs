@@ -88,7 +88,7 @@ calls! {
     Stock "reservations/reserve" true Reserve { order_id: OrderId, draft: OrderDraft, lease_ms: u64 } -> PricedOrder;
     Stock "reservations/commit" true CommitReservation { order_id: OrderId } -> ();
     Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();
-    Stock "stock/events" false StockEvents { events: Vec<Envelope> } -> ();
+    Stock "stock/events" false StockEvents { events: Vec<Envelope>, delivered_below: Option<i64> } -> ();
     Stock "stock/status" false StockStatus {} -> ServiceStatus;
 
     Orders "orders/create-confirmed" true CreateOrder { plan: OrderPlan } -> Settled;
@@ -106,10 +106,15 @@ calls! {
     Crm "customers/update" true UpdateCustomer { id: CustomerId, fields: CustomerFields } -> Customer;
     Crm "customers/anonymise" true AnonymiseCustomer { id: CustomerId } -> Customer;
     Crm "customers/activity" false CustomerActivity { id: CustomerId } -> Vec<Activity>;
-    Crm "crm/events" false CrmEvents { events: Vec<Envelope> } -> ();
+    Crm "crm/events" false CrmEvents { events: Vec<Envelope>, delivered_below: Option<i64> } -> ();
     Crm "crm/status" false CrmStatus {} -> ServiceStatus;
 }
 
+/// `StockEvents` and `CrmEvents`: `delivered_below` is the sender's word, with a relay's
+/// delivery, that every event to this receiver placed below it is delivered and will never be
+/// sent by the relay again (see `lemonade_store::sql::events`); none with a delivery outside
+/// the relay.
+///
 /// An order after a change, with the events the change put in the outbox. The caller may
 /// deliver them at once (their receivers apply each event id once), so that a client's next
 /// read sees their effect; the relay delivers them anyway.

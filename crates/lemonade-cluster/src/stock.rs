@@ -83,11 +83,14 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             check_events(&c.events, |e| matches!(e, Event::ReturnStock { .. }))?;
             let cache = n.cache();
             n.write(move |db, now| {
+                if let Some(below) = c.delivered_below {
+                    events::note_delivered_below(db, events::ORDERS_OUTBOX, below, now)?;
+                }
                 for envelope in &c.events {
                     let Event::ReturnStock { order_id } = &envelope.event else {
                         unreachable!("checked above")
                     };
-                    if events::first_delivery(db, &envelope.id, now)? {
+                    if events::first_delivery(db, events::ORDERS_OUTBOX, envelope, now)? {
                         reservations::release(db, &cache, order_id, now)?;
                     }
                 }

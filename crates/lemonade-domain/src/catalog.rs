@@ -8,7 +8,7 @@ use crate::error::FieldErrors;
 #[cfg(test)]
 use crate::error::ShopError;
 use crate::ids::{IngredientId, ProductId};
-use crate::stock::RecipeItem;
+use crate::stock::{CanMake, RecipeItem};
 use crate::values::{Money, Quantity, parse_name};
 
 /// Most ingredients one recipe may list.
@@ -23,7 +23,10 @@ pub struct Product {
     pub price: Money,
     pub recipe: Vec<RecipeItem>,
     pub active: bool,
-    pub can_make: u64,
+    /// How many more the stock allows now; `null` when the product is not limited by stock
+    /// (it has no recipe).
+    #[schema(value_type = Option<u64>, required = true)]
+    pub can_make: CanMake,
 }
 
 /// A recipe item as the HTTP layer read it, before parsing. `None`: missing, or of the wrong

@@ -137,9 +137,7 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
             && !domain.contains('@')
     });
     match parts {
-        Some((local, domain)) if !text.contains(' ') => {
-            Ok(Some(format!("{local}@{}", domain.to_lowercase())))
-        }
+        Some((local, domain)) if !text.contains(' ') => Ok(Some(format!("{local}@{}", domain.to_lowercase()))),
         _ => Err(BAD.into()),
     }
 }

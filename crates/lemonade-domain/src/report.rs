@@ -129,6 +129,8 @@ pub struct DaySales {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductSales {
     pub product_id: ProductId,
+    /// The product's name in its latest sale within the report's range (a product renamed
+    /// since is listed under the name it last sold under in the range).
     pub name: String,
     pub orders: u64,
     pub quantity: u64,

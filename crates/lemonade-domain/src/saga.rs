@@ -96,5 +96,10 @@ impl Destination {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub id: String,
+    /// Its place in the sender's outbox: the relay delivers a destination's events in this
+    /// order, which is what lets a receiver tell when the event can no longer come again.
+    /// None for an event written before version 2 of the schema carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     pub event: Event,
 }

@@ -245,18 +245,41 @@ pub struct RecipeItem {
     pub quantity: Quantity,
 }
 
-/// How many units of a product the stock allows: the minimum over its recipe of
-/// `on_hand / per_unit`. A product with an empty recipe is not limited by stock; it reports
-/// [`CAN_MAKE_UNLIMITED`] rather than a made-up infinity.
-pub const CAN_MAKE_UNLIMITED: u64 = QUANTITY_MAX;
+/// How many units of a product the stock allows now. On the wire a number, or `null` for
+/// [`CanMake::Unlimited`]: no sentinel number stands for "no limit".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Option<u64>", into = "Option<u64>")]
+pub enum CanMake {
+    /// This many, and not one more: what the scarcest ingredient of the recipe allows.
+    Units(u64),
+    /// Not limited by stock: the recipe takes nothing from it (a product without a recipe,
+    /// such as a gift card).
+    Unlimited,
+}
 
-pub fn can_make(recipe: &[RecipeItem], on_hand: impl Fn(&IngredientId) -> u64) -> u64 {
+impl From<Option<u64>> for CanMake {
+    fn from(raw: Option<u64>) -> Self {
+        raw.map_or(CanMake::Unlimited, CanMake::Units)
+    }
+}
+
+impl From<CanMake> for Option<u64> {
+    fn from(c: CanMake) -> Self {
+        match c {
+            CanMake::Units(n) => Some(n),
+            CanMake::Unlimited => None,
+        }
+    }
+}
+
+/// How many units of a product the stock allows: the minimum over its recipe of
+/// `on_hand / per_unit`, or [`CanMake::Unlimited`] for an empty recipe.
+pub fn can_make(recipe: &[RecipeItem], on_hand: impl Fn(&IngredientId) -> u64) -> CanMake {
     recipe
         .iter()
         .map(|item| on_hand(&item.ingredient_id) / item.quantity.get())
         .min()
-        .unwrap_or(CAN_MAKE_UNLIMITED)
-        .min(CAN_MAKE_UNLIMITED)
+        .into()
 }
 
 /// What a set of order lines takes from stock, summed per ingredient.
@@ -280,15 +303,13 @@ pub struct StockLevel {
 }
 
 /// Every ingredient that `needs` wants more of than there is. Empty means the order fits.
-pub fn shortages(needs: &Needs, level: impl Fn(&IngredientId) -> Option<StockLevel>) -> Vec<Shortage> {
+/// `level` gives what the stock holds of each needed ingredient (every one of them: a
+/// recipe names only ingredients that exist).
+pub fn shortages(needs: &Needs, level: impl Fn(&IngredientId) -> StockLevel) -> Vec<Shortage> {
     needs
         .iter()
         .filter_map(|(id, &needed)| {
-            let level = level(id).unwrap_or(StockLevel {
-                name: String::new(),
-                unit: Unit::Piece,
-                on_hand: 0,
-            });
+            let level = level(id);
             (needed > level.on_hand).then(|| Shortage {
                 ingredient_id: id.clone(),
                 name: level.name,
@@ -318,8 +339,17 @@ mod tests {
     fn can_make_is_the_scarcest_ingredient() {
         let recipe = [item("lemon", 2), item("sugar", 30)];
         let stock = |i: &IngredientId| if i.as_str() == "lemon" { 9 } else { 100 };
-        assert_eq!(can_make(&recipe, stock), 3);
-        assert_eq!(can_make(&[], stock), CAN_MAKE_UNLIMITED);
+        assert_eq!(can_make(&recipe, stock), CanMake::Units(3));
+        assert_eq!(can_make(&[], stock), CanMake::Unlimited);
+    }
+
+    #[test]
+    fn can_make_is_not_capped_and_no_limit_is_null_on_the_wire() {
+        let big = QUANTITY_MAX * 10;
+        assert_eq!(can_make(&[item("lemon", 1)], |_| big), CanMake::Units(big));
+        assert_eq!(serde_json::to_string(&CanMake::Unlimited).unwrap(), "null");
+        assert_eq!(serde_json::to_string(&CanMake::Units(7)).unwrap(), "7");
+        assert_eq!(serde_json::from_str::<CanMake>("null").unwrap(), CanMake::Unlimited);
     }
 
     #[test]
@@ -335,12 +365,10 @@ mod tests {
     fn shortages_name_needed_and_available() {
         let mut needs = Needs::new();
         add_needs(&mut needs, &[item("lemon", 2), item("sugar", 30)], 3);
-        let short = shortages(&needs, |i| {
-            Some(StockLevel {
-                name: i.as_str().into(),
-                unit: Unit::G,
-                on_hand: if i.as_str() == "lemon" { 5 } else { 1000 },
-            })
+        let short = shortages(&needs, |i| StockLevel {
+            name: i.as_str().into(),
+            unit: Unit::G,
+            on_hand: if i.as_str() == "lemon" { 5 } else { 1000 },
         });
         assert_eq!(short.len(), 1);
         assert_eq!((short[0].needed, short[0].available), (6, 5));

@@ -127,7 +127,17 @@ pub trait Db {
     fn can_commit(&self) -> bool;
     /// Rows changed through this connection so far (to tell whether a job wrote anything).
     fn changes(&self) -> u64;
+    /// Makes what committed transactions deleted or overwrote unreadable in the database's
+    /// files, as far as the engine can; outside any transaction. SQLite copies its WAL back
+    /// into the database file and truncates it (with `secure_delete` on, the copied pages hold
+    /// zeros where deleted values were); PostgreSQL vacuums `tables` (see ARCHITECTURE.md for
+    /// what that leaves). `Ok(false)`: a reader still uses what would go; try again later.
+    fn scrub(&self, tables: &[&str]) -> Result<bool, DbError>;
 }
+
+/// Longest a scrub of a SQLite database waits for readers that still use its WAL, holding
+/// the writer meanwhile: reads take milliseconds, and the caller tries again.
+const SCRUB_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One row of a query's result.
 pub enum Row<'a> {
@@ -350,6 +360,17 @@ impl Db for rusqlite::Connection {
 
     fn changes(&self) -> u64 {
         self.total_changes()
+    }
+
+    fn scrub(&self, _tables: &[&str]) -> Result<bool, DbError> {
+        self.busy_timeout(SCRUB_BUSY_WAIT)?;
+        let checkpoint = self.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+        self.busy_timeout(std::time::Duration::from_millis(crate::db::BUSY_TIMEOUT_MS))?;
+        match checkpoint {
+            Ok(blocked) => Ok(blocked == 0),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -702,6 +723,14 @@ impl Db for PgConn {
     fn changes(&self) -> u64 {
         self.changes.get()
     }
+
+    fn scrub(&self, tables: &[&str]) -> Result<bool, DbError> {
+        if !tables.is_empty() {
+            // Not in a transaction block: VACUUM refuses to run in one.
+            self.client().batch_execute(&format!("VACUUM {}", tables.join(", ")))?;
+        }
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -748,6 +777,29 @@ mod tests {
             frac.extend_from_slice(&w.to_be_bytes());
         }
         assert!(numeric_integer(&frac).is_err());
+    }
+
+    #[test]
+    fn a_sqlite_scrub_truncates_the_wal_once_no_reader_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let writer = crate::db::open_connection(&path).unwrap();
+        let reader = crate::db::open_connection(&path).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('secret')")
+            .unwrap();
+        let wal = dir.path().join("s.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+
+        // A reader in the middle of a read keeps the WAL it reads from.
+        reader.begin(Begin::Read).unwrap();
+        let _: String = reader.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        writer.execute("UPDATE t SET v = 'gone'", []).unwrap();
+        assert!(!writer.scrub(&[]).unwrap(), "try again later");
+        Db::rollback(&reader).unwrap();
+
+        assert!(writer.scrub(&[]).unwrap());
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
     }
 
     #[test]

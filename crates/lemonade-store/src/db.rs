@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lemonade_domain::ShopError;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::conn::{DbError, PgConn};
+use crate::conn::{Db, DbError, PgConn};
 use crate::migrations::Role;
 use crate::readers::{ReadConn, Readers, Source};
 use crate::sql::cache::WriterCache;
@@ -29,13 +29,23 @@ pub enum OpenError {
 /// Page cache of a service's writer connection, in KiB.
 const SERVICE_WRITER_CACHE_KIB: i64 = 2_048;
 
+/// How long an erasure waits for its scrub (see [`Database::scrub_after_erasure`]).
+pub const SCRUB_WAIT_MS: u64 = 2_000;
+/// How long a scrub after an erasure goes on trying in the background.
+pub const SCRUB_BACKGROUND_MS: u64 = 600_000;
+/// How long a clean stop tries to leave the database in its one file.
+const CLOSE_WAIT_MS: u64 = 5_000;
+
 /// How many read connections serve GET requests at once.
 pub const READERS_MAX: usize = 4;
+
+/// How long a SQLite connection waits for a lock another one holds.
+pub(crate) const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "busy_timeout", 5_000)?;
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS as i64)?;
     // Transactions keep a statement journal; on disk it costs a write() per page touched.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 64 MiB of page cache per connection (negative means KiB).
@@ -105,7 +115,17 @@ impl Database {
                 .map_err(|e| OpenError::Other(format!("cannot create data folder {}: {e}", dir.display())))?;
         }
         let mut conn = open_connection(path)?;
+        if role.holds_customers() {
+            // Deleted and overwritten values are zeroed, in their page and in freed pages, so
+            // an erased customer's old name, email or phone is not left in free space (FAST
+            // would leave freed pages as they were). Measured: see docs/decisions.md.
+            conn.pragma_update(None, "secure_delete", "ON")?;
+        }
         crate::migrations::migrate_role(&mut conn, role)?;
+        if role.holds_customers() && !conn.scrub(&[])? {
+            // Only this process has the file open, so nothing should be in the way.
+            tracing::warn!(database = %path.display(), "could not truncate the WAL at start");
+        }
         // Checkpoint every ~16 MiB of WAL rather than every 4 MiB: a hot page (an ingredient's
         // on-hand, an index's tail) is then copied back once per checkpoint instead of four
         // times; the WAL file is cut back to 64 MiB afterwards.
@@ -142,6 +162,66 @@ impl Database {
             role,
             writer_config,
         ))
+    }
+
+    /// Tables holding personal data in a database of this role (vacuumed after an erasure on
+    /// PostgreSQL).
+    fn personal_tables(&self) -> &'static [&'static str] {
+        match self.role {
+            Role::Monolith => &["customers"],
+            Role::Crm => &["customers", "step_results"],
+            Role::Stock | Role::Orders | Role::Coordinator => &[],
+        }
+    }
+
+    /// Makes an erasure that just committed unrecoverable from the database's files
+    /// ([`Db::scrub`]): tries at once, waits for readers still using the old data for up to
+    /// [`SCRUB_WAIT_MS`] in all, then goes on trying in the background for up to
+    /// [`SCRUB_BACKGROUND_MS`]. Whatever is left then goes at the next clean stop
+    /// ([`Database::close`]) or start. Never fails: the erasure itself is committed.
+    pub async fn scrub_after_erasure(&self) {
+        let tables = self.personal_tables();
+        if self.scrub_for(tables, SCRUB_WAIT_MS).await {
+            return;
+        }
+        tracing::info!("readers still use an erased customer's old data; scrubbing in the background");
+        let this = self.clone();
+        tokio::spawn(async move {
+            if !this.scrub_for(tables, SCRUB_BACKGROUND_MS).await {
+                tracing::warn!("could not scrub after an erasure; it will be at the next stop or start");
+            }
+        });
+    }
+
+    /// At a clean stop: leaves the database whole in its file (SQLite: the WAL copied back
+    /// and truncated, so that no deleted value waits in it).
+    pub async fn close(&self) {
+        if !self.scrub_for(&[], CLOSE_WAIT_MS).await {
+            tracing::warn!("could not truncate the WAL at stop");
+        }
+    }
+
+    /// Tries [`Db::scrub`] between the writer's batches until it is done or `within_ms` has
+    /// passed, backing off from 5 ms to 1 s. Whether it was done.
+    async fn scrub_for(&self, tables: &'static [&'static str], within_ms: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(within_ms);
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            let scrubbed = self
+                .writer
+                .between_batches(move |c| c.scrub(tables).map_err(crate::sql::storage_error))
+                .await;
+            match scrubbed {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not scrub the database"),
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        }
     }
 
     /// The writer thread on `conn`, the reader pool, and the writer's cache.

@@ -1,5 +1,6 @@
 //! Forgetting what is kept only for a while (idempotency keys, step results, finished
-//! sagas): now and then, a bounded number of rows at a time so the writer is never held long.
+//! sagas, delivered and applied events): now and then, a bounded number of rows at a time so
+//! the writer is never held long.
 
 use std::sync::Arc;
 use std::time::Duration;

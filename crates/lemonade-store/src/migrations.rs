@@ -285,6 +285,62 @@ const SAGAS: &str = r#"
     CREATE INDEX sagas_by_age ON sagas (created_at);
 "#;
 
+// Version 2. Each concern is one step (a function of the role), appended to
+// [`version_2`]; a step returns nothing for a role it does not touch. Written in
+// SQLite's words and translated for PostgreSQL like the fragments of version 1.
+
+/// Version 2, event retention (receivers): each applied event's place in its sender's outbox,
+/// and the sender's word that everything below a place is delivered and will never be sent
+/// again, so that an inbox id can be forgotten once its event can no longer arrive (see
+/// `sql::events`). Rows applied before version 2 have no place and are kept.
+const INBOX_RETENTION_V2: &str = r#"
+    ALTER TABLE inbox ADD COLUMN source TEXT;
+    ALTER TABLE inbox ADD COLUMN seq INTEGER;
+    CREATE INDEX inbox_by_age ON inbox (applied_at);
+    CREATE TABLE inbox_senders (
+        source          TEXT PRIMARY KEY,
+        -- Every event of this sender with a smaller seq was delivered and marked so: its
+        -- relay will never send it again.
+        delivered_below INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#;
+
+/// Version 2, event retention (the orders service): delivered events are forgotten by age.
+const OUTBOX_RETENTION_V2: &str = r#"
+    CREATE INDEX outbox_by_age ON outbox (created_at);
+"#;
+
+fn event_retention_v2(role: Role, engine: Engine) -> String {
+    let sql = match role {
+        Role::Stock | Role::Crm => INBOX_RETENTION_V2,
+        Role::Orders => OUTBOX_RETENTION_V2,
+        Role::Monolith | Role::Coordinator => "",
+    };
+    for_engine(sql, engine)
+}
+
+/// Version 2, customers' steps keep references (CRM): a stored result of a customer's step
+/// (every successful step CRM has) becomes `{"Ok":{"id":...}}`, the form it has from now on,
+/// instead of a copy of the customer with their name, email and phone.
+fn customer_step_references_v2(role: Role, engine: Engine) -> String {
+    if role != Role::Crm {
+        return String::new();
+    }
+    match engine {
+        Engine::Sqlite => r#"
+            UPDATE step_results SET result = json_object('Ok', json_object('id', json_extract(result, '$.Ok.id')))
+            WHERE result LIKE '{"Ok":{%';
+        "#
+        .to_owned(),
+        Engine::Postgres => r#"
+            UPDATE step_results SET result = json_build_object('Ok', json_build_object('id', result::json -> 'Ok' ->> 'id'))::text
+            WHERE result LIKE '{"Ok":{%';
+        "#
+        .to_owned(),
+    }
+}
+
 /// The database engine a schema is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -369,6 +425,10 @@ fn version_2(role: Role, engine: Engine) -> Vec<Step> {
     steps.push(Step::Sql(v2_customer_directory(role, engine)));
     // An erasure forfeits the customer's points.
     steps.push(Step::Sql(v2_erasure_forfeits_points(role)));
+    // Event retention: where each applied event stands in its sender's outbox.
+    steps.push(Step::Sql(event_retention_v2(role, engine)));
+    // CRM's stored step results keep a customer's id, not a copy of their details.
+    steps.push(Step::Sql(customer_step_references_v2(role, engine)));
     // A role a piece does not concern gets no statement from it.
     steps.retain(|step| !matches!(step, Step::Sql(sql) if sql.trim().is_empty()));
     steps
@@ -497,6 +557,7 @@ pub fn migrate_postgres(conn: &crate::conn::PgConn, role: Role) -> Result<i64, c
 /// from a database as an older binary left it).
 pub fn migrate_postgres_to(conn: &crate::conn::PgConn, role: Role, target: i64) -> Result<i64, crate::db::OpenError> {
     use crate::conn::{Begin, Db};
+    assert!((1..=SCHEMA_VERSION).contains(&target));
 
     assert!((1..=SCHEMA_VERSION).contains(&target), "no schema version {target}");
     conn.begin(Begin::Write)?;

@@ -201,9 +201,15 @@ impl Shop for SqliteShop {
             .await
     }
 
+    /// The customer's record is the one copy of them in the monolith (activity, orders and
+    /// idempotency records hold ids); once it is anonymised the old values are scrubbed from
+    /// the file.
     async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
-        self.write(move |c, now, ids| crm::anonymise(c, &id, ids.next_id(), now))
-            .await
+        let erased = self
+            .write(move |c, now, ids| crm::anonymise(c, &id, ids.next_id(), now))
+            .await?;
+        self.db.scrub_after_erasure().await;
+        Ok(erased)
     }
 
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
@@ -387,6 +393,57 @@ mod tests {
                 .minor(),
             999
         );
+    }
+
+    /// Every file of the folder (the database, its WAL and shared memory) that holds `needle`.
+    fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let bytes = std::fs::read(p).unwrap();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn erasures_leave_no_byte_of_the_people_in_the_files_when_pages_are_split_and_merged() {
+        let (shop, dir) = shop().await;
+        // Enough people, with long enough details, to fill many pages, then details changed
+        // to longer ones (pages split) and everyone erased (cells shrink, pages merge).
+        let mut people = Vec::new();
+        for i in 0..400 {
+            let (name, email, phone) = (
+                format!("Person {i:03} {}", "x".repeat(60)),
+                format!("person.{i:03}@before.example"),
+                format!("+1 555 {i:07}"),
+            );
+            let fields =
+                FieldErrors::collect(|e| CustomerFields::parse(e, Some(&name), Some(&email), Some(&phone), true))
+                    .unwrap();
+            people.push(shop.create_customer(fields).await.unwrap().id);
+        }
+        for (i, id) in people.iter().enumerate() {
+            let email = format!("person.{i:03}.{}@after.example", "y".repeat(40));
+            let longer = FieldErrors::collect(|e| CustomerFields::parse(e, None, Some(&email), None, false)).unwrap();
+            shop.update_customer(id.clone(), longer).await.unwrap();
+        }
+        for id in &people {
+            shop.anonymise_customer(id.clone()).await.unwrap();
+        }
+        for needle in ["Person 0", "@before.example", "@after.example", "+1 555 0"] {
+            assert_eq!(files_holding(dir.path(), needle), Vec::<String>::new(), "{needle}");
+        }
+        shop.database().close().await;
+        for needle in ["Person 0", "@before.example", "@after.example", "+1 555 0"] {
+            assert_eq!(
+                files_holding(dir.path(), needle),
+                Vec::<String>::new(),
+                "{needle} after a stop"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

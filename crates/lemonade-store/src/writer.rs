@@ -32,6 +32,16 @@ use crate::conn::{Begin, Db};
 
 type Deliver = Box<dyn FnOnce(Option<ShopError>) + Send>;
 type Job = Box<dyn FnOnce(&dyn Db) -> (bool, Deliver) + Send>;
+/// Work on the writer's connection outside any transaction (see [`Writer::between_batches`]).
+type Chore = Box<dyn FnOnce(&dyn Db) + Send>;
+
+/// What the writer thread is sent.
+enum Work {
+    /// A job for the next group commit.
+    Job(Job),
+    /// A chore for between two group commits.
+    Chore(Chore),
+}
 /// The writer's connection.
 pub type WriteConn = Box<dyn Db + Send>;
 
@@ -72,7 +82,7 @@ const SYNC_QUEUE_MAX: usize = 64;
 /// A handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 fn storage_down(detail: impl std::fmt::Display) -> ShopError {
@@ -139,14 +149,47 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ShopError::unavailable("the shop is busy: too many writes waiting"),
-            mpsc::error::TrySendError::Closed(_) => ShopError::unavailable("the database writer has stopped"),
-        })?;
+        self.send(Work::Job(job))?;
         // A dropped sender means the job never committed (the transaction failed or the job
         // panicked): the caller may retry.
         rx.await
             .unwrap_or_else(|_| Err(storage_down("the transaction was rolled back")))
+    }
+
+    /// Runs `work` on the writer's connection between two group commits, outside any
+    /// transaction (for what SQLite or PostgreSQL will not do inside one: a checkpoint, a
+    /// vacuum). It holds the writer for as long as it runs, so it must be short.
+    pub async fn between_batches<T, F>(&self, work: F) -> Result<T, ShopError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let chore: Chore = Box::new(move |conn| {
+            let _ = tx.send(work(conn));
+        });
+        self.send(Work::Chore(chore))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(ShopError::unavailable(
+                "the database writer stopped before the work was done",
+            ))
+        })
+    }
+
+    fn send(&self, work: Work) -> Result<(), ShopError> {
+        self.jobs.try_send(work).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ShopError::unavailable("the shop is busy: too many writes waiting"),
+            mpsc::error::TrySendError::Closed(_) => ShopError::unavailable("the database writer has stopped"),
+        })
+    }
+}
+
+/// Runs a chore, answering its caller; one that panics is dropped (its caller hears that the
+/// writer stopped before doing it) and the writer goes on.
+fn run_chore(conn: &dyn Db, chore: Chore) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| chore(conn))).is_err() {
+        tracing::error!("a chore of the writer panicked");
+        let _ = conn.rollback();
     }
 }
 
@@ -179,18 +222,30 @@ fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>
 
 fn run(
     conn: WriteConn,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Work>,
     batch_max: usize,
     synced: Option<std::sync::mpsc::SyncSender<Vec<Deliver>>>,
     on_rollback: Box<dyn Fn() + Send>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
+    // A chore that arrived while a batch was being gathered: it runs after that batch.
+    let mut after: Option<Chore> = None;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        match first {
+            Work::Job(job) => batch.push(job),
+            Work::Chore(chore) => {
+                run_chore(&*conn, chore);
+                continue;
+            }
+        }
         while batch.len() < batch_max {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Work::Job(job)) => batch.push(job),
+                Ok(Work::Chore(chore)) => {
+                    after = Some(chore);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -199,6 +254,9 @@ fn run(
         if let Err(e) = conn.begin(Begin::Write) {
             tracing::error!(error = %e, "cannot begin a write transaction");
             batch.clear(); // dropping the jobs answers their callers with Unavailable
+            if let Some(chore) = after.take() {
+                run_chore(&*conn, chore);
+            }
             continue;
         }
         let mut aborted = false;
@@ -250,6 +308,9 @@ fn run(
         }
         metrics::histogram!("lemonade_commit_jobs").record(size as f64);
         metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
+        if let Some(chore) = after.take() {
+            run_chore(&*conn, chore);
+        }
     }
 }
 
@@ -356,6 +417,28 @@ pub(crate) mod tests {
                 assert_eq!(count(&dir), 0);
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chore_runs_between_batches_outside_any_transaction_and_the_jobs_go_on() {
+        let (w, dir) = writer(8);
+        let jobs: Vec<_> = (0..100)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { w.execute(insert).await })
+            })
+            .collect();
+        let in_transaction = w.between_batches(|c| Ok(c.can_commit())).await.unwrap();
+        assert!(!in_transaction);
+        let panicked = w
+            .between_batches(|_| -> Result<(), ShopError> { panic!("a bug") })
+            .await;
+        assert!(matches!(panicked, Err(ShopError::Unavailable { .. })), "{panicked:?}");
+        for j in jobs {
+            j.await.unwrap().unwrap();
+        }
+        w.execute(insert).await.unwrap();
+        assert_eq!(count(&dir), 101);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -452,3 +452,129 @@ fn crm_migrates(fresh: &Fresh) {
         .unwrap();
     assert_eq!(text, "zoe muller\nzoe@example.org\n447700900123");
 }
+
+/// Runs `work` in one write transaction of a service's writer on PostgreSQL.
+async fn write<T: Send + 'static>(
+    db: &Database,
+    work: impl FnOnce(&dyn Db) -> Result<T, lemonade_domain::ShopError> + Send + 'static,
+) -> T {
+    db.writer.execute(work).await.unwrap()
+}
+
+/// Event retention on PostgreSQL: a delivery is marked in one statement, delivered events
+/// expire (never the newest), and a receiver forgets an applied event only below its sender's
+/// mark and past retention, while one that may still come again stays a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_retention_on_postgres_forgets_only_what_cannot_come_again() {
+    use lemonade_domain::ids::OrderId;
+    use lemonade_domain::saga::{Destination, Envelope, Event};
+    use lemonade_store::sql::events;
+
+    let fresh = Fresh::new();
+    let orders = open(&fresh.url(Role::Orders), Role::Orders).await.unwrap();
+    let stock = open(&fresh.url(Role::Stock), Role::Stock).await.unwrap();
+    let event = |i: usize| Event::ReturnStock {
+        order_id: OrderId::parse(&format!("o{i}")).unwrap(),
+    };
+    let pushed: Vec<Envelope> = write(&orders, move |c| {
+        (0..4)
+            .map(|i| events::push(c, format!("e{i}"), event(i), Timestamp(10)))
+            .collect()
+    })
+    .await;
+    let batch = write(&orders, |c| events::undelivered(c, Destination::Stock, 2)).await;
+    assert_eq!(batch, pushed[..2]);
+    let marked = batch.clone();
+    let n = write(&orders, move |c| {
+        events::mark_delivered(c, Destination::Stock, &marked, Timestamp(20))
+    })
+    .await;
+    assert_eq!(n, 2);
+    let rest = write(&orders, |c| events::undelivered(c, Destination::Stock, 10)).await;
+    assert_eq!(rest, pushed[2..]);
+    assert_eq!(
+        write(&orders, |c| events::expire_delivered(c, Timestamp(1_000), 100)).await,
+        2
+    );
+
+    // The receiver applied all four; the relay's next delivery says the first two are behind it.
+    let applied = pushed.clone();
+    write(&stock, move |c| {
+        for e in &applied {
+            assert!(events::first_delivery(c, events::ORDERS_OUTBOX, e, Timestamp(30))?);
+        }
+        events::note_delivered_below(c, events::ORDERS_OUTBOX, rest[0].seq.unwrap(), Timestamp(40))
+    })
+    .await;
+    assert_eq!(
+        write(&stock, |c| events::forget_applied(c, Timestamp(30), 100)).await,
+        0,
+        "too recent"
+    );
+    assert_eq!(
+        write(&stock, |c| events::forget_applied(c, Timestamp(1_000), 100)).await,
+        2
+    );
+    let again = pushed.clone();
+    let fresh_deliveries = write(&stock, move |c| {
+        again
+            .iter()
+            .map(|e| events::first_delivery(c, events::ORDERS_OUTBOX, e, Timestamp(2_000)))
+            .collect::<Result<Vec<bool>, _>>()
+    })
+    .await;
+    assert_eq!(
+        fresh_deliveries[2..],
+        [false, false],
+        "what the relay may still send is still recognised"
+    );
+}
+
+/// A version-1 database on PostgreSQL migrates to version 2 and keeps its rows.
+#[test]
+fn a_version_1_database_on_postgres_migrates_and_keeps_its_rows() {
+    use lemonade_store::migrations::{SCHEMA_VERSION, migrate_postgres_to};
+    let fresh = Fresh::new();
+    for role in SERVICES {
+        let url = fresh.url(role);
+        lemonade_store::postgres::ensure_database(&url).unwrap();
+        let conn = PgConn::connect(&url).unwrap();
+        assert_eq!(migrate_postgres_to(&conn, role, 1).unwrap(), 0);
+        if matches!(role, Role::Stock | Role::Crm) {
+            admin(&url, "INSERT INTO inbox (event_id, applied_at) VALUES ('e1', 1)");
+        }
+        if role == Role::Crm {
+            admin(
+                &url,
+                r#"INSERT INTO step_results VALUES ('req:1', 'f', '{"Ok":{"id":"c1","name":"Ann Example","email":"ann@example.com","phone":null,"points":0,"anonymised":false,"created_at":"2026-01-01T00:00:00Z"}}', 1)"#,
+            );
+        }
+        assert_eq!(migrate_postgres(&conn, role).unwrap(), 1);
+        assert_eq!(migrate_postgres(&conn, role).unwrap(), SCHEMA_VERSION);
+        if matches!(role, Role::Stock | Role::Crm) {
+            let db: &dyn Db = &conn;
+            let seq: Option<i64> = db
+                .query_row(
+                    "SELECT seq FROM inbox WHERE event_id = 'e1'",
+                    lemonade_store::params![],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(seq, None);
+        }
+        if role == Role::Crm {
+            let db: &dyn Db = &conn;
+            let result: String = db
+                .query_row("SELECT result FROM step_results", lemonade_store::params![], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+            assert_eq!(
+                result,
+                serde_json::json!({"Ok": {"id": "c1"}}),
+                "a reference, not the person"
+            );
+        }
+    }
+}

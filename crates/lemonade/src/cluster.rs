@@ -648,6 +648,18 @@ pub struct InProcess {
     stop: watch::Sender<bool>,
 }
 
+impl InProcess {
+    /// Stops every server the way Ctrl-C does and waits until each has finished stopping
+    /// (its database closed cleanly). Call it once.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for running in std::iter::once(&mut self.coordinator).chain(self.services.iter_mut().map(|(_, r)| r)) {
+            (&mut running.server).await??;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for InProcess {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

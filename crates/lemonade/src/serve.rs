@@ -298,6 +298,7 @@ pub async fn start_with_faults(
         .with_context(|| format!("listening on {} (is it in use?); choose another with --addr", args.addr))?;
     let addr = listener.local_addr()?;
     let (db, lock) = open_database(&args, addr).await?;
+    let closing = db.clone();
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7Ids);
     let seeds = matches!(args.role, RoleArg::Monolith | RoleArg::Stock);
@@ -356,10 +357,12 @@ pub async fn start_with_faults(
             };
             let router = match service {
                 RoleArg::Stock => {
+                    node.spawn_inbox_expiry();
                     lemonade_cluster::stock::spawn_lease_expiry(node.clone(), Duration::from_millis(200));
                     lemonade_cluster::stock::router(node, cluster_token, protection)
                 }
                 RoleArg::Orders => {
+                    node.spawn_outbox_expiry();
                     let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
                     let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
                     for to in [Destination::Stock, Destination::Crm] {
@@ -367,7 +370,10 @@ pub async fn start_with_faults(
                     }
                     lemonade_cluster::orders::router(node, cluster_token, protection)
                 }
-                RoleArg::Crm => lemonade_cluster::crm::router(node, cluster_token, protection),
+                RoleArg::Crm => {
+                    node.spawn_inbox_expiry();
+                    lemonade_cluster::crm::router(node, cluster_token, protection)
+                }
                 RoleArg::Monolith | RoleArg::Coordinator => unreachable!("matched above"),
             };
             (router, None)
@@ -376,7 +382,10 @@ pub async fn start_with_faults(
     let server = tokio::spawn(async move {
         // The database's writer lock is held for as long as this process serves it.
         let _lock = lock;
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        // A clean stop leaves the database whole in its file: nothing deleted waits in a WAL.
+        closing.close().await;
+        served
     });
     Ok(Running { addr, token, server })
 }

@@ -3,7 +3,8 @@
 //! whose reply was lost. After each, the client's answer is right, a retry with the same key
 //! replays it, the customer's points match, and the audit across the four databases is clean.
 //! Then the faults that last: a service away past the request's deadline (202, then settled
-//! by the sweeper) and a lease that runs out (the saga compensates).
+//! by the sweeper) and a lease that runs out (the saga compensates). Last, the inbox's retention
+//! against the real relay.
 
 use std::time::{Duration, Instant};
 
@@ -542,4 +543,77 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     assert_eq!(export["customer"]["points"], 0, "{export}");
     let (status, gone) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
     assert_eq!((status, &gone), (200, &export["customer"]));
+}
+
+/// The inbox's retention against the real relay: once CRM has forgotten what lies below the
+/// relay's mark (as it would after the retention), the orders service losing its record of
+/// every later delivery (applied, never marked: it died first) makes the relay send those
+/// again, and CRM still applies none of them twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_after_the_inbox_forgot_what_it_could_is_still_a_no_op() {
+    use lemonade_domain::values::Timestamp;
+    use lemonade_store::sql::events;
+
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    for key in ["k-1", "k-2", "k-3"] {
+        assert_eq!(shop.place(&customer, &product, key).await.0, 201);
+    }
+    let (_, order) = shop.place(&customer, &product, "k-4").await;
+    let id = order["id"].as_str().unwrap();
+    let cancel = format!("/orders/{id}/cancel");
+    assert_eq!(
+        shop.send(reqwest::Method::POST, &cancel, Some(json!({})), None).await.0,
+        200
+    );
+    shop.assert_settles_clean().await;
+    let points = shop.get(&format!("/customers/{customer}")).await["points"].clone();
+
+    let open = |name: &str| rusqlite::Connection::open(shop.dir.path().join(name)).unwrap();
+    let (crm, orders) = (open("crm.db"), open("orders.db"));
+    let mark: i64 = crm
+        .query_row(
+            "SELECT delivered_below FROM inbox_senders WHERE source = 'orders'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the relay's deliveries carry its mark");
+    let forgotten = events::forget_applied(&crm, Timestamp(i64::MAX), 1_000).unwrap();
+    let below: i64 = crm
+        .query_row("SELECT COUNT(*) FROM inbox WHERE seq < ?1", [mark], |r| r.get(0))
+        .unwrap();
+    assert_eq!(below, 0, "everything below the mark is forgotten ({forgotten} ids)");
+
+    // The relay never sends what lies below its mark again; what lies above it, it may.
+    let undelivered: i64 = orders
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE destination = 'crm' AND (delivered_at IS NULL OR seq >= ?1)",
+            [mark],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(undelivered > 0, "something above the mark to send again");
+    orders
+        .execute(
+            "UPDATE outbox SET delivered_at = NULL WHERE destination = 'crm' AND seq >= ?1",
+            [mark],
+        )
+        .unwrap();
+    let started = Instant::now();
+    while orders
+        .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+        > 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "the relay delivers again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        shop.get(&format!("/customers/{customer}")).await["points"],
+        points,
+        "no event applied twice"
+    );
+    shop.assert_settles_clean().await;
 }

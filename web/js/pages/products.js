@@ -1,7 +1,7 @@
 import { html, useState } from '../lib.js';
 import { Icon } from '../icons.js';
 import { post, patch, describe } from '../api.js';
-import { loadCatalog, invalidateCatalog } from '../catalog.js';
+import { loadCatalog, invalidateCatalog, stockLimited, soldOut } from '../catalog.js';
 import { money, moneyInput, parseMoney, qty, num, unitLabel, parseWhole } from '../format.js';
 import { CURRENCY_SYMBOL } from '../config.js';
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Select, Alert, Toggle } from '../ui.js';
@@ -30,7 +30,7 @@ export function ProductsPage() {
         </header>
         <div class="pc-meta">
           ${p.active ? html`<${Badge} tone="ok">On sale<//>` : html`<${Badge}>Off sale<//>`}
-          <span class=${p.can_make <= 0 ? 'danger-text' : p.can_make <= 5 ? 'warn-text' : 'muted'}>${p.can_make <= 0 ? 'Cannot be made now' : `Can make ${num(p.can_make)}`}</span>
+          <span class=${soldOut(p) ? 'danger-text' : stockLimited(p) && p.can_make <= 5 ? 'warn-text' : 'muted'} data-testid="can-make">${soldOut(p) ? 'Cannot be made now' : stockLimited(p) ? `Can make ${num(p.can_make)}` : 'Not limited by stock'}</span>
         </div>
         <ul class="recipe-list">
           ${p.recipe.length === 0 && html`<li class="muted">No recipe</li>`}
@@ -65,12 +65,14 @@ function ProductDialog({ product, ingredients, onClose, onDone }) {
     if (isBlank(f.name)) e.name = 'Enter a name.';
     const price = parseMoney(f.price);
     if (price === null) e.price = `Enter a price like 3.50.`;
-    const rows = f.recipe.filter((r) => r.ingredient_id || r.quantity.trim());
+    // Every row shown is sent: a row left empty is an error to fix or remove, never dropped
+    // quietly (a product saved without the recipe its maker meant would never run out).
+    // Errors are keyed by the row's place on screen, which is also its place in `recipe`.
     const recipe = [];
     const seen = new Set();
-    rows.forEach((r, k) => {
+    f.recipe.forEach((r, k) => {
       const q = parseWhole(r.quantity);
-      if (!r.ingredient_id) e[`recipe[${k}].ingredient_id`] = 'Choose an ingredient.';
+      if (!r.ingredient_id) e[`recipe[${k}].ingredient_id`] = r.quantity.trim() ? 'Choose an ingredient.' : 'Choose an ingredient, or remove this row.';
       else if (seen.has(r.ingredient_id)) e[`recipe[${k}].ingredient_id`] = 'Already in the recipe.';
       if (q === null || q <= 0) e[`recipe[${k}].quantity`] = 'Whole number above 0.';
       seen.add(r.ingredient_id);
@@ -102,6 +104,7 @@ function ProductDialog({ product, ingredients, onClose, onDone }) {
       <legend>Recipe for one</legend>
       <div class="recipe-head" aria-hidden="true"><span>Ingredient</span><span>Amount</span><span></span></div>
       ${errs.recipe && html`<p class="field-error">${errs.recipe}</p>`}
+      ${f.recipe.length === 0 && html`<p class="muted" data-testid="no-recipe">No ingredients: this product takes nothing from stock and never runs out.</p>`}
       ${f.recipe.map((r, k) => html`<div class="recipe-row" key=${k}>
         <${Select} label=${`Ingredient ${k + 1}`} value=${r.ingredient_id} options=${options}
           onChange=${(v) => setRow(k, { ingredient_id: v })} error=${errs[`recipe[${k}].ingredient_id`]} />

@@ -3,7 +3,7 @@
 import { html, useState, useEffect, useRef, useMemo } from '../lib.js';
 import { Icon } from '../icons.js';
 import { call, get, post, newKey, describe, shortageText } from '../api.js';
-import { loadCatalog, invalidateCatalog, rememberCustomer } from '../catalog.js';
+import { loadCatalog, invalidateCatalog, rememberCustomer, stockLimited, soldOut, beyondStock } from '../catalog.js';
 import { money, num, plural, orderNo, when, qty as fmtQty } from '../format.js';
 import { MAX_LINES, MAX_QTY, PENDING_POLL_MS } from '../config.js';
 import { useLoad, Button, Alert, ErrorNote, Empty, Dialog, Input, Skeleton, useDebounced, StatusBadge } from '../ui.js';
@@ -122,16 +122,18 @@ export function SellPage() {
       <div class="tiles">
         ${products.map((p) => {
           const inCart = qtyOf(p.id);
-          const out = p.can_make <= 0;
-          const over = inCart > p.can_make;
+          const out = soldOut(p);
+          const over = beyondStock(p, inCart);
+          const low = stockLimited(p) && p.can_make <= 5;
+          const stock = out ? 'Out of stock' : stockLimited(p) ? `Can make ${num(p.can_make)}` : 'Not limited by stock';
           return html`<button type="button" key=${p.id} class=${`tile ${inCart ? 'in-cart' : ''} ${out ? 'is-out' : ''}`}
             data-testid="product-tile" data-name=${p.name}
-            aria-label=${`${p.name}, ${money(p.price)}, ${out ? 'out of stock' : `can make ${p.can_make}`}${inCart ? `, ${inCart} in order` : ''}`}
+            aria-label=${`${p.name}, ${money(p.price)}, ${stock.toLowerCase()}${inCart ? `, ${inCart} in order` : ''}`}
             onClick=${() => add(p)}>
             <span class="tile-name">${p.name}</span>
             <span class="tile-price">${money(p.price)}</span>
-            <span class=${`tile-stock ${out ? 'out' : p.can_make <= 5 || over ? 'low' : ''}`} data-testid="can-make">
-              ${out ? 'Out of stock' : `Can make ${num(p.can_make)}`}
+            <span class=${`tile-stock ${out ? 'out' : low || over ? 'low' : ''}`} data-testid="can-make">
+              ${stock}
             </span>
             ${inCart > 0 && html`<span class="tile-count" aria-hidden="true">${inCart}</span>`}
           </button>`;
@@ -160,7 +162,7 @@ export function SellPage() {
         ${lines.map((l) => {
           const p = prodById.get(l.product_id);
           if (!p) return null;
-          const over = l.quantity > p.can_make;
+          const over = beyondStock(p, l.quantity);
           return html`<li key=${l.product_id} class="cart-line" data-testid="cart-line">
             <div class="cl-main">
               <span class="cl-name">${p.name}</span>

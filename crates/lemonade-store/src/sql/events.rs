@@ -6,6 +6,18 @@
 //! receiver said it committed them: delivery is at least once. A receiver records each event
 //! id in its inbox in the transaction of the event's effect and skips an id it has already:
 //! the effect happens exactly once.
+//!
+//! **Forgetting.** Neither table may grow without end, and an inbox id may be forgotten only
+//! once its event can no longer be delivered again (ARCHITECTURE.md, "Events", says why this
+//! holds on every path that delivers events):
+//! - a delivered outbox row is never read again, so it goes after a retention
+//!   ([`expire_delivered`]), the newest row excepted (SQLite would hand its `seq` out again,
+//!   and a receiver must never see a place twice);
+//! - each relay delivery tells the receiver the oldest place still undelivered
+//!   ([`note_delivered_below`]): everything below it is marked delivered and the relay will
+//!   never send it again; a receiver forgets an inbox id only when its place is below that
+//!   mark **and** it was applied longer ago than a retention that outlives every other way an
+//!   event can come again ([`forget_applied`]).
 
 use lemonade_domain::ShopError;
 use lemonade_domain::saga::{Destination, Envelope, Event};
@@ -15,23 +27,35 @@ use super::{SqlResult, optional};
 use crate::conn::Db;
 use crate::params;
 
+/// What receivers call the orders service's outbox, the one sender of events: the name under
+/// which they keep its places and its mark.
+pub const ORDERS_OUTBOX: &str = "orders";
+
 /// Adds an event to the outbox, in the caller's transaction. Returns it as it will be
-/// delivered.
+/// delivered, with its place.
 pub fn push(conn: &dyn Db, id: String, event: Event, now: Timestamp) -> Result<Envelope, ShopError> {
-    conn.prepare_cached("INSERT INTO outbox (id, destination, event, created_at) VALUES (?1, ?2, ?3, ?4)")
+    let seq: i64 = conn
+        .prepare_cached("INSERT INTO outbox (id, destination, event, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING seq")
         .db()?
-        .execute(params![
-            id,
-            event.destination().as_str(),
-            serde_json::to_string(&event).expect("events serialise"),
-            now.millis()
-        ])
+        .query_row(
+            params![
+                id,
+                event.destination().as_str(),
+                serde_json::to_string(&event).expect("events serialise"),
+                now.millis()
+            ],
+            |r| r.get(0),
+        )
         .db()?;
-    Ok(Envelope { id, event })
+    Ok(Envelope {
+        id,
+        seq: Some(seq),
+        event,
+    })
 }
 
-/// Up to `limit` undelivered events for `to`, oldest first, with their sequence numbers.
-pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<(i64, Envelope)>, ShopError> {
+/// Up to `limit` undelivered events for `to`, oldest first (each with its `seq`).
+pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<Envelope>, ShopError> {
     conn.prepare_cached(
         "SELECT seq, id, event FROM outbox WHERE destination = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
     )
@@ -46,20 +70,36 @@ pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<(i6
             tracing::error!(error = %e, id, "unreadable outbox event");
             ShopError::unavailable("a stored event cannot be read back")
         })?;
-        Ok((seq, Envelope { id, event }))
+        Ok(Envelope {
+            id,
+            seq: Some(seq),
+            event,
+        })
     })
     .collect()
 }
 
-/// Marks events delivered (the receiver committed them).
-pub fn mark_delivered(conn: &dyn Db, seqs: &[i64], now: Timestamp) -> Result<(), ShopError> {
-    let mut stmt = conn
-        .prepare_cached("UPDATE outbox SET delivered_at = ?2 WHERE seq = ?1 AND delivered_at IS NULL")
-        .db()?;
-    for seq in seqs {
-        stmt.execute(params![seq, now.millis()]).db()?;
-    }
-    Ok(())
+/// Marks a delivery delivered (the receiver committed it), in one statement: `delivered` is
+/// what [`undelivered`] returned for `to`, the oldest undelivered events in order, so the
+/// undelivered events of `to` from its first place to its last are exactly these (places are
+/// never handed out twice). Returns how many were marked.
+pub fn mark_delivered(
+    conn: &dyn Db,
+    to: Destination,
+    delivered: &[Envelope],
+    now: Timestamp,
+) -> Result<usize, ShopError> {
+    let seqs = || delivered.iter().map(|e| e.seq.expect("outbox events have their place"));
+    let (Some(first), Some(last)) = (seqs().min(), seqs().max()) else {
+        return Ok(0);
+    };
+    conn.prepare_cached(
+        "UPDATE outbox SET delivered_at = ?1
+         WHERE destination = ?2 AND seq >= ?3 AND seq <= ?4 AND delivered_at IS NULL",
+    )
+    .db()?
+    .execute(params![now.millis(), to.as_str(), first, last])
+    .db()
 }
 
 /// How many events wait for delivery (for health and the audit).
@@ -73,21 +113,229 @@ pub fn backlog(conn: &dyn Db) -> Result<u64, ShopError> {
     .map(|n| n as u64)
 }
 
-/// Records an event id as applied, in the transaction of its effect. Returns false when it
-/// was applied before: the caller then must not apply it again.
-pub fn first_delivery(conn: &dyn Db, event_id: &str, now: Timestamp) -> Result<bool, ShopError> {
+/// Deletes delivered events written before `before`, at most `limit` of them, never the
+/// newest row (whose `seq` SQLite would otherwise give to the next event). Returns how many
+/// went.
+pub fn expire_delivered(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+    conn.prepare_cached(
+        "DELETE FROM outbox WHERE seq IN (
+             SELECT seq FROM outbox
+             WHERE created_at < ?1 AND delivered_at IS NOT NULL AND seq < (SELECT MAX(seq) FROM outbox)
+             LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![before.millis(), limit])
+    .db()
+}
+
+/// Records an event as applied, in the transaction of its effect, with its place in
+/// `source`'s outbox. Returns false when it was applied before: the caller then must not
+/// apply it again.
+pub fn first_delivery(conn: &dyn Db, source: &str, event: &Envelope, now: Timestamp) -> Result<bool, ShopError> {
     let seen = optional(
         conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")
             .db()?
-            .query_row(params![event_id], |_| Ok(())),
+            .query_row(params![event.id], |_| Ok(())),
     )?
     .is_some();
     if seen {
         return Ok(false);
     }
-    conn.prepare_cached("INSERT INTO inbox (event_id, applied_at) VALUES (?1, ?2)")
+    conn.prepare_cached("INSERT INTO inbox (event_id, applied_at, source, seq) VALUES (?1, ?2, ?3, ?4)")
         .db()?
-        .execute(params![event_id, now.millis()])
+        .execute(params![event.id, now.millis(), source, event.seq])
         .db()?;
     Ok(true)
+}
+
+/// Records `source`'s word that every event it sends here with a place below `below` is
+/// delivered and will never be sent by its relay again. The mark only moves up.
+pub fn note_delivered_below(conn: &dyn Db, source: &str, below: i64, now: Timestamp) -> Result<(), ShopError> {
+    conn.prepare_cached(
+        "INSERT INTO inbox_senders (source, delivered_below, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (source) DO UPDATE SET delivered_below = excluded.delivered_below, updated_at = excluded.updated_at
+         WHERE excluded.delivered_below > inbox_senders.delivered_below",
+    )
+    .db()?
+    .execute(params![source, below, now.millis()])
+    .db()?;
+    Ok(())
+}
+
+/// Forgets inbox ids whose events can no longer arrive: applied before `before` and placed
+/// below their sender's mark; at most `limit` of them. Ids without a place (applied before
+/// version 2) are kept. Returns how many went.
+pub fn forget_applied(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
+    conn.prepare_cached(
+        "DELETE FROM inbox WHERE event_id IN (
+             SELECT i.event_id FROM inbox i JOIN inbox_senders s ON s.source = i.source
+             WHERE i.applied_at < ?1 AND i.seq < s.delivered_below
+             LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![before.millis(), limit])
+    .db()
+}
+
+#[cfg(test)]
+mod tests {
+    use lemonade_domain::ids::{CustomerId, OrderId};
+
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+
+    fn db(role: Role) -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut c, role).unwrap();
+        c
+    }
+
+    fn to_stock(order: &str) -> Event {
+        Event::ReturnStock {
+            order_id: OrderId::parse(order).unwrap(),
+        }
+    }
+
+    fn to_crm(order: &str) -> Event {
+        Event::OrderPlaced {
+            order_id: OrderId::parse(order).unwrap(),
+            customer_id: CustomerId::parse("c1").unwrap(),
+            points: 1,
+        }
+    }
+
+    fn ids(envelopes: &[Envelope]) -> Vec<&str> {
+        envelopes.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_delivery_is_marked_in_one_statement_that_touches_exactly_its_events() {
+        let c = db(Role::Orders);
+        for (i, event) in [to_crm("o1"), to_stock("o1"), to_crm("o2"), to_crm("o3"), to_stock("o2")]
+            .into_iter()
+            .enumerate()
+        {
+            push(&c, format!("e{i}"), event, Timestamp(10)).unwrap();
+        }
+        let batch = undelivered(&c, Destination::Crm, 2).unwrap();
+        assert_eq!(ids(&batch), ["e0", "e2"]);
+        assert_eq!(mark_delivered(&c, Destination::Crm, &batch, Timestamp(20)).unwrap(), 2);
+        assert_eq!(
+            ids(&undelivered(&c, Destination::Crm, 10).unwrap()),
+            ["e3"],
+            "the next delivery starts after the marked ones"
+        );
+        assert_eq!(
+            ids(&undelivered(&c, Destination::Stock, 10).unwrap()),
+            ["e1", "e4"],
+            "the other destination's events between them are not marked"
+        );
+        assert_eq!(mark_delivered(&c, Destination::Crm, &batch, Timestamp(30)).unwrap(), 0);
+        assert_eq!(mark_delivered(&c, Destination::Crm, &[], Timestamp(30)).unwrap(), 0);
+    }
+
+    #[test]
+    fn delivered_events_expire_after_retention_but_not_undelivered_ones_nor_the_newest() {
+        let c = db(Role::Orders);
+        for i in 0..4 {
+            push(&c, format!("e{i}"), to_crm(&format!("o{i}")), Timestamp(10 + i)).unwrap();
+        }
+        let all = undelivered(&c, Destination::Crm, 10).unwrap();
+        // e0 and e1 delivered; e2 not yet; e3 delivered but the newest row.
+        mark_delivered(&c, Destination::Crm, &all[..2], Timestamp(20)).unwrap();
+        c.execute("UPDATE outbox SET delivered_at = 20 WHERE id = 'e3'", [])
+            .unwrap();
+        assert_eq!(
+            expire_delivered(&c, Timestamp(11), 100).unwrap(),
+            1,
+            "only e0 is old enough"
+        );
+        assert_eq!(expire_delivered(&c, Timestamp(1_000), 100).unwrap(), 1, "then e1");
+        let left: Vec<String> = c
+            .prepare("SELECT id FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["e2", "e3"]);
+        // A place is never handed out twice, even after the rows below it went.
+        let next = push(&c, "e4".into(), to_crm("o4"), Timestamp(30)).unwrap();
+        assert!(next.seq > all[3].seq, "{next:?}");
+    }
+
+    #[test]
+    fn expiry_takes_at_most_its_batch() {
+        let c = db(Role::Orders);
+        for i in 0..5 {
+            push(&c, format!("e{i}"), to_stock(&format!("o{i}")), Timestamp(10)).unwrap();
+        }
+        let all = undelivered(&c, Destination::Stock, 10).unwrap();
+        mark_delivered(&c, Destination::Stock, &all, Timestamp(20)).unwrap();
+        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 2);
+        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 2);
+        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 0, "the newest stays");
+    }
+
+    fn envelope(id: &str, seq: Option<i64>) -> Envelope {
+        Envelope {
+            id: id.into(),
+            seq,
+            event: to_crm("o1"),
+        }
+    }
+
+    #[test]
+    fn an_applied_event_is_forgotten_only_below_its_senders_mark_and_past_retention() {
+        let c = db(Role::Crm);
+        for seq in 1..=5 {
+            let e = envelope(&format!("e{seq}"), Some(seq));
+            assert!(first_delivery(&c, ORDERS_OUTBOX, &e, Timestamp(100 * seq)).unwrap());
+        }
+        // Applied before version 2: no place, kept.
+        assert!(first_delivery(&c, ORDERS_OUTBOX, &envelope("old", None), Timestamp(1)).unwrap());
+        assert_eq!(
+            forget_applied(&c, Timestamp(10_000), 100).unwrap(),
+            0,
+            "without the sender's word nothing is forgotten, however old"
+        );
+
+        note_delivered_below(&c, ORDERS_OUTBOX, 4, Timestamp(600)).unwrap();
+        note_delivered_below(&c, ORDERS_OUTBOX, 2, Timestamp(700)).unwrap(); // a late delivery: the mark stays
+        // e1..e3 are below the mark, but e3 was applied too recently.
+        assert_eq!(forget_applied(&c, Timestamp(250), 100).unwrap(), 2);
+        assert_eq!(forget_applied(&c, Timestamp(10_000), 100).unwrap(), 1, "then e3");
+
+        // What the relay may still send is still a no-op when it comes again.
+        for kept in ["e4", "e5", "old"] {
+            let seq = kept[1..].parse().ok();
+            assert!(
+                !first_delivery(&c, ORDERS_OUTBOX, &envelope(kept, seq), Timestamp(20_000)).unwrap(),
+                "{kept}"
+            );
+        }
+        let left: i64 = c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 3);
+    }
+
+    #[test]
+    fn the_relay_never_sends_again_what_lies_below_the_mark_it_gives() {
+        // The argument the receiver relies on, at the sender: after a delivery is marked, the
+        // next delivery's first place (its mark) is above every event already delivered.
+        let c = db(Role::Orders);
+        for i in 0..6 {
+            push(&c, format!("e{i}"), to_crm(&format!("o{i}")), Timestamp(10)).unwrap();
+        }
+        let first = undelivered(&c, Destination::Crm, 3).unwrap();
+        mark_delivered(&c, Destination::Crm, &first, Timestamp(20)).unwrap();
+        let second = undelivered(&c, Destination::Crm, 3).unwrap();
+        let mark = second[0].seq.unwrap();
+        assert!(first.iter().all(|e| e.seq.unwrap() < mark));
+        assert!(
+            undelivered(&c, Destination::Crm, 100)
+                .unwrap()
+                .iter()
+                .all(|e| e.seq.unwrap() >= mark)
+        );
+    }
 }

@@ -126,11 +126,15 @@ pub fn price_and_check(conn: &dyn Db, cache: &WriterCache, draft: &OrderDraft) -
     if !fits {
         let mut levels = HashMap::with_capacity(plan.needs.len());
         for id in plan.needs.keys() {
-            if let Some(level) = stock::level(conn, id)? {
-                levels.insert(id.clone(), level);
-            }
+            // A recipe's ingredients exist (a foreign key): a missing one is a broken
+            // database, not an ingredient with no name and no stock.
+            let level = stock::level(conn, id)?.ok_or_else(|| {
+                tracing::error!(ingredient = %id, "a recipe names an ingredient that is not in the database");
+                ShopError::unavailable("a recipe names an ingredient the database does not hold")
+            })?;
+            levels.insert(id.clone(), level);
         }
-        let short = shortages(&plan.needs, |id| levels.get(id).cloned());
+        let short = shortages(&plan.needs, |id| levels[id].clone());
         assert!(!short.is_empty(), "an order that does not fit has a shortage");
         return Err(ShopError::InsufficientStock { shortages: short });
     }
@@ -423,11 +427,17 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
     let products = match query.by {
         lemonade_domain::report::ReportBy::Day => Vec::new(),
         lemonade_domain::report::ReportBy::Product => conn
+            // A product is named as it was in its latest sale of the range (the newest order,
+            // ties broken by id, which sorts by creation), never by an aggregate of past
+            // names: the same answer in the cluster, where the orders service computes it
+            // from the lines it holds.
             .prepare_cached(
-                "SELECT l.product_id, MAX(l.name), COUNT(DISTINCT o.id), SUM(l.quantity), SUM(l.quantity * l.unit_price)
-                 FROM orders o JOIN order_lines l ON l.order_id = o.id
-                 WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
-                 GROUP BY l.product_id",
+                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), SUM(quantity), SUM(amount)
+                 FROM (SELECT l.product_id, l.name, o.id AS order_id, l.quantity, l.quantity * l.unit_price AS amount,
+                              ROW_NUMBER() OVER (PARTITION BY l.product_id ORDER BY o.created_at DESC, o.id DESC, l.line_no DESC) AS recency
+                       FROM orders o JOIN order_lines l ON l.order_id = o.id
+                       WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2) sold
+                 GROUP BY product_id",
             )
             .db()?
             .query_map(params![from_ms, to_ms], |r| {

@@ -33,7 +33,7 @@ pub fn once<T: Serialize + DeserializeOwned>(
             .query_row(params![&key.key], |r| Ok((r.get(0)?, r.get(1)?))),
     )?;
     if let Some((fingerprint, result)) = stored {
-        if fingerprint != key.fingerprint {
+        if fingerprint != key.fingerprint && fingerprint != FORGOTTEN_REQUEST {
             return Ok(Err(ShopError::IdempotencyKeyReused));
         }
         return serde_json::from_str::<Result<T, ShopError>>(&result).map_err(|e| {
@@ -56,6 +56,25 @@ pub fn once<T: Serialize + DeserializeOwned>(
         .execute(params![key.key, key.fingerprint, json, now.millis()])
         .db()?;
     Ok(result)
+}
+
+/// The fingerprint of a stored result whose request was forgotten ([`forget_requests_mentioning`]):
+/// any request with its key gets the result. (A fingerprint is otherwise a hash, never empty.)
+pub const FORGOTTEN_REQUEST: &str = "";
+
+/// Forgets which requests the stored results mentioning `id` answered: their fingerprints
+/// are hashes of request bodies, which for a customer's steps held the person's name, email
+/// and phone. Their results stay, so a step repeated with its key still acts once (keys are
+/// never used for another request). Returns how many were forgotten.
+pub fn forget_requests_mentioning(conn: &dyn Db, id: &lemonade_domain::ids::CustomerId) -> Result<usize, ShopError> {
+    // Ids are `[0-9A-Za-z_-]`: only `_` means something to LIKE.
+    let pattern = format!("%\"{}\"%", id.as_str().replace('_', "\\_"));
+    conn.prepare_cached(
+        "UPDATE step_results SET fingerprint = ?2 WHERE result LIKE ?1 ESCAPE '\\' AND fingerprint <> ?2",
+    )
+    .db()?
+    .execute(params![pattern, FORGOTTEN_REQUEST])
+    .db()
 }
 
 /// Deletes step results older than `before`, at most `limit` of them. Returns how many went.
@@ -99,6 +118,42 @@ mod tests {
             once(&c, &key("s1:reserve", "other"), Timestamp(3), effect),
             Ok(Err(ShopError::IdempotencyKeyReused))
         );
+    }
+
+    #[test]
+    fn forgetting_the_requests_of_a_customer_keeps_their_results_and_others_requests() {
+        let c = conn();
+        fn stored(id: &'static str) -> impl Fn(&dyn Db) -> Result<serde_json::Value, ShopError> {
+            move |_| Ok(serde_json::json!({ "id": id }))
+        }
+        once(&c, &key("req:1", "hash-of-ann"), Timestamp(1), stored("c_1"))
+            .unwrap()
+            .unwrap();
+        once(&c, &key("req:2", "hash-of-bob"), Timestamp(1), stored("c_2"))
+            .unwrap()
+            .unwrap();
+        once(&c, &key("req:3", "hash-of-c1"), Timestamp(1), stored("c1"))
+            .unwrap()
+            .unwrap();
+        let ann = lemonade_domain::ids::CustomerId::parse("c_1").unwrap();
+        assert_eq!(
+            forget_requests_mentioning(&c, &ann).unwrap(),
+            1,
+            "not c1: `_` is no wildcard"
+        );
+        let hashes: Vec<String> = c
+            .prepare("SELECT fingerprint FROM step_results ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(hashes, ["", "hash-of-bob", "hash-of-c1"]);
+        // The step still acts once: its key answers what it answered, whatever the body.
+        let replay = once(&c, &key("req:1", "another"), Timestamp(2), stored("new"));
+        assert_eq!(replay, Ok(Ok(serde_json::json!({"id": "c_1"}))));
+        let other = once(&c, &key("req:2", "another"), Timestamp(2), stored("new"));
+        assert_eq!(other, Ok(Err(ShopError::IdempotencyKeyReused)));
     }
 
     #[test]

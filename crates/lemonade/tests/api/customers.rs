@@ -506,3 +506,100 @@ async fn an_anonymised_customer_is_no_longer_found_by_what_they_were() {
         assert_eq!(found["items"], json!([]), "{query:?}");
     }
 }
+
+/// Every file under `dir` (databases, their `-wal` and `-shm`, anything else) that holds one
+/// of `needles` as bytes, as written or in lower case.
+fn files_holding(dir: &std::path::Path, needles: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read the data folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read a file of the data folder");
+            for needle in needles.iter().flat_map(|n| [n.clone(), n.to_lowercase()]) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(format!("{} holds {needle:?}", path.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether VACUUM ran on `table` of the CRM database of a cluster on PostgreSQL.
+async fn vacuumed(base: &str, table: &'static str) -> bool {
+    let url = lemonade_store::postgres::role_url(base, lemonade_store::migrations::Role::Crm).unwrap();
+    tokio::task::spawn_blocking(move || {
+        use lemonade_store::conn::Db;
+        let conn = lemonade_store::conn::PgConn::connect(&url).unwrap();
+        let db: &dyn Db = &conn;
+        db.query_row(
+            "SELECT COUNT(*) FROM pg_stat_user_tables WHERE relname = ?1 AND last_vacuum IS NOT NULL",
+            lemonade_store::params![table],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_customer_leaves_nothing_readable_in_the_shops_files_also_after_a_clean_stop() {
+    let app = spawn_app().await;
+    let Some(dir) = app.data_dir() else {
+        return; // a deployment elsewhere: its files are not ours to read
+    };
+    let stand = app.stand(10).await;
+    let tag = unique();
+    let digits = u64::from_str_radix(&tag, 16).unwrap() % 1_000_000_000;
+    let (name, old_email, new_email, phone) = (
+        format!("Zelda Quartermain {tag}"),
+        format!("zelda.{tag}@old.example"),
+        format!("zq.{tag}@new.example"),
+        format!("+1 555 {digits:09}"),
+    );
+    let c = app
+        .post("/customers", &json!({"name": name, "email": old_email, "phone": phone}))
+        .await
+        .expect(201);
+    let id = s(&c["id"]);
+    app.patch(&format!("/customers/{id}"), &json!({"email": new_email}))
+        .await
+        .expect(200);
+    // An order for them, so that every service's files have seen them (by id).
+    app.sell(Some(id), &[(&stand.product_id, 1)]).await;
+    app.assert_audit_clean().await;
+    let needles = [name, old_email, new_email, phone];
+    if app.postgres_base().is_none() {
+        assert!(
+            !files_holding(&dir, &needles).is_empty(),
+            "the test looks where the data is before the erasure"
+        );
+    }
+
+    app.delete(&format!("/customers/{id}")).await.expect(200);
+    match app.postgres_base() {
+        // PostgreSQL keeps dead row versions until a vacuum, which the erasure runs; what a
+        // vacuum leaves in the server's own files is for its operator (see the README).
+        Some(base) => {
+            for table in ["customers", "step_results"] {
+                assert!(vacuumed(&base, table).await, "{table} vacuumed after the erasure");
+            }
+        }
+        None => assert_eq!(files_holding(&dir, &needles), Vec::<String>::new()),
+    }
+    app.stop().await;
+    if app.postgres_base().is_none() {
+        assert_eq!(
+            files_holding(&dir, &needles),
+            Vec::<String>::new(),
+            "after a clean stop"
+        );
+    }
+}

@@ -229,6 +229,47 @@ async fn reports_download_as_csv_by_accept_header_or_format() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_product_is_reported_under_the_name_of_its_latest_sale_in_json_and_csv() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let (old, new) = (format!("Zest T {tag}"), format!("Apple T {tag}"));
+    let product = app
+        .post("/products", &json!({"name": old, "price": 100, "recipe": []}))
+        .await
+        .expect(201);
+    let id = s(&product["id"]).to_owned();
+    let first = app.sell(None, &[(&id, 1)]).await;
+    app.patch(&format!("/products/{id}"), &json!({"name": new}))
+        .await
+        .expect(200);
+    let second = app.sell(None, &[(&id, 1)]).await;
+    let (from, to) = (ymd(local_date(&first, 0)), ymd(local_date(&second, 0)));
+
+    let report = app
+        .get(&format!("/reports/sales?from={from}&to={to}&by=product"))
+        .await
+        .expect(200);
+    let row = report["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    assert_eq!(
+        row,
+        json!({"product_id": id, "name": new, "orders": 2, "quantity": 2, "revenue": 200}),
+        "not the alphabetically largest of its past names"
+    );
+    let csv = app
+        .get(&format!("/reports/sales?from={from}&to={to}&by=product&format=csv"))
+        .await
+        .text;
+    assert!(csv.lines().any(|l| l == format!("{id},{new},2,2,200")), "{csv}");
+    assert!(!csv.contains(&old), "{csv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_cells_are_quoted_and_never_read_as_formulas() {
     let app = spawn_app().await;
     let tag = unique();

@@ -39,8 +39,10 @@ pub struct TestApp {
 /// Fields drop in order: the servers stop before their folder is deleted.
 struct Local {
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    /// The monolith's server task, which ends once it has stopped cleanly.
+    server: Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     /// The distributed mode's servers, stopped when dropped.
-    cluster: Option<lemonade::cluster::InProcess>,
+    cluster: Mutex<Option<lemonade::cluster::InProcess>>,
     /// The base URL of the cluster's PostgreSQL databases, dropped with it.
     postgres: Option<String>,
     dir: tempfile::TempDir,
@@ -65,7 +67,7 @@ impl Drop for Local {
         if let Some(tx) = self.shutdown.lock().expect("shutdown lock").take() {
             let _ = tx.send(());
         }
-        drop(self.cluster.take());
+        drop(self.cluster.lock().expect("cluster lock").take());
         if let Some(base) = self.postgres.take()
             && let Err(e) = lemonade_store::postgres::drop_cluster_databases(&base)
         {
@@ -129,7 +131,8 @@ pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Resu
             local: Some(Arc::new(Local {
                 dir,
                 shutdown: Mutex::new(None),
-                cluster: Some(cluster),
+                server: Mutex::new(None),
+                cluster: Mutex::new(Some(cluster)),
                 postgres,
             })),
         });
@@ -150,7 +153,8 @@ pub async fn spawn_local(configure: impl FnOnce(&mut ServeArgs)) -> anyhow::Resu
         local: Some(Arc::new(Local {
             dir,
             shutdown: Mutex::new(Some(tx)),
-            cluster: None,
+            server: Mutex::new(Some(running.server)),
+            cluster: Mutex::new(None),
             postgres: None,
         })),
     })
@@ -293,6 +297,32 @@ impl TestApp {
     /// The data folder of an in-process server.
     pub fn data_dir(&self) -> Option<std::path::PathBuf> {
         self.local.as_ref().map(|l| l.dir.path().to_path_buf())
+    }
+
+    /// The base URL of an in-process cluster's PostgreSQL databases.
+    pub fn postgres_base(&self) -> Option<String> {
+        self.local.as_ref().and_then(|l| l.postgres.clone())
+    }
+
+    /// Stops an in-process server the way Ctrl-C does and waits until every process of it has
+    /// finished stopping. The data folder stays until the app is dropped.
+    pub async fn stop(&self) {
+        let local = self.local.as_ref().expect("only an in-process server can be stopped");
+        let cluster = local.cluster.lock().expect("cluster lock").take();
+        if let Some(mut cluster) = cluster {
+            cluster.stop().await.expect("the cluster stops cleanly");
+            return;
+        }
+        if let Some(tx) = local.shutdown.lock().expect("shutdown lock").take() {
+            let _ = tx.send(());
+        }
+        let server = local.server.lock().expect("server lock").take();
+        if let Some(server) = server {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
     }
 
     /// `base_url` + `path` (`path` starts with `/`).
