@@ -34,6 +34,14 @@ pub struct Node {
     pub ids: Arc<dyn IdSource>,
 }
 
+/// What a service keeps for a while, and forgets by [`Node::spawn_expiry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    StepResults,
+    AppliedEvents,
+    DeliveredEvents,
+}
+
 impl Node {
     pub fn new(db: Database, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
         Node { db, clock, ids }
@@ -127,37 +135,17 @@ impl Node {
         self.db.writer.execute(move |c| work(c, clock.now())).await
     }
 
-    /// Forgets step results older than [`STEP_RETENTION_MS`] now and then.
-    pub fn spawn_step_expiry(&self) -> tokio::task::JoinHandle<()> {
-        lemonade_store::maintenance::spawn_expiry(
-            &self.db,
-            Arc::clone(&self.clock),
-            STEP_RETENTION_MS,
-            "step results",
-            steps::expire,
-        )
-    }
-
-    /// Forgets applied events that can no longer arrive, now and then (stock and CRM).
-    pub fn spawn_inbox_expiry(&self) -> tokio::task::JoinHandle<()> {
-        lemonade_store::maintenance::spawn_expiry(
-            &self.db,
-            Arc::clone(&self.clock),
-            INBOX_RETENTION_MS,
-            "applied events",
-            events::forget_applied,
-        )
-    }
-
-    /// Forgets delivered events past retention, now and then (the orders service).
-    pub fn spawn_outbox_expiry(&self) -> tokio::task::JoinHandle<()> {
-        lemonade_store::maintenance::spawn_expiry(
-            &self.db,
-            Arc::clone(&self.clock),
-            OUTBOX_RETENTION_MS,
-            "delivered events",
-            events::expire_delivered,
-        )
+    /// Forgets, now and then, what this service keeps for a while: step results older than
+    /// [`STEP_RETENTION_MS`] (every service), applied events that can no longer arrive
+    /// (stock and CRM, [`INBOX_RETENTION_MS`]), delivered events (the orders service,
+    /// [`OUTBOX_RETENTION_MS`]).
+    pub fn spawn_expiry(&self, kept: Kept) -> tokio::task::JoinHandle<()> {
+        let (retention_ms, what, expire): (_, _, lemonade_store::maintenance::Expire) = match kept {
+            Kept::StepResults => (STEP_RETENTION_MS, "step results", steps::expire),
+            Kept::AppliedEvents => (INBOX_RETENTION_MS, "applied events", events::forget_applied),
+            Kept::DeliveredEvents => (OUTBOX_RETENTION_MS, "delivered events", events::expire_delivered),
+        };
+        lemonade_store::maintenance::spawn_expiry(&self.db, Arc::clone(&self.clock), retention_ms, what, expire)
     }
 
     /// Whether this process can still serve from its database (see

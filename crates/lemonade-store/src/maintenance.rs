@@ -18,6 +18,10 @@ const EXPIRY_PERIOD: Duration = Duration::from_secs(600);
 /// Most rows deleted in one transaction.
 const EXPIRY_BATCH_MAX: u32 = 10_000;
 
+/// A function that forgets, in one bounded batch (at most the `u32`), what was kept until
+/// before the `Timestamp`: how many rows it forgot.
+pub type Expire = fn(&dyn Db, Timestamp, u32) -> Result<usize, ShopError>;
+
 /// Every [`EXPIRY_PERIOD`], deletes rows of `db` older than `retention_ms` with
 /// `expire(conn, before, limit)`, which returns how many went. `what` names them in the log.
 /// A vital task of `db` (see [`Tasks`](crate::tasks::Tasks)).
@@ -26,7 +30,7 @@ pub fn spawn_expiry(
     clock: Arc<dyn Clock>,
     retention_ms: i64,
     what: &'static str,
-    expire: fn(&dyn Db, Timestamp, u32) -> Result<usize, ShopError>,
+    expire: Expire,
 ) -> tokio::task::JoinHandle<()> {
     let writer = db.writer.clone();
     db.tasks.spawn(format!("the expiry of {what}"), async move {

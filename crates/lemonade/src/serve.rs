@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lemonade_api::AppState;
 use lemonade_cluster::faults::{FaultPlan, FaultyTransport};
+use lemonade_cluster::node::Kept;
 use lemonade_cluster::transport::{HttpTransport, Transport};
 use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection, Service};
 use lemonade_domain::saga::Destination;
@@ -349,7 +350,7 @@ pub async fn start_with_faults(
         service => {
             let cluster_token = args.cluster_token()?;
             let node = Node::new(db, clock, ids);
-            node.spawn_step_expiry();
+            node.spawn_expiry(Kept::StepResults);
             let protection = Protection {
                 rate_per_s: args.rate_per_s,
                 burst: args.rate_per_s.max(1),
@@ -357,12 +358,12 @@ pub async fn start_with_faults(
             };
             let router = match service {
                 RoleArg::Stock => {
-                    node.spawn_inbox_expiry();
+                    node.spawn_expiry(Kept::AppliedEvents);
                     lemonade_cluster::stock::spawn_lease_expiry(node.clone(), Duration::from_millis(200));
                     lemonade_cluster::stock::router(node, cluster_token, protection)
                 }
                 RoleArg::Orders => {
-                    node.spawn_outbox_expiry();
+                    node.spawn_expiry(Kept::DeliveredEvents);
                     let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
                     let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
                     for to in [Destination::Stock, Destination::Crm] {
@@ -371,7 +372,7 @@ pub async fn start_with_faults(
                     lemonade_cluster::orders::router(node, cluster_token, protection)
                 }
                 RoleArg::Crm => {
-                    node.spawn_inbox_expiry();
+                    node.spawn_expiry(Kept::AppliedEvents);
                     lemonade_cluster::crm::router(node, cluster_token, protection)
                 }
                 RoleArg::Monolith | RoleArg::Coordinator => unreachable!("matched above"),
