@@ -19,6 +19,7 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{customers, orders, products, reports, stock, system};
+use crate::schema::NamedSchema;
 
 /// The media type of every error answer (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -302,9 +303,6 @@ impl Modify for Shared {
 }
 
 /// The schemas of query parameters, by name (each means the same wherever it appears).
-/// A parameter's name and the function that makes its schema.
-type NamedSchema = (&'static str, fn() -> utoipa::openapi::schema::Object);
-
 const QUERY: &[NamedSchema] = &[
     ("limit", crate::schema::page_limit),
     ("cursor", crate::schema::cursor),
@@ -521,7 +519,11 @@ mod tests {
             ("StockCount", "note", "Note"),
         ] {
             let property = &schemas[body]["properties"][field];
-            assert_eq!(property["$ref"], format!("#/components/schemas/{kind}"), "{body}.{field}");
+            assert_eq!(
+                property["$ref"],
+                format!("#/components/schemas/{kind}"),
+                "{body}.{field}"
+            );
         }
         assert_eq!(schemas["Name"]["pattern"], crate::schema::name_pattern());
         assert_eq!(schemas["Phone"]["pattern"], crate::schema::phone_pattern());

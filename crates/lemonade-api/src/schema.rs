@@ -239,8 +239,11 @@ fn phone_schema() -> Object {
     )
 }
 
+/// A schema's name and the function that makes it.
+pub type NamedSchema = (&'static str, fn() -> Object);
+
 /// The schemas kept once under `components/schemas`, by name.
-pub const NAMED: &[(&str, fn() -> Object)] = &[
+pub const NAMED: &[NamedSchema] = &[
     ("Name", name_schema),
     ("Note", note_schema),
     ("Email", email_schema),

@@ -427,9 +427,12 @@ async fn phone_numbers_and_emails_are_read_by_what_a_person_sees() {
             .await
             .invalid("phone");
     }
-    app.post("/customers", &json!({"name": format!("Bad {tag}"), "email": "a@\u{fe00}.example.org"}))
-        .await
-        .invalid("email");
+    app.post(
+        "/customers",
+        &json!({"name": format!("Bad {tag}"), "email": "a@\u{fe00}.example.org"}),
+    )
+    .await
+    .invalid("email");
 }
 
 /// A phone number of ten digits made from `tag` (hex), so that no other test's customer has it.
