@@ -19,6 +19,7 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{customers, orders, products, reports, stock, system};
+use crate::schema::NamedSchema;
 
 /// The media type of every error answer (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -247,6 +248,9 @@ impl Modify for Shared {
                     .build(),
             )),
         );
+        for (name, schema) in crate::schema::NAMED {
+            components.schemas.insert((*name).into(), RefOr::T(schema().into()));
+        }
         for (status, name, description) in SHARED {
             let mut response = ResponseBuilder::new()
                 .description(*description)
@@ -299,9 +303,6 @@ impl Modify for Shared {
 }
 
 /// The schemas of query parameters, by name (each means the same wherever it appears).
-/// A parameter's name and the function that makes its schema.
-type NamedSchema = (&'static str, fn() -> utoipa::openapi::schema::Object);
-
 const QUERY: &[NamedSchema] = &[
     ("limit", crate::schema::page_limit),
     ("cursor", crate::schema::cursor),
@@ -500,6 +501,32 @@ mod tests {
         assert_eq!(quantity["maximum"].as_i64(), Some(LINE_QUANTITY_MAX));
         let id = doc["paths"]["/orders/{id}"]["get"]["parameters"][0]["schema"]["pattern"].as_str();
         assert_eq!(id, Some("^[0-9A-Za-z_-]{1,64}$"));
+    }
+
+    #[test]
+    fn every_text_field_names_the_one_schema_of_its_kind() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for (body, field, kind) in [
+            ("CreateIngredient", "name", "Name"),
+            ("CreateProduct", "name", "Name"),
+            ("PatchProduct", "name", "Name"),
+            ("NewCustomerBody", "name", "Name"),
+            ("CustomerPatch", "name", "Name"),
+            ("NewCustomerBody", "email", "Email"),
+            ("CustomerPatch", "phone", "Phone"),
+            ("StockChange", "note", "Note"),
+            ("StockCount", "note", "Note"),
+        ] {
+            let property = &schemas[body]["properties"][field];
+            assert_eq!(
+                property["$ref"],
+                format!("#/components/schemas/{kind}"),
+                "{body}.{field}"
+            );
+        }
+        assert_eq!(schemas["Name"]["pattern"], crate::schema::name_pattern());
+        assert_eq!(schemas["Phone"]["pattern"], crate::schema::phone_pattern());
     }
 
     #[test]

@@ -120,6 +120,12 @@ mod double_option {
 /// receiving server's to read, so it keeps its case). A blank one means none. Emails are
 /// compared (in a search) by their [`crate::text::search_key`], which ignores case.
 /// Lengths count the characters as sent (see [`crate::values::parse_name`]).
+///
+/// An address is `local@domain`: one `@`, something before it, a `.` in the domain but not at
+/// either end of it, no white space inside. These checks read what a person sees: the
+/// invisible characters the display form keeps (after an emoji, in a joined script) are
+/// skipped, so no invisible character makes an address valid or invalid (`a@\u{fe00}.b.co`
+/// is refused like `a@.b.co`).
 pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     const BAD: &str = "not an email address";
     if raw.chars().count() > EMAIL_LEN_MAX {
@@ -129,42 +135,72 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     if crate::text::is_blank(&text) {
         return Ok(None);
     }
-    let parts = text.split_once('@').filter(|(local, domain)| {
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains('@')
-    });
-    match parts {
-        Some((local, domain)) if !text.contains(' ') => Ok(Some(format!("{local}@{}", domain.to_lowercase()))),
+    let seen: String = text.chars().filter(|&c| !crate::text::is_ignorable(c)).collect();
+    let valid = !seen.contains(' ')
+        && seen.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        });
+    match text.split_once('@') {
+        Some((local, domain)) if valid => Ok(Some(format!("{local}@{}", domain.to_lowercase()))),
         _ => Err(BAD.into()),
     }
 }
 
-/// What a phone number may hold besides digits.
-const PHONE_PUNCTUATION: &str = " +-().";
+/// What a phone number may hold besides digits and white space.
+pub const PHONE_SIGNS: &str = "+-().";
 
-/// A phone number: ASCII digits and [`PHONE_PUNCTUATION`], after the display form and the
-/// compatibility forms (full-width digits and signs become ASCII, any white space one space).
-/// A blank one means none. Searched by its digits alone.
+/// The ASCII digit or [`PHONE_SIGNS`] sign that `c` stands for in a phone number: itself, or
+/// what its compatibility form is ([`crate::text::compatibility_char`]: `'５'`, `'⁵'`, `'⑤'`
+/// are `'5'`, `'＋'` is `'+'`). `None` for anything else, white space included.
+pub fn phone_symbol(c: char) -> Option<char> {
+    crate::text::compatibility_char(c).filter(|s| s.is_ascii_digit() || PHONE_SIGNS.contains(*s))
+}
+
+/// `raw` as a phone number: its [`phone_symbol`]s, every run of white space one space, trimmed,
+/// invisible characters dropped (a number copied from a web page often carries bidi marks or
+/// zero-width spaces). `None` when it holds anything else.
+fn phone_form(raw: &str) -> Option<String> {
+    let mut number = String::with_capacity(raw.len());
+    let mut gap = false;
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            gap = true;
+        } else if !crate::text::is_ignorable(c) {
+            if gap && !number.is_empty() {
+                number.push(' ');
+            }
+            gap = false;
+            number.push(phone_symbol(c)?);
+        }
+    }
+    Some(number)
+}
+
+/// Fewest digits in a phone number.
+pub const PHONE_DIGITS_MIN: usize = 3;
+
+/// A phone number: at least [`PHONE_DIGITS_MIN`] digits, with white space and [`PHONE_SIGNS`],
+/// read one character at a time ([`phone_symbol`]: full-width digits and signs become ASCII;
+/// a character whose compatibility form is several, such as `'⑩'`, is not taken), invisible
+/// characters dropped, white space one space, trimmed. A blank one means none. Searched by its
+/// digits alone.
 pub fn parse_phone(raw: &str) -> Result<Option<String>, String> {
     if raw.chars().count() > PHONE_LEN_MAX {
         return Err(format!("not a phone number: at most {PHONE_LEN_MAX} characters"));
     }
-    let text = crate::text::compatibility_form(raw);
-    if crate::text::is_blank(&text) && !text.chars().any(char::is_control) {
+    let refused = raw.chars().any(crate::text::is_refused);
+    if !refused && crate::text::is_blank(raw) {
         return Ok(None);
     }
-    let digits = text.chars().filter(char::is_ascii_digit).count();
-    let valid = digits >= 3
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || PHONE_PUNCTUATION.contains(c));
-    if valid {
-        Ok(Some(text))
-    } else {
-        Err("not a phone number: digits, spaces and + - ( ) . only".into())
+    match phone_form(raw).filter(|_| !refused) {
+        Some(number) if number.chars().filter(char::is_ascii_digit).count() >= PHONE_DIGITS_MIN => Ok(Some(number)),
+        _ => Err(format!(
+            "not a phone number: at least {PHONE_DIGITS_MIN} digits, with spaces and + - ( ) . only"
+        )),
     }
 }
 
@@ -188,7 +224,8 @@ pub fn search_text(name: &str, email: Option<&str>, phone: Option<&str>) -> Stri
 pub struct CustomerSearch {
     /// Never empty, never holds a line break.
     pub text: String,
-    /// The query's digits, when it is made of digits and [`PHONE_PUNCTUATION`] alone.
+    /// The query's digits, when it reads as a phone number: digits, white space and
+    /// [`PHONE_SIGNS`] alone (as [`parse_phone`] reads them).
     pub digits: Option<String>,
 }
 
@@ -199,14 +236,10 @@ impl CustomerSearch {
         if crate::text::is_blank(&text) {
             return None;
         }
-        let compatible = crate::text::compatibility_form(raw);
-        let phone_like = compatible
-            .chars()
-            .all(|c| c.is_ascii_digit() || PHONE_PUNCTUATION.contains(c));
-        let digits: String = compatible.chars().filter(char::is_ascii_digit).collect();
+        let digits: Option<String> = phone_form(raw).map(|n| n.chars().filter(char::is_ascii_digit).collect());
         Some(Self {
             text,
-            digits: (phone_like && !digits.is_empty()).then_some(digits),
+            digits: digits.filter(|d| !d.is_empty()),
         })
     }
 
@@ -285,6 +318,39 @@ mod tests {
         assert!(CustomerFields::try_parse(Some("Zoë"), Some("zoë @example.org"), None, true).is_err());
         let blank = CustomerFields::try_parse(Some("Zoë"), Some("\u{2800}"), Some("\u{200b}"), true).unwrap();
         assert_eq!((blank.email, blank.phone), (Some(None), Some(None)));
+    }
+
+    #[test]
+    fn no_invisible_character_makes_an_email_valid_or_invalid() {
+        // A variation selector after `@` is kept by the display form (it follows a base in its
+        // grapheme cluster), yet a person reads the domain as starting with a dot.
+        assert_eq!(parse_email("a@\u{fe00}.b.co"), parse_email("a@.b.co"));
+        assert_eq!(parse_email("a@b.co.\u{fe00}"), parse_email("a@b.co."));
+        assert_eq!(
+            parse_email("a\u{200b}@b.co\u{fe00}").unwrap(),
+            Some("a@b.co\u{fe00}".into())
+        );
+        assert!(parse_email("\u{200b}@b.co").is_err());
+    }
+
+    #[test]
+    fn a_phone_number_is_read_one_character_at_a_time() {
+        for (raw, number) in [
+            ("１２３\u{3000}４５", "123 45"),
+            ("1\u{fe0f}23", "123"),
+            ("\u{200e}+44\u{200f} (0)\u{ad}20", "+44 (0)20"),
+            ("⁺①②③", "+123"),
+        ] {
+            assert_eq!(parse_phone(raw), Ok(Some(number.into())), "{raw:?}");
+        }
+        // A character whose compatibility form is several is not one symbol of a number; one
+        // whose form is a space and a mark (a diaeresis) is not blank.
+        for bad in ["⑩⑪", "¨", "12¨3", "1\u{301}23", "12\u{7}3"] {
+            assert!(parse_phone(bad).is_err(), "{bad:?}");
+        }
+        for blank in ["", " \u{200b}", "\u{2800}", "\u{301}"] {
+            assert_eq!(parse_phone(blank), Ok(None), "{blank:?}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   (`Diacritic` nonspacing marks, as a collation at primary strength ignores them) and
 //!   without joiners, so "zoe", "ZOË" and "Zoë" find each other.
 //!
-//! A text is [`is_blank`] when nothing in it is visible: only white space, ignorable
+//! A text is [`is_blank`] when nothing in it is [`is_visible`]: only white space, ignorable
 //! characters, marks with no base, controls and format characters, or characters whose glyph
 //! is empty ([`BLANK_GLYPHS`]).
 //!
@@ -27,6 +27,12 @@
 //! - ZWJ and ZWNJ where IDNA allows them (RFC 5892, appendix A.1 and A.2: after a virama, and
 //!   ZWNJ between joining letters), which is where they change the shape of Indic, Arabic and
 //!   Persian words.
+//!
+//! Whether a field takes a text is decided by what its characters are, one at a time
+//! ([`is_refused`], [`is_visible`], [`is_ignorable`], white space, [`compatibility_char`]),
+//! never by how normalising regroups them (a test proves that canonical normalisation changes
+//! none of these): so each field's rule is a regular expression over these sets, which the
+//! API's schemas (`lemonade_api::schema`) build from these very functions.
 //!
 //! The character data is ICU4X's (the Unicode Consortium's library): normalisation, case
 //! folding and properties come from one Unicode version; grapheme clusters (UAX #29) from
@@ -54,7 +60,10 @@ pub const BLANK_GLYPHS: [char; 2] = [
     '\u{1D159}', // MUSICAL SYMBOL NULL NOTEHEAD
 ];
 
-fn ignorable(c: char) -> bool {
+/// Whether `c` is a `Default_Ignorable_Code_Point` (drawn as nothing: zero-width spaces, bidi
+/// marks, joiners, variation selectors, soft hyphens, Hangul fillers, ...). The display form
+/// removes these, except where one shows (see the module's doc).
+pub fn is_ignorable(c: char) -> bool {
     CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
@@ -68,10 +77,11 @@ fn category(c: char) -> GeneralCategory {
 
 /// Whether `c` alone shows something: a letter, number, punctuation or symbol (or a private
 /// use or unassigned code point, which shows as a box), and not one of [`BLANK_GLYPHS`].
-fn visible(c: char) -> bool {
+/// A text [`is_blank`] when it holds none of these.
+pub fn is_visible(c: char) -> bool {
     use GeneralCategory as G;
     !c.is_whitespace()
-        && !ignorable(c)
+        && !is_ignorable(c)
         && !BLANK_GLYPHS.contains(&c)
         && !matches!(
             category(c),
@@ -89,7 +99,13 @@ fn visible(c: char) -> bool {
 
 /// Whether nothing in `text` is visible (see the module's doc).
 pub fn is_blank(text: &str) -> bool {
-    !text.chars().any(visible)
+    !text.chars().any(is_visible)
+}
+
+/// Whether a text refuses `c` wherever it stands: a control character (`Cc`) that is not
+/// white space. A tab or a line break is white space, which the display form makes a space.
+pub fn is_refused(c: char) -> bool {
+    c.is_control() && !c.is_whitespace()
 }
 
 fn nfc(text: &str) -> String {
@@ -99,7 +115,7 @@ fn nfc(text: &str) -> String {
 /// The display form of `raw` (see the module's doc). Refuses control characters other than
 /// white space (a tab or a line break becomes a space).
 pub fn display_form(raw: &str) -> Result<String, String> {
-    if raw.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+    if raw.chars().any(is_refused) {
         return Err("must not contain control characters".into());
     }
     Ok(shown(raw))
@@ -113,10 +129,15 @@ fn shown(raw: &str) -> String {
     let mut at = 0;
     for cluster in composed.graphemes(true) {
         let base = cluster.chars().next().expect("a grapheme cluster is never empty");
-        let has_base = !base.is_whitespace() && !base.is_control() && !ignorable(base);
+        let has_base = !base.is_whitespace() && !base.is_control() && !is_ignorable(base);
         let pictographic = cluster.chars().any(pictographic);
+        // White space joins a cluster only after a prepended mark such as U+0600 ARABIC
+        // NUMBER SIGN (UAX #29, GB9b); what follows that space is not attached to the base.
+        let mut after_space = false;
         for (i, c) in cluster.chars().enumerate() {
-            let keep = !ignorable(c) || (i > 0 && has_base && shows_in_context(c, base, pictographic, &chars, at + i));
+            after_space |= c.is_whitespace();
+            let keep = !is_ignorable(c)
+                || (i > 0 && has_base && !after_space && shows_in_context(c, base, pictographic, &chars, at + i));
             if keep {
                 kept.push(c);
             }
@@ -202,18 +223,22 @@ pub fn search_key(raw: &str) -> String {
         .filter(|&c| {
             let diacritic =
                 CodePointSetData::new::<Diacritic>().contains(c) && category(c) == GeneralCategory::NonspacingMark;
-            !diacritic && !ignorable(c)
+            !diacritic && !is_ignorable(c)
         })
         .collect();
     nfc(&bare)
 }
 
-/// The text with compatibility forms folded (NFKC: full-width digits and signs become ASCII),
-/// for fields made of ASCII characters such as a phone number.
-pub fn compatibility_form(raw: &str) -> String {
-    ComposingNormalizerBorrowed::new_nfkc()
-        .normalize(&shown(raw))
-        .into_owned()
+/// The one character that `c` is in its compatibility form (NFKC): `'５'`, `'⁵'` and `'⑤'`
+/// are `'5'`, `'＋'` is `'+'`, `'a'` is `'a'`. `None` when the compatibility form is several
+/// characters (`'⑩'` is "10", `'…'` is "...") or none. For fields made of ASCII characters
+/// such as a phone number, read one character at a time (so that what a field takes is a
+/// set of characters).
+pub fn compatibility_char(c: char) -> Option<char> {
+    let mut utf8 = [0; 4];
+    let form = ComposingNormalizerBorrowed::new_nfkc().normalize(c.encode_utf8(&mut utf8));
+    let mut chars = form.chars();
+    chars.next().filter(|_| chars.next().is_none())
 }
 
 #[cfg(test)]
@@ -282,6 +307,40 @@ mod tests {
         assert_eq!(display_form("Caf\u{200d}e\u{200c}").unwrap(), "Cafe");
         let ideographic_variant = "葛\u{E0100}城";
         assert_eq!(display_form(ideographic_variant).unwrap(), ideographic_variant);
+    }
+
+    #[test]
+    fn an_invisible_character_after_white_space_is_never_kept() {
+        // U+0600 takes the space after it into its grapheme cluster (GB9b); the selector
+        // after that space shows nothing, and kept it would leave a space inside the text.
+        assert_eq!(display_form("a\u{600} \u{fe00}").unwrap(), "a\u{600}");
+        assert_eq!(display_form("a\u{600}\u{fe00}").unwrap(), "a\u{600}\u{fe00}");
+    }
+
+    /// Normalising (NFC, NFKC) composes and decomposes characters. The rules that say what a
+    /// text holds (visible, white space, ignorable, refused; where an `@` or a `.` stands)
+    /// must read the same before and after, or a rule stated on the text as sent (the OpenAPI
+    /// document's patterns) would not be the parser's. A character and its canonical
+    /// decomposition are read the same, for every code point; so every composition is too.
+    #[test]
+    fn canonical_normalisation_never_changes_what_these_rules_see() {
+        let nfd = DecomposingNormalizerBorrowed::new_nfd();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let parts = nfd.normalize(c.encode_utf8(&mut [0; 4])).into_owned();
+            if parts.chars().eq([c]) {
+                continue;
+            }
+            assert_eq!(parts.chars().any(is_visible), is_visible(c), "{c:?}");
+            assert_eq!(parts.chars().all(is_ignorable), is_ignorable(c), "{c:?}");
+            assert_eq!(parts.chars().all(char::is_whitespace), c.is_whitespace(), "{c:?}");
+            assert!(
+                !parts
+                    .chars()
+                    .any(|p| is_refused(p) || p.is_whitespace() && !c.is_whitespace()),
+                "{c:?}"
+            );
+            assert!(!parts.contains(['@', '.']), "{c:?}");
+        }
     }
 
     #[test]

@@ -403,6 +403,38 @@ async fn a_customer_name_with_nothing_visible_is_refused_like_an_empty_one() {
     assert_eq!(app.state(&[], &[], &[id]).await, before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_numbers_and_emails_are_read_by_what_a_person_sees() {
+    let app = spawn_app().await;
+    let tag = unique();
+    // Full-width digits and signs are the ASCII ones; invisible characters (bidi marks, a
+    // variation selector after a digit) are dropped.
+    for (sent, stored) in [
+        ("＋４４\u{3000}２０ ７９４６", "+44 20 7946"),
+        ("\u{200e}1\u{fe0f}23\u{200f}", "123"),
+    ] {
+        let c = app
+            .post("/customers", &json!({"name": format!("Phone {tag}"), "phone": sent}))
+            .await
+            .expect(201);
+        assert_eq!(c["phone"], stored, "{sent:?}");
+    }
+    // A character that stands for several ('⑩' is "10") is not a phone number's; nor is a
+    // diaeresis, which is no blank. An invisible character does not hide a dot from the
+    // domain's start.
+    for phone in ["⑩⑪⑫", "¨"] {
+        app.post("/customers", &json!({"name": format!("Bad {tag}"), "phone": phone}))
+            .await
+            .invalid("phone");
+    }
+    app.post(
+        "/customers",
+        &json!({"name": format!("Bad {tag}"), "email": "a@\u{fe00}.example.org"}),
+    )
+    .await
+    .invalid("email");
+}
+
 /// A phone number of ten digits made from `tag` (hex), so that no other test's customer has it.
 fn phone_digits(tag: &str) -> String {
     tag.chars()
