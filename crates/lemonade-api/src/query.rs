@@ -8,6 +8,7 @@
 //! space, `%XX` a byte. Values are text; what a value means (a whole number, a date, a
 //! cursor) is for the handler's parsers to say.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use lemonade_domain::error::FieldErrors;
@@ -58,19 +59,22 @@ pub fn read(raw: &str, known: &[&str], errors: &mut FieldErrors) -> BTreeMap<Str
         } else if !known.contains(&name.as_str()) {
             errors.push(name.clone(), UNKNOWN);
             reported.insert(name);
-        } else if values.contains_key(&name) {
-            values.remove(&name);
-            errors.push(name.clone(), REPEATED);
-            reported.insert(name);
         } else {
-            match decode(raw_value) {
-                Some(value) => {
-                    values.insert(name, value);
-                }
-                None => {
-                    errors.push(name.clone(), NOT_TEXT);
+            match values.entry(name) {
+                Entry::Occupied(given) => {
+                    let (name, _) = given.remove_entry();
+                    errors.push(name.clone(), REPEATED);
                     reported.insert(name);
                 }
+                Entry::Vacant(slot) => match decode(raw_value) {
+                    Some(value) => {
+                        slot.insert(value);
+                    }
+                    None => {
+                        errors.push(slot.key().clone(), NOT_TEXT);
+                        reported.insert(slot.into_key());
+                    }
+                },
             }
         }
     }

@@ -233,7 +233,10 @@ async fn restock_covers_the_whole_run_in_chunks_of_at_most_a_billion() {
         let quantity = body["quantity"].as_u64().unwrap();
         assert!((1..=1_000_000_000).contains(&quantity), "{body}");
         assert_eq!(body["note"], "bench");
-        assert_eq!(key, &None, "only placing an order takes an idempotency key: the shop refuses one elsewhere");
+        assert_eq!(
+            key, &None,
+            "only placing an order takes an idempotency key: the shop refuses one elsewhere"
+        );
         *totals.entry(ingredient).or_default() += quantity;
     }
     assert_eq!(totals, HashMap::from([("lemon", 2_400_000_000), ("water", 56)]));
