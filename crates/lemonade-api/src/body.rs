@@ -7,9 +7,181 @@
 //!
 //! Malformed JSON (a syntax error) is still one error for the whole body (400): nothing after
 //! it can be read. A body that is not an object is one error on the field `""`.
+//!
+//! A key given twice in one object (`{"name": "a", "name": "b"}`), at any depth, is an error
+//! on that field, "given more than once", and neither value is read. It is well-formed JSON
+//! (RFC 8259 §4 only says names SHOULD be unique), so not a 400: the field can be named and
+//! the other fields still read. What it is not is one request: parsers differ on which value
+//! wins, so a proxy or a log may have seen another request than the shop.
+
+use std::cell::RefCell;
+use std::fmt;
 
 use lemonade_domain::error::FieldErrors;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+/// The error of a key given twice or more in one object.
+pub const REPEATED: &str = "given more than once";
+
+/// A parsed body, with the keys it gave more than once taken out (see [`parse`]).
+#[derive(Debug)]
+pub struct Body {
+    value: Value,
+    /// The paths of the keys given more than once (`lines[0].quantity`), in document order.
+    repeated: Vec<String>,
+}
+
+/// One step of a path into a JSON document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_text(steps: &[Step]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
+}
+
+/// Walks a document, noting where an object gives a key twice; reads no values.
+struct Repeats<'a> {
+    at: Vec<Step>,
+    found: &'a RefCell<Vec<Vec<Step>>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Repeats<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Repeats<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let mut at = self.at.clone();
+            at.push(Step::Index(i));
+            if items.next_element_seed(Repeats { at, found: self.found })?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut repeated = std::collections::HashSet::new();
+        while let Some(key) = fields.next_key::<String>()? {
+            let mut at = self.at.clone();
+            at.push(Step::Key(key.clone()));
+            if seen.insert(key.clone()) {
+                fields.next_value_seed(Repeats { at, found: self.found })?;
+            } else {
+                // Neither value will be read: what is inside them does not matter.
+                fields.next_value::<IgnoredAny>()?;
+                if repeated.insert(key) {
+                    self.found.borrow_mut().push(at);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the value at `path` out of `value`, if it is there.
+fn remove(value: &mut Value, path: &[Step]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = value;
+    for step in parents {
+        let next = match step {
+            Step::Key(key) => at.get_mut(key.as_str()),
+            Step::Index(i) => at.get_mut(*i),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let (Step::Key(key), Value::Object(fields)) = (last, at) {
+        fields.remove(key);
+    }
+}
+
+/// Parses a body. A syntax error is the error; each key an object gives more than once is
+/// noted and taken out of it (a key inside one that was taken out is not noted too), for
+/// [`read`] to report.
+pub fn parse(bytes: &[u8]) -> Result<Body, serde_json::Error> {
+    let mut value: Value = serde_json::from_slice(bytes)?;
+    let found = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    Repeats {
+        at: Vec::new(),
+        found: &found,
+    }
+    .deserialize(&mut deserializer)?;
+    let found = found.into_inner();
+    // A repeat inside the first of a repeated key's values goes with it, unreported.
+    let inside_another = |path: &[Step]| {
+        found
+            .iter()
+            .any(|outer| outer.len() < path.len() && path.starts_with(outer))
+    };
+    let repeated: Vec<&Vec<Step>> = found.iter().filter(|path| !inside_another(path)).collect();
+    for path in &repeated {
+        remove(&mut value, path);
+    }
+    Ok(Body {
+        value,
+        repeated: repeated.iter().map(|p| path_text(p)).collect(),
+    })
+}
+
+impl From<Value> for Body {
+    /// A body built in code, which cannot repeat a key.
+    fn from(value: Value) -> Self {
+        Body {
+            value,
+            repeated: Vec::new(),
+        }
+    }
+}
 
 /// An object of the body, being read. Created by [`Reader::object`]; the fields it never asked
 /// for are reported as unknown by [`Reader::finish`].
@@ -175,10 +347,14 @@ impl<'e> Reader<'e> {
     }
 }
 
-/// Reads a whole body with `read`, then reports its unknown fields. `None` when the body is
-/// not an object (recorded).
-pub fn read<T>(body: Value, errors: &mut FieldErrors, read: impl FnOnce(&mut Reader) -> T) -> Option<T> {
-    let mut reader = Reader::object(body, String::new(), errors)?;
+/// Reads a whole body with `read`, then reports its unknown fields; the keys it gave more than
+/// once are reported first. `None` when the body is not an object (recorded).
+pub fn read<T>(body: impl Into<Body>, errors: &mut FieldErrors, read: impl FnOnce(&mut Reader) -> T) -> Option<T> {
+    let body = body.into();
+    for path in body.repeated {
+        errors.push(path, REPEATED);
+    }
+    let mut reader = Reader::object(body.value, String::new(), errors)?;
     let value = read(&mut reader);
     reader.finish();
     Some(value)
@@ -286,6 +462,55 @@ mod tests {
             let n = read(json!({ "n": value }), &mut errors, |r| r.integer("n")).unwrap();
             assert_eq!(n, None);
             assert_eq!(fields(errors), [("n".to_owned(), INTEGER.to_owned())]);
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_reported_once_and_neither_value_is_read() {
+        let raw = br#"{
+            "name": "a", "name": 5, "name": "c",
+            "lines": [
+                {"product_id": "x", "quantity": 1, "quantity": 2},
+                {"product_id": "y", "quantity": "three"}
+            ],
+            "extra": {"a": 1, "a": 2},
+            "note": {"b": 1, "b": 1}, "note": "n"
+        }"#;
+        let body = parse(raw).unwrap();
+        let mut errors = FieldErrors::default();
+        let read = read(body, &mut errors, |r| {
+            let name = r.string("name");
+            let lines = r.objects("lines", |r| (r.string("product_id"), r.integer("quantity")));
+            let note = r.optional_string("note");
+            (name, lines, note)
+        })
+        .unwrap();
+        assert_eq!(
+            read,
+            (
+                None,
+                Some(vec![(Some("x".to_owned()), None), (Some("y".to_owned()), None)]),
+                None
+            )
+        );
+        let expected = [
+            ("name", REPEATED),
+            ("lines[0].quantity", REPEATED),
+            ("extra.a", REPEATED),
+            ("note", REPEATED),
+            ("lines[1].quantity", INTEGER),
+            ("extra", "is not a field of this request"),
+        ];
+        assert_eq!(fields(errors), expected.map(|(f, m)| (f.to_owned(), m.to_owned())));
+    }
+
+    #[test]
+    fn a_body_without_repeats_parses_as_json_and_a_syntax_error_is_still_one() {
+        let body = parse(br#"{"a": [1, {"b": 2.5}], "c": null}"#).unwrap();
+        assert!(body.repeated.is_empty());
+        assert_eq!(body.value, json!({"a": [1, {"b": 2.5}], "c": null}));
+        for bad in [&b"{"[..], b"{\"a\": 1,}", b"", b"{} {}"] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

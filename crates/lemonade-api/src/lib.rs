@@ -7,9 +7,11 @@
 
 pub mod auth;
 pub mod body;
+pub mod declared;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod query;
 pub mod routes;
 pub mod schema;
 pub mod web;
@@ -146,11 +148,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
+        .route_layer(middleware::from_fn(declared::refuse_undeclared))
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
-        .nest("/api/v1", api)
+        .nest(declared::API_PREFIX, api)
         .route("/health", get(system::live))
         .fallback(web::serve)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))

@@ -4,8 +4,8 @@
 //! The handlers' annotations name what is particular to each endpoint (its success answers,
 //! its own 404, 409 and 422 cases, and the links to the operations its answer leads to).
 //! What every endpoint shares is added here, in one place, by [`Shared`]: the bearer token,
-//! the problem answers every endpoint can give (401, 503; 400, 413, 415 and 422 with a body;
-//! 422 with query parameters; 404 with an id in the path), the schema of path ids, and the
+//! the problem answers every endpoint can give (401, 422, 503; 400, 413 and 415 with a body;
+//! 404 with an id in the path), the schema of path ids, and the
 //! `application/problem+json` media type of every problem. An endpoint added later gets them
 //! without being told.
 
@@ -14,11 +14,14 @@ use std::collections::BTreeSet;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{customers, orders, products, reports, stock, system};
+use lemonade_domain::ports::CursorKind;
+
+use crate::routes::{PageParams, customers, orders, products, reports, stock, system};
 use crate::schema::NamedSchema;
 
 /// The media type of every error answer (RFC 9457).
@@ -72,12 +75,12 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "415",
         "UnsupportedMediaType",
-        "`unsupported_media_type`: the body is not declared as `application/json`.",
+        "`unsupported_media_type`: the body is not declared, once, as `application/json` (with no parameter but an optional `charset=utf-8`).",
     ),
     (
         "422",
         "ValidationFailed",
-        "`validation_failed`: the request has bad fields; `errors` names every one of them.",
+        "`validation_failed`: the request has bad fields; `errors` names every one of them: a body field or query parameter that is unknown, given more than once, of the wrong type or out of bounds, and a header the endpoint does not take.",
     ),
     (
         "503",
@@ -305,7 +308,6 @@ impl Modify for Shared {
 /// The schemas of query parameters, by name (each means the same wherever it appears).
 const QUERY: &[NamedSchema] = &[
     ("limit", crate::schema::page_limit),
-    ("cursor", crate::schema::cursor),
     ("q", crate::schema::search),
     ("status", crate::schema::order_status_filter),
     ("customer_id", crate::schema::id_filter),
@@ -317,13 +319,40 @@ const QUERY: &[NamedSchema] = &[
     ("format", crate::schema::report_format),
 ];
 
+/// The kind of cursor of each list, by operation: a list's `cursor` takes what its own
+/// `next_cursor` holds. Every operation with a `cursor` must be here.
+const CURSORS: &[(&str, CursorKind)] = &[
+    ("list_ingredients", PageParams::CURSOR),
+    ("list_products", PageParams::CURSOR),
+    ("list_customer_orders", PageParams::CURSOR),
+    ("list_customers", customers::CustomerSearch::CURSOR),
+    ("list_orders", orders::OrderParams::CURSOR),
+    ("list_moves", stock::MovesParams::CURSOR),
+];
+
+/// The schema of a query parameter of the operation `operation_id`.
+fn query_schema(operation_id: &str, name: &str) -> utoipa::openapi::schema::Object {
+    if name == "cursor" {
+        let (_, kind) = CURSORS
+            .iter()
+            .find(|(id, _)| *id == operation_id)
+            .unwrap_or_else(|| panic!("list {operation_id} has no cursor kind in CURSORS"));
+        return crate::schema::cursor(*kind);
+    }
+    let (_, schema) = QUERY
+        .iter()
+        .find(|(known, _)| name == *known)
+        .unwrap_or_else(|| panic!("query parameter {name} has no schema in QUERY"));
+    schema()
+}
+
 /// The schemas of request headers, by name.
 const HEADERS: &[NamedSchema] = &[("Idempotency-Key", crate::schema::idempotency_key)];
 
 /// What one operation gets from [`SHARED`].
 fn share(operation: &mut Operation) {
     let mut has_path_id = false;
-    let mut has_query = false;
+    let id = operation.operation_id.clone().unwrap_or_default();
     for parameter in operation.parameters.iter_mut().flatten() {
         let RefOr::T(parameter) = parameter else { continue };
         match parameter.parameter_in {
@@ -332,12 +361,7 @@ fn share(operation: &mut Operation) {
                 parameter.schema = Some(RefOr::T(crate::schema::id().into()));
             }
             ParameterIn::Query | ParameterIn::QueryString => {
-                has_query = true;
-                let (_, schema) = QUERY
-                    .iter()
-                    .find(|(name, _)| parameter.name == *name)
-                    .unwrap_or_else(|| panic!("query parameter {} has no schema in QUERY", parameter.name));
-                parameter.schema = Some(RefOr::T(schema().into()));
+                parameter.schema = Some(RefOr::T(query_schema(&id, &parameter.name).into()));
             }
             ParameterIn::Header => {
                 if let Some((_, schema)) = HEADERS
@@ -378,22 +402,42 @@ fn share(operation: &mut Operation) {
     };
     add("401");
     add("503");
+    // Any endpoint refuses a query parameter or a header it does not take.
+    add("422");
     if has_body {
-        for status in ["400", "413", "415", "422"] {
+        for status in ["400", "413", "415"] {
             add(status);
         }
-    }
-    if has_query {
-        add("422");
     }
     if has_path_id {
         add("404");
     }
 }
 
-/// A body an operation documents is one it needs: sending none is malformed JSON.
+/// A body an operation documents is one it needs (sending none is malformed JSON), unless
+/// its annotation names it `Option<T>` (a cancellation's empty object). utoipa writes such a
+/// body as `T` or `null`, without `required`; but a body left out is not a JSON `null` (which
+/// is refused like any body that is not an object): it becomes `T`, not required.
 fn require(body: &mut RequestBody) {
-    body.required = Some(utoipa::openapi::Required::True);
+    if body.required.is_some() {
+        return;
+    }
+    body.required = Some(utoipa::openapi::Required::False);
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let not_null: Vec<_> = one_of
+            .items
+            .iter()
+            .filter(|s| !matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null)))
+            .cloned()
+            .collect();
+        if let [schema] = &not_null[..] {
+            content.schema = Some(schema.clone());
+        }
+    }
 }
 
 /// Moves a `Problem` documented as `application/json` to `application/problem+json`.
@@ -463,14 +507,11 @@ mod tests {
                 .keys()
                 .map(String::as_str)
                 .collect();
-            let mut expected = vec!["401", "503"];
+            let mut expected = vec!["401", "422", "503"];
             if op.get("requestBody").is_some() {
-                expected.extend(["400", "413", "415", "422"]);
+                expected.extend(["400", "413", "415"]);
             }
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
-            if params.iter().any(|p| p["in"] == "query") {
-                expected.push("422");
-            }
             if params.iter().any(|p| p["in"] == "path") {
                 expected.push("404");
             }
@@ -535,5 +576,44 @@ mod tests {
         let doc = document();
         let link = &doc["paths"]["/products"]["post"]["responses"]["201"]["links"]["OrderIt"];
         assert_eq!(link["operationId"], "place_order", "{link}");
+    }
+
+    /// The `cursor` of every list documents exactly what the list's parser takes.
+    #[test]
+    fn each_lists_cursor_pattern_is_what_its_parser_takes() {
+        let doc = document();
+        let long_id = "a".repeat(64);
+        let candidates = [
+            "",
+            "zz",
+            "-5",
+            "5",
+            "0000000000000042",
+            "999999999999999999",
+            "1234567890123456789",
+            "1.5",
+            "+5",
+            "not a cursor",
+            "é",
+            &long_id,
+            "a_b-C",
+        ];
+        let mut lists = 0;
+        for (method, path, op) in operations(&doc) {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let Some(cursor) = params.iter().find(|p| p["name"] == "cursor") else {
+                continue;
+            };
+            lists += 1;
+            let id = op["operationId"].as_str().unwrap();
+            let (_, kind) = super::CURSORS.iter().find(|(list, _)| *list == id).unwrap();
+            let pattern = regex::Regex::new(cursor["schema"]["pattern"].as_str().unwrap()).unwrap();
+            let max = cursor["schema"]["maxLength"].as_u64().unwrap() as usize;
+            for c in candidates {
+                let documented = pattern.is_match(c) && c.chars().count() <= max;
+                assert_eq!(documented, c.is_empty() || kind.accepts(c), "{method} {path}: {c:?}");
+            }
+        }
+        assert_eq!(lists, super::CURSORS.len());
     }
 }

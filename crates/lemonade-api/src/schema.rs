@@ -21,7 +21,9 @@ use std::sync::LazyLock;
 use lemonade_domain::customer::{EMAIL_LEN_MAX, PHONE_DIGITS_MIN, PHONE_LEN_MAX, PHONE_SIGNS, phone_symbol};
 use lemonade_domain::ids::ID_LEN_MAX;
 use lemonade_domain::order::LINE_QUANTITY_MAX;
-use lemonade_domain::ports::{IDEMPOTENCY_KEY_LEN_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+use lemonade_domain::ports::{
+    CursorKind, IDEMPOTENCY_KEY_LEN_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, SEQUENCE_CURSOR_DIGITS_MAX,
+};
 use lemonade_domain::report::UTC_OFFSET_MINUTES_MAX;
 use lemonade_domain::text::{is_ignorable, is_refused, is_visible};
 use lemonade_domain::values::{PRICE_MAX, QUANTITY_MAX, TEXT_LEN_MAX};
@@ -302,15 +304,23 @@ pub fn id_filter() -> Object {
         .build()
 }
 
-/// A page's `cursor`: a `next_cursor` this server handed out (it has the shape of an id);
-/// empty means the first page.
-pub fn cursor() -> Object {
+/// A page's `cursor` in a list whose cursors are of `kind`: exactly what
+/// [`lemonade_domain::ports::PageRequest::parse`] takes; empty means the first page.
+pub fn cursor(kind: CursorKind) -> Object {
+    let (max, pattern, what) = match kind {
+        CursorKind::Id => (ID_LEN_MAX, id_pattern(0), "an id"),
+        CursorKind::Sequence => (
+            SEQUENCE_CURSOR_DIGITS_MAX,
+            format!("^[0-9]{{0,{SEQUENCE_CURSOR_DIGITS_MAX}}}$"),
+            "a sequence number",
+        ),
+    };
     string()
-        .max_length(Some(ID_LEN_MAX))
-        .pattern(Some(id_pattern(0)))
-        .description(Some(
-            "`next_cursor` of the previous page; empty or absent for the first page.",
-        ))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(format!(
+            "`next_cursor` of the previous page ({what}); empty or absent for the first page."
+        )))
         .build()
 }
 

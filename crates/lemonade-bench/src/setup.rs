@@ -8,7 +8,7 @@ use hyper::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Answer, Conn, Failure, IDEMPOTENCY_KEY, Target, error_code, percent_encode};
+use crate::client::{Answer, Conn, Failure, Target, error_code, percent_encode};
 
 /// Largest quantity one restock may carry.
 pub(crate) const RESTOCK_QUANTITY_MAX: u64 = 1_000_000_000;
@@ -173,17 +173,15 @@ pub(crate) async fn restock(
             let body = Bytes::from(serde_json::to_vec(
                 &serde_json::json!({"quantity": quantity, "note": "bench"}),
             )?);
-            let key = crate::new_idempotency_key();
+            // A restock takes no idempotency key (only placing an order does; the shop refuses
+            // one elsewhere): a retry after a lost answer may restock twice, which only leaves
+            // the bench more stock than it needs.
             let mut retries = 0;
             let answer = target
                 .send_with_retries(
                     addr,
                     conn,
-                    || {
-                        let mut request = target.request(Method::POST, uri.clone(), Some(body.clone()));
-                        request.headers_mut().insert(&IDEMPOTENCY_KEY, key.clone());
-                        request
-                    },
+                    || target.request(Method::POST, uri.clone(), Some(body.clone())),
                     false,
                     &mut retries,
                 )

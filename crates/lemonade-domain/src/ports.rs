@@ -32,13 +32,46 @@ pub const PAGE_LIMIT_DEFAULT: u32 = 50;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRequest {
     pub limit: u32,
+    /// A cursor of the list's [`CursorKind`], checked by [`PageRequest::parse`].
     pub cursor: Option<String>,
+}
+
+/// Most digits of a [`CursorKind::Sequence`] cursor: every number that long fits an `i64`.
+pub const SEQUENCE_CURSOR_DIGITS_MAX: usize = 18;
+
+/// What a list's `next_cursor` holds, and so what its `cursor` accepts: each list hands out
+/// one kind, and [`PageRequest::parse`] takes that kind and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorKind {
+    /// The id of the last item of a page (ids sort by creation): anything of an id's shape
+    /// ([`crate::ids::is_valid_id`]) is a place in such a list.
+    Id,
+    /// The sequence number of the last item (the ledger's move ids): 1 to
+    /// [`SEQUENCE_CURSOR_DIGITS_MAX`] decimal digits.
+    Sequence,
+}
+
+impl CursorKind {
+    /// Whether `raw` is a cursor of this kind (the empty "first page" aside).
+    pub fn accepts(self, raw: &str) -> bool {
+        match self {
+            CursorKind::Id => crate::ids::is_valid_id(raw),
+            CursorKind::Sequence => sequence_cursor(raw).is_some(),
+        }
+    }
+}
+
+/// The sequence number a [`CursorKind::Sequence`] cursor stands for; `None` when `raw` is
+/// not one.
+pub fn sequence_cursor(raw: &str) -> Option<i64> {
+    let digits = (1..=SEQUENCE_CURSOR_DIGITS_MAX).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| raw.parse().expect("at most 18 digits fit an i64"))
 }
 
 impl PageRequest {
     /// Parses `limit` (1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`]) and `cursor`
-    /// (an id this server handed out as `next_cursor`; empty means none) into `errors`.
-    pub fn parse(errors: &mut FieldErrors, limit: Option<i64>, cursor: Option<&str>) -> Option<Self> {
+    /// (a cursor of the list's `kind`; empty means the first page) into `errors`.
+    pub fn parse(errors: &mut FieldErrors, limit: Option<i64>, cursor: Option<&str>, kind: CursorKind) -> Option<Self> {
         let limit = match limit {
             None => Some(PAGE_LIMIT_DEFAULT),
             Some(l) if (1..=i64::from(PAGE_LIMIT_MAX)).contains(&l) => Some(l as u32),
@@ -49,9 +82,9 @@ impl PageRequest {
         };
         let cursor = match cursor {
             None | Some("") => Some(None),
-            Some(c) if crate::ids::is_valid_id(c) => Some(Some(c.to_owned())),
+            Some(c) if kind.accepts(c) => Some(Some(c.to_owned())),
             Some(_) => {
-                errors.push("cursor", "not a cursor this server handed out");
+                errors.push("cursor", CURSOR_REFUSED);
                 None
             }
         };
@@ -64,6 +97,9 @@ impl PageRequest {
         PageRequest { limit, cursor: None }
     }
 }
+
+/// The error of a `cursor` that is not of its list's kind.
+pub const CURSOR_REFUSED: &str = "not a cursor this server handed out";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -214,4 +250,37 @@ pub trait Shop: Send + Sync + 'static {
     /// other processes do: `GET /health`, the liveness a supervisor restarts a process on.
     /// `Err` says why not. A dependency that is down is never a reason.
     async fn live(&self) -> Result<(), ShopError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor_of(raw: &str, kind: CursorKind) -> Result<Option<String>, Vec<FieldError>> {
+        let mut errors = FieldErrors::default();
+        match PageRequest::parse(&mut errors, None, Some(raw), kind) {
+            Some(page) => Ok(page.cursor),
+            None => Err(errors.into_vec()),
+        }
+    }
+
+    #[test]
+    fn each_cursor_kind_takes_its_own_shape_and_nothing_else() {
+        let refused = || Err(vec![FieldError::new("cursor", CURSOR_REFUSED)]);
+        assert_eq!(cursor_of("", CursorKind::Id), Ok(None));
+        assert_eq!(cursor_of("", CursorKind::Sequence), Ok(None));
+        assert_eq!(
+            cursor_of("0000000000000042", CursorKind::Sequence),
+            Ok(Some("0000000000000042".into()))
+        );
+        assert_eq!(cursor_of("zz", CursorKind::Id), Ok(Some("zz".into())));
+        for bad in ["zz", "-5", "+5", "1.5", " 1", "1234567890123456789"] {
+            assert_eq!(cursor_of(bad, CursorKind::Sequence), refused(), "{bad:?}");
+        }
+        for bad in ["not a cursor", "é", &"a".repeat(65)] {
+            assert_eq!(cursor_of(bad, CursorKind::Id), refused(), "{bad:?}");
+        }
+        assert_eq!(sequence_cursor("999999999999999999"), Some(999_999_999_999_999_999));
+        assert_eq!(sequence_cursor("0000000000000042"), Some(42));
+    }
 }

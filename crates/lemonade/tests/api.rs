@@ -30,5 +30,7 @@ mod reports;
 mod settings;
 #[path = "api/stock.rs"]
 mod stock;
+#[path = "api/strict_input.rs"]
+mod strict_input;
 #[path = "api/system.rs"]
 mod system;

@@ -5,11 +5,11 @@ use axum::response::IntoResponse;
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::order::Order;
-use lemonade_domain::ports::{OrderFilter, Page};
+use lemonade_domain::ports::{CursorKind, OrderFilter, Page};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{PageParams, page, parsed, path_id};
+use crate::body::Body;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::schema::SEARCH_LEN_MAX;
@@ -54,12 +54,16 @@ pub struct CustomerSearch {
     pub cursor: Option<String>,
 }
 
+impl CustomerSearch {
+    pub const CURSOR: CursorKind = CursorKind::Id;
+}
+
 fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     path_id(raw, CustomerId::parse, "customer")
 }
 
 /// Reads a customer body: `is_new` makes the name required.
-fn fields(body: Value, is_new: bool) -> Result<CustomerFields, ApiError> {
+fn fields(body: Body, is_new: bool) -> Result<CustomerFields, ApiError> {
     parsed(|e| {
         let (name, email, phone) = body::read(body, e, |r| {
             (
@@ -77,11 +81,8 @@ fn fields(body: Value, is_new: bool) -> Result<CustomerFields, ApiError> {
 
 #[utoipa::path(get, path = "/customers", tag = "customers", operation_id = "list_customers", params(CustomerSearch),
     responses((status = 200, body = Page<Customer>)))]
-pub async fn list(
-    State(app): State<AppState>,
-    Query(q): Query<CustomerSearch>,
-) -> Result<Json<Page<Customer>>, ApiError> {
-    let (search, page) = parsed(|e| {
+pub async fn list(State(app): State<AppState>, query: Query<CustomerSearch>) -> Result<Json<Page<Customer>>, ApiError> {
+    let (search, page) = query.parse(|e, q| {
         let search = match q.q.as_deref() {
             Some(s) if s.chars().count() > SEARCH_LEN_MAX => {
                 e.push("q", format!("at most {SEARCH_LEN_MAX} characters"));
@@ -89,7 +90,7 @@ pub async fn list(
             }
             s => Some(s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)),
         };
-        let page = page(e, q.limit.as_deref(), q.cursor.as_deref());
+        let page = page(e, q.limit.as_deref(), q.cursor.as_deref(), CustomerSearch::CURSOR);
         Some((search?, page?))
     })?;
     Ok(Json(app.shop.list_customers(search, page).await?))
@@ -97,10 +98,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/customers", tag = "customers", operation_id = "create_customer", request_body = NewCustomerBody,
     responses((status = 201, body = Customer)))]
-pub async fn create(
-    State(app): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(State(app): State<AppState>, JsonBody(body): JsonBody) -> Result<impl IntoResponse, ApiError> {
     let fields = fields(body, true)?;
     Ok((StatusCode::CREATED, Json(app.shop.create_customer(fields).await?)))
 }
@@ -116,7 +114,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Customer>, ApiError> {
     let id = customer_id(&id)?;
     let fields = fields(body, false)?;
@@ -144,13 +142,15 @@ pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> R
 pub async fn orders(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<PageParams>,
+    query: Query<PageParams>,
 ) -> Result<Json<Page<Order>>, ApiError> {
     let filter = OrderFilter {
         status: None,
         customer_id: Some(customer_id(&id)?),
     };
-    Ok(Json(app.shop.list_orders(filter, parsed(|e| q.parse(e))?).await?))
+    Ok(Json(
+        app.shop.list_orders(filter, query.parse(|e, q| q.parse(e))?).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/customers/{id}/export", tag = "customers", operation_id = "export_customer",

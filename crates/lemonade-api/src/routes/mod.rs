@@ -2,8 +2,8 @@
 //! [`lemonade_domain::ports::Shop`], and returns JSON; errors go through [`crate::error`].
 //!
 //! Inputs are read so that every bad field is reported at once: bodies through
-//! [`crate::body`], query parameters as text parsed here (a serde-typed query would stop at
-//! the first one that is not a number).
+//! [`crate::body`], query parameters through [`crate::extract::Query`] as text parsed here (a
+//! serde-typed query would stop at the first one that is not a number).
 
 pub mod customers;
 pub mod orders;
@@ -13,14 +13,14 @@ pub mod stock;
 pub mod system;
 
 use lemonade_domain::error::FieldErrors;
-use lemonade_domain::ports::PageRequest;
+use lemonade_domain::ports::{CursorKind, PageRequest};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ApiError;
 use lemonade_domain::catalog::CatalogRefs;
 
-/// `limit` and `cursor` of a list.
+/// `limit` and `cursor` of a list whose cursors are ids.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
@@ -30,33 +30,25 @@ pub struct PageParams {
 }
 
 impl PageParams {
+    pub const CURSOR: CursorKind = CursorKind::Id;
+
     /// The page asked for, into `errors`.
     pub fn parse(&self, errors: &mut FieldErrors) -> Option<PageRequest> {
-        page(errors, self.limit.as_deref(), self.cursor.as_deref())
+        page(errors, self.limit.as_deref(), self.cursor.as_deref(), Self::CURSOR)
     }
 }
 
-/// Parses `limit` and `cursor` into `errors`.
-pub fn page(errors: &mut FieldErrors, limit: Option<&str>, cursor: Option<&str>) -> Option<PageRequest> {
-    let limit = integer_param(errors, "limit", limit);
-    let page = PageRequest::parse(errors, limit.flatten(), cursor);
-    limit.and(page)
-}
-
-/// A whole-number query parameter: `Some(None)` when absent, `None` (recorded) when it is
-/// not a whole number.
-pub fn integer_param<T: std::str::FromStr>(
+/// Parses `limit` and a `cursor` of the list's `kind` into `errors`: the one parser of every
+/// list's page.
+pub fn page(
     errors: &mut FieldErrors,
-    name: &str,
-    raw: Option<&str>,
-) -> Option<Option<T>> {
-    match raw {
-        None => Some(None),
-        Some(raw) => errors.check(
-            name,
-            raw.parse().map(Some).map_err(|_| "must be a whole number".to_owned()),
-        ),
-    }
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    kind: CursorKind,
+) -> Option<PageRequest> {
+    let limit = crate::query::integer(errors, "limit", limit);
+    let page = PageRequest::parse(errors, limit.flatten(), cursor, kind);
+    limit.and(page)
 }
 
 /// An id naming something in a query filter: empty means no filter; one that cannot be an

@@ -6,14 +6,13 @@ use lemonade_domain::ShopError;
 use lemonade_domain::error::FieldErrors;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::order::{Order, OrderDraft, OrderStatus, RawOrderLine};
-use lemonade_domain::ports::{IdempotencyKey, OrderFilter, Page, PlaceOrder};
+use lemonade_domain::ports::{CursorKind, IdempotencyKey, OrderFilter, Page, PlaceOrder};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{id_param, page, parsed, path_id};
+use super::{id_param, page, path_id};
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, Path, Query};
+use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::{AppState, body, schema};
 
 /// One line of an order.
@@ -52,6 +51,10 @@ pub struct OrderParams {
     pub cursor: Option<String>,
 }
 
+impl OrderParams {
+    pub const CURSOR: CursorKind = CursorKind::Id;
+}
+
 /// The fingerprint an idempotency key is bound to: a hash of the parsed request, so that the
 /// same order sent with other whitespace or field order is still "the same request".
 fn fingerprint(draft: &OrderDraft) -> String {
@@ -62,10 +65,17 @@ fn fingerprint(draft: &OrderDraft) -> String {
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// The text of the `Idempotency-Key` header, if sent (a bad one is recorded in `errors`).
+/// Sent twice it is refused, as a query parameter or a body field given twice is: which key
+/// the client meant cannot be told, and guessing could place the order twice.
 fn idempotency_key(headers: &HeaderMap, errors: &mut FieldErrors) -> Option<Option<String>> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+    let mut sent = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let Some(value) = sent.next() else {
         return Some(None);
     };
+    if sent.next().is_some() {
+        errors.push("Idempotency-Key", crate::query::REPEATED);
+        return None;
+    }
     let key = value
         .to_str()
         .map_err(|_| "must be printable ASCII".to_owned())
@@ -89,7 +99,7 @@ fn idempotency_key(headers: &HeaderMap, errors: &mut FieldErrors) -> Option<Opti
 pub async fn place(
     State(app): State<AppState>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut errors = FieldErrors::default();
     let read = body::read(body, &mut errors, |r| {
@@ -140,8 +150,8 @@ pub async fn place(
 
 #[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "list_orders", params(OrderParams),
     responses((status = 200, body = Page<Order>), (status = 404, body = Problem, description = "`not_found`: no such customer")))]
-pub async fn list(State(app): State<AppState>, Query(q): Query<OrderParams>) -> Result<Json<Page<Order>>, ApiError> {
-    let (filter, page) = parsed(|e| {
+pub async fn list(State(app): State<AppState>, query: Query<OrderParams>) -> Result<Json<Page<Order>>, ApiError> {
+    let (filter, page) = query.parse(|e, q| {
         let status = match q.status.as_deref() {
             None | Some("") => Some(None),
             Some(s) => e.check(
@@ -152,7 +162,7 @@ pub async fn list(State(app): State<AppState>, Query(q): Query<OrderParams>) -> 
             ),
         };
         let customer_id = id_param(e, "customer_id", q.customer_id.as_deref(), CustomerId::parse);
-        let page = page(e, q.limit.as_deref(), q.cursor.as_deref());
+        let page = page(e, q.limit.as_deref(), q.cursor.as_deref(), OrderParams::CURSOR);
         let filter = OrderFilter {
             status: status?,
             customer_id: customer_id?,
@@ -171,11 +181,26 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     Ok(Json(app.shop.get_order(path_id(&id, OrderId::parse, "order")?).await?))
 }
 
+/// Nothing: a cancellation has no fields. The body may be left out, or be `{}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({}))]
+pub struct NoFields {}
+
 /// Cancels a confirmed order: its stock comes back and its points are taken back.
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", operation_id = "cancel_order",
+///
+/// It takes no body; one that is sent must be an empty JSON object (a field in it is refused
+/// like any unknown field).
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", operation_id = "cancel_order", request_body = Option<NoFields>,
     responses((status = 200, body = Order), (status = 409, body = Problem, description = "`conflict`: only a confirmed order can be cancelled")))]
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
-    Ok(Json(
-        app.shop.cancel_order(path_id(&id, OrderId::parse, "order")?).await?,
-    ))
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Json<Order>, ApiError> {
+    let id = path_id(&id, OrderId::parse, "order")?;
+    if let Some(body) = body {
+        FieldErrors::collect(|e| body::read(body, e, |_| ()))?;
+    }
+    Ok(Json(app.shop.cancel_order(id).await?))
 }

@@ -6,11 +6,10 @@ use lemonade_domain::catalog::{NewProduct, Product, ProductPatch, RawRecipeItem}
 use lemonade_domain::ids::ProductId;
 use lemonade_domain::ports::Page;
 use serde::Serialize;
-use serde_json::Value;
 
 use lemonade_domain::error::FieldErrors;
 
-use super::{PageParams, parsed, path_id, with_catalog_refs};
+use super::{PageParams, path_id, with_catalog_refs};
 use crate::body::{self, Reader};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
@@ -71,16 +70,13 @@ fn recipe_item(r: &mut Reader) -> RawRecipeItem {
 
 #[utoipa::path(get, path = "/products", tag = "products", operation_id = "list_products", params(PageParams),
     responses((status = 200, body = Page<Product>)))]
-pub async fn list(State(app): State<AppState>, Query(q): Query<PageParams>) -> Result<Json<Page<Product>>, ApiError> {
-    Ok(Json(app.shop.list_products(parsed(|e| q.parse(e))?).await?))
+pub async fn list(State(app): State<AppState>, query: Query<PageParams>) -> Result<Json<Page<Product>>, ApiError> {
+    Ok(Json(app.shop.list_products(query.parse(|e, q| q.parse(e))?).await?))
 }
 
 #[utoipa::path(post, path = "/products", tag = "products", operation_id = "create_product", request_body = CreateProduct,
     responses((status = 201, body = Product), (status = 409, body = Problem, description = "`conflict`: another product has this name")))]
-pub async fn create(
-    State(app): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(State(app): State<AppState>, JsonBody(body): JsonBody) -> Result<impl IntoResponse, ApiError> {
     let mut errors = FieldErrors::default();
     let read = body::read(body, &mut errors, |r| {
         (
@@ -108,7 +104,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Product>, ApiError> {
     let id = path_id(&id, ProductId::parse, "product")?;
     let mut errors = FieldErrors::default();

@@ -2,14 +2,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemonade_domain::ids::IngredientId;
-use lemonade_domain::ports::Page;
+use lemonade_domain::ports::{CursorKind, Page};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use lemonade_domain::error::FieldErrors;
 
 use super::{PageParams, id_param, page, parsed, path_id, with_catalog_refs};
+use crate::body::Body;
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::{AppState, body};
@@ -76,21 +76,20 @@ pub struct MovesParams {
     pub cursor: Option<String>,
 }
 
+impl MovesParams {
+    /// The ledger's cursors: a move's sequence number (its id).
+    pub const CURSOR: CursorKind = CursorKind::Sequence;
+}
+
 #[utoipa::path(get, path = "/ingredients", tag = "stock", operation_id = "list_ingredients", params(PageParams),
     responses((status = 200, body = Page<Ingredient>)))]
-pub async fn list(
-    State(app): State<AppState>,
-    Query(q): Query<PageParams>,
-) -> Result<Json<Page<Ingredient>>, ApiError> {
-    Ok(Json(app.shop.list_ingredients(parsed(|e| q.parse(e))?).await?))
+pub async fn list(State(app): State<AppState>, query: Query<PageParams>) -> Result<Json<Page<Ingredient>>, ApiError> {
+    Ok(Json(app.shop.list_ingredients(query.parse(|e, q| q.parse(e))?).await?))
 }
 
 #[utoipa::path(post, path = "/ingredients", tag = "stock", operation_id = "create_ingredient", request_body = CreateIngredient,
     responses((status = 201, body = Ingredient)))]
-pub async fn create(
-    State(app): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(State(app): State<AppState>, JsonBody(body): JsonBody) -> Result<impl IntoResponse, ApiError> {
     let mut errors = FieldErrors::default();
     let read = body::read(body, &mut errors, |r| {
         (
@@ -114,7 +113,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 }
 
 /// Reads a restock or waste body (`waste`) into an adjustment.
-fn restock_or_waste(body: Value, waste: bool) -> Result<StockAdjustment, ApiError> {
+fn restock_or_waste(body: Body, waste: bool) -> Result<StockAdjustment, ApiError> {
     parsed(|e| {
         let (quantity, note) = body::read(body, e, |r| (r.integer("quantity"), r.optional_string("note")))?;
         StockAdjustment::parse_restock_or_waste(e, waste, quantity, note.as_deref())
@@ -132,7 +131,7 @@ async fn adjust(app: AppState, id: String, adjustment: StockAdjustment) -> Resul
 pub async fn restock(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Adjusted>, ApiError> {
     adjust(app, id, restock_or_waste(body, false)?).await
 }
@@ -142,7 +141,7 @@ pub async fn restock(
 pub async fn waste(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Adjusted>, ApiError> {
     adjust(app, id, restock_or_waste(body, true)?).await
 }
@@ -152,7 +151,7 @@ pub async fn waste(
 pub async fn count(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Adjusted>, ApiError> {
     let adjustment = parsed(|e| {
         let (on_hand, note) = body::read(body, e, |r| (r.integer("on_hand"), r.optional_string("note")))?;
@@ -163,13 +162,10 @@ pub async fn count(
 
 #[utoipa::path(get, path = "/stock/moves", tag = "stock", operation_id = "list_moves", params(MovesParams),
     responses((status = 200, body = Page<StockMove>), (status = 404, body = Problem, description = "`not_found`: no such ingredient")))]
-pub async fn moves(
-    State(app): State<AppState>,
-    Query(q): Query<MovesParams>,
-) -> Result<Json<Page<StockMove>>, ApiError> {
-    let (ingredient, page) = parsed(|e| {
+pub async fn moves(State(app): State<AppState>, query: Query<MovesParams>) -> Result<Json<Page<StockMove>>, ApiError> {
+    let (ingredient, page) = query.parse(|e, q| {
         let ingredient = id_param(e, "ingredient_id", q.ingredient_id.as_deref(), IngredientId::parse);
-        let page = page(e, q.limit.as_deref(), q.cursor.as_deref());
+        let page = page(e, q.limit.as_deref(), q.cursor.as_deref(), MovesParams::CURSOR);
         Some((ingredient?, page?))
     })?;
     Ok(Json(app.shop.list_moves(ingredient, page).await?))

@@ -10,11 +10,13 @@ fn move_id(seq: i64) -> MoveId {
     MoveId::parse(&format!("{seq:016}")).expect("digits are a valid id")
 }
 
-/// The sequence number a move id (a cursor) stands for; 0 for anything else.
-fn move_seq(id: &str) -> i64 {
-    id.parse().unwrap_or(0)
+/// The sequence number a move id (the ledger's cursor) stands for. The API refuses any other
+/// cursor; one that reaches the store anyway (an internal caller) is refused the same way,
+/// never read as some other place in the ledger.
+fn move_seq(cursor: &str) -> Result<i64, ShopError> {
+    sequence_cursor(cursor).ok_or_else(|| ShopError::validation("cursor", CURSOR_REFUSED))
 }
-use lemonade_domain::ports::{Page, PageRequest};
+use lemonade_domain::ports::{CURSOR_REFUSED, Page, PageRequest, sequence_cursor};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
 use lemonade_domain::text::name_key;
 use lemonade_domain::values::{Timestamp, Unit};
@@ -269,7 +271,7 @@ pub fn list_moves(
     ingredient: Option<&IngredientId>,
     page: &PageRequest,
 ) -> Result<Page<StockMove>, ShopError> {
-    let cursor = page.cursor.as_deref().map_or(i64::MAX, move_seq);
+    let cursor = page.cursor.as_deref().map_or(Ok(i64::MAX), move_seq)?;
     let rows = match ingredient {
         Some(ing) => conn
             .prepare_cached(&format!(
