@@ -53,6 +53,13 @@ fn operations(item: &PathItem) -> [(&'static str, &Option<Operation>); 5] {
     ]
 }
 
+/// Builds the table of what each endpoint declares now, so that no request waits for it: it
+/// comes from the OpenAPI document, whose text patterns walk every code point once (2 s in a
+/// debug build, far less optimised; once a process).
+pub fn warm() {
+    table();
+}
+
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {

@@ -123,6 +123,9 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole application: `/api/v1/...` and the web app. Built by a function so tests can
 /// serve it on their own port or call it without a socket.
 pub fn router(state: AppState) -> Router {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(declared::warm);
+    }
     let api = Router::new()
         .route("/ingredients", get(stock::list).post(stock::create))
         .route("/ingredients/{id}", get(stock::get))
