@@ -15,15 +15,28 @@ use crate::sql::cache::WriterCache;
 use crate::tasks::Tasks;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
 
-/// Why the database could not be opened.
+/// Why the database could not be opened. Like [`DbError`], its text says everything and it
+/// has no `source`, so a chain of contexts above it names the engine's message once.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("{0}")]
-    Db(#[from] DbError),
+    Db(DbError),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sqlite(e)
+    }
+}
+
+impl From<DbError> for OpenError {
+    fn from(e: DbError) -> Self {
+        OpenError::Db(e)
+    }
 }
 
 /// Page cache of a service's writer connection, in KiB.

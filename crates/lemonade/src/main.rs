@@ -55,20 +55,15 @@ struct CheckArgs {
 /// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited. A data
 /// folder of the distributed mode is audited across its four databases.
 fn check(args: &CheckArgs) -> std::process::ExitCode {
-    let (what, audited) = if let Some(base) = &args.postgres {
-        (
+    let (what, audited) = match &args.postgres {
+        Some(base) => (
             lemonade_store::db::redact(base),
             lemonade_store::audit::audit_postgres_cluster(base),
-        )
-    } else if lemonade_store::audit::is_cluster(&args.data) {
-        (
+        ),
+        None => (
             args.data.display().to_string(),
-            lemonade_store::audit::audit_cluster(&args.data),
-        )
-    } else {
-        let path = args.data.join("lemonade.db");
-        let audited = lemonade_store::audit::audit_file(&path);
-        (path.display().to_string(), audited)
+            lemonade_store::audit::audit_folder(&args.data),
+        ),
     };
     match audited {
         Ok(report) => {
