@@ -224,14 +224,19 @@ impl ServeArgs {
     }
 }
 
-/// Refuses a token shorter than [`TOKEN_LEN_MIN`], naming the flag that gave it.
+/// Refuses a token shorter than [`TOKEN_LEN_MIN`] or one that an `Authorization: Bearer`
+/// header cannot carry as given ([`lemonade_api::auth::check_bearer_token`]: with a trailing
+/// space, say, every request would be refused), naming the flag that gave it.
 pub fn check_token(token: Option<&str>, flag: &str) -> anyhow::Result<()> {
-    match token {
-        Some(t) if t.len() < TOKEN_LEN_MIN => {
-            anyhow::bail!("{flag} must be at least {TOKEN_LEN_MIN} characters")
-        }
-        _ => Ok(()),
+    let Some(token) = token else { return Ok(()) };
+    if let Err(why) = lemonade_api::auth::check_bearer_token(token) {
+        anyhow::bail!("{flag} cannot be sent as a bearer token: {why}");
     }
+    anyhow::ensure!(
+        token.len() >= TOKEN_LEN_MIN,
+        "{flag} must be at least {TOKEN_LEN_MIN} characters"
+    );
+    Ok(())
 }
 
 /// The coordinator's lease must outlive its order deadline (each flag's own range is clap's).

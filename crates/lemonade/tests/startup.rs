@@ -58,6 +58,10 @@ fn cluster_refuses_a_bad_flag_before_starting_anything_naming_the_flag_and_its_r
         (&["--services-port", "65534"], &["--services-port", "1..=65533"]),
         (&["--services-port", "0"], &["--services-port", "1..=65533"]),
         (&["--token", "too-short"], &["--token", "16"]),
+        (
+            &["--token", "abcdefabcdefabcdef  "],
+            &["--token", "bearer token", "' '"],
+        ),
         (&["--postgres", "mysql://x"], &["--postgres", "postgres://"]),
         (&["--log", "lemonade=loud"], &["--log"]),
         (&["--batch-max", "0"], &["--batch-max", "1..=4096"]),
@@ -112,6 +116,38 @@ fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
     assert!(!data.exists(), "it created {}", data.display());
 }
 
+/// A token given in the environment is checked as its flag is, and the error names both.
+#[test]
+fn a_token_from_the_environment_that_a_bearer_header_cannot_carry_is_refused_naming_it() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&["serve"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (&["cluster"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (
+            &["serve", "--role", "stock"],
+            "LEMONADE_CLUSTER_TOKEN",
+            "--cluster-token (LEMONADE_CLUSTER_TOKEN)",
+        ),
+    ];
+    for (args, variable, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut command = lemonade_command();
+        command
+            .args(args)
+            .args(["--addr", &addr, "--data"])
+            .arg(&data)
+            .env(variable, "abcdefabcdefabcdef  ");
+        let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+        assert!(status.is_some_and(|s| !s.success()), "{args:?} started:\n{stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("bearer token"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}
+
 #[test]
 fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
     let addr = format!("127.0.0.1:{}", free_port());
@@ -134,9 +170,14 @@ fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
         (vec!["--lease-ms", "1"], &["--lease-ms", "1000..=600000"]),
         (vec!["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
         (vec!["--token", "too-short"], &["--token", "16"]),
+        (vec!["--token", "abcdefabcdefabcdef  "], &["--token", "bearer token"]),
         (
             vec!["--role", "stock", "--cluster-token", "short"],
             &["--cluster-token", "16"],
+        ),
+        (
+            vec!["--role", "stock", "--cluster-token", "a-cluster-token-long-enough "],
+            &["--cluster-token", "bearer token"],
         ),
         (
             [
