@@ -3,4 +3,5 @@
 
 pub mod cluster;
 pub mod lock;
+pub mod output;
 pub mod serve;

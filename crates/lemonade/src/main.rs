@@ -1,3 +1,5 @@
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand};
 
 // The write path allocates many small short-lived values per order; measured, glibc's malloc
@@ -67,11 +69,17 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
     };
     match audited {
         Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            let text = if args.json {
+                let mut json = serde_json::to_string_pretty(&report).expect("reports serialise");
+                json.push('\n');
+                json
             } else {
-                print!("{}", report.to_text());
-            }
+                report.to_text()
+            };
+            // The report is what was asked for: written whole, waiting for the reader as any
+            // command's output does; a reader that left (`| head`) is no error of the audit.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
             if report.is_clean() {
                 std::process::ExitCode::SUCCESS
             } else {
@@ -79,7 +87,7 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: cannot audit {what}: {e}");
+            lemonade::output::tell(&format!("error: cannot audit {what}: {e}"));
             std::process::ExitCode::from(2)
         }
     }
@@ -106,11 +114,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs())
-        .init();
+    // Dropped last, at the end of `main`: what is still queued is written out then.
+    let _output = lemonade::output::init(&cli.log, colour_logs());
+    lemonade::output::spawn_dropped_reports();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
@@ -125,7 +131,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            lemonade::output::tell(&format!("error: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -136,9 +142,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = start(args, shutdown_signal()).await?;
     match role {
         lemonade::serve::RoleArg::Monolith | lemonade::serve::RoleArg::Coordinator => {
-            println!("Lemonade is open at http://{}/", running.addr)
+            lemonade::output::say(&format!("Lemonade is open at http://{}/", running.addr))
         }
-        service => println!("Lemonade {service:?} service listening on {}", running.addr),
+        service => lemonade::output::say(&format!("Lemonade {service:?} service listening on {}", running.addr)),
     }
     running.server.await??;
     Ok(())

@@ -456,7 +456,9 @@ fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
         (None, true) => None,
         (None, false) => {
             let t = generate_token();
-            println!("Listening beyond loopback: clients must send this access token (shown once):\n  {t}");
+            crate::output::say(&format!(
+                "Listening beyond loopback: clients must send this access token (shown once):\n  {t}"
+            ));
             Some(t)
         }
     })
