@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::db::OpenError;
@@ -119,20 +119,10 @@ fn cluster_files() -> String {
     format!("{} and {}", files[..files.len() - 1].join(", "), files[files.len() - 1])
 }
 
-/// Opens the SQLite database file at `path` to read it, never to write it: it must exist
-/// (nothing is created), and the connection is `query_only`. It is opened for writing when
-/// the file allows, because SQLite then removes again, once the last connection closes, the
-/// `-wal` and `-shm` files it makes to read a database in WAL mode (a read-only connection
-/// would leave them behind); read-only otherwise.
+/// Opens a database file for the audit: see [`crate::db::open_to_read`].
 fn open_for_audit(path: &Path) -> Result<Connection, OpenError> {
     ensure_audited_file(path)?;
-    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .map_err(|e| in_file(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "query_only", true)?;
-    Ok(conn)
+    crate::db::open_to_read(path).map_err(|e| in_file(path, e))
 }
 
 /// Refuses a database file that is missing or empty, before SQLite would create or use it.

@@ -39,6 +39,38 @@ impl From<DbError> for OpenError {
     }
 }
 
+/// Opens the existing SQLite file at `path` to read it, never to write it: nothing is
+/// created (a missing file is an error) and the connection is `query_only`. It is opened for
+/// writing when the file allows, because SQLite then removes again, once the last connection
+/// closes, the `-wal` and `-shm` files it makes to read a database in WAL mode (a read-only
+/// connection would leave them behind); read-only otherwise.
+pub fn open_to_read(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Checks, writing and creating nothing, that the file at `path` can be opened as `role`'s
+/// SQLite database: it is missing or empty (a new database), or holds `role`'s tables at a
+/// version this binary knows. A start checks every database so before it writes any. The
+/// error names the file.
+pub fn check_file(path: &Path, role: Role) -> Result<(), OpenError> {
+    let named = |e: OpenError| OpenError::Other(format!("{}: {e}", path.display()));
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(named(OpenError::Other(e.to_string()))),
+        Ok(m) if !m.is_file() => return Err(named(OpenError::Other("not a file".into()))),
+        Ok(m) if m.len() == 0 => return Ok(()),
+        Ok(_) => {}
+    }
+    let conn = open_to_read(path).map_err(named)?;
+    crate::migrations::check_sqlite(&conn, "main", role).map_err(named)?;
+    Ok(())
+}
+
 /// Page cache of a service's writer connection, in KiB.
 const SERVICE_WRITER_CACHE_KIB: i64 = 2_048;
 
@@ -335,7 +367,8 @@ fn take_writer_lock(conn: &PgConn) -> Result<bool, OpenError> {
     }
 }
 
-fn unreachable_server(url: &str, e: DbError) -> OpenError {
+/// A connection to the server at `url` failed: what to say.
+pub(crate) fn unreachable_server(url: &str, e: DbError) -> OpenError {
     OpenError::Other(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))
 }
 

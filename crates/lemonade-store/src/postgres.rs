@@ -163,27 +163,50 @@ pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
 pub fn schema_of(url: &str, role: Role) -> Result<i64, OpenError> {
     on_own_thread(|| {
         let pg = PgConn::connect(url)?;
-        let db: &dyn Db = &pg;
-        pg.begin(Begin::Read)?;
-        let has_schema: bool = db.query_row(
-            "SELECT to_regclass('lemonade_schema') IS NOT NULL",
-            crate::params![],
-            |r| r.get(0),
-        )?;
-        let found: Option<(String, i64)> = if has_schema {
-            crate::conn::optional(
-                db.query_row("SELECT role, version FROM lemonade_schema", crate::params![], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                }),
-            )?
-        } else {
-            None
-        };
-        pg.rollback()?;
-        let version = found.as_ref().map_or(0, |(_, version)| *version);
-        crate::migrations::check_found(found.as_ref().map(|(r, _)| r.as_str()), version, role)?;
-        Ok(version)
+        read_schema(&pg, role)
     })
+}
+
+/// What a start checks of `role`'s PostgreSQL database at `url` before it writes to any
+/// database, writing and creating nothing: `None` when there is no such database yet (it will
+/// be created), else its schema version, refusing a database of another role or of a newer
+/// schema. Any other failure (the server refuses the connection, say) is an error.
+pub fn check_database(url: &str, role: Role) -> Result<Option<i64>, OpenError> {
+    on_own_thread(|| {
+        let pg = match PgConn::connect(url) {
+            Ok(pg) => pg,
+            Err(DbError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(crate::db::unreachable_server(url, e)),
+        };
+        read_schema(&pg, role).map(Some)
+    })
+}
+
+/// The role and version `lemonade_schema` records (version 0 without one), checked against
+/// `role` and this binary's version.
+fn read_schema(pg: &PgConn, role: Role) -> Result<i64, OpenError> {
+    let db: &dyn Db = pg;
+    pg.begin(Begin::Read)?;
+    let has_schema: bool = db.query_row(
+        "SELECT to_regclass('lemonade_schema') IS NOT NULL",
+        crate::params![],
+        |r| r.get(0),
+    )?;
+    let found: Option<(String, i64)> = if has_schema {
+        crate::conn::optional(
+            db.query_row("SELECT role, version FROM lemonade_schema", crate::params![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            }),
+        )?
+    } else {
+        None
+    };
+    pg.rollback()?;
+    let version = found.as_ref().map_or(0, |(_, version)| *version);
+    crate::migrations::check_found(found.as_ref().map(|(r, _)| r.as_str()), version, role)?;
+    Ok(version)
 }
 
 /// Copies every row of `role`'s PostgreSQL database into a new SQLite database at `path`

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use lemonade_cluster::faults::FaultPlan;
 
+use crate::footprint::Footprint;
 use crate::lock::WriterLock;
 use lemonade_cluster::Protection;
 use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
@@ -676,18 +677,35 @@ pub async fn run(
         args,
     });
     spawn_job_control(Arc::clone(&plan))?;
-    let new_folder = plan.args.postgres.is_none() && !plan.args.data.exists();
-    if plan.args.postgres.is_none() {
-        for (role, _) in ROLES {
-            let database = plan.database(role);
-            if let Some(holder) = WriterLock::holder(&database)? {
-                anyhow::bail!(
-                    "{} is in use by {holder}; stop it or choose another --data",
-                    database.display()
-                );
+    // What the folder holds now, put back if this first start fails; and no database is
+    // written before every one of them is known to be usable.
+    let footprint = match &plan.args.postgres {
+        None => {
+            let databases: Vec<_> = ROLES.iter().map(|(role, _)| plan.database(*role)).collect();
+            let footprint = Footprint::take(&plan.args.data, &databases);
+            for (role, _) in ROLES {
+                let database = plan.database(role);
+                if let Some(holder) = WriterLock::holder(&database)? {
+                    anyhow::bail!(
+                        "{} is in use by {holder}; stop it or choose another --data",
+                        database.display()
+                    );
+                }
+                lemonade_store::db::check_file(&database, role.store_role())?;
             }
+            Some(footprint)
         }
-    }
+        Some(base) => {
+            for (role, name) in ROLES {
+                let url = lemonade_store::postgres::role_url(base, role.store_role())?;
+                let role = role.store_role();
+                tokio::task::spawn_blocking(move || lemonade_store::postgres::check_database(&url, role))
+                    .await?
+                    .with_context(|| format!("the {name} database"))?;
+            }
+            None
+        }
+    };
 
     let mut started = Vec::new();
     for (role, name) in ROLES {
@@ -707,9 +725,8 @@ pub async fn run(
                 for process in started.iter_mut().rev() {
                     process.stop().await;
                 }
-                if new_folder {
-                    let databases: Vec<_> = ROLES.iter().map(|(role, _)| plan.database(*role)).collect();
-                    crate::serve::remove_created_folder(&plan.args.data, &databases);
+                if let Some(footprint) = &footprint {
+                    footprint.restore();
                 }
                 return Err(e);
             }

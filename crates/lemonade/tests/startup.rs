@@ -451,8 +451,115 @@ fn a_cluster_whose_service_cannot_start_says_which_and_why_in_one_error() {
     let error = stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>();
     assert_eq!(error.len(), 1, "{stderr}");
     assert!(
-        error[0].contains("stock process") && error[0].contains("cannot connect to PostgreSQL"),
+        error[0].contains("stock database") && error[0].contains("cannot connect to PostgreSQL"),
         "{stderr}"
     );
     assert!(!dir.path().join("data").exists());
+}
+
+/// Every file of `folder` with its length and a hash of its bytes, sorted by name.
+fn snapshot(folder: &std::path::Path) -> Vec<(String, usize, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                bytes.len(),
+                hasher.finish(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A first `lemonade cluster` start that fails in a folder that exists leaves the folder as
+/// it found it: an empty `stock.db` stays empty (not migrated and filled with the demo shop),
+/// no lock file is left, the bad database is untouched. A database that cannot be opened at
+/// all is found before any process starts, and named; one that fails only in its process
+/// (here a CRM database whose migration fails) is put back after the others stopped.
+#[test]
+fn a_failed_first_cluster_start_leaves_an_existing_folder_as_it_found_it() {
+    use lemonade_store::migrations::{Role, migrate_role_to};
+    let cases: [(&str, fn(&std::path::Path), &[&str]); 2] = [
+        (
+            "not-sqlite",
+            |crm| std::fs::write(crm, b"this is not a database").unwrap(),
+            &["crm.db: file is not a database"],
+        ),
+        (
+            "migration-fails",
+            |crm| {
+                let mut conn = rusqlite::Connection::open(crm).unwrap();
+                migrate_role_to(&mut conn, Role::Crm, 1).unwrap();
+                let tables: Vec<String> = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                for table in tables {
+                    conn.execute_batch(&format!("DROP TABLE {table}")).unwrap();
+                }
+                conn.execute_batch("PRAGMA journal_mode = DELETE").unwrap();
+            },
+            &["crm process"],
+        ),
+    ];
+    for (name, make_crm, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("stock.db"), b"").unwrap();
+        make_crm(&data.join("crm.db"));
+        let before = snapshot(&data);
+
+        let mut command = lemonade_command();
+        command
+            .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+            .arg(&data);
+        let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+        assert!(status.is_some_and(|s| !s.success()), "{name}: it started:\n{stderr}");
+        let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{name}: {stderr}");
+        for text in expected {
+            assert!(errors[0].contains(text), "{name}: no {text:?} in {}", errors[0]);
+        }
+        // Every file as it was; the CRM database that failed in its process may have been
+        // switched to WAL mode (two bytes of its header) before its migration failed.
+        let without_crm = |files: Vec<(String, usize, u64)>| {
+            files
+                .into_iter()
+                .map(|(file, len, hash)| (file.clone(), len, if file == "crm.db" { 0 } else { hash }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_crm(snapshot(&data)),
+            without_crm(before),
+            "{name}: the folder changed:\n{stderr}"
+        );
+    }
+}
+
+/// The same for `serve`: a database that cannot be opened leaves no lock file behind.
+#[test]
+fn serve_on_a_database_it_cannot_open_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("lemonade.db"), b"this is not a database").unwrap();
+    let before = snapshot(&data);
+    let (status, stderr) = run_bounded(serve_command(&data, free_port()), REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(
+        stderr.contains("lemonade.db") && stderr.contains("file is not a database"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&data), before, "{stderr}");
 }
