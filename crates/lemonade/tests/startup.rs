@@ -563,3 +563,33 @@ fn serve_on_a_database_it_cannot_open_leaves_no_lock_file() {
     );
     assert_eq!(snapshot(&data), before, "{stderr}");
 }
+
+/// On PostgreSQL too, every service's database is checked before any is created or written:
+/// a CRM database that holds another service's tables stops the start at once, naming it,
+/// and the stock database, which did not exist, is not created.
+#[test]
+fn a_cluster_on_postgres_with_a_foreign_database_refuses_before_creating_any() {
+    use lemonade_store::migrations::Role;
+    let base = lemonade_store::postgres::test_base("f");
+    let crm = lemonade_store::postgres::role_url(&base, Role::Crm).unwrap();
+    let stock = lemonade_store::postgres::role_url(&base, Role::Stock).unwrap();
+    lemonade_store::Database::open_postgres_as(&crm, Role::Orders, Default::default(), "a test")
+        .expect("make an orders database under CRM's name");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(dir.path().join("data"))
+        .args(["--postgres", &base]);
+    let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+    let stock_after = lemonade_store::postgres::check_database(&stock, Role::Stock);
+    let _ = lemonade_store::postgres::drop_cluster_databases(&base);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("crm database") && errors[0].contains("belongs to orders, not to crm"),
+        "{stderr}"
+    );
+    assert!(matches!(stock_after, Ok(None)), "the stock database: {stock_after:?}");
+}
