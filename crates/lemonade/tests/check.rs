@@ -316,7 +316,9 @@ fn a_missing_empty_or_foreign_database_is_refused_naming_it_and_nothing_is_creat
         let mut conn = rusqlite::Connection::open(path).expect("create a database");
         migrate_role(&mut conn, role).expect("migrate it");
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &[&str])> = vec![
+    /// A folder's name, how to fill it, and what the error must say.
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
         (
             "empty-folder",
             Box::new(|_: &Path| {}),

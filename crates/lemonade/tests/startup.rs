@@ -486,7 +486,9 @@ fn snapshot(folder: &std::path::Path) -> Vec<(String, usize, u64)> {
 #[test]
 fn a_failed_first_cluster_start_leaves_an_existing_folder_as_it_found_it() {
     use lemonade_store::migrations::{Role, migrate_role_to};
-    let cases: [(&str, fn(&std::path::Path), &[&str]); 2] = [
+    /// A case's name, how to make its `crm.db`, and what its one error must say.
+    type Case = (&'static str, fn(&std::path::Path), &'static [&'static str]);
+    let cases: [Case; 2] = [
         (
             "not-sqlite",
             |crm| std::fs::write(crm, b"this is not a database").unwrap(),
