@@ -154,7 +154,7 @@ impl<S: Serving> Internal<S> {
             .with_state(state.clone());
         let burst = NonZeroU32::new(protection.burst.max(1)).expect("positive");
         let guard = Arc::new(Guard {
-            token: format!("Bearer {cluster_token}"),
+            token: cluster_token.to_owned(),
             burst,
             limiter: RateLimiter::direct(
                 Quota::per_second(NonZeroU32::new(protection.rate_per_s.max(1)).expect("positive")).allow_burst(burst),
@@ -288,6 +288,7 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
 }
 
 struct Guard {
+    /// The cluster token, as callers send it after `Bearer `.
     token: String,
     burst: NonZeroU32,
     limiter: DefaultDirectRateLimiter,
@@ -304,10 +305,8 @@ fn refuse(status: StatusCode, retry_after_s: u64, e: ShopError) -> Response {
 }
 
 async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let authorised = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| lemonade_api::auth::token_matches(v.as_bytes(), guard.token.as_bytes()));
+    let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let authorised = lemonade_api::auth::bearer_matches(presented, &guard.token);
     if !authorised {
         return (
             StatusCode::UNAUTHORIZED,

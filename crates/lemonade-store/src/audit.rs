@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::db::OpenError;
+use crate::migrations::Role;
 
 /// Most violations listed per rule; the count is always complete.
 pub const VIOLATIONS_SHOWN_MAX: usize = 20;
@@ -74,24 +75,98 @@ impl AuditReport {
     }
 }
 
-/// Audits the database file at `path`, opened read-only (safe while the shop runs).
+/// Audits the monolith's database file at `path`; reads only and creates nothing (see
+/// [`open_for_audit`]). Safe while the shop runs.
 pub fn audit_file(path: &Path) -> Result<AuditReport, OpenError> {
-    if !path.exists() {
-        return Err(OpenError::Other(format!("no database at {}", path.display())));
-    }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != crate::migrations::SCHEMA_VERSION {
-        return Err(OpenError::Other(format!(
-            "schema version {version}, this binary audits version {}",
-            crate::migrations::SCHEMA_VERSION
-        )));
-    }
+    let conn = open_for_audit(path)?;
+    check_audited(&conn, "main", Role::Monolith, path)?;
     conn.execute_batch("BEGIN")?;
     let report = audit(&conn)?;
     conn.execute_batch("COMMIT")?;
     Ok(report)
+}
+
+/// Audits what `data` holds: the monolith's database, or a cluster's four (see
+/// [`audit_cluster`]). A folder that holds neither is refused, naming what it should hold.
+pub fn audit_folder(data: &Path) -> Result<AuditReport, OpenError> {
+    if !data.is_dir() {
+        return Err(OpenError::Other(if data.exists() {
+            format!("{} is not a folder", data.display())
+        } else {
+            format!("there is no folder {}", data.display())
+        }));
+    }
+    let monolith = data.join(MONOLITH_DATABASE);
+    if monolith.exists() {
+        return audit_file(&monolith);
+    }
+    if CLUSTER_DATABASES.iter().any(|(_, file)| data.join(file).exists()) {
+        return audit_cluster(data);
+    }
+    Err(OpenError::Other(format!(
+        "{} holds no shop: neither {MONOLITH_DATABASE} (lemonade serve) nor {} (lemonade cluster)",
+        data.display(),
+        cluster_files()
+    )))
+}
+
+/// The monolith's database file in its data folder.
+const MONOLITH_DATABASE: &str = "lemonade.db";
+
+/// "stock.db, orders.db, crm.db and coordinator.db".
+fn cluster_files() -> String {
+    let files: Vec<_> = CLUSTER_DATABASES.iter().map(|(_, file)| *file).collect();
+    format!("{} and {}", files[..files.len() - 1].join(", "), files[files.len() - 1])
+}
+
+/// Opens a database file for the audit: see [`crate::db::open_to_read`].
+fn open_for_audit(path: &Path) -> Result<Connection, OpenError> {
+    ensure_audited_file(path)?;
+    crate::db::open_to_read(path).map_err(|e| in_file(path, e))
+}
+
+/// Refuses a database file that is missing or empty, before SQLite would create or use it.
+fn ensure_audited_file(path: &Path) -> Result<(), OpenError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(OpenError::Other(format!("no database at {}", path.display())))
+        }
+        Err(e) => Err(OpenError::Other(format!("cannot read {}: {e}", path.display()))),
+        Ok(m) if !m.is_file() => Err(OpenError::Other(format!("{} is not a file", path.display()))),
+        Ok(m) if m.len() == 0 => Err(OpenError::Other(format!(
+            "{} is empty: no shop was ever stored in it",
+            path.display()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// An error about the file at `path`, naming it.
+fn in_file(path: &Path, e: impl std::fmt::Display) -> OpenError {
+    OpenError::Other(format!("{}: {e}", path.display()))
+}
+
+/// Refuses a database attached as `schema` (from `path`) that is not `role`'s at this
+/// binary's schema version: another program's file, another service's database, or a
+/// version this binary does not audit.
+fn check_audited(conn: &Connection, schema: &str, role: Role, path: &Path) -> Result<(), OpenError> {
+    let version = crate::migrations::check_sqlite(conn, schema, role).map_err(|e| in_file(path, e))?;
+    check_audited_version(version, &path.display().to_string())
+}
+
+/// Refuses a schema version other than this binary's, saying what to do.
+fn check_audited_version(version: i64, what: &str) -> Result<(), OpenError> {
+    let expected = crate::migrations::SCHEMA_VERSION;
+    match version {
+        0 => Err(OpenError::Other(format!("{what} holds no shop (it has no schema)"))),
+        v if v < expected => Err(OpenError::Other(format!(
+            "{what} has schema version {v}, this binary audits version {expected}: start the shop on it with this binary once to migrate it"
+        ))),
+        v if v > expected => Err(OpenError::Other(format!(
+            "{what} has schema version {v}, this binary audits version {expected}: audit it with a newer lemonade"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn rows<T>(
@@ -491,11 +566,6 @@ pub const CLUSTER_DATABASES: [(&str, &str); 4] = [
     ("crm", "crm.db"),
 ];
 
-/// Whether `data` holds a cluster's databases rather than a monolith's.
-pub fn is_cluster(data: &Path) -> bool {
-    data.join("coordinator.db").exists()
-}
-
 /// The monolith's tables, as views over the services' databases: the monolith's rules then
 /// read the cluster as one shop. Public idempotency keys live in the saga log.
 const CLUSTER_VIEWS: &str = r#"
@@ -524,23 +594,20 @@ pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
     let conn = Connection::open_in_memory()?;
     for (schema, file) in CLUSTER_DATABASES {
         let path = data.join(file);
-        if !path.exists() {
-            return Err(OpenError::Other(format!("no database at {}", path.display())));
-        }
-        conn.execute(
-            "ATTACH DATABASE ?1 AS ?2",
-            rusqlite::params![format!("file:{}?mode=ro", path.display()), schema],
-        )?;
-        let version: i64 = conn.query_row(&format!("PRAGMA {schema}.user_version"), [], |r| r.get(0))?;
-        if version != crate::migrations::SCHEMA_VERSION {
-            return Err(OpenError::Other(format!(
-                "{} has schema version {version}, this binary audits version {}",
-                path.display(),
-                crate::migrations::SCHEMA_VERSION
-            )));
-        }
+        ensure_audited_file(&path)?;
+        let attach = |mode: &str| {
+            conn.execute(
+                "ATTACH DATABASE ?1 AS ?2",
+                rusqlite::params![format!("{}?mode={mode}", file_uri(&path)), schema],
+            )
+        };
+        // Read-write (no create) when allowed, for the reason `open_for_audit` gives.
+        attach("rw").or_else(|_| attach("ro")).map_err(|e| in_file(&path, e))?;
+        check_audited(&conn, schema, role_of(schema), &path)?;
     }
     conn.execute_batch(CLUSTER_VIEWS)?;
+    // After the views: they are written to the connection's temporary schema.
+    conn.pragma_update(None, "query_only", true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch("BEGIN")?;
     let mut report = audit(&conn)?;
@@ -549,17 +616,54 @@ pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
     Ok(report)
 }
 
+/// The role whose database a cluster's schema name is.
+fn role_of(schema: &str) -> Role {
+    Role::ALL
+        .into_iter()
+        .find(|r| r.as_str() == schema)
+        .expect("every cluster database is a role's")
+}
+
+/// A `file:` URI for `path`, with the characters a URI gives a meaning escaped
+/// (<https://sqlite.org/uri.html>).
+fn file_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri
+}
+
 /// [`audit_cluster`] for a cluster on PostgreSQL, each service in the database
-/// [`crate::postgres::role_url`] names after `base`: each database is copied, from one
-/// snapshot, into a SQLite file of a temporary folder, and the copies are audited.
+/// [`crate::postgres::role_url`] names after `base`. Every database is first checked to
+/// exist and to hold its service's schema at this binary's version (creating and migrating
+/// nothing); each is then copied, from one snapshot, into a SQLite file of a temporary
+/// folder, and the copies are audited.
 pub fn audit_postgres_cluster(base: &str) -> Result<AuditReport, OpenError> {
+    let urls = CLUSTER_DATABASES
+        .iter()
+        .map(|(schema, file)| {
+            let role = role_of(schema);
+            Ok((role, crate::postgres::role_url(base, role)?, *file))
+        })
+        .collect::<Result<Vec<_>, OpenError>>()?;
+    for (role, url, _) in &urls {
+        let what = format!("the {} database ({})", role.as_str(), crate::db::redact(url));
+        let version = crate::postgres::schema_of(url, *role).map_err(|e| OpenError::Other(format!("{what}: {e}")))?;
+        check_audited_version(version, &what)?;
+    }
     let dir = tempfile::tempdir().map_err(|e| OpenError::Other(format!("cannot make a folder for the copies: {e}")))?;
-    for (schema, file) in CLUSTER_DATABASES {
-        let role = crate::migrations::Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == schema)
-            .expect("every cluster database is a role's");
-        crate::postgres::copy_to_sqlite(&crate::postgres::role_url(base, role)?, role, &dir.path().join(file))?;
+    for (role, url, file) in &urls {
+        crate::postgres::copy_to_sqlite(url, *role, &dir.path().join(file)).map_err(|e| {
+            OpenError::Other(format!(
+                "copying the {} database ({}): {e}",
+                role.as_str(),
+                crate::db::redact(url)
+            ))
+        })?;
     }
     audit_cluster(dir.path())
 }

@@ -71,21 +71,59 @@ macro_rules! params {
     };
 }
 
-/// What went wrong talking to the database.
+/// What went wrong talking to the database. Its text is the whole story (the engine's own
+/// message included) and it has no `source`: printed as a chain (`{:#}`), it says each thing
+/// once.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("the query returned no row")]
     NoRows,
     #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Postgres(#[from] postgres::Error),
+    Sqlite(rusqlite::Error),
+    #[error("{}", postgres_error_text(.0))]
+    Postgres(postgres::Error),
     #[error("cannot read column {column}: {why}")]
     Column { column: usize, why: String },
     /// The transaction or session cannot go on (a statement of it failed, the writer lock
     /// was lost).
     #[error("{0}")]
     Session(&'static str),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> Self {
+        DbError::Postgres(e)
+    }
+}
+
+/// A PostgreSQL error in words. The client's `Display` says only "db error" for whatever the
+/// server answered, and "error connecting to server" for any failed connection; what went
+/// wrong is in the server's message or the error's cause, which this adds: `database
+/// "shop_crm" does not exist`, `error connecting to server: Connection refused (os error 111)`.
+pub fn postgres_error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = db.message().to_owned();
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; {hint}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 pub type DbResult<T> = Result<T, DbError>;

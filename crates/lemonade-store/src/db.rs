@@ -15,15 +15,60 @@ use crate::sql::cache::WriterCache;
 use crate::tasks::Tasks;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
 
-/// Why the database could not be opened.
+/// Why the database could not be opened. Like [`DbError`], its text says everything and it
+/// has no `source`, so a chain of contexts above it names the engine's message once.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("{0}")]
-    Db(#[from] DbError),
+    Db(DbError),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpenError::Sqlite(e)
+    }
+}
+
+impl From<DbError> for OpenError {
+    fn from(e: DbError) -> Self {
+        OpenError::Db(e)
+    }
+}
+
+/// Opens the existing SQLite file at `path` to read it, never to write it: nothing is
+/// created (a missing file is an error) and the connection is `query_only`. It is opened for
+/// writing when the file allows, because SQLite then removes again, once the last connection
+/// closes, the `-wal` and `-shm` files it makes to read a database in WAL mode (a read-only
+/// connection would leave them behind); read-only otherwise.
+pub fn open_to_read(path: &Path) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Checks, writing and creating nothing, that the file at `path` can be opened as `role`'s
+/// SQLite database: it is missing or empty (a new database), or holds `role`'s tables at a
+/// version this binary knows. A start checks every database so before it writes any. The
+/// error names the file.
+pub fn check_file(path: &Path, role: Role) -> Result<(), OpenError> {
+    let named = |e: OpenError| OpenError::Other(format!("{}: {e}", path.display()));
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(named(OpenError::Other(e.to_string()))),
+        Ok(m) if !m.is_file() => return Err(named(OpenError::Other("not a file".into()))),
+        Ok(m) if m.len() == 0 => return Ok(()),
+        Ok(_) => {}
+    }
+    let conn = open_to_read(path).map_err(named)?;
+    crate::migrations::check_sqlite(&conn, "main", role).map_err(named)?;
+    Ok(())
 }
 
 /// Page cache of a service's writer connection, in KiB.
@@ -322,7 +367,8 @@ fn take_writer_lock(conn: &PgConn) -> Result<bool, OpenError> {
     }
 }
 
-fn unreachable_server(url: &str, e: DbError) -> OpenError {
+/// A connection to the server at `url` failed: what to say.
+pub(crate) fn unreachable_server(url: &str, e: DbError) -> OpenError {
     OpenError::Other(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)))
 }
 

@@ -500,17 +500,46 @@ pub fn migrate_role(conn: &mut Connection, role: Role) -> Result<i64, crate::db:
 /// [`migrate_role`], stopping at `version` (tests of upgrades make older databases with it).
 pub fn migrate_role_to(conn: &mut Connection, role: Role, version: i64) -> Result<i64, crate::db::OpenError> {
     assert!((1..=SCHEMA_VERSION).contains(&version), "no schema version {version}");
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let found: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let current = check_sqlite(conn, "main", role)?;
+    migrate_sqlite_to(conn, role, current, version, Report::Logged)?;
+    Ok(current)
+}
+
+/// Gives a new, empty SQLite database the whole schema of `role` without a word in the log:
+/// for a scratch copy (the audit's of a PostgreSQL database), which no one migrates.
+pub(crate) fn create_scratch_schema(conn: &mut Connection, role: Role) -> Result<(), crate::db::OpenError> {
+    let current = check_sqlite(conn, "main", role)?;
+    assert_eq!(current, 0, "a scratch database is new");
+    migrate_sqlite_to(conn, role, current, SCHEMA_VERSION, Report::Quiet)
+}
+
+/// The schema version of the SQLite database attached as `schema` (`main` for the file a
+/// connection opened), after checking that it holds `role`'s tables (or none yet) at a
+/// version this binary knows: what `PRAGMA application_id` and `user_version` say.
+pub fn check_sqlite(conn: &Connection, schema: &str, role: Role) -> Result<i64, crate::db::OpenError> {
+    let current: i64 = conn.query_row(&format!("PRAGMA {schema}.user_version"), [], |r| r.get(0))?;
+    let found: i32 = conn.query_row(&format!("PRAGMA {schema}.application_id"), [], |r| r.get(0))?;
     let found = (current > 0).then(|| Role::of_application_id(found).map_or("something else", Role::as_str));
     check_found(found, current, role)?;
-    migrate_sqlite_to(conn, role, current, version)?;
     Ok(current)
+}
+
+/// Whether applying a migration is logged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Logged,
+    Quiet,
 }
 
 /// Runs the migrations of `role` that take a SQLite database from version `current` to
 /// `target`, one transaction each.
-fn migrate_sqlite_to(conn: &mut Connection, role: Role, current: i64, target: i64) -> Result<(), crate::db::OpenError> {
+fn migrate_sqlite_to(
+    conn: &mut Connection,
+    role: Role,
+    current: i64,
+    target: i64,
+    report: Report,
+) -> Result<(), crate::db::OpenError> {
     let all = migrations(role, Engine::Sqlite);
     assert_eq!(all.len() as i64, SCHEMA_VERSION, "every role is at the same version");
     for (i, steps) in all.iter().enumerate().take(target as usize).skip(current as usize) {
@@ -524,14 +553,16 @@ fn migrate_sqlite_to(conn: &mut Connection, role: Role, current: i64, target: i6
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.pragma_update(None, "application_id", role.application_id())?;
         tx.commit()?;
-        tracing::info!(version = i + 1, role = role.as_str(), "applied schema migration");
+        if report == Report::Logged {
+            tracing::info!(version = i + 1, role = role.as_str(), "applied schema migration");
+        }
     }
     Ok(())
 }
 
 /// Refuses a database that holds another role's tables (`found` names the role it holds, if
 /// it holds any) or a schema newer than this binary's.
-fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crate::db::OpenError> {
+pub(crate) fn check_found(found: Option<&str>, current: i64, role: Role) -> Result<(), crate::db::OpenError> {
     if let Some(other) = found.filter(|&other| other != role.as_str()) {
         return Err(crate::db::OpenError::Other(format!(
             "this database belongs to {other}, not to {}",

@@ -106,8 +106,8 @@ fn on_server<T: Send>(
     let admin = with_name(&parsed, "postgres");
     on_own_thread(move || {
         let connected = crate::conn::pg_config(&admin)
-            .map_err(|e| e.to_string())
-            .and_then(|c| c.connect(postgres::NoTls).map_err(|e| e.to_string()));
+            .and_then(|c| c.connect(postgres::NoTls).map_err(DbError::from))
+            .map_err(|e| e.to_string());
         let mut client = connected.map_err(|e| {
             OpenError::Other(format!(
                 "cannot connect to PostgreSQL at {}: {e}",
@@ -157,13 +157,65 @@ pub fn drop_cluster_databases(base: &str) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// The schema version of `role`'s PostgreSQL database at `url`, 0 when it holds no schema;
+/// refuses a database of another role. Reads only: a database that does not exist is an
+/// error (the server's message), never created.
+pub fn schema_of(url: &str, role: Role) -> Result<i64, OpenError> {
+    on_own_thread(|| {
+        let pg = PgConn::connect(url)?;
+        read_schema(&pg, role)
+    })
+}
+
+/// What a start checks of `role`'s PostgreSQL database at `url` before it writes to any
+/// database, writing and creating nothing: `None` when there is no such database yet (it will
+/// be created), else its schema version, refusing a database of another role or of a newer
+/// schema. Any other failure (the server refuses the connection, say) is an error.
+pub fn check_database(url: &str, role: Role) -> Result<Option<i64>, OpenError> {
+    on_own_thread(|| {
+        let pg = match PgConn::connect(url) {
+            Ok(pg) => pg,
+            Err(DbError::Postgres(e)) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(crate::db::unreachable_server(url, e)),
+        };
+        read_schema(&pg, role).map(Some)
+    })
+}
+
+/// The role and version `lemonade_schema` records (version 0 without one), checked against
+/// `role` and this binary's version.
+fn read_schema(pg: &PgConn, role: Role) -> Result<i64, OpenError> {
+    let db: &dyn Db = pg;
+    pg.begin(Begin::Read)?;
+    let has_schema: bool = db.query_row(
+        "SELECT to_regclass('lemonade_schema') IS NOT NULL",
+        crate::params![],
+        |r| r.get(0),
+    )?;
+    let found: Option<(String, i64)> = if has_schema {
+        crate::conn::optional(
+            db.query_row("SELECT role, version FROM lemonade_schema", crate::params![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            }),
+        )?
+    } else {
+        None
+    };
+    pg.rollback()?;
+    let version = found.as_ref().map_or(0, |(_, version)| *version);
+    crate::migrations::check_found(found.as_ref().map(|(r, _)| r.as_str()), version, role)?;
+    Ok(version)
+}
+
 /// Copies every row of `role`'s PostgreSQL database into a new SQLite database at `path`
 /// with the same schema, from one snapshot. Copies rows as they are: triggers, keys and
 /// CHECKs are off in the copy, so the audit sees exactly what PostgreSQL holds.
 pub fn copy_to_sqlite(url: &str, role: Role, path: &Path) -> Result<(), OpenError> {
     on_own_thread(|| {
         let mut copy = rusqlite::Connection::open(path)?;
-        crate::migrations::migrate_role(&mut copy, role)?;
+        crate::migrations::create_scratch_schema(&mut copy, role)?;
         copy.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")?;
         let names =
             |sql: &str| -> rusqlite::Result<Vec<String>> { copy.prepare(sql)?.query_map([], |r| r.get(0))?.collect() };

@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use lemonade_cluster::faults::FaultPlan;
 
+use crate::footprint::Footprint;
 use crate::lock::WriterLock;
 use lemonade_cluster::Protection;
 use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
@@ -128,6 +129,64 @@ const ROLES: [(RoleArg, &str); 4] = [
     (RoleArg::Coordinator, "coordinator"),
 ];
 
+/// Where `role` is in [`ROLES`].
+fn place_of(role: RoleArg) -> usize {
+    ROLES
+        .iter()
+        .position(|(r, _)| *r == role)
+        .expect("every role has a place")
+}
+
+/// Whether `pid` is a child of this process (running, stopped or exited but not reaped):
+/// its parent in `/proc/<pid>/stat`.
+fn is_our_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (name) state ppid ...": the name may hold spaces and parentheses.
+    let parent = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|ppid| ppid.parse::<u32>().ok());
+    parent == Some(std::process::id())
+}
+
+/// Ctrl-Z pauses the whole cluster, as it pauses any job. The terminal sends SIGTSTP to
+/// the supervisor alone: the children run in process groups of their own (so that Ctrl-C
+/// reaches the supervisor only, which then stops them in order). So the supervisor stops
+/// each child (SIGSTOP), then itself; continued (`fg`, `bg`, SIGCONT), it continues them.
+///
+/// A supervisor stopped otherwise (SIGSTOP, a debugger) leaves its children running,
+/// unsupervised until it runs again; they never wait for it, since their log lines, which it
+/// does not read meanwhile, are dropped and counted rather than waited on
+/// ([`crate::output`]).
+fn spawn_job_control(plan: Arc<Plan>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut pause = signal(SignalKind::from_raw(libc::SIGTSTP)).context("handling Ctrl-Z (SIGTSTP)")?;
+    tokio::spawn(async move {
+        while pause.recv().await.is_some() {
+            let children = plan.children();
+            for &pid in &children {
+                // SAFETY: signalling our own child, checked not reaped just above.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGSTOP);
+                }
+            }
+            // SAFETY: stops this whole process until a SIGCONT; returns after it.
+            unsafe {
+                libc::raise(libc::SIGSTOP);
+            }
+            for pid in children.into_iter().filter(|&pid| is_our_child(pid)) {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGCONT);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Every role's own health check: non-2xx only when that process itself cannot serve.
 const HEALTH_PATH: &str = "/health";
 /// How long a started process may take to answer its health check.
@@ -167,6 +226,9 @@ struct Plan {
     /// address beyond loopback.
     token: Option<String>,
     addrs: [SocketAddr; 4],
+    /// The process id each role was last started as, in the order of [`ROLES`] (for
+    /// [`pause_with_the_terminal`]).
+    pids: Mutex<[Option<u32>; 4]>,
 }
 
 /// One child process and what its log last said of an error.
@@ -180,11 +242,14 @@ struct Process {
 
 impl Plan {
     fn addr_of(&self, role: RoleArg) -> SocketAddr {
-        let i = ROLES
-            .iter()
-            .position(|(r, _)| *r == role)
-            .expect("every role has a place");
-        self.addrs[i]
+        self.addrs[place_of(role)]
+    }
+
+    /// The children running now (started by us and not reaped: a process id that was
+    /// reused since is someone else's and left out).
+    fn children(&self) -> Vec<u32> {
+        let pids = *self.pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pids.into_iter().flatten().filter(|&pid| is_our_child(pid)).collect()
     }
 
     fn database(&self, role: RoleArg) -> PathBuf {
@@ -249,6 +314,7 @@ impl Plan {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting the {name} process"))?;
+        self.pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[place_of(role)] = child.id();
         let last_error = Arc::new(Mutex::new(None));
         let relay = child
             .stderr
@@ -263,15 +329,56 @@ impl Plan {
 }
 
 /// Copies a child's log to ours, each line led by the child's name, and keeps its last
-/// `error:` line. Ends when the child closes its end (it exited).
+/// `error:` line. It reads whatever becomes of our own output: the lines go to our lossy
+/// queue ([`crate::output`]), so a child never waits on a supervisor whose reader does not
+/// read. A line is relayed up to [`RELAYED_LINE_BYTES_MAX`], bytes that are not UTF-8 as
+/// U+FFFD. Ends when the child closes its end (it exited) or the pipe fails.
 async fn relay(name: &'static str, stderr: tokio::process::ChildStderr, last_error: Arc<Mutex<Option<String>>>) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("[{name}] {line}");
-        if line.starts_with("error: ") {
-            let mut kept = line;
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut line = Vec::new();
+    while let Ok(read) = read_line_bounded(&mut reader, &mut line, RELAYED_LINE_BYTES_MAX).await
+        && read > 0
+    {
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        crate::output::tell(&format!("[{name}] {text}"));
+        if text.starts_with("error: ") {
+            let mut kept = text.to_owned();
             kept.truncate(kept.floor_char_boundary(REASON_LEN_MAX));
             *last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kept);
+        }
+    }
+}
+
+/// Longest part of one line of a child's log that is relayed; the rest of a longer line is
+/// read and let go.
+const RELAYED_LINE_BYTES_MAX: usize = 16 * 1024;
+
+/// Reads one line, up to and including its `\n`, into `line` (cleared first), keeping at
+/// most `max` bytes of it. Returns how many bytes it consumed: 0 at the end of the stream.
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<usize> {
+    line.clear();
+    let mut consumed = 0;
+    loop {
+        let buffered = reader.fill_buf().await?;
+        if buffered.is_empty() {
+            return Ok(consumed);
+        }
+        let (chunk, ended) = match buffered.iter().position(|&b| b == b'\n') {
+            Some(end) => (&buffered[..=end], true),
+            None => (buffered, false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let taken = chunk.len();
+        reader.consume(taken);
+        consumed += taken;
+        if ended {
+            return Ok(consumed);
         }
     }
 }
@@ -451,10 +558,10 @@ async fn supervise(
         let mut reason = down.reason;
         process = loop {
             let delay = backoff.next();
-            eprintln!(
+            crate::output::tell(&format!(
                 "{name} is down ({reason}); restarting it in {:.1} s",
                 delay.as_secs_f64()
-            );
+            ));
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop) => return None,
@@ -474,7 +581,7 @@ async fn supervise(
             };
             match started {
                 Ok(()) => {
-                    eprintln!("{name} is up again at {addr}");
+                    crate::output::tell(&format!("{name} is up again at {addr}"));
                     break next;
                 }
                 Err(why) => {
@@ -554,7 +661,9 @@ pub async fn run(
         (None, true) => None,
         (None, false) => {
             let token = random_token();
-            println!("Listening beyond loopback: clients must send this access token (shown once):\n  {token}");
+            crate::output::say(&format!(
+                "Listening beyond loopback: clients must send this access token (shown once):\n  {token}"
+            ));
             Some(token)
         }
     };
@@ -564,20 +673,39 @@ pub async fn run(
         token,
         log,
         addrs: [stock, crm, orders, args.addr],
+        pids: Mutex::new([None; 4]),
         args,
     });
-    let new_folder = plan.args.postgres.is_none() && !plan.args.data.exists();
-    if plan.args.postgres.is_none() {
-        for (role, _) in ROLES {
-            let database = plan.database(role);
-            if let Some(holder) = WriterLock::holder(&database)? {
-                anyhow::bail!(
-                    "{} is in use by {holder}; stop it or choose another --data",
-                    database.display()
-                );
+    spawn_job_control(Arc::clone(&plan))?;
+    // What the folder holds now, put back if this first start fails; and no database is
+    // written before every one of them is known to be usable.
+    let footprint = match &plan.args.postgres {
+        None => {
+            let databases: Vec<_> = ROLES.iter().map(|(role, _)| plan.database(*role)).collect();
+            let footprint = Footprint::take(&plan.args.data, &databases);
+            for (role, _) in ROLES {
+                let database = plan.database(role);
+                if let Some(holder) = WriterLock::holder(&database)? {
+                    anyhow::bail!(
+                        "{} is in use by {holder}; stop it or choose another --data",
+                        database.display()
+                    );
+                }
+                lemonade_store::db::check_file(&database, role.store_role())?;
             }
+            Some(footprint)
         }
-    }
+        Some(base) => {
+            for (role, name) in ROLES {
+                let url = lemonade_store::postgres::role_url(base, role.store_role())?;
+                let role = role.store_role();
+                tokio::task::spawn_blocking(move || lemonade_store::postgres::check_database(&url, role))
+                    .await?
+                    .with_context(|| format!("the {name} database"))?;
+            }
+            None
+        }
+    };
 
     let mut started = Vec::new();
     for (role, name) in ROLES {
@@ -597,28 +725,27 @@ pub async fn run(
                 for process in started.iter_mut().rev() {
                     process.stop().await;
                 }
-                if new_folder {
-                    let databases: Vec<_> = ROLES.iter().map(|(role, _)| plan.database(*role)).collect();
-                    crate::serve::remove_created_folder(&plan.args.data, &databases);
+                if let Some(footprint) = &footprint {
+                    footprint.restore();
                 }
                 return Err(e);
             }
         }
     }
 
-    println!("Lemonade cluster is up:");
-    println!("  {:<12} {:<22} database", "process", "address");
+    crate::output::say("Lemonade cluster is up:");
+    crate::output::say(&format!("  {:<12} {:<22} database", "process", "address"));
     for (role, name) in ROLES {
         let db = match &plan.args.postgres {
             Some(base) => lemonade_store::db::redact(&lemonade_store::postgres::role_url(base, role.store_role())?),
             None => plan.database(role).display().to_string(),
         };
-        println!("  {:<12} {:<22} {db}", name, plan.addr_of(role).to_string());
+        crate::output::say(&format!("  {:<12} {:<22} {db}", name, plan.addr_of(role).to_string()));
     }
-    println!(
+    crate::output::say(&format!(
         "Open http://{}/ — Ctrl-C stops every process.",
         plan.addr_of(RoleArg::Coordinator)
-    );
+    ));
 
     let (stop, stopping) = watch::channel(false);
     let supervisors: Vec<_> = ROLES
@@ -734,6 +861,19 @@ pub async fn start_in_process_with_faults(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_relayed_line_is_cut_at_its_limit_and_the_next_line_read_whole() {
+        let input: &[u8] = b"short\n0123456789abcdef\nnot utf-8 \xff\nno end";
+        // A reader that hands out 3 bytes at a time: lines span several reads.
+        let mut reader = tokio::io::BufReader::with_capacity(3, input);
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        while read_line_bounded(&mut reader, &mut line, 10).await.unwrap() > 0 {
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        assert_eq!(lines, ["short\n", "0123456789", "not utf-8 ", "no end"]);
+    }
 
     #[test]
     fn restart_delays_double_up_to_the_cap_and_start_over_after_a_reset() {

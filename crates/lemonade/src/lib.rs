@@ -2,5 +2,7 @@
 //! cluster (used by `main` and by the tests, which start real servers on their own ports).
 
 pub mod cluster;
+pub mod footprint;
 pub mod lock;
+pub mod output;
 pub mod serve;

@@ -5,8 +5,10 @@
 //! however it dies, so a process restarted after a crash takes the lock at once.
 //!
 //! Readers (`lemonade check`) take no lock: SQLite's own locking keeps their reads consistent.
-//! The lock file is never deleted (deleting it would let two processes lock two different
-//! files of the same name).
+//! A lock file is removed only by a start that failed and created it, while holding its lock
+//! ([`WriterLock::remove_file`]); a process that then gets the lock of the removed file sees
+//! that it is no longer at its path and opens the path again, so two processes never lock two
+//! different files of the same name.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -34,6 +36,7 @@ pub fn lock_path(database: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct WriterLock {
     _file: File,
+    path: PathBuf,
 }
 
 /// Why the lock could not be taken.
@@ -56,35 +59,63 @@ impl WriterLock {
     /// 1234, http://127.0.0.1:8080)`) into the lock file for the message a second process
     /// gives.
     pub async fn acquire(database: &Path, holder: &str, wait: Duration) -> Result<WriterLock, LockError> {
+        let started = Instant::now();
+        loop {
+            match WriterLock::try_take(database, holder)? {
+                Ok(lock) => return Ok(lock),
+                Err(_) if started.elapsed() < wait => tokio::time::sleep(RETRY_EVERY).await,
+                Err(holder) => {
+                    return Err(LockError::Held {
+                        database: database.display().to_string(),
+                        holder,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One try at [`WriterLock::acquire`]: the lock, or (as `Err`) what its holder wrote of
+    /// itself. The lock is of the file that is at the lock file's path once it is locked: a
+    /// lock file removed meanwhile ([`WriterLock::remove_file`]) is opened again, so two
+    /// processes never hold locks of two files of one name.
+    pub fn try_take(database: &Path, holder: &str) -> Result<Result<WriterLock, String>, LockError> {
         let io = |source| LockError::Io {
             database: database.display().to_string(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(lock_path(database))
-            .map_err(io)?;
-        let started = Instant::now();
+        let path = lock_path(database);
         loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io)?;
             match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if started.elapsed() < wait => tokio::time::sleep(RETRY_EVERY).await,
-                Err(TryLockError::WouldBlock) => {
-                    return Err(LockError::Held {
-                        database: database.display().to_string(),
-                        holder: read_holder(&mut file),
-                    });
-                }
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(Err(read_holder(&mut file))),
                 Err(TryLockError::Error(e)) => return Err(io(e)),
             }
+            if !is_at(&file, &path).map_err(io)? {
+                continue;
+            }
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            file.write_all(holder.as_bytes()).map_err(io)?;
+            return Ok(Ok(WriterLock {
+                _file: file,
+                path: path.clone(),
+            }));
         }
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        file.write_all(holder.as_bytes()).map_err(io)?;
-        Ok(WriterLock { _file: file })
+    }
+
+    /// Removes the lock file, then lets the lock go: for a start that fails and puts its data
+    /// folder back as it found it (a holder's lock file is never removed otherwise). Safe while
+    /// others wait for the lock: whoever gets the removed file's lock finds it removed and
+    /// opens the path again ([`WriterLock::try_take`]).
+    pub fn remove_file(self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 
     /// Who holds the lock of `database` right now, if anyone; creates nothing (a database
@@ -108,6 +139,17 @@ impl WriterLock {
                 source,
             }),
         }
+    }
+}
+
+/// Whether `file` is the file at `path` (not one removed or replaced since it was opened).
+fn is_at(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(there) => Ok(there.dev() == held.dev() && there.ino() == held.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -150,6 +192,24 @@ mod tests {
         assert_eq!(WriterLock::holder(&db).unwrap(), None);
         let _second = WriterLock::acquire(&db, "the second", Duration::ZERO).await.unwrap();
         assert_eq!(WriterLock::holder(&db).unwrap().as_deref(), Some("the second"));
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_removed_by_its_holder_is_not_locked_by_two_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("stock.db");
+        let first = WriterLock::acquire(&db, "the first", Duration::ZERO).await.unwrap();
+        // A second process has the lock file open and waits for its lock.
+        let stale = OpenOptions::new().read(true).write(true).open(lock_path(&db)).unwrap();
+        first.remove_file();
+        assert!(!lock_path(&db).exists());
+        stale.try_lock().expect("the removed file's lock is free");
+        // What the second process does next: it finds the file gone and opens the path again.
+        assert!(!is_at(&stale, &lock_path(&db)).unwrap());
+        let second = WriterLock::acquire(&db, "the second", Duration::ZERO).await.unwrap();
+        let third = WriterLock::acquire(&db, "the third", Duration::ZERO).await;
+        assert!(matches!(third, Err(LockError::Held { .. })), "{third:?}");
+        drop((second, stale));
     }
 
     #[tokio::test]

@@ -1,3 +1,5 @@
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand};
 
 // The write path allocates many small short-lived values per order; measured, glibc's malloc
@@ -55,28 +57,29 @@ struct CheckArgs {
 /// Exit codes: 0 clean, 1 violations found, 2 the database could not be audited. A data
 /// folder of the distributed mode is audited across its four databases.
 fn check(args: &CheckArgs) -> std::process::ExitCode {
-    let (what, audited) = if let Some(base) = &args.postgres {
-        (
+    let (what, audited) = match &args.postgres {
+        Some(base) => (
             lemonade_store::db::redact(base),
             lemonade_store::audit::audit_postgres_cluster(base),
-        )
-    } else if lemonade_store::audit::is_cluster(&args.data) {
-        (
+        ),
+        None => (
             args.data.display().to_string(),
-            lemonade_store::audit::audit_cluster(&args.data),
-        )
-    } else {
-        let path = args.data.join("lemonade.db");
-        let audited = lemonade_store::audit::audit_file(&path);
-        (path.display().to_string(), audited)
+            lemonade_store::audit::audit_folder(&args.data),
+        ),
     };
     match audited {
         Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
+            let text = if args.json {
+                let mut json = serde_json::to_string_pretty(&report).expect("reports serialise");
+                json.push('\n');
+                json
             } else {
-                print!("{}", report.to_text());
-            }
+                report.to_text()
+            };
+            // The report is what was asked for: written whole, waiting for the reader as any
+            // command's output does; a reader that left (`| head`) is no error of the audit.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
             if report.is_clean() {
                 std::process::ExitCode::SUCCESS
             } else {
@@ -84,7 +87,7 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: cannot audit {what}: {e}");
+            lemonade::output::tell(&format!("error: cannot audit {what}: {e}"));
             std::process::ExitCode::from(2)
         }
     }
@@ -111,11 +114,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs())
-        .init();
+    // Dropped last, at the end of `main`: what is still queued is written out then.
+    let _output = lemonade::output::init(&cli.log, colour_logs());
+    lemonade::output::spawn_dropped_reports();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
@@ -130,7 +131,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            lemonade::output::tell(&format!("error: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -141,9 +142,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = start(args, shutdown_signal()).await?;
     match role {
         lemonade::serve::RoleArg::Monolith | lemonade::serve::RoleArg::Coordinator => {
-            println!("Lemonade is open at http://{}/", running.addr)
+            lemonade::output::say(&format!("Lemonade is open at http://{}/", running.addr))
         }
-        service => println!("Lemonade {service:?} service listening on {}", running.addr),
+        service => lemonade::output::say(&format!("Lemonade {service:?} service listening on {}", running.addr)),
     }
     running.server.await??;
     Ok(())

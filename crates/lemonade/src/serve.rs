@@ -21,6 +21,7 @@ use lemonade_store::{Database, ShopConfig, SqliteShop, WriterConfig};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::footprint::Footprint;
 use crate::lock::WriterLock;
 
 /// `--lease-ms`: what the stock service accepts as a reservation's lease.
@@ -224,14 +225,19 @@ impl ServeArgs {
     }
 }
 
-/// Refuses a token shorter than [`TOKEN_LEN_MIN`], naming the flag that gave it.
+/// Refuses a token shorter than [`TOKEN_LEN_MIN`] or one that an `Authorization: Bearer`
+/// header cannot carry as given ([`lemonade_api::auth::check_bearer_token`]: with a trailing
+/// space, say, every request would be refused), naming the flag that gave it.
 pub fn check_token(token: Option<&str>, flag: &str) -> anyhow::Result<()> {
-    match token {
-        Some(t) if t.len() < TOKEN_LEN_MIN => {
-            anyhow::bail!("{flag} must be at least {TOKEN_LEN_MIN} characters")
-        }
-        _ => Ok(()),
+    let Some(token) = token else { return Ok(()) };
+    if let Err(why) = lemonade_api::auth::check_bearer_token(token) {
+        anyhow::bail!("{flag} cannot be sent as a bearer token: {why}");
     }
+    anyhow::ensure!(
+        token.len() >= TOKEN_LEN_MIN,
+        "{flag} must be at least {TOKEN_LEN_MIN} characters"
+    );
+    Ok(())
 }
 
 /// The coordinator's lease must outlive its order deadline (each flag's own range is clap's).
@@ -392,8 +398,9 @@ pub async fn start_with_faults(
 }
 
 /// Opens this role's database: on PostgreSQL (whose writer takes a session lock), or in its
-/// SQLite file of `--data`, after taking the file's writer lock. A data folder this call
-/// created is removed again if the database cannot be opened.
+/// SQLite file of `--data`, after taking the file's writer lock. If the SQLite database cannot
+/// be opened, the folder is put back as it was ([`Footprint`]): no lock file, database or
+/// folder that this call made is left.
 async fn open_database(args: &ServeArgs, addr: SocketAddr) -> anyhow::Result<(Database, Option<WriterLock>)> {
     let (role, config) = (args.role.store_role(), args.writer_config());
     if let Some(url) = args.database_url.clone() {
@@ -405,41 +412,24 @@ async fn open_database(args: &ServeArgs, addr: SocketAddr) -> anyhow::Result<(Da
         return Ok((db, None));
     }
     let path = args.database_path();
-    let created = !args.data.exists();
+    let footprint = Footprint::take(&args.data, std::slice::from_ref(&path));
     std::fs::create_dir_all(&args.data).with_context(|| format!("creating the data folder {}", args.data.display()))?;
-    let opened = async {
-        let lock = WriterLock::acquire(&path, &args.holder(addr), crate::lock::WAIT_FOR_HOLDER).await?;
-        let db = Database::open_role(&path, role, config)
-            .with_context(|| format!("opening the database {}", path.display()))?;
-        anyhow::Ok((db, Some(lock)))
-    }
-    .await;
-    if opened.is_err() && created {
-        remove_created_folder(&args.data, &[path]);
-    }
-    opened
-}
-
-/// Removes a data folder that a failed start created: the files its databases may have put
-/// there, then the folder if nothing else is in it.
-pub(crate) fn remove_created_folder(data: &std::path::Path, databases: &[PathBuf]) {
-    for database in databases {
-        let with_suffix = |suffix: &str| {
-            let mut p = database.as_os_str().to_owned();
-            p.push(suffix);
-            PathBuf::from(p)
-        };
-        for file in [
-            database.to_path_buf(),
-            with_suffix("-wal"),
-            with_suffix("-shm"),
-            with_suffix("-journal"),
-            crate::lock::lock_path(database),
-        ] {
-            let _ = std::fs::remove_file(file);
+    let lock = match WriterLock::acquire(&path, &args.holder(addr), crate::lock::WAIT_FOR_HOLDER).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            footprint.restore();
+            return Err(e.into());
+        }
+    };
+    match Database::open_role(&path, role, config) {
+        Ok(db) => Ok((db, Some(lock))),
+        Err(e) => {
+            // The lock file is removed only once it is let go (see `lock`).
+            drop(lock);
+            footprint.restore();
+            Err(e).with_context(|| format!("opening the database {}", path.display()))
         }
     }
-    let _ = std::fs::remove_dir(data);
 }
 
 /// The public API's access token: the one given, or one made up when listening beyond
@@ -451,7 +441,9 @@ fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
         (None, true) => None,
         (None, false) => {
             let t = generate_token();
-            println!("Listening beyond loopback: clients must send this access token (shown once):\n  {t}");
+            crate::output::say(&format!(
+                "Listening beyond loopback: clients must send this access token (shown once):\n  {t}"
+            ));
             Some(t)
         }
     })

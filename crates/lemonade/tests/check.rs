@@ -170,10 +170,23 @@ fn assert_found(shop: &Shop, sql: &str, rules: &[&str]) {
     assert_eq!(broken_rules(&shop.data), expected, "check --json after {sql}");
 }
 
+/// The names of the files in `folder`, sorted.
+fn files_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .expect("read the folder")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn a_healthy_shop_passes_the_audit() {
     let shop = build_shop();
+    let before = files_in(&shop.data);
     let (code, stdout, stderr) = check(&shop.data, false);
+    // Reading a stopped shop's WAL database leaves no -wal or -shm file behind.
+    assert_eq!(files_in(&shop.data), before, "the audit left files behind");
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
     assert!(stdout.contains("4 orders, 1 customers, 4 idempotency keys"), "{stdout}");
@@ -289,6 +302,132 @@ fn a_folder_that_cannot_be_audited_exits_2() {
     std::fs::write(garbage.join("lemonade.db"), vec![0x5a; 8192]).unwrap();
     let (code, _, stderr) = check(&garbage, false);
     assert_eq!(code, Some(2), "{stderr}");
+}
+
+/// A folder whose database is missing, empty, not SQLite or another service's is refused
+/// with exit 2 and a message naming the file and what is wrong with it; the audit creates
+/// no file (before, it said only "file is not a database" or "schema version 0", and did
+/// not tell a cluster's folder missing a database from an empty one).
+#[test]
+fn a_missing_empty_or_foreign_database_is_refused_naming_it_and_nothing_is_created() {
+    use lemonade_store::migrations::{Role, migrate_role};
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let database_of = |role: Role, path: &Path| {
+        let mut conn = rusqlite::Connection::open(path).expect("create a database");
+        migrate_role(&mut conn, role).expect("migrate it");
+    };
+    /// A folder's name, how to fill it, and what the error must say.
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
+        (
+            "empty-folder",
+            Box::new(|_: &Path| {}),
+            &["holds no shop", "lemonade.db", "coordinator.db"],
+        ),
+        (
+            "empty-file",
+            Box::new(|d: &Path| std::fs::write(d.join("lemonade.db"), b"").unwrap()),
+            &["lemonade.db is empty"],
+        ),
+        (
+            "not-sqlite",
+            Box::new(|d: &Path| std::fs::write(d.join("lemonade.db"), vec![0x5a; 8192]).unwrap()),
+            &["lemonade.db: file is not a database"],
+        ),
+        (
+            "another-service",
+            Box::new(move |d: &Path| database_of(Role::Stock, &d.join("lemonade.db"))),
+            &["lemonade.db: this database belongs to stock, not to monolith"],
+        ),
+        (
+            "no-schema",
+            Box::new(|d: &Path| {
+                rusqlite::Connection::open(d.join("lemonade.db"))
+                    .unwrap()
+                    .execute_batch("CREATE TABLE notes (text TEXT)")
+                    .unwrap()
+            }),
+            &["lemonade.db holds no shop"],
+        ),
+        (
+            "cluster-without-crm",
+            Box::new(move |d: &Path| {
+                for (role, file) in [
+                    (Role::Coordinator, "coordinator.db"),
+                    (Role::Stock, "stock.db"),
+                    (Role::Orders, "orders.db"),
+                ] {
+                    database_of(role, &d.join(file));
+                }
+            }),
+            &["no database at", "crm.db"],
+        ),
+        (
+            "cluster-with-a-swapped-file",
+            Box::new(move |d: &Path| {
+                for (role, file) in [
+                    (Role::Coordinator, "coordinator.db"),
+                    (Role::Stock, "stock.db"),
+                    (Role::Stock, "orders.db"),
+                    (Role::Crm, "crm.db"),
+                ] {
+                    database_of(role, &d.join(file));
+                }
+            }),
+            &["orders.db: this database belongs to stock, not to orders"],
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let data = tmp.path().join(name);
+        std::fs::create_dir(&data).unwrap();
+        make(&data);
+        let before = files_in(&data);
+        let (code, stdout, stderr) = check(&data, false);
+        assert_eq!(code, Some(2), "{name}: stdout:\n{stdout}\nstderr:\n{stderr}");
+        for text in expected {
+            assert!(stderr.contains(text), "{name}: no {text:?} in\n{stderr}");
+        }
+        assert!(!stderr.contains("applied schema migration"), "{name}: {stderr}");
+        assert_eq!(files_in(&data), before, "{name}: the audit created files");
+    }
+}
+
+/// `check --postgres` on a database that does not exist says so in the server's words, and
+/// creates and migrates nothing (before: "db error", after log lines of migrations); a
+/// server that is not there is named as refusing the connection.
+#[test]
+fn check_on_postgres_names_what_is_missing_and_creates_nothing() {
+    let base = lemonade_store::postgres::test_base("k");
+    let out = Command::new(BIN)
+        .args(["check", "--postgres", &base])
+        .env_remove("LEMONADE_POSTGRES")
+        .env("LEMONADE_LOG", "info")
+        .output()
+        .expect("run lemonade check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!stderr.contains("migration"), "{stderr}");
+    for role in [
+        lemonade_store::migrations::Role::Coordinator,
+        lemonade_store::migrations::Role::Stock,
+        lemonade_store::migrations::Role::Orders,
+        lemonade_store::migrations::Role::Crm,
+    ] {
+        let url = lemonade_store::postgres::role_url(&base, role).unwrap();
+        let e = lemonade_store::postgres::schema_of(&url, role).expect_err("the check created a database");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    let closed = format!("postgres://postgres@127.0.0.1:{}/shop", binary::free_port());
+    let out = Command::new(BIN)
+        .args(["check", "--postgres", &closed])
+        .env_remove("LEMONADE_POSTGRES")
+        .output()
+        .expect("run lemonade check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
 }
 
 #[test]

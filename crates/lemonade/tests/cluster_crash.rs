@@ -42,6 +42,12 @@ struct Cluster {
 impl Cluster {
     /// `lemonade cluster` with its coordinator on `port`, the services' ports left to it.
     fn spawn(port: u16, data: &Path, extra: &[String], log_path: &Path) -> Cluster {
+        let log = std::fs::File::create(log_path).unwrap();
+        Cluster::spawn_to(port, data, extra, Stdio::null(), Stdio::from(log))
+    }
+
+    /// [`Cluster::spawn`], with its standard output and error going where the caller says.
+    fn spawn_to(port: u16, data: &Path, extra: &[String], stdout: Stdio, stderr: Stdio) -> Cluster {
         let supervisor = Command::new(BIN)
             .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
@@ -50,8 +56,8 @@ impl Cluster {
             .env_remove("LEMONADE_TOKEN")
             .env_remove("LEMONADE_SERVICES_PORT")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(log_path).unwrap()))
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .expect("start lemonade cluster");
         Cluster { supervisor }
@@ -677,4 +683,196 @@ async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_poin
         assert!(since.elapsed() < Duration::from_secs(30), "the points never followed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `lemonade cluster 2>&1 | <reader>` with all four processes up, on a free port: the
+/// cluster, its base URL and the reading end of the pipe its output goes to (a new cluster
+/// on other ports when another process took one of them meanwhile).
+async fn start_into_a_pipe(data: &Path, http: &reqwest::Client) -> (Cluster, String, std::io::PipeReader) {
+    for _ in 0..3 {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        let port = free_port();
+        let out = Stdio::from(writer.try_clone().expect("a second end"));
+        let mut cluster = Cluster::spawn_to(port, data, &[], out, Stdio::from(writer));
+        let base = format!("http://127.0.0.1:{port}/api/v1");
+        if cluster.wait_up(http, &base, Path::new("/dev/null")).await {
+            return (cluster, base, reader);
+        }
+    }
+    panic!("the cluster exited while starting, 3 times");
+}
+
+/// `lemonade cluster 2>&1 | less`, with less never scrolling: nobody reads the cluster's
+/// output. CRM is frozen and the shop is flooded with orders for customers it does not know,
+/// each of which the coordinator logs. Every request is answered, the coordinator's own
+/// health check answers, and the supervisor kills and restarts the frozen CRM. Before, the
+/// supervisor blocked writing the children's log lines to the full pipe, stopped reading
+/// theirs, and the coordinator blocked writing its log: nothing answered, and nothing was
+/// restarted, until somebody read the pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_output_nobody_reads_keeps_serving_and_restarts_a_frozen_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (cluster, base, unread) = start_into_a_pipe(&dir.path().join("data"), &http).await;
+    let product = get_json(&http, format!("{base}/products")).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let crm = pid_of(&cluster, "crm").unwrap();
+    let _frozen = Frozen::freeze(crm);
+
+    // Each logs a warning line of a few hundred bytes: several times what the pipes between
+    // the coordinator, the supervisor and the reader hold (64 KiB each).
+    let orders = 1_500;
+    let at_once = 16;
+    for first in (0..orders).step_by(at_once) {
+        let batch: Vec<_> = (first..orders.min(first + at_once))
+            .map(|n| {
+                let body = json!({
+                    "customer_id": format!("01900000-0000-7000-8000-{n:012}"),
+                    "lines": [{"product_id": product, "quantity": 1}],
+                });
+                let request = http.post(format!("{base}/orders")).json(&body);
+                tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+            })
+            .collect();
+        for task in batch {
+            if let Err(e) = task.await.expect("a request task") {
+                panic!("after {first} of {orders} orders, one got no answer: {e}");
+            }
+        }
+    }
+    let root = base.trim_end_matches("/api/v1");
+    let health = http.get(format!("{root}/health")).send().await.map(|r| r.status());
+    assert!(
+        health.as_ref().is_ok_and(|s| *s == 200),
+        "the coordinator's health: {health:?}"
+    );
+    wait_restarted(&cluster, "crm", crm, Duration::from_secs(60), Path::new("/dev/null")).await;
+    wait_all_up(&http, &base, Path::new("/dev/null")).await;
+    drop(unread);
+}
+
+/// `lemonade cluster 2>&1 | head -1`: the reader takes one line and leaves. The next thing
+/// the supervisor writes (that CRM, killed, is down) meets a closed pipe: the supervisor
+/// keeps running, restarts CRM, keeps the others, and stops cleanly on SIGTERM, taking its
+/// children with it. Before, the write panicked (Rust's print macros do on EPIPE): the task
+/// watching CRM died with it, and CRM was never restarted (the same panic in the startup
+/// lines took the whole cluster down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_reader_left_keeps_running_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (mut cluster, base, reader) = start_into_a_pipe(&dir.path().join("data"), &http).await;
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(reader).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .expect("the cluster wrote a line");
+    assert!(!first.is_empty(), "no output at all");
+    // The reader is gone now.
+
+    let others: Vec<(&str, u32)> = ["coordinator", "stock", "orders"]
+        .into_iter()
+        .map(|role| (role, pid_of(&cluster, role).unwrap()))
+        .collect();
+    let crm = pid_of(&cluster, "crm").unwrap();
+    signal(crm, "KILL");
+    let crm = wait_restarted(&cluster, "crm", crm, Duration::from_secs(30), Path::new("/dev/null")).await;
+    wait_all_up(&http, &base, Path::new("/dev/null")).await;
+    for (role, pid) in &others {
+        assert_eq!(pid_of(&cluster, role), Some(*pid), "{role} was restarted");
+    }
+    assert!(
+        cluster.supervisor.try_wait().unwrap().is_none(),
+        "the supervisor exited"
+    );
+
+    signal(cluster.supervisor.id(), "TERM");
+    let since = Instant::now();
+    let status = loop {
+        if let Some(status) = cluster.supervisor.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "no stop within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "the supervisor stopped with {status}");
+    for pid in others.iter().map(|(_, pid)| *pid).chain([crm]) {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived its supervisor"
+        );
+    }
+}
+
+/// The state letter of `pid` in `/proc/<pid>/stat` (`T`: stopped), if it is there.
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+}
+
+/// Waits, up to 20 s, until every process of `pids` is stopped (`stopped`) or running.
+async fn wait_states(pids: &[u32], stopped: bool) {
+    let since = Instant::now();
+    loop {
+        let states: Vec<_> = pids.iter().map(|&pid| state_of(pid)).collect();
+        if states.iter().all(|s| (*s == Some('T')) == stopped) {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "states of {pids:?}: {states:?}, wanted all {}",
+            if stopped { "stopped" } else { "running" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ctrl-Z (SIGTSTP to the supervisor, the only process of the terminal's job: its children
+/// have process groups of their own) pauses every process of the cluster, and SIGCONT (`fg`)
+/// continues them all, none restarted. Before, only the supervisor stopped: the children went
+/// on unsupervised, waiting on it as soon as their log pipes were full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_z_pauses_every_process_of_the_cluster_and_fg_continues_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (cluster, base, log) = Cluster::start(dir.path(), &dir.path().join("data"), &[], &http).await;
+    let children: Vec<u32> = ["coordinator", "stock", "orders", "crm"]
+        .into_iter()
+        .map(|role| pid_of(&cluster, role).unwrap())
+        .collect();
+    let supervisor = cluster.supervisor.id();
+    let everyone: Vec<u32> = children.iter().copied().chain([supervisor]).collect();
+
+    signal(supervisor, "TSTP");
+    wait_states(&everyone, true).await;
+    signal(supervisor, "CONT");
+    wait_states(&everyone, false).await;
+    wait_all_up(&http, &base, &log).await;
+    let now: Vec<Option<u32>> = ["coordinator", "stock", "orders", "crm"]
+        .into_iter()
+        .map(|role| pid_of(&cluster, role))
+        .collect();
+    assert_eq!(
+        now,
+        children.into_iter().map(Some).collect::<Vec<_>>(),
+        "a process was restarted:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }

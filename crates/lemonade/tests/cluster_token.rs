@@ -1,6 +1,7 @@
 //! `lemonade cluster --token`: the real binary, with an access token (as it must have when it
 //! listens beyond loopback). Its supervisor checks the coordinator's health through the
-//! public API, which then wants the token too.
+//! public API, which then wants the token too. And the cluster token of the internal calls,
+//! read from the `Authorization` header as the public token is.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -47,4 +48,46 @@ fn a_cluster_with_an_access_token_comes_up_and_stays_up() {
     let _ = child.wait();
     assert!(up, "the supervisor never said the cluster was up");
     assert!(still_running, "the supervisor stopped the cluster");
+}
+
+/// A service takes the cluster token with the scheme in any case (RFC 7235: the scheme is
+/// case-insensitive), as the public API does; before, only `Bearer` with a capital B passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_takes_the_cluster_token_with_the_scheme_in_any_case_and_nothing_else() {
+    let data = tempfile::tempdir().unwrap();
+    let token = "the-cluster-token-of-this-test";
+    let mut cluster = lemonade::cluster::start_in_process(data.path(), |args| {
+        args.cluster_token = Some(token.to_owned());
+        args.empty = true;
+    })
+    .await
+    .expect("start a cluster");
+    let stock = cluster
+        .services
+        .iter()
+        .find(|(role, _)| *role == lemonade::serve::RoleArg::Stock)
+        .expect("a stock service")
+        .1
+        .addr;
+    let http = reqwest::Client::new();
+    let status_with = |authorization: String| {
+        let request = http
+            .post(format!("http://{stock}/internal/v1/stock/status"))
+            .header("content-type", "application/json")
+            .header("authorization", authorization)
+            .body("{}");
+        async move { request.send().await.expect("stock answers").status().as_u16() }
+    };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        assert_eq!(status_with(format!("{scheme} {token}")).await, 200, "{scheme}");
+    }
+    for wrong in [
+        format!("Basic {token}"),
+        format!("Bearer {token}x"),
+        token.to_owned(),
+        "Bearer ".to_owned(),
+    ] {
+        assert_eq!(status_with(wrong.clone()).await, 401, "{wrong}");
+    }
+    cluster.stop().await.expect("stop the cluster");
 }

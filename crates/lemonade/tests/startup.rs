@@ -58,6 +58,10 @@ fn cluster_refuses_a_bad_flag_before_starting_anything_naming_the_flag_and_its_r
         (&["--services-port", "65534"], &["--services-port", "1..=65533"]),
         (&["--services-port", "0"], &["--services-port", "1..=65533"]),
         (&["--token", "too-short"], &["--token", "16"]),
+        (
+            &["--token", "abcdefabcdefabcdef  "],
+            &["--token", "bearer token", "' '"],
+        ),
         (&["--postgres", "mysql://x"], &["--postgres", "postgres://"]),
         (&["--log", "lemonade=loud"], &["--log"]),
         (&["--batch-max", "0"], &["--batch-max", "1..=4096"]),
@@ -112,6 +116,38 @@ fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
     assert!(!data.exists(), "it created {}", data.display());
 }
 
+/// A token given in the environment is checked as its flag is, and the error names both.
+#[test]
+fn a_token_from_the_environment_that_a_bearer_header_cannot_carry_is_refused_naming_it() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&["serve"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (&["cluster"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (
+            &["serve", "--role", "stock"],
+            "LEMONADE_CLUSTER_TOKEN",
+            "--cluster-token (LEMONADE_CLUSTER_TOKEN)",
+        ),
+    ];
+    for (args, variable, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut command = lemonade_command();
+        command
+            .args(args)
+            .args(["--addr", &addr, "--data"])
+            .arg(&data)
+            .env(variable, "abcdefabcdefabcdef  ");
+        let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+        assert!(status.is_some_and(|s| !s.success()), "{args:?} started:\n{stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("bearer token"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}
+
 #[test]
 fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
     let addr = format!("127.0.0.1:{}", free_port());
@@ -134,9 +170,14 @@ fn serve_refuses_a_bad_flag_before_starting_anything_naming_the_flag() {
         (vec!["--lease-ms", "1"], &["--lease-ms", "1000..=600000"]),
         (vec!["--rate-per-s", "0"], &["--rate-per-s", "1..=10000000"]),
         (vec!["--token", "too-short"], &["--token", "16"]),
+        (vec!["--token", "abcdefabcdefabcdef  "], &["--token", "bearer token"]),
         (
             vec!["--role", "stock", "--cluster-token", "short"],
             &["--cluster-token", "16"],
+        ),
+        (
+            vec!["--role", "stock", "--cluster-token", "a-cluster-token-long-enough "],
+            &["--cluster-token", "bearer token"],
         ),
         (
             [
@@ -410,8 +451,147 @@ fn a_cluster_whose_service_cannot_start_says_which_and_why_in_one_error() {
     let error = stderr.lines().filter(|l| l.starts_with("error")).collect::<Vec<_>>();
     assert_eq!(error.len(), 1, "{stderr}");
     assert!(
-        error[0].contains("stock process") && error[0].contains("cannot connect to PostgreSQL"),
+        error[0].contains("stock database") && error[0].contains("cannot connect to PostgreSQL"),
         "{stderr}"
     );
     assert!(!dir.path().join("data").exists());
+}
+
+/// Every file of `folder` with its length and a hash of its bytes, sorted by name.
+fn snapshot(folder: &std::path::Path) -> Vec<(String, usize, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                bytes.len(),
+                hasher.finish(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A first `lemonade cluster` start that fails in a folder that exists leaves the folder as
+/// it found it: an empty `stock.db` stays empty (not migrated and filled with the demo shop),
+/// no lock file is left, the bad database is untouched. A database that cannot be opened at
+/// all is found before any process starts, and named; one that fails only in its process
+/// (here a CRM database whose migration fails) is put back after the others stopped.
+#[test]
+fn a_failed_first_cluster_start_leaves_an_existing_folder_as_it_found_it() {
+    use lemonade_store::migrations::{Role, migrate_role_to};
+    /// A case's name, how to make its `crm.db`, and what its one error must say.
+    type Case = (&'static str, fn(&std::path::Path), &'static [&'static str]);
+    let cases: [Case; 2] = [
+        (
+            "not-sqlite",
+            |crm| std::fs::write(crm, b"this is not a database").unwrap(),
+            &["crm.db: file is not a database"],
+        ),
+        (
+            "migration-fails",
+            |crm| {
+                let mut conn = rusqlite::Connection::open(crm).unwrap();
+                migrate_role_to(&mut conn, Role::Crm, 1).unwrap();
+                let tables: Vec<String> = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                for table in tables {
+                    conn.execute_batch(&format!("DROP TABLE {table}")).unwrap();
+                }
+                conn.execute_batch("PRAGMA journal_mode = DELETE").unwrap();
+            },
+            &["crm process"],
+        ),
+    ];
+    for (name, make_crm, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("stock.db"), b"").unwrap();
+        make_crm(&data.join("crm.db"));
+        let before = snapshot(&data);
+
+        let mut command = lemonade_command();
+        command
+            .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+            .arg(&data);
+        let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+        assert!(status.is_some_and(|s| !s.success()), "{name}: it started:\n{stderr}");
+        let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{name}: {stderr}");
+        for text in expected {
+            assert!(errors[0].contains(text), "{name}: no {text:?} in {}", errors[0]);
+        }
+        // Every file as it was; the CRM database that failed in its process may have been
+        // switched to WAL mode (two bytes of its header) before its migration failed.
+        let without_crm = |files: Vec<(String, usize, u64)>| {
+            files
+                .into_iter()
+                .map(|(file, len, hash)| (file.clone(), len, if file == "crm.db" { 0 } else { hash }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_crm(snapshot(&data)),
+            without_crm(before),
+            "{name}: the folder changed:\n{stderr}"
+        );
+    }
+}
+
+/// The same for `serve`: a database that cannot be opened leaves no lock file behind.
+#[test]
+fn serve_on_a_database_it_cannot_open_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("lemonade.db"), b"this is not a database").unwrap();
+    let before = snapshot(&data);
+    let (status, stderr) = run_bounded(serve_command(&data, free_port()), REFUSED_WITHIN);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    assert!(
+        stderr.contains("lemonade.db") && stderr.contains("file is not a database"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&data), before, "{stderr}");
+}
+
+/// On PostgreSQL too, every service's database is checked before any is created or written:
+/// a CRM database that holds another service's tables stops the start at once, naming it,
+/// and the stock database, which did not exist, is not created.
+#[test]
+fn a_cluster_on_postgres_with_a_foreign_database_refuses_before_creating_any() {
+    use lemonade_store::migrations::Role;
+    let base = lemonade_store::postgres::test_base("f");
+    let crm = lemonade_store::postgres::role_url(&base, Role::Crm).unwrap();
+    let stock = lemonade_store::postgres::role_url(&base, Role::Stock).unwrap();
+    lemonade_store::Database::open_postgres_as(&crm, Role::Orders, Default::default(), "a test")
+        .expect("make an orders database under CRM's name");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = lemonade_command();
+    command
+        .args(["cluster", "--addr", &format!("127.0.0.1:{}", free_port()), "--data"])
+        .arg(dir.path().join("data"))
+        .args(["--postgres", &base]);
+    let (status, stderr) = run_bounded(command, Duration::from_secs(60));
+    let stock_after = lemonade_store::postgres::check_database(&stock, Role::Stock);
+    let _ = lemonade_store::postgres::drop_cluster_databases(&base);
+    assert!(status.is_some_and(|s| !s.success()), "it started:\n{stderr}");
+    let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("crm database") && errors[0].contains("belongs to orders, not to crm"),
+        "{stderr}"
+    );
+    assert!(matches!(stock_after, Ok(None)), "the stock database: {stock_after:?}");
 }

@@ -61,9 +61,6 @@ async fn without_the_right_token_every_api_path_is_401_and_changes_nothing() {
             .bearer_auth(format!("{token}x"))
             .json(&order),
         anonymous(Method::POST, "/orders")
-            .header("authorization", format!("bearer {token}"))
-            .json(&order),
-        anonymous(Method::POST, "/orders")
             .header("authorization", token.clone())
             .json(&order),
         anonymous(Method::POST, "/orders")
@@ -85,6 +82,42 @@ async fn without_the_right_token_every_api_path_is_401_and_changes_nothing() {
         .await
         .expect(201);
     app.get("/health").await.expect(200);
+}
+
+/// RFC 7235 §2.1: the scheme is case-insensitive; `bearer` and `BEARER` are `Bearer`.
+/// Before, only `Bearer` passed and a client that wrote it otherwise got 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_taken_in_any_case() {
+    let Some(app) = guarded_app().await else { return };
+    let token = app.token.clone().expect("a guarded app has a token");
+    for scheme in ["bearer", "BEARER", "bEARER"] {
+        let reply = app
+            .send(
+                app.client
+                    .get(app.url("/ingredients"))
+                    .header("authorization", format!("{scheme} {token}")),
+            )
+            .await;
+        reply.expect(200);
+    }
+}
+
+/// A token that an `Authorization: Bearer` header cannot carry as given (a trailing space,
+/// which HTTP strips; a space inside; a character outside RFC 6750's b64token) is refused
+/// at start, naming the flag: before, the shop started and then refused every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_a_bearer_header_cannot_carry_is_refused_at_start() {
+    if is_remote() {
+        return;
+    }
+    for bad in ["abcdefabcdefabcdef  ", "abcdefab cdefabcdef", "abcdefabcdefabcdéf"] {
+        let refused = spawn_local(|args| args.token = Some(bad.into())).await;
+        let err = refused.err().expect("the token is refused").to_string();
+        assert!(
+            err.contains("--token") && err.contains("bearer token"),
+            "{bad:?}: {err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

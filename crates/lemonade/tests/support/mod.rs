@@ -607,10 +607,8 @@ impl TestApp {
             let report = tokio::task::spawn_blocking(move || {
                 if let Some(base) = &postgres {
                     lemonade_store::audit::audit_postgres_cluster(base)
-                } else if lemonade_store::audit::is_cluster(&dir) {
-                    lemonade_store::audit::audit_cluster(&dir)
                 } else {
-                    lemonade_store::audit::audit_file(&dir.join("lemonade.db"))
+                    lemonade_store::audit::audit_folder(&dir)
                 }
             })
             .await
