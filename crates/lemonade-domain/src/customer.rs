@@ -81,12 +81,18 @@ pub struct CustomerExport {
 /// field error on `customer_id` for one the shop does not know or has anonymised.
 pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {
     let message = match found {
-        None => "no such customer",
-        Some(c) if c.anonymised => "this customer was anonymised",
+        None => UNKNOWN_CUSTOMER,
+        Some(c) if c.anonymised => ANONYMISED_CUSTOMER,
         Some(_) => return None,
     };
     Some(crate::error::FieldError::new("customer_id", message))
 }
+
+/// Why an order may not name a customer, on `customer_id`: the shop does not know them.
+pub const UNKNOWN_CUSTOMER: &str = "no such customer";
+/// Why an order may not name a customer, on `customer_id`: they were anonymised (or their
+/// erasure was asked for).
+pub const ANONYMISED_CUSTOMER: &str = "this customer was anonymised";
 
 /// Contact details, parsed. Empty strings mean "none".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -617,3 +617,142 @@ async fn a_redelivery_after_the_inbox_forgot_what_it_could_is_still_a_no_op() {
     );
     shop.assert_settles_clean().await;
 }
+
+/// CRM frozen: every call to it is sent and never answered while the test holds it, past
+/// any timeout, so nothing the coordinator does for a sale may wait for CRM except by a
+/// bound of its own. Sales to a known customer are answered all the same (before, each
+/// waited for the delivery of its points to CRM), the deliveries of their points are still
+/// held when the answers come, and once CRM answers again, a read of the customer sees the
+/// points (it waits for the deliveries under way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_crm_frozen_sales_to_a_known_customer_do_not_wait_for_it_and_the_points_follow() {
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.freeze(Service::Crm);
+    let mut points = 0;
+    for key in ["frozen-1", "frozen-2", "frozen-3"] {
+        let (status, sold) = shop.place(&customer, &product, key).await;
+        assert_eq!((status, &sold["status"]), (201, &json!("confirmed")), "{sold}");
+        points += sold["points"].as_u64().unwrap();
+    }
+    assert!(
+        shop.plan.held(Service::Crm) > 0,
+        "the answers came while CRM still held the deliveries of their points"
+    );
+
+    shop.plan.heal();
+    assert_eq!(
+        shop.get(&format!("/customers/{customer}")).await["points"],
+        points,
+        "the points followed"
+    );
+    shop.assert_settles_clean().await;
+}
+
+/// CRM down: once the breaker knows, a change that needs CRM fails at once, in words that
+/// say what was tried (before, it retried for its whole deadline, and the words named only
+/// the last attempt's timeout). A client's call never takes the breaker's probe; the
+/// prober finds CRM back, and the same change then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_crm_down_a_change_to_customers_fails_at_once_once_the_breaker_knows_and_says_what_was_tried() {
+    let shop = shop(|_| {}).await;
+    shop.plan.take_down(Service::Crm);
+    let new = json!({"name": "Waiting"});
+    let mut tried = Vec::new();
+    loop {
+        let (status, problem) = shop
+            .send(reqwest::Method::POST, "/customers", Some(new.clone()), None)
+            .await;
+        assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        assert!(detail.starts_with("the customer list (crm service) "), "{detail}");
+        assert!(detail.ends_with("try again in a moment"), "{detail}");
+        let failed_fast = detail.contains("nothing was sent this time");
+        tried.push(detail);
+        if failed_fast {
+            break;
+        }
+        assert!(tried.len() < 10, "the breaker never opened: {tried:#?}");
+    }
+    assert!(
+        tried[0].contains(" attempts over ") && tried[0].contains("cannot connect to crm"),
+        "the first answers say what was tried: {tried:#?}"
+    );
+
+    shop.plan.heal();
+    let since = Instant::now();
+    loop {
+        let (status, created) = shop
+            .send(reqwest::Method::POST, "/customers", Some(new.clone()), None)
+            .await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "CRM never came back: {created}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `field`s of a validation problem, sorted.
+fn fields_of(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a validation problem: {problem}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// A service frozen (its calls held past any timeout): a refusal is answered all the same,
+/// by the coordinator's own bound, without what only that service could have added to it;
+/// and a customer the coordinator knows is checked against its directory, not CRM, so the
+/// rest of the answer is whole. (Before, each of these answers waited for the frozen
+/// service, and a failed customer check dropped stock's findings too.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_service_frozen_a_refusal_is_answered_without_what_only_it_could_add() {
+    let shop = shop(|_| {}).await;
+    let customer = shop.customer().await;
+    let erased = shop.customer().await;
+    let (status, _) = shop
+        .send(reqwest::Method::DELETE, &format!("/customers/{erased}"), None, None)
+        .await;
+    assert_eq!(status, 200);
+    let post = |path: &'static str, body: Value| shop.send(reqwest::Method::POST, path, Some(body), None);
+
+    shop.plan.freeze(Service::Stock);
+    let order = json!({"customer_id": erased, "lines": [{"product_id": "no-such-product", "quantity": 1}]});
+    let (status, refused) = post("/orders", order).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        fields_of(&refused),
+        ["customer_id"],
+        "stock's findings left out: {refused}"
+    );
+    let product = json!({"name": "", "price": 100, "recipe": [{"ingredient_id": "no-such-ingredient", "quantity": 1}]});
+    let (status, refused) = post("/products", product).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(fields_of(&refused), ["name"], "stock's findings left out: {refused}");
+    let bad = json!({"lines": [{"product_id": "no-such-product", "quantity": 0}]});
+    let (status, refused) = post("/orders", bad).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(fields_of(&refused), ["lines[0].quantity"], "{refused}");
+    shop.plan.heal();
+
+    shop.plan.freeze(Service::Crm);
+    for (customer, expected) in [
+        (&customer, vec!["lines[0].product_id", "lines[0].quantity"]),
+        (&erased, vec!["customer_id", "lines[0].product_id", "lines[0].quantity"]),
+    ] {
+        let bad = json!({"customer_id": customer, "lines": [{"product_id": "no-such-product", "quantity": 0}]});
+        let (status, refused) = post("/orders", bad).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(fields_of(&refused), expected, "{refused}");
+    }
+    shop.plan.heal();
+    shop.assert_settles_clean().await;
+}
