@@ -35,7 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{ANONYMISED_CUSTOMER, UNKNOWN_CUSTOMER, order_customer_error};
-use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure, ErasureUnderWay};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderStatus, points_earned};
 use lemonade_domain::order::{OrderDraft, OrderRefs};
@@ -112,6 +112,22 @@ const ERASURE_POLL_MS: u64 = 20;
 /// The answer to an order naming a customer the directory does not know while CRM cannot be
 /// asked: what a cashier can do about it.
 const CUSTOMER_LIST_DOWN: &str = "the customer list is unavailable and this customer is not known here yet: sell without the customer, or try again in a moment";
+
+/// An erasure recorded, not finished: the answer's words, whatever held it up.
+const ERASURE_RECORDED: &str =
+    "the erasure is recorded and cannot be undone: no new order can name this customer from now on";
+const ERASURE_WHEN_CRM_BACK: &str = "their details are removed by themselves as soon as the customer list \
+     answers again (it is not answering now); nothing more needs doing";
+const ERASURE_AFTER_ORDERS: &str = "orders of theirs are still being completed, and their details are \
+     removed by themselves once those have finished; nothing more needs doing";
+const ERASURE_LATER: &str = "their details are removed by themselves shortly; nothing more needs doing";
+
+fn under_way(id: &CustomerId, then: &str) -> Erasure {
+    Erasure::UnderWay(ErasureUnderWay {
+        id: id.clone(),
+        detail: format!("{ERASURE_RECORDED}. {}{}", then[..1].to_uppercase(), &then[1..]),
+    })
+}
 
 fn anonymised() -> ShopError {
     ShopError::validation("customer_id", ANONYMISED_CUSTOMER)
@@ -843,12 +859,14 @@ impl Shop for Coordinator {
     ///    (an order checks the directory, and checks it again in the transaction that logs
     ///    its saga);
     /// 2. it waits, at most as long as an order may take (`order_deadline_ms`), until no
-    ///    saga naming them is unfinished; if some are, the answer is 503 and the erasure
-    ///    stays marked: the sweeper finishes it once they are, and asking again shows it done;
+    ///    saga naming them is unfinished;
     /// 3. CRM anonymises them (forfeiting their points; an award that reaches CRM later
     ///    changes nothing), and the directory marks them `erased`.
-
-    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+    ///
+    /// Once step 1 is done the erasure is recorded for good: if step 2 or 3 cannot be done
+    /// now (orders still in flight, CRM not answering), the answer is
+    /// [`Erasure::UnderWay`] (202) saying so, never an error, and the sweeper finishes it.
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError> {
         if self.standing(&id).await?.is_none() {
             // Unknown here: CRM says whether they exist (404 stays 404, nothing is marked).
             let customer = self.ask(GetCustomer { id: id.clone() }).await?;
@@ -859,19 +877,28 @@ impl Shop for Coordinator {
             .node
             .write(move |db, now| directory::learn(db, &marked, Standing::Erasing, now))
             .await?;
-        if !self
+        // From here on the erasure is recorded: whatever stops it now, the sweeper finishes
+        // it, and the answer says so rather than fail.
+        match self
             .orders_in_flight_finish(&id, self.inner.config.order_deadline_ms)
-            .await?
+            .await
         {
-            return Err(ShopError::unavailable(
-                "this customer's erasure is under way, but orders of theirs are still being completed: \
-                 no new order can name them, and the erasure finishes by itself once those orders have; \
-                 ask again in a moment to see it done",
-            ));
+            Ok(true) => {}
+            Ok(false) => return Ok(under_way(&id, ERASURE_AFTER_ORDERS)),
+            Err(e) => {
+                tracing::warn!(customer = %id, error = %e, "cannot see the orders in flight of a customer being erased");
+                return Ok(under_way(&id, ERASURE_LATER));
+            }
         }
-        Ok(self
-            .finish_erasure(&id, self.deadline(self.inner.config.call_deadline_ms))
-            .await?)
+        let deadline = self.deadline(self.inner.config.call_deadline_ms);
+        match self.finish_erasure(&id, deadline).await {
+            Ok(erased) => Ok(Erasure::Done(erased)),
+            Err(CallError::Refused(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(customer = %id, error = ?e, "an erasure is recorded; the sweeper finishes it once CRM answers");
+                Ok(under_way(&id, ERASURE_WHEN_CRM_BACK))
+            }
+        }
     }
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
         let (customer, orders, activity) = tokio::join!(

@@ -77,6 +77,26 @@ pub struct CustomerExport {
     pub exported_at: Timestamp,
 }
 
+/// What an erasure (`DELETE /customers/{id}`) got to by the time it was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// Done: the customer as they now are, anonymised.
+    Done(Customer),
+    /// Recorded but not finished (distributed mode: the customer list was down, or orders of
+    /// theirs were still being completed). It cannot be undone, no order can name the
+    /// customer from the answer on, and it finishes by itself.
+    UnderWay(ErasureUnderWay),
+}
+
+/// An erasure recorded but not finished: the body of `202 Accepted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureUnderWay {
+    /// The customer being erased.
+    pub id: CustomerId,
+    /// What happened and what happens next, in words a person can act on.
+    pub detail: String,
+}
+
 /// Whether an order may name this customer (`found` is what the shop holds under the id): a
 /// field error on `customer_id` for one the shop does not know or has anonymised.
 pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {

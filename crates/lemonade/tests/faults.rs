@@ -498,9 +498,45 @@ async fn health_says_what_works_with_each_service_down_and_the_shop_does_as_it_s
     }
 }
 
+impl Shop {
+    /// `DELETE` of `path`: the status, the `Location` and the body.
+    async fn delete(&self, path: &str) -> (u16, Option<String>, Value) {
+        let reply = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the coordinator answers");
+        let status = reply.status().as_u16();
+        let location = reply.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (status, location, reply.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The answer to an erasure that is recorded but cannot finish now: 202, the customer as
+/// `Location`, and words that say it is recorded, that no order can name them, and that it
+/// finishes by itself.
+fn assert_erasure_under_way(customer: &str, (status, location, body): &(u16, Option<String>, Value), because: &str) {
+    assert_eq!(*status, 202, "{body}");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/api/v1/customers/{customer}").as_str())
+    );
+    assert_eq!(body["id"], json!(customer), "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    for words in [
+        "the erasure is recorded",
+        "no new order can name this customer",
+        "by themselves",
+        because,
+    ] {
+        assert!(detail.contains(words), "{words:?} in {body}");
+    }
+}
+
 /// An erasure while an order of the customer cannot finish (the orders service is away):
-/// it is answered 503, and from then on no order can name the customer; once the order has
-/// finished, the sweeper completes the erasure by itself.
+/// it is answered 202 (recorded, finishing by itself), and from then on no order can name
+/// the customer; once the order has finished, the sweeper completes the erasure by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_the_sweeper() {
     let shop = shop(|a| a.order_deadline_ms = 500).await;
@@ -510,12 +546,8 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     assert_eq!(status, 202, "{in_flight}");
 
     let path = format!("/customers/{customer}");
-    let (status, problem) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
-    assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
-    assert!(
-        problem["detail"].as_str().is_some_and(|d| d.contains("ask again")),
-        "{problem}"
-    );
+    let answer = shop.delete(&path).await;
+    assert_erasure_under_way(&customer, &answer, "of theirs are still being completed");
     let (status, refused) = shop.place(&customer, &product, "k-after").await;
     assert_eq!(
         status, 422,
@@ -543,6 +575,42 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     assert_eq!(export["customer"]["points"], 0, "{export}");
     let (status, gone) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
     assert_eq!((status, &gone), (200, &export["customer"]));
+}
+
+/// CRM down when a known customer is erased: the erasure is recorded (no order can name
+/// them from the answer on), and the answer says so, with 202 and where to look, rather
+/// than a 503 that reads as "nothing happened, try again". The sweeper finishes it once
+/// CRM is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_while_crm_is_down_is_answered_as_recorded_and_finishes_by_itself() {
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.take_down(Service::Crm);
+    let path = format!("/customers/{customer}");
+    let answer = shop.delete(&path).await;
+    assert_erasure_under_way(&customer, &answer, "as soon as the customer list answers again");
+    let (status, refused) = shop.place(&customer, &product, "k-after").await;
+    assert_eq!(
+        (status, &refused["errors"][0]["message"]),
+        (422, &json!("this customer was anonymised")),
+        "no order may name them once the answer said so: {refused}"
+    );
+
+    shop.plan.heal();
+    let since = Instant::now();
+    loop {
+        let (status, read) = shop.send(reqwest::Method::GET, &path, None, None).await;
+        if status == 200 && read["anonymised"] == true {
+            assert_eq!(read["name"], "Anonymised customer", "{read}");
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the erasure was never finished: {read}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shop.assert_settles_clean().await;
 }
 
 /// The inbox's retention against the real relay: once CRM has forgotten what lies below the
