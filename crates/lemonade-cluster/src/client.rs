@@ -3,7 +3,10 @@
 //! that cannot be decoded) is retried with exponential backoff and full jitter, never sooner
 //! than the service's `Retry-After`; retries draw on a budget, so that when a service is
 //! overloaded they stop adding to its load; and a circuit breaker per service fails calls
-//! fast while the service keeps failing, letting one probe through now and then.
+//! fast while the service keeps failing (a call that finds it open stops at once, without
+//! waiting out its deadline). Whether the service is back is found out by the prober, one
+//! cheap status call at a time, never by a call someone is waiting for. A call that gives
+//! up says what it tried: how many attempts, over how long in all, and the last one's fate.
 //!
 //! Retrying is safe because every call that changes something carries a step key and the
 //! receiver keeps its first result under it: a call whose outcome is unknown (the request
@@ -11,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -22,7 +25,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::rpc::{Call, Service};
+use lemonade_store::tasks::Tasks;
+
+use crate::rpc::{Call, CrmStatus, OrdersStatus, Service, StockStatus};
 use crate::transport::{Request, Transport, TransportError};
 
 /// How calls are made. Units are in the names.
@@ -68,23 +73,57 @@ pub enum CallError {
     /// or garbled. `unknown` means the request may have been carried out.
     Failed {
         service: Service,
-        detail: String,
+        /// Why the call stopped.
+        why: Failure,
         unknown: bool,
         retry_after: Option<Duration>,
+        /// What the call tried before it stopped.
+        tried: Tried,
     },
 }
 
+/// Why a call stopped without a usable answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Its last attempt went out and failed, in these words (a timeout, a refused
+    /// connection, a 5xx, a reply that cannot be read).
+    Attempt(String),
+    /// The service's circuit is open: its recent calls failed, so no attempt was sent (and
+    /// none is retried: the breaker, not a caller, finds out when the service is back).
+    CircuitOpen,
+    /// No time was left before the caller's deadline for another attempt.
+    NoTimeLeft,
+}
+
+/// What a call tried before it stopped: the attempts that went out, the time from the call
+/// to its end, and what became of the last attempt that went out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tried {
+    pub attempts: u32,
+    pub spent: Duration,
+    pub last: Option<String>,
+}
+
 impl CallError {
-    fn failed(service: Service, detail: impl Into<String>, unknown: bool) -> Self {
+    fn failed(service: Service, why: Failure, unknown: bool) -> Self {
         CallError::Failed {
             service,
-            detail: detail.into(),
+            why,
             unknown,
             retry_after: None,
+            tried: Tried::default(),
         }
     }
-    pub fn is_transient(&self) -> bool {
-        matches!(self, CallError::Failed { .. })
+    /// Whether another attempt may succeed: an attempt that went out and failed. Neither an
+    /// open circuit nor a spent deadline is retried.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed {
+                why: Failure::Attempt(_),
+                ..
+            }
+        )
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -98,9 +137,38 @@ impl From<CallError> for ShopError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Refused(e) => e,
-            CallError::Failed { service, detail, .. } => {
-                ShopError::unavailable(format!("the {service} service is unavailable ({detail}); try again"))
-            }
+            CallError::Failed {
+                service, why, tried, ..
+            } => ShopError::unavailable(unavailable_message(service, &why, &tried)),
+        }
+    }
+}
+
+/// What a person is told when a service gave no answer: which part of the shop, what was
+/// tried and for how long in all, and what to do. The one place these words are made.
+fn unavailable_message(service: Service, why: &Failure, tried: &Tried) -> String {
+    let what = service.what();
+    let attempts = match tried.attempts {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    };
+    let tried_text = format!(
+        "{attempts} over {:.1} s failed, the last: {}",
+        tried.spent.as_secs_f64(),
+        tried.last.as_deref().unwrap_or("no answer")
+    );
+    match (why, tried.attempts) {
+        (Failure::CircuitOpen, 0) => format!(
+            "{what} is not answering: its recent calls failed, so none is sent until it answers \
+             again (nothing was sent this time); try again in a moment"
+        ),
+        (Failure::CircuitOpen, _) => format!(
+            "{what} is not answering: {tried_text}; its recent calls failed, so none is sent \
+             until it answers again; try again in a moment"
+        ),
+        (Failure::NoTimeLeft, 0) => format!("{what} was not asked: no time was left before the deadline"),
+        (Failure::NoTimeLeft | Failure::Attempt(_), _) => {
+            format!("{what} is unavailable: {tried_text}; try again in a moment")
         }
     }
 }
@@ -125,7 +193,8 @@ enum Circuit {
 }
 
 /// A consecutive-failure circuit breaker: `failures_max` failures in a row open the circuit
-/// for `open_ms`; then one call at a time probes, and its outcome closes or opens it again.
+/// for `open_ms`; then one probe at a time (the prober's, see [`Breaker::admit`]) finds out
+/// whether the service is back, and its outcome closes or opens it again.
 struct Breaker {
     circuit: Mutex<Circuit>,
     /// The id of the next probe.
@@ -134,6 +203,8 @@ struct Breaker {
     open_ms: u64,
     /// Longest a probe may hold the circuit: one attempt's timeout.
     probe_ms: u64,
+    /// How long past its wait a circuit must have gone unprobed before a call may probe it.
+    grace_ms: u64,
 }
 
 /// Leave for one attempt. The attempt's outcome is [`record`](Admission::record)ed; a probe
@@ -168,16 +239,34 @@ impl Breaker {
             failures_max: policy.breaker_failures_max.max(1),
             open_ms: policy.breaker_open_ms,
             probe_ms: policy.attempt_timeout_ms,
+            grace_ms: policy.breaker_open_ms,
         }
     }
 
-    /// Leave for a call to go out now, or `None` while the circuit fails calls fast.
+    /// Leave for a call to go out now, or `None` while the circuit fails calls fast. A call
+    /// does not take the probe of a circuit whose wait is over: the prober does
+    /// ([`Clients::spawn_prober`]), so that no caller waiting for an answer is the one that
+    /// finds out whether the service is back. Only a circuit left unprobed for `grace` more
+    /// (a process without a prober, or one that has stopped) lets a call probe.
     fn admit(&self) -> Option<Admission<'_>> {
+        self.admit_after(Some(Duration::from_millis(self.grace_ms)))
+    }
+
+    /// The prober's leave: a probe, once the circuit's wait is over; `None` while it is
+    /// closed (nothing to find out) or still waiting.
+    fn admit_probe(&self) -> Option<Admission<'_>> {
+        self.admit_after(None)
+    }
+
+    /// Leave after a circuit's wait plus `grace` (`None`: the prober, which never passes a
+    /// closed circuit).
+    fn admit_after(&self, grace: Option<Duration>) -> Option<Admission<'_>> {
         let now = Instant::now();
         let mut circuit = self.circuit.lock();
         let probe = match *circuit {
-            Circuit::Closed { .. } => None,
-            Circuit::Open { until } | Circuit::Probing { until, .. } if now >= until => {
+            Circuit::Closed { .. } if grace.is_some() => None,
+            Circuit::Closed { .. } => return None,
+            Circuit::Open { until } | Circuit::Probing { until, .. } if now >= until + grace.unwrap_or_default() => {
                 let probe = self.probes.fetch_add(1, Ordering::Relaxed);
                 *circuit = Circuit::Probing {
                     probe,
@@ -218,6 +307,14 @@ impl Breaker {
 
     fn is_open(&self) -> bool {
         !matches!(*self.circuit.lock(), Circuit::Closed { .. })
+    }
+
+    /// Whether the circuit's wait is over and no probe holds it: the prober should probe.
+    fn probe_due(&self) -> bool {
+        match *self.circuit.lock() {
+            Circuit::Closed { .. } => false,
+            Circuit::Open { until } | Circuit::Probing { until, .. } => Instant::now() >= until,
+        }
     }
 }
 
@@ -313,17 +410,49 @@ impl Clients {
     }
 
     /// Makes `call`, retrying what may pass until `deadline`. A call that changes something
-    /// must come with its step key.
+    /// must come with its step key. A call that finds its service's circuit open stops at
+    /// once: the breaker already knows the service is down, and waiting out the deadline
+    /// would only keep the caller waiting.
     pub async fn call<C: Call>(
         &self,
         call: &C,
         step_key: Option<String>,
         deadline: Instant,
     ) -> Result<C::Reply, CallError> {
+        let started = Instant::now();
+        let trying = Trying::default();
+        self.call_trying(call, step_key, deadline, &trying)
+            .await
+            .map_err(|e| trying.told(e, started))
+    }
+
+    /// A read whose caller waits `within` at most, held to it by a timer of its own as
+    /// well, whatever the transport does: for a reply that only adds to an answer, which
+    /// must not keep it waiting.
+    pub async fn call_within<C: Call>(&self, call: &C, within: Duration) -> Result<C::Reply, CallError> {
+        let started = Instant::now();
+        let deadline = started + within;
+        let trying = Trying::default();
+        let outcome = tokio::time::timeout_at(deadline, self.call_trying(call, None, deadline, &trying))
+            .await
+            .unwrap_or_else(|_| {
+                let what = format!("{} did not answer within {} ms", C::SERVICE, within.as_millis());
+                Err(CallError::failed(C::SERVICE, Failure::Attempt(what), true))
+            });
+        outcome.map_err(|e| trying.told(e, started))
+    }
+
+    async fn call_trying<C: Call>(
+        &self,
+        call: &C,
+        step_key: Option<String>,
+        deadline: Instant,
+        trying: &Trying,
+    ) -> Result<C::Reply, CallError> {
         assert_eq!(C::CHANGES, step_key.is_some(), "{}: a change needs a step key", C::PATH);
         let body = Bytes::from(serde_json::to_vec(call).expect("calls serialise"));
         self.budget.deposit();
-        let attempt = || self.attempt::<C>(body.clone(), step_key.clone(), deadline);
+        let attempt = || self.attempt::<C>(body.clone(), step_key.clone(), deadline, Asker::Call, trying);
         let backoff = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(self.policy.backoff_min_ms))
             .with_max_delay(Duration::from_millis(self.policy.backoff_max_ms))
@@ -331,7 +460,7 @@ impl Clients {
         attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .when(|e| e.is_transient() && Instant::now() < deadline && self.budget.withdraw())
+            .when(|e| e.is_retryable() && Instant::now() < deadline && self.budget.withdraw())
             .adjust(|e, backoff| {
                 // Full jitter: anywhere between nothing and the exponential step, but never
                 // before the service said it can take us again, and never past the deadline.
@@ -344,22 +473,76 @@ impl Clients {
             .await
     }
 
+    /// Runs the prober of this process's circuits until stopped: every
+    /// [`PROBE_PERIOD_MS`], each circuit whose wait is over gets a probe, the cheap status
+    /// call of its service, in a task of its own. So calls made for a client never probe (see
+    /// [`Breaker::admit`]) and fail fast while their service is down, and the circuit closes
+    /// as soon as a probe finds it back.
+    pub fn spawn_prober(self: &Arc<Self>, tasks: &Tasks) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tasks.spawn("the circuit prober", async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(PROBE_PERIOD_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for service in Service::ALL {
+                    if this.breakers[&service].probe_due() {
+                        tokio::spawn(Arc::clone(&this).probe(service));
+                    }
+                }
+            }
+        })
+    }
+
+    /// One probe of `service`, if its circuit still waits for one: its status call, once,
+    /// within one attempt's timeout. Its outcome closes the circuit or opens it again.
+    async fn probe(self: Arc<Self>, service: Service) {
+        let deadline = Instant::now() + Duration::from_millis(self.policy.attempt_timeout_ms);
+        let trying = Trying::default();
+        let outcome = match service {
+            Service::Stock => self.probe_with(&StockStatus {}, deadline, &trying).await,
+            Service::Orders => self.probe_with(&OrdersStatus {}, deadline, &trying).await,
+            Service::Crm => self.probe_with(&CrmStatus {}, deadline, &trying).await,
+        };
+        match outcome {
+            Ok(()) => tracing::info!(%service, "the service answers again: its circuit is closed"),
+            Err(e) if trying.attempts.load(Ordering::Relaxed) > 0 => {
+                tracing::debug!(%service, error = ?e, "a probe failed: the circuit stays open");
+            }
+            Err(_) => {} // another probe is out
+        }
+    }
+
+    async fn probe_with<C: Call>(&self, call: &C, deadline: Instant, trying: &Trying) -> Result<(), CallError> {
+        let body = Bytes::from(serde_json::to_vec(call).expect("calls serialise"));
+        self.attempt::<C>(body, None, deadline, Asker::Prober, trying)
+            .await
+            .map(|_| ())
+    }
+
     async fn attempt<C: Call>(
         &self,
         body: Bytes,
         step_key: Option<String>,
         deadline: Instant,
+        asker: Asker,
+        trying: &Trying,
     ) -> Result<C::Reply, CallError> {
         let service = C::SERVICE;
         // An attempt that cannot run is refused before it may take the circuit's probe.
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = left.min(Duration::from_millis(self.policy.attempt_timeout_ms));
         if timeout.is_zero() {
-            return Err(CallError::failed(service, "no time left before the deadline", false));
+            return Err(CallError::failed(service, Failure::NoTimeLeft, false));
         }
-        let Some(admission) = self.breakers[&service].admit() else {
+        let breaker = &self.breakers[&service];
+        let admitted = match asker {
+            Asker::Call => breaker.admit(),
+            Asker::Prober => breaker.admit_probe(),
+        };
+        let Some(admission) = admitted else {
             metrics::counter!("lemonade_calls_short_circuited", "service" => service.as_str()).increment(1);
-            return Err(CallError::failed(service, "circuit open: it keeps failing", false));
+            return Err(CallError::failed(service, Failure::CircuitOpen, false));
         };
         let request = Request {
             service,
@@ -368,13 +551,12 @@ impl Clients {
             body,
             timeout,
         };
+        trying.attempts.fetch_add(1, Ordering::Relaxed);
         let outcome = match self.transport.send(request).await {
-            Err(e) => Err(match e {
-                TransportError::Unsent(..) => CallError::failed(service, e.to_string(), false),
-                TransportError::TimedOut(..) | TransportError::Broken(..) => {
-                    CallError::failed(service, e.to_string(), true)
-                }
-            }),
+            Err(e) => {
+                let unknown = !matches!(e, TransportError::Unsent(..));
+                Err(CallError::failed(service, Failure::Attempt(e.to_string()), unknown))
+            }
             Ok(reply) => decode::<C>(service, reply),
         };
         // A refusal is the service working; 429 is it protecting itself, not failing.
@@ -383,34 +565,94 @@ impl Clients {
             Err(CallError::Failed { retry_after, .. }) => retry_after.is_some(),
         };
         admission.record(healthy);
+        if let Err(CallError::Failed {
+            why: Failure::Attempt(what),
+            ..
+        }) = &outcome
+        {
+            *trying.last.lock() = Some(what.clone());
+        }
         metrics::counter!("lemonade_calls", "service" => service.as_str(), "ok" => if outcome.is_ok() { "true" } else { "false" })
             .increment(1);
         outcome
     }
 }
 
+/// How often the prober looks for circuits whose wait is over.
+pub const PROBE_PERIOD_MS: u64 = 50;
+
+/// Who asks the breaker for leave: a call made for someone, or the prober.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asker {
+    Call,
+    Prober,
+}
+
+/// What one call has tried so far, across its attempts.
+#[derive(Default)]
+struct Trying {
+    attempts: AtomicU32,
+    last: Mutex<Option<String>>,
+}
+
+impl Trying {
+    /// The call's error, telling what it tried and for how long in all. An attempt cut off
+    /// by [`Clients::call_within`]'s timer counts as the last.
+    fn told(&self, e: CallError, started: Instant) -> CallError {
+        match e {
+            CallError::Failed {
+                service,
+                why,
+                unknown,
+                retry_after,
+                ..
+            } => CallError::Failed {
+                tried: Tried {
+                    attempts: self.attempts.load(Ordering::Relaxed),
+                    spent: started.elapsed(),
+                    last: match &why {
+                        Failure::Attempt(what) => Some(what.clone()),
+                        _ => self.last.lock().clone(),
+                    },
+                },
+                service,
+                why,
+                unknown,
+                retry_after,
+            },
+            refused => refused,
+        }
+    }
+}
+
 /// Turns a reply into the call's result. Nothing a peer sends can make this panic: a body
 /// that is not what the call expects is a failure like a lost reply.
 fn decode<C: Call>(service: Service, reply: crate::transport::Reply) -> Result<C::Reply, CallError> {
-    let garbled = |e: serde_json::Error| CallError::failed(service, format!("its reply could not be read: {e}"), true);
+    let garbled = |e: serde_json::Error| {
+        CallError::failed(
+            service,
+            Failure::Attempt(format!("its reply could not be read: {e}")),
+            true,
+        )
+    };
     match reply.status {
         200 => serde_json::from_slice(&reply.body).map_err(garbled),
         429 => Err(CallError::Failed {
             service,
-            detail: "rate limited".into(),
+            why: Failure::Attempt("it is rate limiting its callers".into()),
             unknown: false,
             retry_after: Some(reply.retry_after.unwrap_or(Duration::from_millis(100))),
+            tried: Tried::default(),
         }),
         400..=499 => match serde_json::from_slice::<ShopError>(&reply.body) {
             Ok(e) => Err(CallError::Refused(e)),
             Err(e) => Err(garbled(e)),
         },
-        status => Err(CallError::Failed {
+        status => Err(CallError::failed(
             service,
-            detail: format!("it answered {status}"),
-            unknown: status != 503,
-            retry_after: None,
-        }),
+            Failure::Attempt(format!("it answered {status}")),
+            status != 503,
+        )),
     }
 }
 
@@ -450,7 +692,7 @@ mod tests {
         breaker.admit().expect("admitted").record(false);
     }
 
-    /// A breaker opened by `failures_max` failures, its wait over: the next call probes.
+    /// A breaker opened by `failures_max` failures, its wait over: the prober may probe.
     async fn open_and_waited() -> Breaker {
         let breaker = Breaker::new(&policy());
         for _ in 0..3 {
@@ -475,36 +717,55 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_open_circuit_lets_one_probe_through_once_its_wait_is_over() {
+    async fn an_open_circuit_lets_the_prober_probe_once_its_wait_is_over_one_probe_at_a_time() {
         let breaker = Breaker::new(&policy());
+        assert!(breaker.admit_probe().is_none(), "a closed circuit needs no probe");
         for _ in 0..3 {
             fail(&breaker);
         }
         advance_ms(OPEN_MS - 1).await;
-        assert!(breaker.admit().is_none(), "still open");
+        assert!(breaker.admit_probe().is_none(), "still open");
         advance_ms(1).await;
-        let probe = breaker.admit().expect("a probe");
+        assert!(breaker.probe_due());
+        let probe = breaker.admit_probe().expect("a probe");
         assert!(probe.probe.is_some());
-        assert!(breaker.admit().is_none(), "one probe at a time");
+        assert!(!breaker.probe_due());
+        assert!(breaker.admit_probe().is_none(), "one probe at a time");
+        assert!(breaker.admit().is_none(), "calls fail fast meanwhile");
         probe.record(true);
         assert!(!breaker.is_open());
         assert!(breaker.admit().expect("closed").probe.is_none());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_probe_opens_the_circuit_for_another_wait() {
+    async fn a_call_leaves_the_probe_to_the_prober_and_takes_it_only_when_none_came_for_a_while() {
         let breaker = open_and_waited().await;
-        breaker.admit().expect("a probe").record(false);
-        assert!(breaker.admit().is_none());
-        advance_ms(OPEN_MS).await;
-        assert!(breaker.admit().is_some(), "the next probe");
+        assert!(
+            breaker.admit().is_none(),
+            "a call made for a client does not wait for a probe's answer"
+        );
+        advance_ms(OPEN_MS - 1).await;
+        assert!(breaker.admit().is_none(), "the prober still may come");
+        advance_ms(1).await;
+        let probe = breaker.admit().expect("no prober came: the call probes");
+        assert!(probe.probe.is_some());
+        assert!(breaker.admit().is_none(), "one probe at a time");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_probe_dropped_without_an_outcome_lets_the_next_call_probe() {
+    async fn a_failed_probe_opens_the_circuit_for_another_wait() {
         let breaker = open_and_waited().await;
-        drop(breaker.admit().expect("a probe"));
-        let next = breaker.admit().expect("the next call probes at once");
+        breaker.admit_probe().expect("a probe").record(false);
+        assert!(breaker.admit_probe().is_none());
+        advance_ms(OPEN_MS).await;
+        assert!(breaker.admit_probe().is_some(), "the next probe");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_dropped_without_an_outcome_lets_the_next_probe_go_at_once() {
+        let breaker = open_and_waited().await;
+        drop(breaker.admit_probe().expect("a probe"));
+        let next = breaker.admit_probe().expect("the next probe goes at once");
         assert!(next.probe.is_some());
         next.record(true);
         assert!(!breaker.is_open());
@@ -513,21 +774,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_leaked_probe_holds_the_circuit_no_longer_than_one_attempt() {
         let breaker = open_and_waited().await;
-        std::mem::forget(breaker.admit().expect("a probe"));
+        std::mem::forget(breaker.admit_probe().expect("a probe"));
         advance_ms(ATTEMPT_MS - 1).await;
-        assert!(breaker.admit().is_none(), "the probe may still come back");
+        assert!(breaker.admit_probe().is_none(), "the probe may still come back");
         advance_ms(1).await;
-        assert!(breaker.admit().expect("another probe").probe.is_some());
+        assert!(breaker.admit_probe().expect("another probe").probe.is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stale_probe_dropped_late_does_not_end_the_probe_that_replaced_it() {
         let breaker = open_and_waited().await;
-        let stale = breaker.admit().expect("a probe");
+        let stale = breaker.admit_probe().expect("a probe");
         advance_ms(ATTEMPT_MS).await;
-        let _current = breaker.admit().expect("the probe that replaced it");
+        let _current = breaker.admit_probe().expect("the probe that replaced it");
         drop(stale);
-        assert!(breaker.admit().is_none(), "the current probe still holds the circuit");
+        assert!(
+            breaker.admit_probe().is_none(),
+            "the current probe still holds the circuit"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -569,7 +833,8 @@ mod tests {
         assert_eq!(retries, 20, "capped at ten seconds of the floor");
     }
 
-    /// A transport whose service answers, refuses connections, or never answers.
+    /// A transport whose service answers, refuses connections, or does not answer within
+    /// the request's timeout.
     #[derive(Default)]
     struct Scripted {
         /// 0 answers, 1 refuses, 2 hangs.
@@ -592,7 +857,10 @@ mod tests {
                     body: Bytes::from_static(br#"{"waiting":0}"#),
                 }),
                 REFUSES => Err(TransportError::Unsent(request.service, "refused".into())),
-                _ => std::future::pending().await,
+                _ => {
+                    tokio::time::sleep(request.timeout).await;
+                    Err(TransportError::TimedOut(request.service, request.timeout.as_millis()))
+                }
             }
         }
     }
@@ -606,15 +874,98 @@ mod tests {
         Instant::now() + Duration::from_millis(ms)
     }
 
-    /// Opens the circuit to stock with failures, then waits until a probe may go.
-    async fn open_circuit(clients: &Clients, transport: &Scripted) {
+    /// Opens the circuit to stock with failures; the service then answers again.
+    async fn open_circuit_now(clients: &Clients, transport: &Scripted) {
         transport.mode.store(REFUSES, Ordering::Relaxed);
         for _ in 0..3 {
             assert!(clients.call(&StockStatus {}, None, in_ms(1_000)).await.is_err());
         }
         assert!(clients.circuit_open(Service::Stock));
-        advance_ms(OPEN_MS).await;
         transport.mode.store(ANSWERS, Ordering::Relaxed);
+    }
+
+    /// Opens the circuit to stock with failures, then waits until a call may probe it (no
+    /// prober runs in these tests).
+    async fn open_circuit(clients: &Clients, transport: &Scripted) {
+        open_circuit_now(clients, transport).await;
+        advance_ms(OPEN_MS * 2).await;
+    }
+
+    fn detail(e: &CallError) -> String {
+        match ShopError::from(e.clone()) {
+            ShopError::Unavailable { detail } => detail,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_finds_the_circuit_open_fails_at_once_saying_nothing_was_sent() {
+        let (clients, transport) = clients(CallPolicy {
+            retries_max: 4,
+            budget_floor_per_s: 20,
+            ..policy()
+        });
+        open_circuit_now(&clients, &transport).await;
+        let sent = transport.sent.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let refused = clients.call(&StockStatus {}, None, in_ms(5_000)).await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::ZERO, "it did not wait out its deadline");
+        assert_eq!(transport.sent.load(Ordering::Relaxed), sent, "nothing was sent");
+        assert!(
+            matches!(&refused, CallError::Failed { why: Failure::CircuitOpen, tried, .. } if tried.attempts == 0),
+            "{refused:?}"
+        );
+        let detail = detail(&refused);
+        assert!(
+            detail.contains("the stock and product list") && detail.contains("nothing was sent"),
+            "{detail}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_gives_up_tells_how_many_attempts_it_made_over_how_long_in_all() {
+        let (clients, transport) = clients(CallPolicy {
+            retries_max: 4,
+            budget_floor_per_s: 20,
+            breaker_failures_max: 1_000,
+            ..policy()
+        });
+        transport.mode.store(HANGS, Ordering::Relaxed);
+        let started = Instant::now();
+        let e = clients.call(&StockStatus {}, None, in_ms(5_000)).await.unwrap_err();
+        assert_eq!(started.elapsed().as_secs(), 5, "it used its deadline");
+        assert_eq!(transport.sent.load(Ordering::Relaxed), 3);
+        let detail = detail(&e);
+        assert!(
+            detail.contains("3 attempts over 5.0 s failed") && detail.contains("did not answer within"),
+            "{detail}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_prober_closes_the_circuit_once_the_service_answers_while_calls_fail_fast() {
+        let (clients, transport) = clients(policy());
+        open_circuit_now(&clients, &transport).await;
+        let tasks = Tasks::default();
+        let _prober = clients.spawn_prober(&tasks);
+        advance_ms(OPEN_MS).await;
+        let sent = transport.sent.load(Ordering::Relaxed);
+        assert!(
+            clients.call(&StockStatus {}, None, in_ms(1_000)).await.is_err(),
+            "a client's call does not probe"
+        );
+        assert_eq!(transport.sent.load(Ordering::Relaxed), sent);
+        advance_ms(PROBE_PERIOD_MS).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(transport.sent.load(Ordering::Relaxed), sent + 1, "the prober probed");
+        assert!(!clients.circuit_open(Service::Stock), "and closed the circuit");
+        clients
+            .call(&StockStatus {}, None, in_ms(1_000))
+            .await
+            .expect("calls go again");
+        assert_eq!(tasks.stopped(), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -624,7 +975,13 @@ mod tests {
         let sent = transport.sent.load(Ordering::Relaxed);
         let spent = clients.call(&StockStatus {}, None, Instant::now()).await;
         assert!(
-            matches!(&spent, Err(CallError::Failed { detail, .. }) if detail.contains("no time left")),
+            matches!(
+                &spent,
+                Err(CallError::Failed {
+                    why: Failure::NoTimeLeft,
+                    ..
+                })
+            ),
             "{spent:?}"
         );
         assert_eq!(transport.sent.load(Ordering::Relaxed), sent, "nothing was sent");
@@ -636,7 +993,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_probe_whose_caller_gives_up_lets_the_next_call_probe() {
+    async fn a_probe_whose_caller_gives_up_lets_the_next_probe_go_at_once() {
         let (clients, transport) = clients(policy());
         open_circuit(&clients, &transport).await;
         transport.mode.store(HANGS, Ordering::Relaxed);
@@ -647,15 +1004,18 @@ mod tests {
         .await;
         assert!(gave_up.is_err(), "the caller gave up while its probe was out");
         transport.mode.store(ANSWERS, Ordering::Relaxed);
-        clients
-            .call(&StockStatus {}, None, in_ms(1_000))
-            .await
-            .expect("the next call probes and the service answers");
+        let sent = transport.sent.load(Ordering::Relaxed);
+        Arc::clone(&clients).probe(Service::Stock).await;
+        assert_eq!(
+            transport.sent.load(Ordering::Relaxed),
+            sent + 1,
+            "the next probe went at once"
+        );
         assert!(!clients.circuit_open(Service::Stock));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_task_aborted_mid_probe_lets_the_next_call_probe() {
+    async fn a_task_aborted_mid_probe_lets_the_next_probe_go_at_once() {
         let (clients, transport) = clients(policy());
         open_circuit(&clients, &transport).await;
         transport.mode.store(HANGS, Ordering::Relaxed);
@@ -669,10 +1029,8 @@ mod tests {
         probing.abort();
         assert!(probing.await.unwrap_err().is_cancelled());
         transport.mode.store(ANSWERS, Ordering::Relaxed);
-        clients
-            .call(&StockStatus {}, None, in_ms(1_000))
-            .await
-            .expect("probes again");
+        Arc::clone(&clients).probe(Service::Stock).await;
+        assert!(!clients.circuit_open(Service::Stock), "probed again");
     }
 
     #[tokio::test(start_paused = true)]

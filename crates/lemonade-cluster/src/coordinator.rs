@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
-use lemonade_domain::customer::order_customer_error;
-use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
+use lemonade_domain::customer::{ANONYMISED_CUSTOMER, UNKNOWN_CUSTOMER, order_customer_error};
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure, ErasureUnderWay};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderStatus, points_earned};
 use lemonade_domain::order::{OrderDraft, OrderRefs};
@@ -43,7 +43,7 @@ use lemonade_domain::ports::{
     DependencyHealth, Health, IdempotencyKey, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop,
 };
 use lemonade_domain::report::{SalesQuery, SalesReport};
-use lemonade_domain::saga::{Destination, Envelope, OrderPlan};
+use lemonade_domain::saga::OrderPlan;
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use lemonade_domain::values::Timestamp;
 use lemonade_domain::{FieldError, ShopError};
@@ -53,6 +53,7 @@ use lemonade_store::sql::sagas::{self, Saga, SagaState};
 use tokio::time::Instant;
 
 use crate::client::{CallError, Clients};
+use crate::eager::Eager;
 use crate::group::{Group, Joined};
 use crate::node::Node;
 use crate::rpc::*;
@@ -92,8 +93,12 @@ impl Default for CoordinatorConfig {
 
 /// Least time the coordinator gives the release of a failed placement's reservation.
 const RELEASE_MIN_MS: u64 = 1_000;
-/// Longest the coordinator waits to deliver an order's events itself.
-const EAGER_DELIVERY_MS: u64 = 1_000;
+/// Longest a client's answer waits for what is only extra to it: what stock finds wrong in
+/// the products of an order refused for its customer, in the same answer. A service that
+/// does not answer within this is left out of the answer rather than keep it waiting.
+const BEST_EFFORT_MS: u64 = 250;
+/// Longest `/health` waits for each service's status.
+const HEALTH_CHECK_MS: u64 = 500;
 /// Most unfinished sagas the sweeper takes on per round.
 const SWEEP_BATCH_MAX: u32 = 64;
 /// Most confirmed sagas waiting to be recorded; past that one is left to the sweeper.
@@ -108,8 +113,24 @@ const ERASURE_POLL_MS: u64 = 20;
 /// asked: what a cashier can do about it.
 const CUSTOMER_LIST_DOWN: &str = "the customer list is unavailable and this customer is not known here yet: sell without the customer, or try again in a moment";
 
+/// An erasure recorded, not finished: the answer's words, whatever held it up.
+const ERASURE_RECORDED: &str =
+    "the erasure is recorded and cannot be undone: no new order can name this customer from now on";
+const ERASURE_WHEN_CRM_BACK: &str = "their details are removed by themselves as soon as the customer list \
+     answers again (it is not answering now); nothing more needs doing";
+const ERASURE_AFTER_ORDERS: &str = "orders of theirs are still being completed, and their details are \
+     removed by themselves once those have finished; nothing more needs doing";
+const ERASURE_LATER: &str = "their details are removed by themselves shortly; nothing more needs doing";
+
+fn under_way(id: &CustomerId, then: &str) -> Erasure {
+    Erasure::UnderWay(ErasureUnderWay {
+        id: id.clone(),
+        detail: format!("{ERASURE_RECORDED}. {}{}", then[..1].to_uppercase(), &then[1..]),
+    })
+}
+
 fn anonymised() -> ShopError {
-    ShopError::validation("customer_id", "this customer was anonymised")
+    ShopError::validation("customer_id", ANONYMISED_CUSTOMER)
 }
 
 #[derive(Clone)]
@@ -127,6 +148,8 @@ struct Inner {
     driving: InFlight,
     /// Confirmed sagas whose end is not recorded yet (see [`Coordinator::confirmed`]).
     confirms: Arc<Group<OrderId>>,
+    /// Events being delivered to their receivers without the relay.
+    eager: Eager,
 }
 
 /// Where driving a saga got to.
@@ -152,11 +175,12 @@ impl Coordinator {
         Coordinator {
             inner: Arc::new(Inner {
                 node,
-                clients,
                 config,
                 keys: InFlight::default(),
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
+                eager: Eager::new(Arc::clone(&clients)),
+                clients,
             }),
         }
     }
@@ -169,17 +193,38 @@ impl Coordinator {
         Instant::now() + Duration::from_millis(ms)
     }
 
+    /// A read forwarded for a client. It sees what the eager deliveries under way to its
+    /// service do (a client reads the points of the order it was just answered).
     async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
+        self.inner.eager.caught_up(C::SERVICE).await;
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
         Ok(self.inner.clients.call(&call, None, deadline).await?)
     }
 
     /// A change forwarded for a client: one fresh step key for this request, kept over its
-    /// retries, so a retried call whose reply was lost is not carried out twice.
+    /// retries, so a retried call whose reply was lost is not carried out twice. Like a read,
+    /// it comes after the eager deliveries under way to its service.
     async fn change<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
+        self.inner.eager.caught_up(C::SERVICE).await;
         let key = format!("req:{}", self.inner.node.ids.next_id());
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
         Ok(self.inner.clients.call(&call, Some(key), deadline).await?)
+    }
+
+    /// A call whose reply only adds to a client's answer: it waits at most
+    /// [`BEST_EFFORT_MS`], whatever the service does.
+    async fn extra_call<C: Call>(&self, call: C) -> Result<C::Reply, CallError> {
+        let within = Duration::from_millis(BEST_EFFORT_MS);
+        let reply = self.inner.clients.call_within(&call, within).await;
+        if let Err(e) = &reply {
+            tracing::debug!(path = C::PATH, error = ?e, "left out of an answer");
+        }
+        reply
+    }
+
+    /// [`Coordinator::extra_call`]'s reply, `None` if there is none.
+    async fn extra<C: Call>(&self, call: C) -> Option<C::Reply> {
+        self.extra_call(call).await.ok()
     }
 
     async fn log(&self, order: &OrderId, state: SagaState, outcome: Option<ShopError>) -> Result<(), ShopError> {
@@ -258,7 +303,7 @@ impl Coordinator {
                 Ok(Some(anonymised()))
             }
             Err(CallError::Refused(ShopError::NotFound { .. })) => {
-                Ok(Some(ShopError::validation("customer_id", "no such customer")))
+                Ok(Some(ShopError::validation("customer_id", UNKNOWN_CUSTOMER)))
             }
             Err(CallError::Refused(e)) => Err(e),
             Err(e) => {
@@ -298,7 +343,7 @@ impl Coordinator {
 
     /// A refused customer, together with what stock finds wrong in the order's products, so
     /// that the client hears of both in one answer. Best effort: stock's errors are left out
-    /// when it cannot be asked now.
+    /// when it cannot answer within [`BEST_EFFORT_MS`].
     async fn with_product_errors(&self, refusal: ShopError, draft: &OrderDraft) -> ShopError {
         let ShopError::ValidationFailed { mut errors } = refusal else {
             return refusal;
@@ -309,9 +354,8 @@ impl Coordinator {
             .enumerate()
             .map(|(i, l)| (i, l.product_id.clone()))
             .collect();
-        match self.ask(CheckOrderProducts { products }).await {
-            Ok(more) => errors.extend(more),
-            Err(e) => tracing::debug!(error = %e, "could not ask stock about an order's products"),
+        if let Some(more) = self.extra(CheckOrderProducts { products }).await {
+            errors.extend(more);
         }
         ShopError::ValidationFailed { errors }
     }
@@ -416,59 +460,12 @@ impl Coordinator {
         match clients.call(&create, step_key(id, "place"), deadline).await {
             Ok(settled) => {
                 self.confirmed(id);
-                self.deliver(settled.events).await;
+                // Not waited for: a client's next read waits for it instead.
+                self.inner.eager.deliver(settled.events);
                 Progress::Confirmed(settled.order)
             }
             Err(CallError::Refused(e)) => self.compensate(plan, e.to_string(), deadline).await,
             Err(_) => Progress::Pending,
-        }
-    }
-
-    /// Delivers events a change just put in the orders service's outbox, so that the client's
-    /// next read sees their effect (points awarded, stock given back). Best effort and brief:
-    /// the relay delivers them anyway, and the receivers apply each event once.
-    async fn deliver(&self, events: Vec<Envelope>) {
-        if events.is_empty() {
-            return;
-        }
-        let deadline = self.deadline(EAGER_DELIVERY_MS);
-        let (to_stock, to_crm): (Vec<_>, Vec<_>) = events
-            .into_iter()
-            .partition(|e| e.event.destination() == Destination::Stock);
-        let clients = &self.inner.clients;
-        let stock = async {
-            if to_stock.is_empty() {
-                return Ok(());
-            }
-            clients
-                .call(
-                    &StockEvents {
-                        events: to_stock,
-                        delivered_below: None,
-                    },
-                    None,
-                    deadline,
-                )
-                .await
-        };
-        let crm = async {
-            if to_crm.is_empty() {
-                return Ok(());
-            }
-            clients
-                .call(
-                    &CrmEvents {
-                        events: to_crm,
-                        delivered_below: None,
-                    },
-                    None,
-                    deadline,
-                )
-                .await
-        };
-        let (stock, crm) = tokio::join!(stock, crm);
-        for e in [stock, crm].into_iter().filter_map(Result::err) {
-            tracing::debug!(error = ?e, "eager delivery failed; the relay will deliver");
         }
     }
 
@@ -635,6 +632,12 @@ impl Coordinator {
         })
     }
 
+    /// Probes the circuits of the services that are down, so that no client's request has
+    /// to (see [`Clients::spawn_prober`]). A vital task of the coordinator.
+    pub fn spawn_prober(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.clients.spawn_prober(&self.inner.node.db.tasks)
+    }
+
     /// Forgets finished sagas past retention, now and then.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let node = &self.inner.node;
@@ -700,7 +703,9 @@ impl Coordinator {
     /// The last step of an erasure, once no order of the customer is in flight: CRM
     /// anonymises them, then the directory records it. The step key is the customer's, so
     /// however many times this is asked (by clients retrying, by the sweeper), CRM erases once.
-    async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, ShopError> {
+    async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
+        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
+        self.inner.eager.caught_up(Service::Crm).await;
         let erase = AnonymiseCustomer { id: customer.clone() };
         let erased = self
             .inner
@@ -740,7 +745,7 @@ impl Coordinator {
             let deadline = self.deadline(self.inner.config.call_deadline_ms);
             match self.finish_erasure(&customer, deadline).await {
                 Ok(_) => tracing::info!(customer = %customer, "sweeper finished an erasure"),
-                Err(e) => tracing::warn!(customer = %customer, error = %e, "could not finish an erasure yet"),
+                Err(e) => tracing::warn!(customer = %customer, error = ?e, "could not finish an erasure yet"),
             }
         }
     }
@@ -854,11 +859,14 @@ impl Shop for Coordinator {
     ///    (an order checks the directory, and checks it again in the transaction that logs
     ///    its saga);
     /// 2. it waits, at most as long as an order may take (`order_deadline_ms`), until no
-    ///    saga naming them is unfinished; if some are, the answer is 503 and the erasure
-    ///    stays marked: the sweeper finishes it once they are, and asking again shows it done;
+    ///    saga naming them is unfinished;
     /// 3. CRM anonymises them (forfeiting their points; an award that reaches CRM later
     ///    changes nothing), and the directory marks them `erased`.
-    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+    ///
+    /// Once step 1 is done the erasure is recorded for good: if step 2 or 3 cannot be done
+    /// now (orders still in flight, CRM not answering), the answer is
+    /// [`Erasure::UnderWay`] (202) saying so, never an error, and the sweeper finishes it.
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError> {
         if self.standing(&id).await?.is_none() {
             // Unknown here: CRM says whether they exist (404 stays 404, nothing is marked).
             let customer = self.ask(GetCustomer { id: id.clone() }).await?;
@@ -869,18 +877,28 @@ impl Shop for Coordinator {
             .node
             .write(move |db, now| directory::learn(db, &marked, Standing::Erasing, now))
             .await?;
-        if !self
+        // From here on the erasure is recorded: whatever stops it now, the sweeper finishes
+        // it, and the answer says so rather than fail.
+        match self
             .orders_in_flight_finish(&id, self.inner.config.order_deadline_ms)
-            .await?
-        {
-            return Err(ShopError::unavailable(
-                "this customer's erasure is under way, but orders of theirs are still being completed: \
-                 no new order can name them, and the erasure finishes by itself once those orders have; \
-                 ask again in a moment to see it done",
-            ));
-        }
-        self.finish_erasure(&id, self.deadline(self.inner.config.call_deadline_ms))
             .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(under_way(&id, ERASURE_AFTER_ORDERS)),
+            Err(e) => {
+                tracing::warn!(customer = %id, error = %e, "cannot see the orders in flight of a customer being erased");
+                return Ok(under_way(&id, ERASURE_LATER));
+            }
+        }
+        let deadline = self.deadline(self.inner.config.call_deadline_ms);
+        match self.finish_erasure(&id, deadline).await {
+            Ok(erased) => Ok(Erasure::Done(erased)),
+            Err(CallError::Refused(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(customer = %id, error = ?e, "an erasure is recorded; the sweeper finishes it once CRM answers");
+                Ok(under_way(&id, ERASURE_WHEN_CRM_BACK))
+            }
+        }
     }
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
         let (customer, orders, activity) = tokio::join!(
@@ -900,34 +918,42 @@ impl Shop for Coordinator {
         })
     }
 
+    /// Best effort, for a request that has other errors already: what stock cannot tell
+    /// within [`BEST_EFFORT_MS`] is left out.
     async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
-        self.ask(CheckCatalog { refs }).await
+        Ok(self.extra(CheckCatalog { refs }).await.unwrap_or_default())
     }
 
+    /// Best effort, for a request that has other errors already, each part on its own: the
+    /// customer from the directory when it knows them, else from CRM; the products from
+    /// stock. What cannot be told within [`BEST_EFFORT_MS`] is left out.
     async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
         let customer = async {
-            match refs.customer_id.clone() {
-                None => Ok(None),
-                Some(id) => match self.ask(GetCustomer { id }).await {
-                    Ok(c) => Ok(order_customer_error(Some(&c))),
-                    Err(ShopError::NotFound { .. }) => Ok(order_customer_error(None)),
-                    Err(e) => Err(e),
-                },
+            let id = refs.customer_id.clone()?;
+            match self.standing(&id).await {
+                Ok(Some(standing)) if standing.may_order() => return None,
+                Ok(Some(_)) => return Some(FieldError::new("customer_id", ANONYMISED_CUSTOMER)),
+                Ok(None) | Err(_) => {}
+            }
+            match self.extra_call(GetCustomer { id }).await {
+                Ok(c) => order_customer_error(Some(&c)),
+                Err(CallError::Refused(ShopError::NotFound { .. })) => order_customer_error(None),
+                Err(_) => None,
             }
         };
         let products = async {
             match refs.products.is_empty() {
-                true => Ok(Vec::new()),
-                false => {
-                    self.ask(CheckOrderProducts {
+                true => Vec::new(),
+                false => self
+                    .extra(CheckOrderProducts {
                         products: refs.products.clone(),
                     })
                     .await
-                }
+                    .unwrap_or_default(),
             }
         };
         let (customer, products) = tokio::join!(customer, products);
-        Ok(customer?.into_iter().chain(products?).collect())
+        Ok(customer.into_iter().chain(products).collect())
     }
 
     async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError> {
@@ -985,7 +1011,7 @@ impl Shop for Coordinator {
 
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
         let settled = self.change(CancelOrder { order_id: id }).await?;
-        self.deliver(settled.events).await;
+        self.inner.eager.deliver(settled.events);
         Ok(settled.order)
     }
 
@@ -998,13 +1024,13 @@ impl Shop for Coordinator {
     }
 
     async fn health(&self) -> Health {
-        let deadline = self.deadline(500);
+        let within = Duration::from_millis(HEALTH_CHECK_MS);
         let clients = &self.inner.clients;
         let (db, stock, orders, crm) = tokio::join!(
             self.inner.node.probe(),
-            clients.call(&StockStatus {}, None, deadline),
-            clients.call(&OrdersStatus {}, None, deadline),
-            clients.call(&CrmStatus {}, None, deadline),
+            clients.call_within(&StockStatus {}, within),
+            clients.call_within(&OrdersStatus {}, within),
+            clients.call_within(&CrmStatus {}, within),
         );
         // Only its own database stops the coordinator; services that are down degrade it.
         let serving = db.is_ok();

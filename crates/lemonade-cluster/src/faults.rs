@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::rpc::Service;
 use crate::transport::{Reply, Request, Transport, TransportError};
@@ -36,6 +37,11 @@ pub struct FaultPlan {
     injected: Arc<Mutex<HashMap<&'static str, usize>>>,
     /// Services every call to which is refused, until healed.
     down: Arc<Mutex<HashSet<Service>>>,
+    /// Services every call to which is held, unanswered, until healed.
+    frozen: Arc<Mutex<HashSet<Service>>>,
+    /// How many calls are held now, per service.
+    held: Arc<Mutex<HashMap<Service, usize>>>,
+    thawed: Arc<Notify>,
 }
 
 impl FaultPlan {
@@ -54,10 +60,40 @@ impl FaultPlan {
         self.down.lock().insert(service);
     }
 
+    /// Every call to `service` is sent and not answered until [`FaultPlan::heal`], however
+    /// long its timeout: a stopped process (SIGSTOP) seen by a caller whose timeouts are
+    /// all longer than the wait a test looks at, so that whatever stops waiting for it stops
+    /// by its own bound. Once healed, the held calls go on to the service, late.
+    pub fn freeze(&self, service: Service) {
+        self.frozen.lock().insert(service);
+    }
+
+    /// How many calls to `service` are held by [`FaultPlan::freeze`] now.
+    pub fn held(&self, service: Service) -> usize {
+        self.held.lock().get(&service).copied().unwrap_or(0)
+    }
+
     /// Forgets the faults not used yet, and brings every service back.
     pub fn heal(&self) {
         self.queued.lock().clear();
         self.down.lock().clear();
+        self.frozen.lock().clear();
+        self.thawed.notify_waiters();
+    }
+
+    /// Holds a call to `service` while it is frozen.
+    async fn hold(&self, service: Service) {
+        if !self.frozen.lock().contains(&service) {
+            return;
+        }
+        let _held = Held::new(self, service);
+        loop {
+            let thawed = self.thawed.notified();
+            if !self.frozen.lock().contains(&service) {
+                return;
+            }
+            thawed.await;
+        }
     }
 
     fn is_down(&self, service: Service) -> bool {
@@ -80,6 +116,25 @@ impl FaultPlan {
     }
 }
 
+/// A call held by a frozen service, counted while it is.
+struct Held<'a> {
+    plan: &'a FaultPlan,
+    service: Service,
+}
+
+impl<'a> Held<'a> {
+    fn new(plan: &'a FaultPlan, service: Service) -> Self {
+        *plan.held.lock().entry(service).or_insert(0) += 1;
+        Held { plan, service }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.plan.held.lock().entry(self.service).or_insert(1) -= 1;
+    }
+}
+
 pub struct FaultyTransport {
     inner: Arc<dyn Transport>,
     plan: FaultPlan,
@@ -96,6 +151,7 @@ impl Transport for FaultyTransport {
     async fn send(&self, request: Request) -> Result<Reply, TransportError> {
         let service = request.service;
         let timeout = request.timeout;
+        self.plan.hold(service).await;
         if self.plan.is_down(service) {
             return Err(TransportError::Unsent(
                 service,

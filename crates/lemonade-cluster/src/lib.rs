@@ -16,6 +16,7 @@
 pub mod client;
 pub mod coordinator;
 pub mod crm;
+pub mod eager;
 pub mod faults;
 pub mod group;
 pub mod node;

@@ -38,6 +38,15 @@ impl Service {
             Service::Crm => "crm",
         }
     }
+
+    /// The service as a person at the counter knows it, for messages they read.
+    pub fn what(self) -> &'static str {
+        match self {
+            Service::Stock => "the stock and product list (stock service)",
+            Service::Orders => "the order book (orders service)",
+            Service::Crm => "the customer list (crm service)",
+        }
+    }
 }
 
 impl std::fmt::Display for Service {

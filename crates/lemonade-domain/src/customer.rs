@@ -77,16 +77,42 @@ pub struct CustomerExport {
     pub exported_at: Timestamp,
 }
 
+/// What an erasure (`DELETE /customers/{id}`) got to by the time it was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// Done: the customer as they now are, anonymised.
+    Done(Customer),
+    /// Recorded but not finished (distributed mode: the customer list was down, or orders of
+    /// theirs were still being completed). It cannot be undone, no order can name the
+    /// customer from the answer on, and it finishes by itself.
+    UnderWay(ErasureUnderWay),
+}
+
+/// An erasure recorded but not finished: the body of `202 Accepted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureUnderWay {
+    /// The customer being erased.
+    pub id: CustomerId,
+    /// What happened and what happens next, in words a person can act on.
+    pub detail: String,
+}
+
 /// Whether an order may name this customer (`found` is what the shop holds under the id): a
 /// field error on `customer_id` for one the shop does not know or has anonymised.
 pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {
     let message = match found {
-        None => "no such customer",
-        Some(c) if c.anonymised => "this customer was anonymised",
+        None => UNKNOWN_CUSTOMER,
+        Some(c) if c.anonymised => ANONYMISED_CUSTOMER,
         Some(_) => return None,
     };
     Some(crate::error::FieldError::new("customer_id", message))
 }
+
+/// Why an order may not name a customer, on `customer_id`: the shop does not know them.
+pub const UNKNOWN_CUSTOMER: &str = "no such customer";
+/// Why an order may not name a customer, on `customer_id`: they were anonymised (or their
+/// erasure was asked for).
+pub const ANONYMISED_CUSTOMER: &str = "this customer was anonymised";
 
 /// Contact details, parsed. Empty strings mean "none".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
-use crate::customer::{Customer, CustomerExport, CustomerFields};
+use crate::customer::{Customer, CustomerExport, CustomerFields, Erasure};
 use crate::error::FieldError;
 use crate::error::{FieldErrors, ShopError};
 use crate::ids::{CustomerId, IngredientId, OrderId, ProductId};
@@ -230,7 +230,9 @@ pub trait Shop: Send + Sync + 'static {
     async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;
     async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError>;
     async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError>;
-    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError>;
+    /// Erases a customer's personal data (see `Erasure`): done, or, in the distributed mode,
+    /// recorded and finishing by itself.
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError>;
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError>;
 
     async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError>;

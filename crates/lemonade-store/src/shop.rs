@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
-use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderRefs};
 use lemonade_domain::ports::{
@@ -204,12 +204,12 @@ impl Shop for SqliteShop {
     /// The customer's record is the one copy of them in the monolith (activity, orders and
     /// idempotency records hold ids); once it is anonymised the old values are scrubbed from
     /// the file.
-    async fn anonymise_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError> {
         let erased = self
             .write(move |c, now, ids| crm::anonymise(c, &id, ids.next_id(), now))
             .await?;
         self.db.scrub_after_erasure().await;
-        Ok(erased)
+        Ok(Erasure::Done(erased))
     }
 
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
@@ -519,7 +519,9 @@ mod tests {
         release.send(()).unwrap();
         holder.await.unwrap();
         let placed = placed.await.unwrap().outcome.unwrap();
-        let erased = erased.await.unwrap();
+        let Erasure::Done(erased) = erased.await.unwrap() else {
+            panic!("the monolith erases at once")
+        };
 
         let export = shop.export_customer(ada.id.clone()).await.unwrap();
         let kinds: Vec<_> = export.activity.iter().map(|a| a.kind.as_str()).collect();

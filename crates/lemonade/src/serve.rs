@@ -346,6 +346,7 @@ pub async fn start_with_faults(
             };
             let coordinator = Coordinator::new(Node::new(db, clock, ids), clients, config);
             coordinator.spawn_sweeper();
+            coordinator.spawn_prober();
             coordinator.spawn_maintenance();
             let token = public_token(&args)?;
             (
@@ -372,6 +373,7 @@ pub async fn start_with_faults(
                     node.spawn_expiry(Kept::DeliveredEvents);
                     let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
                     let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
+                    clients.spawn_prober(&node.db.tasks);
                     for to in [Destination::Stock, Destination::Crm] {
                         lemonade_cluster::orders::spawn_relay(node.clone(), Arc::clone(&clients), to);
                     }

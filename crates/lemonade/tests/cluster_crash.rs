@@ -621,8 +621,10 @@ impl Drop for Frozen {
 
 /// CRM frozen (SIGSTOP: it accepts connections and never answers): `/health` says so, a
 /// customer the shop knows is still sold to, one it does not know is refused in words a
-/// cashier can act on, and the points follow once CRM runs again (continued, or killed and
-/// restarted by the supervisor for failing its health checks, whichever comes first).
+/// cashier can act on, erasing a known customer is answered 202 (recorded, no order can
+/// name them, finishing by itself) rather than a 503, and once CRM runs again (continued,
+/// or killed and restarted by the supervisor for failing its health checks, whichever
+/// comes first) the points follow and the erasure finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_points_follow() {
     let dir = tempfile::tempdir().unwrap();
@@ -645,6 +647,16 @@ async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_poin
         .await
         .unwrap();
     let customer = customer["id"].as_str().unwrap().to_owned();
+    let leaving: Value = http
+        .post(format!("{base}/customers"))
+        .json(&json!({"name": "Leaving"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leaving = leaving["id"].as_str().unwrap().to_owned();
 
     let crm = Frozen::freeze(pid_of(&cluster, "crm").expect("the crm process is running"));
     let health = get_json(&http, format!("{base}/health")).await;
@@ -672,6 +684,29 @@ async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_poin
             .is_some_and(|d| d.contains("sell without the customer")),
         "{problem}"
     );
+    let erasure = http
+        .delete(format!("{base}/customers/{leaving}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(erasure.status(), 202);
+    assert_eq!(
+        erasure.headers()["location"].to_str().unwrap(),
+        format!("/api/v1/customers/{leaving}")
+    );
+    let erasure: Value = erasure.json().await.unwrap();
+    assert!(
+        erasure["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("the erasure is recorded") && d.contains("by themselves")),
+        "{erasure}"
+    );
+    let named = json!({"customer_id": leaving, "lines": [{"product_id": product, "quantity": 1}]});
+    let (status, refused) = send(&http, &orders, &named, "frozen-erased").await.expect("an answer");
+    assert_eq!(
+        status, 422,
+        "no order names them once the erasure was answered: {refused}"
+    );
 
     drop(crm);
     let since = Instant::now();
@@ -681,6 +716,14 @@ async fn a_frozen_crm_still_lets_the_shop_sell_to_known_customers_and_their_poin
             break;
         }
         assert!(since.elapsed() < Duration::from_secs(30), "the points never followed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let reply = http.get(format!("{base}/customers/{leaving}")).send().await.unwrap();
+        if reply.status() == 200 && reply.json::<Value>().await.unwrap()["anonymised"] == true {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "the erasure never finished");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -498,9 +498,45 @@ async fn health_says_what_works_with_each_service_down_and_the_shop_does_as_it_s
     }
 }
 
+impl Shop {
+    /// `DELETE` of `path`: the status, the `Location` and the body.
+    async fn delete(&self, path: &str) -> (u16, Option<String>, Value) {
+        let reply = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the coordinator answers");
+        let status = reply.status().as_u16();
+        let location = reply.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (status, location, reply.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The answer to an erasure that is recorded but cannot finish now: 202, the customer as
+/// `Location`, and words that say it is recorded, that no order can name them, and that it
+/// finishes by itself.
+fn assert_erasure_under_way(customer: &str, (status, location, body): &(u16, Option<String>, Value), because: &str) {
+    assert_eq!(*status, 202, "{body}");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/api/v1/customers/{customer}").as_str())
+    );
+    assert_eq!(body["id"], json!(customer), "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    for words in [
+        "the erasure is recorded",
+        "no new order can name this customer",
+        "by themselves",
+        because,
+    ] {
+        assert!(detail.contains(words), "{words:?} in {body}");
+    }
+}
+
 /// An erasure while an order of the customer cannot finish (the orders service is away):
-/// it is answered 503, and from then on no order can name the customer; once the order has
-/// finished, the sweeper completes the erasure by itself.
+/// it is answered 202 (recorded, finishing by itself), and from then on no order can name
+/// the customer; once the order has finished, the sweeper completes the erasure by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_the_sweeper() {
     let shop = shop(|a| a.order_deadline_ms = 500).await;
@@ -510,12 +546,8 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     assert_eq!(status, 202, "{in_flight}");
 
     let path = format!("/customers/{customer}");
-    let (status, problem) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
-    assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
-    assert!(
-        problem["detail"].as_str().is_some_and(|d| d.contains("ask again")),
-        "{problem}"
-    );
+    let answer = shop.delete(&path).await;
+    assert_erasure_under_way(&customer, &answer, "of theirs are still being completed");
     let (status, refused) = shop.place(&customer, &product, "k-after").await;
     assert_eq!(
         status, 422,
@@ -543,6 +575,42 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     assert_eq!(export["customer"]["points"], 0, "{export}");
     let (status, gone) = shop.send(reqwest::Method::DELETE, &path, None, None).await;
     assert_eq!((status, &gone), (200, &export["customer"]));
+}
+
+/// CRM down when a known customer is erased: the erasure is recorded (no order can name
+/// them from the answer on), and the answer says so, with 202 and where to look, rather
+/// than a 503 that reads as "nothing happened, try again". The sweeper finishes it once
+/// CRM is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_while_crm_is_down_is_answered_as_recorded_and_finishes_by_itself() {
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.take_down(Service::Crm);
+    let path = format!("/customers/{customer}");
+    let answer = shop.delete(&path).await;
+    assert_erasure_under_way(&customer, &answer, "as soon as the customer list answers again");
+    let (status, refused) = shop.place(&customer, &product, "k-after").await;
+    assert_eq!(
+        (status, &refused["errors"][0]["message"]),
+        (422, &json!("this customer was anonymised")),
+        "no order may name them once the answer said so: {refused}"
+    );
+
+    shop.plan.heal();
+    let since = Instant::now();
+    loop {
+        let (status, read) = shop.send(reqwest::Method::GET, &path, None, None).await;
+        if status == 200 && read["anonymised"] == true {
+            assert_eq!(read["name"], "Anonymised customer", "{read}");
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the erasure was never finished: {read}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shop.assert_settles_clean().await;
 }
 
 /// The inbox's retention against the real relay: once CRM has forgotten what lies below the
@@ -615,5 +683,144 @@ async fn a_redelivery_after_the_inbox_forgot_what_it_could_is_still_a_no_op() {
         points,
         "no event applied twice"
     );
+    shop.assert_settles_clean().await;
+}
+
+/// CRM frozen: every call to it is sent and never answered while the test holds it, past
+/// any timeout, so nothing the coordinator does for a sale may wait for CRM except by a
+/// bound of its own. Sales to a known customer are answered all the same (before, each
+/// waited for the delivery of its points to CRM), the deliveries of their points are still
+/// held when the answers come, and once CRM answers again, a read of the customer sees the
+/// points (it waits for the deliveries under way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_crm_frozen_sales_to_a_known_customer_do_not_wait_for_it_and_the_points_follow() {
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.freeze(Service::Crm);
+    let mut points = 0;
+    for key in ["frozen-1", "frozen-2", "frozen-3"] {
+        let (status, sold) = shop.place(&customer, &product, key).await;
+        assert_eq!((status, &sold["status"]), (201, &json!("confirmed")), "{sold}");
+        points += sold["points"].as_u64().unwrap();
+    }
+    assert!(
+        shop.plan.held(Service::Crm) > 0,
+        "the answers came while CRM still held the deliveries of their points"
+    );
+
+    shop.plan.heal();
+    assert_eq!(
+        shop.get(&format!("/customers/{customer}")).await["points"],
+        points,
+        "the points followed"
+    );
+    shop.assert_settles_clean().await;
+}
+
+/// CRM down: once the breaker knows, a change that needs CRM fails at once, in words that
+/// say what was tried (before, it retried for its whole deadline, and the words named only
+/// the last attempt's timeout). A client's call never takes the breaker's probe; the
+/// prober finds CRM back, and the same change then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_crm_down_a_change_to_customers_fails_at_once_once_the_breaker_knows_and_says_what_was_tried() {
+    let shop = shop(|_| {}).await;
+    shop.plan.take_down(Service::Crm);
+    let new = json!({"name": "Waiting"});
+    let mut tried = Vec::new();
+    loop {
+        let (status, problem) = shop
+            .send(reqwest::Method::POST, "/customers", Some(new.clone()), None)
+            .await;
+        assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        assert!(detail.starts_with("the customer list (crm service) "), "{detail}");
+        assert!(detail.ends_with("try again in a moment"), "{detail}");
+        let failed_fast = detail.contains("nothing was sent this time");
+        tried.push(detail);
+        if failed_fast {
+            break;
+        }
+        assert!(tried.len() < 10, "the breaker never opened: {tried:#?}");
+    }
+    assert!(
+        tried[0].contains(" attempts over ") && tried[0].contains("cannot connect to crm"),
+        "the first answers say what was tried: {tried:#?}"
+    );
+
+    shop.plan.heal();
+    let since = Instant::now();
+    loop {
+        let (status, created) = shop
+            .send(reqwest::Method::POST, "/customers", Some(new.clone()), None)
+            .await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "CRM never came back: {created}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `field`s of a validation problem, sorted.
+fn fields_of(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a validation problem: {problem}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// A service frozen (its calls held past any timeout): a refusal is answered all the same,
+/// by the coordinator's own bound, without what only that service could have added to it;
+/// and a customer the coordinator knows is checked against its directory, not CRM, so the
+/// rest of the answer is whole. (Before, each of these answers waited for the frozen
+/// service, and a failed customer check dropped stock's findings too.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_service_frozen_a_refusal_is_answered_without_what_only_it_could_add() {
+    let shop = shop(|_| {}).await;
+    let customer = shop.customer().await;
+    let erased = shop.customer().await;
+    let (status, _) = shop
+        .send(reqwest::Method::DELETE, &format!("/customers/{erased}"), None, None)
+        .await;
+    assert_eq!(status, 200);
+    let post = |path: &'static str, body: Value| shop.send(reqwest::Method::POST, path, Some(body), None);
+
+    shop.plan.freeze(Service::Stock);
+    let order = json!({"customer_id": erased, "lines": [{"product_id": "no-such-product", "quantity": 1}]});
+    let (status, refused) = post("/orders", order).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        fields_of(&refused),
+        ["customer_id"],
+        "stock's findings left out: {refused}"
+    );
+    let product = json!({"name": "", "price": 100, "recipe": [{"ingredient_id": "no-such-ingredient", "quantity": 1}]});
+    let (status, refused) = post("/products", product).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(fields_of(&refused), ["name"], "stock's findings left out: {refused}");
+    let bad = json!({"lines": [{"product_id": "no-such-product", "quantity": 0}]});
+    let (status, refused) = post("/orders", bad).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(fields_of(&refused), ["lines[0].quantity"], "{refused}");
+    shop.plan.heal();
+
+    shop.plan.freeze(Service::Crm);
+    for (customer, expected) in [
+        (&customer, vec!["lines[0].product_id", "lines[0].quantity"]),
+        (&erased, vec!["customer_id", "lines[0].product_id", "lines[0].quantity"]),
+    ] {
+        let bad = json!({"customer_id": customer, "lines": [{"product_id": "no-such-product", "quantity": 0}]});
+        let (status, refused) = post("/orders", bad).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(fields_of(&refused), expected, "{refused}");
+    }
+    shop.plan.heal();
     shop.assert_settles_clean().await;
 }

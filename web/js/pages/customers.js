@@ -1,6 +1,6 @@
 import { html, useState } from '../lib.js';
 import { Icon } from '../icons.js';
-import { get, post, patch, del, describe, download } from '../api.js';
+import { get, post, patch, call, describe, download } from '../api.js';
 import { rememberCustomer } from '../catalog.js';
 import { money, when, dateOnly, orderNo, plural, num, STATUS_LABEL } from '../format.js';
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Alert, Confirm, Stat, StatusBadge, useDebounced } from '../ui.js';
@@ -101,6 +101,9 @@ export function CustomerPage({ id }) {
   const orders = useLoad(() => get(`/customers/${encodeURIComponent(id)}/orders`, { limit: 50 }), [id]);
   const [editing, setEditing] = useState(false);
   const [anon, setAnon] = useState({ open: false, busy: false, err: null });
+  // 202: the erasure is recorded and finishes by itself (the customer list is down, or
+  // orders of theirs are being completed); what the server said about it.
+  const [erasing, setErasing] = useState(null);
   const [exporting, setExporting] = useState(false);
   const c = cust.data;
   const list = orders.data?.items || [];
@@ -118,10 +121,17 @@ export function CustomerPage({ id }) {
   const anonymise = async () => {
     setAnon({ open: true, busy: true, err: null });
     try {
-      const updated = await del(`/customers/${encodeURIComponent(id)}`);
-      cust.setData(updated);
-      rememberCustomer(updated);
+      const { status, data } = await call('DELETE', `/customers/${encodeURIComponent(id)}`);
       setAnon({ open: false, busy: false, err: null });
+      if (status === 202) {
+        setErasing(data.detail);
+        toast('Anonymisation recorded');
+        cust.reload();
+        return;
+      }
+      cust.setData(data);
+      rememberCustomer(data);
+      setErasing(null);
       toast('Personal data removed');
     } catch (e) { setAnon({ open: true, busy: false, err: e }); }
   };
@@ -133,6 +143,7 @@ export function CustomerPage({ id }) {
         <${Button} icon="download" busy=${exporting} onClick=${exportData} data-testid="export">Export data<//>
         <${Button} kind="danger-ghost" icon="trash" onClick=${() => setAnon({ open: true, busy: false, err: null })}>Anonymise<//>`}
     <//>
+    ${erasing && !c?.anonymised && html`<${Alert} tone="info" title="Anonymisation recorded">${erasing}<//>`}
     <${ErrorNote} error=${cust.error} onRetry=${cust.reload} />
     ${!c && !cust.error && html`<${Skeleton} rows=${3} />`}
     ${c && html`

@@ -1,8 +1,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
-use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields};
+use axum::response::{IntoResponse, Response};
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure, ErasureUnderWay};
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::order::Order;
 use lemonade_domain::ports::{CursorKind, OrderFilter, Page};
@@ -126,15 +126,30 @@ pub async fn update(
 /// The points are forfeited (the balance goes to 0, since nobody can spend them any more),
 /// and the record is closed: the points of an order still in flight, or taken back by a
 /// later cancellation, change nothing and add no activity. From the answer on, no order can
-/// name the customer (422 on `customer_id`). In the distributed mode an erasure first waits
-/// for the customer's orders in flight; if they take longer than an order may, the answer is
-/// 503, no new order can name the customer already, and the erasure finishes by itself: ask
-/// again to see it done. Erasing twice changes nothing.
+/// name the customer (422 on `customer_id`). Erasing twice changes nothing.
+///
+/// `200`: done, with the customer as they now are. `202` (distributed mode only): the
+/// erasure is recorded but not finished, because the customer list (the CRM service) is
+/// not answering or orders of theirs are still being completed. It cannot be undone, no
+/// order can name the customer from this answer on, and it finishes by itself as soon as
+/// it can; nothing more needs doing. `Location` is the customer: it reads
+/// `anonymised: true` once done (asking `DELETE` again also tells). A 5xx, by contrast,
+/// means nothing was recorded.
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers", operation_id = "anonymise_customer",
-    responses((status = 200, body = Customer),
-        (status = 503, body = Problem, description = "the customer's orders in flight are still being completed; the erasure finishes by itself")))]
-pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Customer>, ApiError> {
-    Ok(Json(app.shop.anonymise_customer(customer_id(&id)?).await?))
+    responses((status = 200, body = Customer, description = "erased"),
+        (status = 202, body = ErasureUnderWay,
+            description = "recorded, not finished (distributed mode: the customer list is not answering, or orders of theirs are still being completed): it finishes by itself, and no order can name the customer from now on",
+            headers(("Location" = String, description = "the customer's URL: it reads `anonymised: true` once the erasure is done")))))]
+pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = customer_id(&id)?;
+    Ok(match app.shop.anonymise_customer(id).await? {
+        Erasure::Done(customer) => Json(customer).into_response(),
+        Erasure::UnderWay(under_way) => {
+            let location =
+                HeaderValue::from_str(&format!("/api/v1/customers/{}", under_way.id)).expect("ids are header-safe");
+            (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(under_way)).into_response()
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/customers/{id}/orders", tag = "customers", operation_id = "list_customer_orders", params(PageParams),
