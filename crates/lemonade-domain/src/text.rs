@@ -41,8 +41,8 @@
 //!   ZWNJ between joining letters), which is where they change the shape of Indic, Arabic and
 //!   Persian words.
 //!
-//! Look-alike letters of other scripts (a Cyrillic `е` in "Cafе") are not folded: see
-//! [`name_key`] for why.
+//! Look-alike letters of other scripts (a Cyrillic `е` in "Cafе") are folded only inside a word
+//! that mixes scripts: see [`name_key`] for why.
 //!
 //! Whether a field takes a text is decided by what its characters are, one at a time
 //! ([`is_refused`], [`is_visible`], [`is_ignorable`], [`is_space`], [`compatibility_char`]),
@@ -156,7 +156,12 @@ fn shown(raw: &str) -> String {
     let mut at = 0;
     for cluster in composed.graphemes(true) {
         let base = cluster.chars().next().expect("a grapheme cluster is never empty");
-        let has_base = !is_space(base) && !base.is_control() && !is_ignorable(base);
+        // A cluster that starts with a mark has no base: after a control (a tab) a mark starts
+        // its own cluster, after the space the display form writes there it joins the space's.
+        let has_base = !is_space(base)
+            && !base.is_control()
+            && !is_ignorable(base)
+            && !GeneralCategoryGroup::Mark.contains(category(base));
         let pictographic = cluster.chars().any(pictographic);
         // White space joins a cluster only after a prepended mark such as U+0600 ARABIC
         // NUMBER SIGN (UAX #29, GB9b); what follows that space is not attached to the base.
@@ -379,14 +384,83 @@ pub fn latin_base(c: char) -> Option<&'static str> {
         .map(String::as_str)
 }
 
+/// In a word whose letters no one script covers (UTS #39's single-script test, where Han,
+/// kana and Hangul count as the writing systems they make together), the letters that are not
+/// of the word's main script (the script of most of its letters; none when two tie) and whose
+/// UTS #39 confusable prototype is made of letters (and marks) of the main script, in small
+/// letters and in capitals alike, are written as that prototype, case-folded: in "cafе" with a
+/// Cyrillic `е`, the `е` is `e`. `key` is case-folded already, so that case cannot change which
+/// script is the main one.
+///
+/// Only such words: UTS #39's skeletons applied to every word would also make "rn" and "m",
+/// or "l" and "I", one ("Corn" and "Com" are two products). A word of one script is never
+/// touched, and in a word that mixes scripts only a letter that looks like a letter of the
+/// rest of the word is, so two names this makes one look alike letter for letter.
+fn fold_mixed_script_letters(key: &str) -> String {
+    use unicode_security::MixedScript;
+    let in_word = |c: char| {
+        let group = category(c);
+        GeneralCategoryGroup::Letter.contains(group) || GeneralCategoryGroup::Mark.contains(group)
+    };
+    let mut out = String::with_capacity(key.len());
+    let mut rest = key;
+    while let Some(start) = rest.find(in_word) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..].find(|c: char| !in_word(c)).unwrap_or(rest.len() - start);
+        let word = &rest[start..start + len];
+        if word.is_single_script() {
+            out.push_str(word);
+        } else {
+            out.push_str(&fold_word_to_its_main_script(word));
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// See [`fold_mixed_script_letters`].
+fn fold_word_to_its_main_script(word: &str) -> String {
+    let scripts = CodePointMapData::<Script>::new();
+    let letter = |c: char| GeneralCategoryGroup::Letter.contains(category(c));
+    let mut counts: HashMap<Script, usize> = HashMap::new();
+    for c in word.chars().filter(|&c| letter(c)) {
+        *counts.entry(scripts.get(c)).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    let mut main = counts.iter().filter(|&(_, &n)| n == most).map(|(&script, _)| script);
+    let (Some(main), None) = (main.next(), main.next()) else {
+        return word.to_owned();
+    };
+    let prototype = |s: &str| {
+        let skeleton: String = unicode_security::skeleton(s).collect();
+        CaseMapperBorrowed::new().fold_string(&skeleton).into_owned()
+    };
+    let of_main = |p: char| letter(p) && scripts.get(p) == main || GeneralCategoryGroup::Mark.contains(category(p));
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars() {
+        if letter(c) && scripts.get(c) != main {
+            let folded = prototype(c.encode_utf8(&mut [0; 4]));
+            // A letter and its capital must look like the same letter (Cyrillic е and Е like e
+            // and E), or case would make two names: Greek σ looks like o, but Σ does not.
+            let capital: String = c.to_uppercase().collect();
+            if folded.starts_with(letter) && folded.chars().all(of_main) && prototype(&capital) == folded {
+                out.push_str(&folded);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What "the same name" compares (see the module's doc). Never shown; total for any input.
 ///
-/// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`, Latin `o` and Greek
-/// `ο`) are not made one. UTS #39's skeletons would make them one, but they also make "rn"
-/// and "m", "l" and "I", "0" and "O" one, which would merge names a person reads as
-/// different ("Corn" and "Com"); and a rule for words that mix scripts would refuse or merge
-/// real names of customers, where a menu has none to gain. A name typed with a letter of
-/// another script is another name, as a search would show.
+/// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`) are made one only
+/// within a word that mixes scripts ([`fold_mixed_script_letters`]): "Cafе" typed with a
+/// Cyrillic `е` is "Cafe", but the Cyrillic word "Сок" stays itself and is not the Latin
+/// "Cok", and UTS #39's letter look-alikes within one script ("rn" and "m") are never made
+/// one.
 pub fn name_key(raw: &str) -> String {
     let text: String = fold_punctuation(&shown(raw))
         .chars()
@@ -399,7 +473,8 @@ pub fn name_key(raw: &str) -> String {
     let once = nfkd.normalize(&fold(&nfd.normalize(&text))).into_owned();
     let twice = nfkd.normalize(&fold(&once)).into_owned();
     // Compatibility forms can spell punctuation in parts (‴ is three ′).
-    fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice))
+    let key = fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice));
+    nfc(&fold_mixed_script_letters(&key))
 }
 
 /// What a search compares (see the module's doc). Never shown; total for any input.
@@ -660,6 +735,15 @@ mod tests {
         assert_eq!(display_form(ideographic_variant).unwrap(), ideographic_variant);
     }
 
+    /// Found by the property tests: a virama after a tab starts a cluster of its own, and was
+    /// taken for a base that keeps the ZWNJ after it; written again, the tab is a space, whose
+    /// cluster the virama joins, and the ZWNJ went.
+    #[test]
+    fn a_joiner_after_a_mark_with_no_base_is_never_kept() {
+        assert_eq!(display_form("ی\t\u{94d}\u{200c}").unwrap(), "ی \u{94d}");
+        assert_eq!(display_form("ی \u{94d}\u{200c}").unwrap(), "ی \u{94d}");
+    }
+
     #[test]
     fn an_invisible_character_after_white_space_is_never_kept() {
         // U+0600 takes the space after it into its grapheme cluster (GB9b); the selector
@@ -720,6 +804,31 @@ mod tests {
         }
         assert_eq!(search_key("क्ष"), "क्ष".replace('\u{94d}', ""), "a virama is a diacritic");
         assert_eq!(search_key("किरण"), "किरण", "Indic vowel signs are letters, not accents");
+    }
+
+    /// A letter of another script that looks like a letter of the rest of its word is that
+    /// letter ("Cafе" with a Cyrillic е); a word of one script, and a letter that does not look
+    /// like one of the word's main script in both cases, are left alone.
+    #[test]
+    fn look_alike_letters_of_another_script_are_one_only_inside_a_mixed_word() {
+        for (mixed, same) in [
+            ("Cafе", "Cafe"),
+            ("CAFЕ", "cafe"),
+            ("Kоffee Bar", "Koffee Bar"),
+            ("Müllеr", "Müller"),
+            ("рaypal", "paypal"),
+        ] {
+            assert_eq!(name_key(mixed), name_key(same), "{mixed:?}");
+        }
+        for (one, other) in [
+            ("Сок", "Cok"),     // all Cyrillic: a Russian word, not a look-alike
+            ("Corn", "Com"),    // rn and m look alike, within one script
+            ("ΣIGMA", "OIGMA"), // σ looks like o, Σ does not
+            ("Соm", "Com"),     // the Cyrillic letters are the word's main script
+        ] {
+            assert_ne!(name_key(one), name_key(other), "{one:?}");
+        }
+        assert_eq!(name_key("Tシャツ"), "tシャツ", "Latin and kana mix in Japanese");
     }
 
     /// Letters whose marks do not decompose (ø, ł, đ) and ligatures (æ, œ) are found by their
@@ -825,6 +934,11 @@ mod tests {
             "\u{200b}",
             "👩\u{200d}🍳",
             "1",
+            "Сafе",
+            "Σ",
+            "ο",
+            "Ι",
+            "’",
         ]);
         prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
     }

@@ -518,3 +518,29 @@ async fn an_invisible_joiner_or_tag_after_an_emoji_makes_no_new_name() {
         "a joiner that makes no RGI emoji is dropped, one that does is kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_alike_letter_of_another_script_inside_a_word_makes_no_new_name() {
+    let app = spawn_app().await;
+    let tag = unique();
+    // A Cyrillic е (U+0435) and о (U+043E) inside Latin words.
+    one_name_with(
+        &app,
+        &format!("{tag} Cafe"),
+        &[format!("{tag} Caf\u{435}"), format!("{tag} CAF\u{415}")],
+    )
+    .await;
+    one_name_with(&app, &format!("{tag} Koffee"), &[format!("{tag} K\u{43e}ffee")]).await;
+    // A word of one script is itself: the Cyrillic "Сок" (juice) is not the Latin "Cok", and
+    // "Corn" is not "Com".
+    for name in [
+        format!("{tag} Cok"),
+        format!("{tag} \u{421}\u{43e}\u{43a}"),
+        format!("{tag} Corn"),
+        format!("{tag} Com"),
+    ] {
+        app.post("/products", &json!({"name": name, "price": 300, "recipe": []}))
+            .await
+            .expect(201);
+    }
+}
