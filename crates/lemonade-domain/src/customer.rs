@@ -129,7 +129,8 @@ pub fn email_char(c: char) -> Option<String> {
     let several = form.chars().nth(1).is_some();
     let signs = form.contains(|p: char| p == '@' || p == '.' || crate::text::is_space(p));
     let hides = crate::text::is_visible(c) && !form.chars().any(crate::text::is_visible);
-    (!(several && signs) && !hides).then_some(form)
+    let refused = hides || several && signs;
+    (!refused).then_some(form)
 }
 
 /// An email address in its display form ([`crate::text::display_form`]: trimmed, NFC, nothing
