@@ -134,3 +134,37 @@ test('a customer is shown, found and exported by their name as a person reads it
     assert.equal(await dialog.locator('.pick .avatar').first().innerText(), 'ZM');
   });
 });
+
+test('an avatar takes the first letter of each word, and an export file its compatibility form', async () => {
+  await withShop(async ({ page, api }) => {
+    await api.post('/customers', { name: '(Bob) Smith' });
+    await api.post('/customers', { name: "'Quoted' Name" });
+    const abc = await api.post('/customers', { name: 'ⓐbc' });
+    await page.goto('/#/customers');
+    const list = page.getByTestId('customer-list');
+    const avatar = (name) => list.getByRole('link', { name }).locator('.avatar').innerText();
+    // Punctuation before a word's first letter is skipped.
+    assert.equal(await avatar(/\(Bob\) Smith/), 'BS');
+    assert.equal(await avatar(/'Quoted' Name/), 'QN');
+    // A blank glyph parts words as a space does. The server stores such a name without it, so
+    // the rule is tried on the page's own code.
+    const fromPage = await page.evaluate(async () => {
+      const text = await import(new URL('js/text.js', location.href).href);
+      return ['\u2800Zoë', 'Zoë\u2800Müller', '🍋'].map(text.initials);
+    });
+    assert.deepEqual(fromPage, ['Z', 'ZM', '🍋']);
+
+    await page.goto(`/#/customers/${abc.id}`);
+    await page.getByRole('heading', { name: 'ⓐbc' }).waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);
+    assert.equal(download.suggestedFilename(), 'abc-export.json');
+
+    // A full-width @ (a phone's keyboard in a CJK input mode) is an @ to the form, as to the server.
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Email (optional)').fill('abc＠example.org');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('abc@example.org').waitFor();
+    assert.equal((await api.get(`/customers/${abc.id}`)).email, 'abc@example.org');
+  });
+});

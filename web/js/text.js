@@ -15,9 +15,25 @@ export function graphemes(s) {
  * (zero-width, Hangul fillers) and not a blank glyph (U+2800, U+1D159). */
 const VISIBLE = /(?![\p{Default_Ignorable_Code_Point}\u2800\u{1D159}])[\p{L}\p{N}\p{P}\p{S}\p{Co}\p{Cn}]/u;
 
+/** What reads as a space: white space and the blank glyphs, which the server makes one space. */
+const SPACES = /[\s\u2800\u{1D159}]+/u;
+
+/** A letter or a digit. */
+const LETTER_OR_DIGIT = /^[\p{L}\p{N}]/u;
+
 /** Whether nothing in `s` is visible (the server refuses such a name like an empty one). */
 export function isBlank(s) {
   return !VISIBLE.test(String(s ?? ''));
+}
+
+/** Whether `s` may be an email address: blank (none), or `local@domain` with no space inside,
+ * read in its compatibility form as the server reads it ("ada＠example.org" is
+ * "ada@example.org"). The server checks the rest and has the last word. */
+export function looksLikeEmail(s) {
+  if (isBlank(s)) return true;
+  const [edge, inner] = [new RegExp(`^${SPACES.source}|${SPACES.source}$`, 'gu'), SPACES];
+  const email = String(s).normalize('NFKC').replace(edge, '');
+  return !inner.test(email) && /^[^@]+@[^@]+$/u.test(email);
 }
 
 /** `g` in capitals when that is still one character (ß stays ß rather than SS). */
@@ -26,13 +42,15 @@ function upper(g) {
   return graphemes(u).length === 1 ? u : g;
 }
 
-/** Avatar initials: the first character of the first two words that start with a letter or a
- * digit ("Zoë 🍋 Müller" → "ZM"), else the first character ("🍋" → "🍋"), else "?". */
+/** Avatar initials: the first letter or digit of each of the first two words that hold one,
+ * past any punctuation before it ("Zoë 🍋 Müller" → "ZM", "(Bob) Smith" → "BS", "'Quoted' Name"
+ * → "QN"), else the first visible character ("🍋" → "🍋"), else "?". Words are parted by white
+ * space and blank glyphs ("⠀Zoë" → "Z"). */
 export function initials(name) {
-  const firsts = String(name ?? '').normalize('NFC').split(/\s+/u).filter((w) => !isBlank(w)).map((w) => graphemes(w)[0]);
-  const lettered = firsts.filter((g) => /^[\p{L}\p{N}]/u.test(g));
+  const words = String(name ?? '').normalize('NFC').split(SPACES).filter((w) => !isBlank(w)).map(graphemes);
+  const lettered = words.map((w) => w.find((g) => LETTER_OR_DIGIT.test(g))).filter(Boolean);
   if (lettered.length) return lettered.slice(0, 2).map(upper).join('');
-  return firsts[0] || '?';
+  return words.length ? words[0].find((g) => !isBlank(g)) : '?';
 }
 
 /** The first character of `s` in capitals ("crm" → "Crm", "étude" → "Étude"). */
@@ -47,11 +65,12 @@ export function truncate(s, max) {
   return g.length <= max ? String(s ?? '') : g.slice(0, Math.max(0, max - 1)).join('') + '…';
 }
 
-/** A file name part from `s` that keeps letters as a person reads them: lower case, words
- * joined by "-", anything but letters, marks and digits dropped ("Zoë 🍋 Müller" →
- * "zoë-müller"); `fallback` when nothing is left. At most 60 characters. */
+/** A file name part from `s` that keeps letters as a person reads them: its compatibility form
+ * (NFKC: "ⓐ" is "a", "Ｚ" is "Z"), lower case, words joined by "-", anything but letters, marks
+ * and digits dropped ("Zoë 🍋 Müller" → "zoë-müller", "ⓐbc" → "abc"); `fallback` when nothing
+ * is left. At most 60 characters. */
 export function fileSlug(s, fallback) {
-  const slug = String(s ?? '').normalize('NFC').toLocaleLowerCase()
+  const slug = String(s ?? '').normalize('NFKC').toLocaleLowerCase()
     .replace(/[^\p{L}\p{M}\p{N}]+/gu, '-').replace(/^-+|-+$/g, '');
   return graphemes(slug).slice(0, 60).join('').replace(/-+$/, '') || fallback;
 }

@@ -18,14 +18,16 @@
 
 use std::sync::LazyLock;
 
-use lemonade_domain::customer::{EMAIL_LEN_MAX, PHONE_DIGITS_MIN, PHONE_LEN_MAX, PHONE_SIGNS, phone_symbol};
+use lemonade_domain::customer::{
+    EMAIL_LEN_MAX, PHONE_DIGITS_MIN, PHONE_LEN_MAX, PHONE_SIGNS, email_char, phone_symbol,
+};
 use lemonade_domain::ids::ID_LEN_MAX;
 use lemonade_domain::order::LINE_QUANTITY_MAX;
 use lemonade_domain::ports::{
     CursorKind, IDEMPOTENCY_KEY_LEN_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, SEQUENCE_CURSOR_DIGITS_MAX,
 };
 use lemonade_domain::report::UTC_OFFSET_MINUTES_MAX;
-use lemonade_domain::text::{is_ignorable, is_refused, is_visible};
+use lemonade_domain::text::{is_ignorable, is_refused, is_space, is_visible};
 use lemonade_domain::values::{PRICE_MAX, QUANTITY_MAX, TEXT_LEN_MAX};
 use utoipa::openapi::Ref;
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -106,7 +108,8 @@ fn escape(out: &mut String, c: char) {
 pub struct Classes {
     /// [`is_refused`]: control characters that are not white space.
     pub refused: CharSet,
-    /// White space (Unicode's `White_Space`, as `char::is_whitespace`).
+    /// [`is_space`]: white space (Unicode's `White_Space`, as `char::is_whitespace`) and blank
+    /// glyphs, which the display form makes one space.
     pub space: CharSet,
     /// [`is_ignorable`]: invisible characters the display form drops.
     pub ignorable: CharSet,
@@ -118,22 +121,37 @@ pub struct Classes {
     pub phone_digit: CharSet,
     /// Characters a phone number reads as one of [`PHONE_SIGNS`] ([`phone_symbol`]).
     pub phone_sign: CharSet,
+    /// Characters an email reads as `@` ([`email_char`]: `@`, `＠`, `﹫`).
+    pub email_at: CharSet,
+    /// Characters an email reads as `.` ([`email_char`]: `.`, `．`, ...).
+    pub email_dot: CharSet,
+    /// Characters an email refuses ([`email_char`]: `‥`, `⒈`, `´`, ...), besides [`is_refused`].
+    pub email_refused: CharSet,
 }
 
 /// The character sets, from one walk over every code point (surrogates are no characters, so
 /// no range spans them). About 3 s in a debug build, a tenth of it optimised; once a process.
 pub static CLASSES: LazyLock<Classes> = LazyLock::new(|| {
-    let mut sets: [Vec<(char, char)>; 7] = Default::default();
+    let mut sets: [Vec<(char, char)>; 10] = Default::default();
     for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
         let (refused, visible, symbol) = (is_refused(c), is_visible(c), phone_symbol(c));
+        // Most characters are themselves in an email; only those that are not need a look.
+        let email = if c.is_ascii() {
+            Some(c.to_string())
+        } else {
+            email_char(c)
+        };
         let members = [
             refused,
-            c.is_whitespace(),
+            is_space(c),
             is_ignorable(c),
             visible,
             !visible && !refused,
             symbol.is_some_and(|s| s.is_ascii_digit()),
             symbol.is_some_and(|s| PHONE_SIGNS.contains(s)),
+            email.as_deref() == Some("@"),
+            email.as_deref() == Some("."),
+            email.is_none(),
         ];
         for (ranges, member) in sets.iter_mut().zip(members) {
             if !member {
@@ -145,7 +163,18 @@ pub static CLASSES: LazyLock<Classes> = LazyLock::new(|| {
             }
         }
     }
-    let [refused, space, ignorable, visible, blank, phone_digit, phone_sign] = sets.map(CharSet::new);
+    let [
+        refused,
+        space,
+        ignorable,
+        visible,
+        blank,
+        phone_digit,
+        phone_sign,
+        email_at,
+        email_dot,
+        email_refused,
+    ] = sets.map(CharSet::new);
     Classes {
         refused,
         space,
@@ -154,6 +183,9 @@ pub static CLASSES: LazyLock<Classes> = LazyLock::new(|| {
         blank,
         phone_digit,
         phone_sign,
+        email_at,
+        email_dot,
+        email_refused,
     }
 });
 
@@ -170,17 +202,23 @@ pub fn note_pattern() -> String {
     format!("^[^{r}]*$")
 }
 
-/// The pattern of an email (`customer::parse_email`): blank (nothing visible: none), or white
-/// space and invisible characters around `local@domain`, where neither part holds white space
-/// or a second `@`, `local` starts with a character that is not invisible, and `domain` holds
-/// a `.` and starts and ends (invisible characters aside) with a character that is not a `.`.
+/// The pattern of an email (`customer::parse_email`, which reads each character as
+/// `customer::email_char` does): blank (nothing visible: none), or white space and invisible
+/// characters around `local@domain`, where neither part holds white space or a second `@`,
+/// `local` starts with a character that is not invisible, and `domain` holds a `.` and starts
+/// and ends (invisible characters aside) with a character that is not a `.`. What an email
+/// refuses is refused anywhere; `@` and `.` are every character read as one.
 pub fn email_pattern() -> String {
     let c = &*CLASSES;
-    let (r, w, i, blank) = (&c.refused.class, &c.space.class, &c.ignorable.class, &c.blank.class);
-    let part = format!("[^{r}{w}@]");
-    let seen = format!("[^{r}{w}{i}@]");
-    let seen_not_dot = format!("[^{r}{w}{i}@.]");
-    format!("^(?:[{blank}]*|[{w}{i}]*{seen}{part}*@[{i}]*{seen_not_dot}{part}*\\.{part}*{seen_not_dot}[{w}{i}]*)$")
+    let (w, i, blank) = (&c.space.class, &c.ignorable.class, &c.blank.class);
+    let (at, dot) = (&c.email_at.class, &c.email_dot.class);
+    let r = format!("{}{}", c.refused.class, c.email_refused.class);
+    let part = format!("[^{r}{w}{at}]");
+    let seen = format!("[^{r}{w}{i}{at}]");
+    let seen_not_dot = format!("[^{r}{w}{i}{at}{dot}]");
+    format!(
+        "^(?:[{blank}]*|[{w}{i}]*{seen}{part}*[{at}][{i}]*{seen_not_dot}{part}*[{dot}]{part}*{seen_not_dot}[{w}{i}]*)$"
+    )
 }
 
 /// The pattern of a phone number (`customer::parse_phone`): blank (none), or its symbols,
@@ -199,7 +237,7 @@ fn name_schema() -> Object {
         .max_length(Some(TEXT_LEN_MAX))
         .pattern(Some(name_pattern()))
         .description(Some(format!(
-            "A name: at most {TEXT_LEN_MAX} characters as sent, at least one of them visible (a letter, digit, punctuation or symbol: not only white space, invisible characters such as U+200B or marks), and no control character but white space. Stored as a person reads it: Unicode NFC, every run of white space one space, trimmed, invisible characters removed (but for those that shape an emoji or a word). Two names that read the same are the same name."
+            "A name: at most {TEXT_LEN_MAX} characters as sent, at least one of them visible (a letter, digit, punctuation or symbol: not only white space, invisible characters such as U+200B or marks), and no control character but white space. Stored as a person reads it: Unicode NFC, every run of white space and blank glyphs (U+2800, U+1D159) one space, trimmed, invisible characters removed (but for those that shape a recommended emoji or a word), punctuation as typed. Two names that read the same are the same name: case, compatibility forms (full-width letters) and look-alike punctuation (’ and ', – and -, “ and \") do not make another name."
         )))
         .build()
 }
@@ -222,7 +260,7 @@ fn email_schema() -> Object {
             .max_length(Some(EMAIL_LEN_MAX))
             .pattern(Some(email_pattern()))
             .description(Some(format!(
-                "An email address `local@domain`: at most {EMAIL_LEN_MAX} characters as sent, one `@` with something before it, a `.` in the domain but not at either end of it, no white space inside (invisible characters are not counted as something), no control character. Blank (nothing visible), empty or null: none. Stored like a name, the domain in lower case."
+                "An email address `local@domain`: at most {EMAIL_LEN_MAX} characters as sent, one `@` with something before it, a `.` in the domain but not at either end of it, no white space inside (invisible characters are not counted as something), no control character. Each character is read in its compatibility form (NFKC: full-width `Ａ`, `＠`, `．` are `A`, `@`, `.`); one whose compatibility form is several characters holding `@`, `.` or white space (`‥`, `⒈`) is refused. Blank (nothing visible), empty or null: none. Stored like a name, the domain in lower case."
             ))),
         Type::String,
     )
@@ -235,7 +273,7 @@ fn phone_schema() -> Object {
             .max_length(Some(PHONE_LEN_MAX))
             .pattern(Some(phone_pattern()))
             .description(Some(format!(
-                "A phone number: at most {PHONE_LEN_MAX} characters as sent, at least {PHONE_DIGITS_MIN} digits, and white space and `{PHONE_SIGNS}` only; a character that is one of these in its compatibility form (full-width `５`, `＋`) counts as it; invisible characters are dropped. Blank (nothing visible), empty or null: none. Stored in ASCII, every run of white space one space."
+                "A phone number: at most {PHONE_LEN_MAX} characters as sent, at least {PHONE_DIGITS_MIN} digits, and white space (blank glyphs such as U+2800 count as one) and `{PHONE_SIGNS}` only; a character that is one of these in its compatibility form (full-width `５`, `＋`) counts as it; invisible characters are dropped. Blank (nothing visible), empty or null: none. Stored in ASCII, every run of white space one space."
             ))),
         Type::String,
     )
@@ -469,6 +507,7 @@ mod tests {
         "\u{e000}", "\u{378}", "\u{ffff}", "\u{10ffff}", "\u{f0000}",
         "@", "@", ".", ".", "..", "＠", "．", "co", "b",
         "0", "1", "2", "9", "５", "⁵", "①", "𝟏", "⑩", "⑴", "⒈", "…", "‥", "+", "＋", "-", "−", "(", ")", "（", "⁽",
+        "Ａ", "ａ", "﹫", "﹒", "․", "ﬁ", "´", "ﾞ", "’", "–",
     ];
 
     fn pieces(count: std::ops::Range<usize>) -> impl Strategy<Value = String> {
@@ -476,9 +515,20 @@ mod tests {
     }
 
     /// A text shaped like an email, made of [`PIECES`] around an `@` and a `.`.
+    /// (Its `@` and `.` of any width.)
     fn email_like() -> impl Strategy<Value = String> {
-        (pieces(0..3), pieces(0..3), pieces(0..3), pieces(0..3), pieces(0..3))
-            .prop_map(|(a, b, c, d, e)| format!("{a}x{b}@{c}y.{d}z{e}"))
+        let at = prop::sample::select(&["@", "＠", "﹫"][..]);
+        let dot = prop::sample::select(&[".", "．", "﹒", "․"][..]);
+        (
+            pieces(0..3),
+            pieces(0..3),
+            pieces(0..3),
+            pieces(0..3),
+            pieces(0..3),
+            at,
+            dot,
+        )
+            .prop_map(|(a, b, c, d, e, at, dot)| format!("{a}x{b}{at}{c}y{dot}{d}z{e}"))
     }
 
     /// A text shaped like a phone number: mostly digits and signs of every width.
@@ -549,6 +599,9 @@ mod tests {
             &c.blank,
             &c.phone_digit,
             &c.phone_sign,
+            &c.email_at,
+            &c.email_dot,
+            &c.email_refused,
         ];
         let edges = sets
             .iter()

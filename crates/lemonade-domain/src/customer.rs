@@ -141,11 +141,31 @@ mod double_option {
     }
 }
 
+/// How an email address reads `c`: its compatibility form ([`crate::text::compatibility_form`]:
+/// full-width `'Ａ'` is "A", `'＠'` is "@", `'．'` is "."), as a phone number reads its digits.
+/// `None` (refused) when that form is several characters and holds `@`, `.` or a space
+/// (`'‥'` is "..", `'⒈'` is "1.", `'´'` is a space and a mark), or shows nothing of what the
+/// character shows (half-width `'ﾞ'` is a combining mark): no address holds such a character,
+/// and reading it as its form would put signs where the person typed none (or take one away).
+pub fn email_char(c: char) -> Option<String> {
+    let form = crate::text::compatibility_form(c);
+    if form.chars().eq([c]) {
+        return Some(form);
+    }
+    let several = form.chars().nth(1).is_some();
+    let signs = form.contains(|p: char| p == '@' || p == '.' || crate::text::is_space(p));
+    let hides = crate::text::is_visible(c) && !form.chars().any(crate::text::is_visible);
+    let refused = hides || several && signs;
+    (!refused).then_some(form)
+}
+
 /// An email address in its display form ([`crate::text::display_form`]: trimmed, NFC, nothing
-/// invisible) with the domain lower-cased (domains are case-insensitive; the local part is the
-/// receiving server's to read, so it keeps its case). A blank one means none. Emails are
-/// compared (in a search) by their [`crate::text::search_key`], which ignores case.
-/// Lengths count the characters as sent (see [`crate::values::parse_name`]).
+/// invisible), each character read in its compatibility form first ([`email_char`]: a
+/// full-width address is an ASCII one, since only that can receive mail), with the domain
+/// lower-cased (domains are case-insensitive; the local part is the receiving server's to
+/// read, so it keeps its case). A blank one means none. Emails are compared (in a search) by
+/// their [`crate::text::search_key`], which ignores case. Lengths count the characters as sent
+/// (see [`crate::values::parse_name`]).
 ///
 /// An address is `local@domain`: one `@`, something before it, a `.` in the domain but not at
 /// either end of it, no white space inside. These checks read what a person sees: the
@@ -157,7 +177,12 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     if raw.chars().count() > EMAIL_LEN_MAX {
         return Err(BAD.into());
     }
-    let text = crate::text::display_form(raw).map_err(|_| BAD.to_owned())?;
+    let compatible = raw
+        .chars()
+        .map(email_char)
+        .collect::<Option<String>>()
+        .ok_or_else(|| BAD.to_owned())?;
+    let text = crate::text::display_form(&compatible).map_err(|_| BAD.to_owned())?;
     if crate::text::is_blank(&text) {
         return Ok(None);
     }
@@ -186,14 +211,14 @@ pub fn phone_symbol(c: char) -> Option<char> {
     crate::text::compatibility_char(c).filter(|s| s.is_ascii_digit() || PHONE_SIGNS.contains(*s))
 }
 
-/// `raw` as a phone number: its [`phone_symbol`]s, every run of white space one space, trimmed,
-/// invisible characters dropped (a number copied from a web page often carries bidi marks or
+/// `raw` as a phone number: its [`phone_symbol`]s, every run of white space (and blank glyphs,
+/// [`crate::text::is_space`]) one space, trimmed, invisible characters dropped (a number copied from a web page often carries bidi marks or
 /// zero-width spaces). `None` when it holds anything else.
 fn phone_form(raw: &str) -> Option<String> {
     let mut number = String::with_capacity(raw.len());
     let mut gap = false;
     for c in raw.chars() {
-        if c.is_whitespace() {
+        if crate::text::is_space(c) {
             gap = true;
         } else if !crate::text::is_ignorable(c) {
             if gap && !number.is_empty() {
@@ -346,6 +371,53 @@ mod tests {
         assert_eq!((blank.email, blank.phone), (Some(None), Some(None)));
     }
 
+    /// A full-width address cannot receive mail: it is read in its compatibility form, `＠`
+    /// and `．` included, the way a phone number's full-width digits are.
+    #[test]
+    fn an_email_is_read_in_its_compatibility_form() {
+        assert_eq!(
+            parse_email("ＡＤＡ@ＥＸＡＭＰＬＥ.ORG"),
+            Ok(Some("ADA@example.org".into()))
+        );
+        assert_eq!(parse_email("ada＠example.org"), Ok(Some("ada@example.org".into())));
+        assert_eq!(parse_email("ada@example．org"), Ok(Some("ada@example.org".into())));
+        assert_eq!(parse_email("ada﹫example.org"), Ok(Some("ada@example.org".into())));
+        assert_eq!(
+            parse_email("ﬁnance@example.org"),
+            Ok(Some("finance@example.org".into()))
+        );
+        // A character whose compatibility form is several and holds a sign or a space.
+        for refused in ["a@b‥co", "a@b⒈co", "a´b@c.co", "a@b…co"] {
+            assert!(parse_email(refused).is_err(), "{refused:?}");
+        }
+        // A blank glyph is a space, and no address holds one.
+        assert!(parse_email("ada\u{2800}lovelace@example.org").is_err());
+        assert_eq!(
+            parse_email("\u{2800}ada@example.org\u{2800}"),
+            Ok(Some("ada@example.org".into()))
+        );
+    }
+
+    /// What [`email_char`] reads a character as is, to the field's rules, the same kind of
+    /// character (visible, ignorable, space, refused), so that the rule can be stated one
+    /// character at a time; and every character it refuses is visible (so a blank text never
+    /// holds one).
+    #[test]
+    fn an_email_reads_a_character_as_one_of_its_own_kind() {
+        use crate::text::{is_ignorable, is_refused, is_space, is_visible};
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let Some(form) = email_char(c) else {
+                assert!(is_visible(c), "{c:?}");
+                continue;
+            };
+            assert_eq!(form.chars().any(is_visible), is_visible(c), "{c:?}");
+            assert_eq!(form.chars().all(is_ignorable), is_ignorable(c), "{c:?}");
+            assert_eq!(form.chars().all(is_space), is_space(c), "{c:?}");
+            assert_eq!(form.chars().any(is_refused), is_refused(c), "{c:?}");
+            assert_eq!(form.starts_with(is_ignorable), is_ignorable(c), "{c:?}");
+        }
+    }
+
     #[test]
     fn no_invisible_character_makes_an_email_valid_or_invalid() {
         // A variation selector after `@` is kept by the display form (it follows a base in its
@@ -357,6 +429,14 @@ mod tests {
             Some("a@b.co\u{fe00}".into())
         );
         assert!(parse_email("\u{200b}@b.co").is_err());
+    }
+
+    #[test]
+    fn a_blank_glyph_in_a_phone_number_is_a_space() {
+        assert_eq!(
+            parse_phone("+44\u{2800}7700\u{1d159}900123"),
+            Ok(Some("+44 7700 900123".into()))
+        );
     }
 
     #[test]

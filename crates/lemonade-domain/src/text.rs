@@ -3,46 +3,68 @@
 //! Three forms of a text, each for one job:
 //!
 //! - [`display_form`] is what the shop stores and shows: Unicode NFC, every run of white space
-//!   (NBSP, U+3000, tabs, ...) one U+0020, trimmed, and no invisible characters
-//!   (`Default_Ignorable_Code_Point`: zero-width spaces, bidi marks, soft hyphens, Hangul
-//!   fillers, ...), except where one changes what a person sees (see below).
+//!   (NBSP, U+3000, tabs, ...) and blank glyphs ([`is_space`]) one U+0020, trimmed, and no
+//!   invisible characters (`Default_Ignorable_Code_Point`: zero-width spaces, bidi marks, soft
+//!   hyphens, Hangul fillers, ...), except where one changes what a person sees (see below).
+//!   Punctuation stays as typed ("Grandma’s" is shown with its ’).
 //! - [`name_key`] is what "the same name" means: the display form under Unicode's
 //!   compatibility caseless match (The Unicode Standard, D146: NFKD and full case folding,
-//!   twice), without variation selectors. "Café T", "CAFÉ T", "Café T" written decomposed,
-//!   "Café\u{200b} T", "Café\u{a0}T" and "Ｃａｆé Ｔ" have one key.
-//! - [`search_key`] is what a search compares: the name key without diacritics
-//!   (`Diacritic` nonspacing marks, as a collation at primary strength ignores them) and
-//!   without joiners, so "zoe", "ZOË" and "Zoë" find each other.
+//!   twice), without variation selectors, and with the punctuation a person reads as one
+//!   ([`punctuation_fold`]: dashes, apostrophes, quotation marks) made one. "Café T", "CAFÉ T",
+//!   "Café T" written decomposed, "Café\u{200b} T", "Café\u{a0}T" and "Ｃａｆé Ｔ" have one key;
+//!   so have "Grandma's", "Grandma’s" and "Grandmaʼs", and "Iced-tea", "Iced‐tea", "Iced–tea"
+//!   and "Iced−tea".
+//! - [`search_key`] is what a search compares: the name key as a collation at primary strength
+//!   reads it (CLDR's root collation, the one the web app's `Intl.Collator` uses): without
+//!   diacritics (`Diacritic` nonspacing marks) and joiners, and with each Latin letter that
+//!   collation finds equal to one or two ASCII letters written as them ([`latin_base`]: ø is o,
+//!   ł is l, đ is d, æ is ae). So "zoe", "ZOË" and "Zoë" find each other, and "soren" finds
+//!   "Søren".
 //!
 //! A text is [`is_blank`] when nothing in it is [`is_visible`]: only white space, ignorable
 //! characters, marks with no base, controls and format characters, or characters whose glyph
 //! is empty ([`BLANK_GLYPHS`]).
 //!
 //! Invisible characters kept in the display form, because they change what is shown:
-//! - an emoji's ZWJ, variation selector or tag characters (`👩‍🍳` is one picture, `👩🍳`
-//!   two; UTS #51), when their grapheme cluster holds an `Extended_Pictographic` character
-//!   (or, for U+FE0E/U+FE0F, follows an `Emoji` character such as a keycap's digit);
+//! - the ZWJs and tag characters of an emoji sequence that Unicode recommends for general
+//!   interchange (RGI, UTS #51: `👩‍🍳` is one picture, the flag of Scotland is 🏴 and five
+//!   tags), and an emoji's variation selectors (when their grapheme cluster holds an
+//!   `Extended_Pictographic` character, or, for U+FE0E/U+FE0F, follows an `Emoji` character
+//!   such as a keycap's digit). Other ZWJs between emoji (`🍋‍🍋`) and other tags are removed:
+//!   whether a font draws a sequence that is not RGI as one picture is up to the font, and the
+//!   platforms the shop's tablets run on draw it as its parts, so a person reads `🍋‍🍋` as
+//!   `🍋🍋` (and a tag sequence that is not RGI as its base, 🏴, as UTS #51 says it falls
+//!   back). The RGI list is Unicode's emoji-test.txt, through the `emojis` crate ([`is_rgi`]);
 //! - any other variation selector that follows a visible character in its grapheme cluster
 //!   (ideographic variation sequences in CJK names);
 //! - ZWJ and ZWNJ where IDNA allows them (RFC 5892, appendix A.1 and A.2: after a virama, and
 //!   ZWNJ between joining letters), which is where they change the shape of Indic, Arabic and
 //!   Persian words.
 //!
+//! Look-alike letters of other scripts (a Cyrillic `е` in "Cafе") are folded only inside a word
+//! that mixes scripts: see [`name_key`] for why.
+//!
 //! Whether a field takes a text is decided by what its characters are, one at a time
-//! ([`is_refused`], [`is_visible`], [`is_ignorable`], white space, [`compatibility_char`]),
+//! ([`is_refused`], [`is_visible`], [`is_ignorable`], [`is_space`], [`compatibility_char`]),
 //! never by how normalising regroups them (a test proves that canonical normalisation changes
 //! none of these): so each field's rule is a regular expression over these sets, which the
 //! API's schemas (`lemonade_api::schema`) build from these very functions.
 //!
 //! The character data is ICU4X's (the Unicode Consortium's library): normalisation, case
-//! folding and properties come from one Unicode version; grapheme clusters (UAX #29) from
-//! `unicode-segmentation`.
+//! folding, properties and collation come from one Unicode version; grapheme clusters (UAX
+//! #29) and UTS #39's confusables from unicode-rs (`unicode-segmentation`,
+//! `unicode-security`); the RGI emoji from `emojis`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use icu_casemap::CaseMapperBorrowed;
+use icu_collator::CollatorBorrowed;
+use icu_collator::options::{CollatorOptions, Strength};
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 use icu_properties::props::{
-    CanonicalCombiningClass, DefaultIgnorableCodePoint, Diacritic, Emoji, ExtendedPictographic, GeneralCategory,
-    JoiningType, VariationSelector,
+    CanonicalCombiningClass, Dash, DefaultIgnorableCodePoint, Diacritic, Emoji, ExtendedPictographic, GeneralCategory,
+    GeneralCategoryGroup, JoiningType, Script, VariationSelector,
 };
 use icu_properties::{CodePointMapData, CodePointSetData};
 use unicode_segmentation::UnicodeSegmentation;
@@ -59,6 +81,12 @@ pub const BLANK_GLYPHS: [char; 2] = [
     '\u{2800}',  // BRAILLE PATTERN BLANK (the standard says it is not a space, yet it draws nothing)
     '\u{1D159}', // MUSICAL SYMBOL NULL NOTEHEAD
 ];
+
+/// Whether `c` reads as a space: white space (`White_Space`, as `char::is_whitespace`) or one
+/// of [`BLANK_GLYPHS`]. The display form makes every run of these one U+0020 and trims them.
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || BLANK_GLYPHS.contains(&c)
+}
 
 /// Whether `c` is a `Default_Ignorable_Code_Point` (drawn as nothing: zero-width spaces, bidi
 /// marks, joiners, variation selectors, soft hyphens, Hangul fillers, ...). The display form
@@ -80,9 +108,8 @@ fn category(c: char) -> GeneralCategory {
 /// A text [`is_blank`] when it holds none of these.
 pub fn is_visible(c: char) -> bool {
     use GeneralCategory as G;
-    !c.is_whitespace()
+    !is_space(c)
         && !is_ignorable(c)
-        && !BLANK_GLYPHS.contains(&c)
         && !matches!(
             category(c),
             G::Control
@@ -129,25 +156,36 @@ fn shown(raw: &str) -> String {
     let mut at = 0;
     for cluster in composed.graphemes(true) {
         let base = cluster.chars().next().expect("a grapheme cluster is never empty");
-        let has_base = !base.is_whitespace() && !base.is_control() && !is_ignorable(base);
+        // A cluster that starts with a mark has no base: after a control (a tab) a mark starts
+        // its own cluster, after the space the display form writes there it joins the space's.
+        let has_base = !is_space(base)
+            && !base.is_control()
+            && !is_ignorable(base)
+            && !GeneralCategoryGroup::Mark.contains(category(base));
         let pictographic = cluster.chars().any(pictographic);
         // White space joins a cluster only after a prepended mark such as U+0600 ARABIC
         // NUMBER SIGN (UAX #29, GB9b); what follows that space is not attached to the base.
         let mut after_space = false;
+        let mut here = String::with_capacity(cluster.len());
         for (i, c) in cluster.chars().enumerate() {
-            after_space |= c.is_whitespace();
+            after_space |= is_space(c);
             let keep = !is_ignorable(c)
                 || (i > 0 && has_base && !after_space && shows_in_context(c, base, pictographic, &chars, at + i));
             if keep {
-                kept.push(c);
+                here.push(c);
             }
+        }
+        if pictographic {
+            kept.push_str(&emoji_joins(&here));
+        } else {
+            kept.push_str(&here);
         }
         at += cluster.chars().count();
     }
     let mut spaced = String::with_capacity(kept.len());
     let mut gap = false;
     for c in kept.chars() {
-        if c.is_whitespace() {
+        if is_space(c) {
             gap = true;
         } else {
             if gap && !spaced.is_empty() {
@@ -163,17 +201,13 @@ fn shown(raw: &str) -> String {
 
 /// Whether the ignorable `c`, at `chars[at]` in a grapheme cluster that starts with the
 /// visible `base`, changes what is shown (see the module's doc). `emoji`: the cluster holds
-/// an `Extended_Pictographic` character.
+/// an `Extended_Pictographic` character; its ZWJs and tags are then kept here and chosen by
+/// [`emoji_joins`].
 fn shows_in_context(c: char, base: char, emoji: bool, chars: &[char], at: usize) -> bool {
     if CodePointSetData::new::<VariationSelector>().contains(c) {
         return !matches!(c, '\u{FE0E}' | '\u{FE0F}') || emoji || CodePointSetData::new::<Emoji>().contains(base);
     }
-    if emoji && ('\u{E0020}'..='\u{E007F}').contains(&c) {
-        return true;
-    }
-    // An emoji ZWJ sequence: the ZWJ joins the pictograph after it into its cluster (UAX #29,
-    // GB11), so it is never the cluster's last character.
-    if emoji && c == ZWJ && chars.get(at + 1).copied().is_some_and(pictographic) {
+    if emoji && (is_tag(c) || c == ZWJ) {
         return true;
     }
     if c != ZWJ && c != ZWNJ {
@@ -190,6 +224,57 @@ fn shows_in_context(c: char, base: char, emoji: bool, chars: &[char], at: usize)
         && joins(chars[at + 1..].iter(), JoiningType::RightJoining)
 }
 
+/// A tag character (U+E0020..U+E007F), which draws nothing but in an emoji tag sequence.
+fn is_tag(c: char) -> bool {
+    ('\u{E0020}'..='\u{E007F}').contains(&c)
+}
+
+/// Most emoji that an RGI emoji ZWJ sequence joins (a family of four; a test proves it).
+const RGI_ZWJ_PARTS_MAX: usize = 4;
+
+/// Whether `sequence` is an emoji that Unicode recommends for general interchange (RGI,
+/// UTS #51: listed in emoji-test.txt, fully qualified or not), with or without its
+/// emoji-presentation selectors (U+FE0F).
+pub fn is_rgi(sequence: &str) -> bool {
+    emojis::get(sequence).is_some()
+        || sequence.contains('\u{FE0F}') && emojis::get(&sequence.replace('\u{FE0F}', "")).is_some()
+}
+
+/// The emoji grapheme cluster `cluster` with only the ZWJs and tag characters that make an
+/// RGI emoji (see the module's doc): tags stay in a part (between ZWJs) that is an RGI tag
+/// sequence; from the left, the longest run of parts that an RGI ZWJ sequence joins keeps its
+/// ZWJs, and the ZWJs between runs go.
+fn emoji_joins(cluster: &str) -> String {
+    if !cluster.contains(|c| c == ZWJ || is_tag(c)) {
+        return cluster.to_owned();
+    }
+    let parts: Vec<String> = cluster
+        .split(ZWJ)
+        .map(|part| {
+            if part.contains(is_tag) && !is_rgi(part) {
+                part.chars().filter(|&c| !is_tag(c)).collect()
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    let joined = |run: &[String]| run.join("\u{200D}");
+    let mut out = String::with_capacity(cluster.len());
+    let mut first = 0;
+    while first < parts.len() {
+        let last = (first + 1..parts.len().min(first + RGI_ZWJ_PARTS_MAX))
+            .rev()
+            .find(|&last| {
+                let run = &parts[first..=last];
+                !run.iter().any(String::is_empty) && is_rgi(&joined(run))
+            })
+            .unwrap_or(first);
+        out.push_str(&joined(&parts[first..=last]));
+        first = last + 1;
+    }
+    out
+}
+
 /// Whether the first character of `side` that is not transparent joins towards the ZWNJ
 /// (`towards` is L for the letter before it, R for the one after; D joins both ways).
 fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool {
@@ -199,9 +284,185 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
         .is_some_and(|t| t == towards || t == JoiningType::DualJoining)
 }
 
+/// The ASCII punctuation character that a person reads `c` as, when `c` is another character
+/// (`None` for any other, and for `-`, `'` and `"` themselves). What it folds, and the source
+/// of each:
+/// - to `-`: the dashes, hyphens and minus signs, Unicode's `Dash` property (General_Category
+///   Pd, and U+2212 MINUS SIGN, U+2053 SWUNG DASH and the super- and subscript minus);
+/// - to `'` and `"`: punctuation, symbols and modifier letters (General_Category P, S, Lm;
+///   never a letter of an alphabet such as the Hebrew yod) whose UTS #39 confusable prototype
+///   is `'` (respectively `''`), or which CLDR's root collation finds equal to `'` (`"`) at
+///   primary strength. The first finds the apostrophe-shaped marks (U+02BC MODIFIER LETTER
+///   APOSTROPHE, U+2032 PRIME, ´, `), the second the quotation marks of every language
+///   (U+2018, U+2019, U+201A, U+201B; U+201C..U+201F, 〝〞), as the web app's `Intl.Collator`
+///   compares them.
+///
+/// Emoji (`Extended_Pictographic`, such as 〰) are pictures and never folded. Not folded
+/// either: UTS #39's other punctuation look-alikes (it makes U+06D4 ARABIC FULL STOP a
+/// hyphen, and ‚ a comma), which a reader of the script reads as another sign.
+pub fn punctuation_fold(c: char) -> Option<char> {
+    use GeneralCategoryGroup as G;
+    if c.is_ascii_alphanumeric() || matches!(c, '-' | '\'' | '"') {
+        return None;
+    }
+    let group = category(c);
+    let punctuation_or_symbol =
+        G::Punctuation.contains(group) || G::Symbol.contains(group) || group == GeneralCategory::ModifierLetter;
+    if !punctuation_or_symbol || pictographic(c) {
+        return None;
+    }
+    if CodePointSetData::new::<Dash>().contains(c) {
+        return Some('-');
+    }
+    let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect();
+    match skeleton.as_str() {
+        "'" => return Some('\''),
+        "''" => return Some('"'),
+        _ => {}
+    }
+    let key = primary_key(c.encode_utf8(&mut [0; 4]));
+    if key == *APOSTROPHE_KEY {
+        Some('\'')
+    } else if key == *QUOTATION_MARK_KEY {
+        Some('"')
+    } else {
+        None
+    }
+}
+
+/// `text` with every character that [`punctuation_fold`] folds folded.
+fn fold_punctuation(text: &str) -> String {
+    text.chars().map(|c| punctuation_fold(c).unwrap_or(c)).collect()
+}
+
+/// CLDR's root collation at primary strength: what a person ignores when they look for a word
+/// (case, accents, the stroke of ø and ł; `Intl.Collator` with `sensitivity: 'base'`).
+static PRIMARY: LazyLock<CollatorBorrowed<'static>> = LazyLock::new(|| {
+    let mut options = CollatorOptions::default();
+    options.strength = Some(Strength::Primary);
+    CollatorBorrowed::try_new(Default::default(), options).expect("the root collation is compiled in")
+});
+
+/// The sort key of `text` under [`PRIMARY`]: two texts a primary-strength collation finds
+/// equal have one key.
+fn primary_key(text: &str) -> Vec<u8> {
+    let mut key = Vec::new();
+    let Ok(()) = PRIMARY.write_sort_key_to(text, &mut key);
+    key
+}
+
+static APOSTROPHE_KEY: LazyLock<Vec<u8>> = LazyLock::new(|| primary_key("'"));
+static QUOTATION_MARK_KEY: LazyLock<Vec<u8>> = LazyLock::new(|| primary_key("\""));
+
+/// The strings of one or two ASCII letters, by their [`primary_key`] (the first of the
+/// strings with one key, which are one letter before two).
+static LATIN_BASES: LazyLock<HashMap<Vec<u8>, String>> = LazyLock::new(|| {
+    let letters = || ('a'..='z').map(String::from);
+    let pairs = letters().flat_map(|a| letters().map(move |b| format!("{a}{b}")));
+    let mut bases = HashMap::new();
+    for base in letters().chain(pairs) {
+        bases.entry(primary_key(&base)).or_insert(base);
+    }
+    bases
+});
+
+/// The one or two ASCII letters that the Latin letter `c` is equal to at primary strength
+/// ([`PRIMARY`]): `'ø'` is "o", `'ł'` "l", `'đ'` and `'ð'` "d", `'æ'` "ae", `'ħ'` "h".
+/// `None` for ASCII, for letters of other scripts, and for Latin letters that CLDR's root
+/// collation sorts as letters of their own (þ, ŋ, ı, ə). What it over-matches is what that
+/// collation does: a Danish reader's ø and æ are letters of their own, and "soren" finds
+/// "Søren"; a search that finds a little more is the kinder mistake at a counter.
+pub fn latin_base(c: char) -> Option<&'static str> {
+    if c.is_ascii()
+        || CodePointMapData::<Script>::new().get(c) != Script::Latin
+        || !GeneralCategoryGroup::Letter.contains(category(c))
+    {
+        return None;
+    }
+    LATIN_BASES
+        .get(&primary_key(c.encode_utf8(&mut [0; 4])))
+        .map(String::as_str)
+}
+
+/// In a word whose letters no one script covers (UTS #39's single-script test, where Han,
+/// kana and Hangul count as the writing systems they make together), the letters that are not
+/// of the word's main script (the script of most of its letters; none when two tie) and whose
+/// UTS #39 confusable prototype is made of letters (and marks) of the main script, in small
+/// letters and in capitals alike, are written as that prototype, case-folded: in "cafе" with a
+/// Cyrillic `е`, the `е` is `e`. `key` is case-folded already, so that case cannot change which
+/// script is the main one.
+///
+/// Only such words: UTS #39's skeletons applied to every word would also make "rn" and "m",
+/// or "l" and "I", one ("Corn" and "Com" are two products). A word of one script is never
+/// touched, and in a word that mixes scripts only a letter that looks like a letter of the
+/// rest of the word is, so two names this makes one look alike letter for letter.
+fn fold_mixed_script_letters(key: &str) -> String {
+    use unicode_security::MixedScript;
+    let in_word = |c: char| {
+        let group = category(c);
+        GeneralCategoryGroup::Letter.contains(group) || GeneralCategoryGroup::Mark.contains(group)
+    };
+    let mut out = String::with_capacity(key.len());
+    let mut rest = key;
+    while let Some(start) = rest.find(in_word) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..].find(|c: char| !in_word(c)).unwrap_or(rest.len() - start);
+        let word = &rest[start..start + len];
+        if word.is_single_script() {
+            out.push_str(word);
+        } else {
+            out.push_str(&fold_word_to_its_main_script(word));
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// See [`fold_mixed_script_letters`].
+fn fold_word_to_its_main_script(word: &str) -> String {
+    let scripts = CodePointMapData::<Script>::new();
+    let letter = |c: char| GeneralCategoryGroup::Letter.contains(category(c));
+    let mut counts: HashMap<Script, usize> = HashMap::new();
+    for c in word.chars().filter(|&c| letter(c)) {
+        *counts.entry(scripts.get(c)).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    let mut main = counts.iter().filter(|&(_, &n)| n == most).map(|(&script, _)| script);
+    let (Some(main), None) = (main.next(), main.next()) else {
+        return word.to_owned();
+    };
+    let prototype = |s: &str| {
+        let skeleton: String = unicode_security::skeleton(s).collect();
+        CaseMapperBorrowed::new().fold_string(&skeleton).into_owned()
+    };
+    let of_main = |p: char| letter(p) && scripts.get(p) == main || GeneralCategoryGroup::Mark.contains(category(p));
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars() {
+        if letter(c) && scripts.get(c) != main {
+            let folded = prototype(c.encode_utf8(&mut [0; 4]));
+            // A letter and its capital must look like the same letter (Cyrillic е and Е like e
+            // and E), or case would make two names: Greek σ looks like o, but Σ does not.
+            let capital: String = c.to_uppercase().collect();
+            if folded.starts_with(letter) && folded.chars().all(of_main) && prototype(&capital) == folded {
+                out.push_str(&folded);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What "the same name" compares (see the module's doc). Never shown; total for any input.
+///
+/// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`) are made one only
+/// within a word that mixes scripts ([`fold_mixed_script_letters`]): "Cafе" typed with a
+/// Cyrillic `е` is "Cafe", but the Cyrillic word "Сок" stays itself and is not the Latin
+/// "Cok", and UTS #39's letter look-alikes within one script ("rn" and "m") are never made
+/// one.
 pub fn name_key(raw: &str) -> String {
-    let text: String = shown(raw)
+    let text: String = fold_punctuation(&shown(raw))
         .chars()
         .filter(|&c| !CodePointSetData::new::<VariationSelector>().contains(c))
         .collect();
@@ -211,22 +472,41 @@ pub fn name_key(raw: &str) -> String {
     // D146: NFKD(toCasefold(NFKD(toCasefold(NFD(X))))), composed again (NFKC) to be compact.
     let once = nfkd.normalize(&fold(&nfd.normalize(&text))).into_owned();
     let twice = nfkd.normalize(&fold(&once)).into_owned();
-    ComposingNormalizerBorrowed::new_nfkc().normalize(&twice).into_owned()
+    // Compatibility forms can spell punctuation in parts (‴ is three ′).
+    let key = fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice));
+    nfc(&fold_mixed_script_letters(&key))
 }
 
 /// What a search compares (see the module's doc). Never shown; total for any input.
 pub fn search_key(raw: &str) -> String {
     let key = name_key(raw);
     let decomposed = DecomposingNormalizerBorrowed::new_nfd().normalize(&key).into_owned();
-    let bare: String = decomposed
-        .chars()
-        .filter(|&c| {
-            let diacritic =
-                CodePointSetData::new::<Diacritic>().contains(c) && category(c) == GeneralCategory::NonspacingMark;
-            !diacritic && !is_ignorable(c)
-        })
-        .collect();
+    let mut bare = String::with_capacity(decomposed.len());
+    for c in decomposed.chars() {
+        let diacritic =
+            CodePointSetData::new::<Diacritic>().contains(c) && category(c) == GeneralCategory::NonspacingMark;
+        if diacritic || is_ignorable(c) {
+            continue;
+        }
+        match latin_base(c) {
+            Some(base) => bare.push_str(base),
+            None => bare.push(c),
+        }
+    }
     nfc(&bare)
+}
+
+/// `c` in its compatibility form (NFKC): `'Ａ'` is "A", `'＠'` is "@", `'ﬁ'` is "fi", `'…'`
+/// is "...", `'a'` is "a".
+pub fn compatibility_form(c: char) -> String {
+    // Unassigned and private-use code points have no decomposition (a stability guarantee of
+    // Unicode's normalisation): most code points, so this keeps a walk over all of them quick.
+    if matches!(category(c), GeneralCategory::Unassigned | GeneralCategory::PrivateUse) {
+        return c.to_string();
+    }
+    ComposingNormalizerBorrowed::new_nfkc()
+        .normalize(c.encode_utf8(&mut [0; 4]))
+        .into_owned()
 }
 
 /// The one character that `c` is in its compatibility form (NFKC): `'５'`, `'⁵'` and `'⑤'`
@@ -270,6 +550,109 @@ mod tests {
         assert_eq!(name_key("Straße"), name_key("STRASSE"));
     }
 
+    /// A blank glyph (U+2800, U+1D159) draws nothing, as a space draws nothing: it is a space
+    /// where it stands between words, and nothing at either end.
+    #[test]
+    fn blank_glyphs_read_as_spaces() {
+        for (raw, shown) in [
+            ("\u{2800}Lemonade", "Lemonade"),
+            ("Lemonade\u{2800}", "Lemonade"),
+            ("Pink\u{2800}lemonade", "Pink lemonade"),
+            ("Pink \u{2800}\u{1d159} lemonade", "Pink lemonade"),
+            ("Iced tea\u{1d159}", "Iced tea"),
+        ] {
+            assert_eq!(display_form(raw).unwrap(), shown, "{raw:?}");
+            assert_eq!(name_key(raw), name_key(shown), "{raw:?}");
+        }
+        assert!(is_space('\u{2800}') && is_space('\u{a0}') && !is_space('a'));
+    }
+
+    /// Punctuation a person reads as one sign has one key (the issue's cases: iOS smart
+    /// punctuation types ’, a word processor –), and the display form keeps what was typed.
+    #[test]
+    fn look_alike_punctuation_has_one_key_and_is_shown_as_typed() {
+        let groups: [&[&str]; 3] = [
+            &[
+                "Grandma's lemonade",
+                "Grandma’s lemonade",
+                "Grandma‘s lemonade",
+                "Grandma‛s lemonade",
+                "Grandmaʼs lemonade",
+                "Grandma′s lemonade",
+                "Grandma＇s lemonade",
+                "Grandma´s lemonade",
+                "Grandma`s lemonade",
+                "Grandma׳s lemonade",
+                "Grandma‚s lemonade",
+            ],
+            &[
+                "Iced-tea",
+                "Iced‐tea",
+                "Iced‑tea",
+                "Iced‒tea",
+                "Iced–tea",
+                "Iced—tea",
+                "Iced―tea",
+                "Iced−tea",
+                "Iced⁻tea",
+                "Iced－tea",
+                "Iced﹣tea",
+                "Iced⸺tea",
+            ],
+            &[
+                "\"Best\" lemonade",
+                "“Best” lemonade",
+                "„Best“ lemonade",
+                "‟Best” lemonade",
+                "＂Best＂ lemonade",
+                "″Best″ lemonade",
+                "〝Best〞 lemonade",
+            ],
+        ];
+        for group in groups {
+            for same in group {
+                assert_eq!(name_key(same), name_key(group[0]), "{same:?}");
+                assert_eq!(display_form(same).unwrap(), *same, "shown as typed");
+            }
+        }
+        assert_eq!(name_key("a‴b"), "a'''b", "a compatibility form spelt in parts");
+        assert_eq!(search_key("Grandma’s"), search_key("grandma's"));
+    }
+
+    /// What the fold leaves alone: letters (Hebrew yod, the saltillo, Runic, Canadian
+    /// syllabics), punctuation a reader of its script reads as another sign (the Arabic full
+    /// stop, which UTS #39 likens to a hyphen), emoji, and signs of their own.
+    #[test]
+    fn the_punctuation_fold_leaves_letters_emoji_and_other_signs_alone() {
+        for c in [
+            'י', 'ꞌ', 'ᛌ', 'ᑊ', '۔', '〰', '➖', '=', '~', ',', '.', '«', '‹', 'a', '1', '-', '\'', '"',
+        ] {
+            assert_eq!(punctuation_fold(c), None, "{c:?}");
+        }
+        for (c, folded) in [
+            ('’', '\''),
+            ('ʼ', '\''),
+            ('′', '\''),
+            ('—', '-'),
+            ('−', '-'),
+            ('“', '"'),
+            ('„', '"'),
+        ] {
+            assert_eq!(punctuation_fold(c), Some(folded), "{c:?}");
+        }
+        // Every folded character folds to one of the three, and is no letter of an alphabet.
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            if let Some(folded) = punctuation_fold(c) {
+                assert!(matches!(folded, '-' | '\'' | '"'), "{c:?}");
+                let group = category(c);
+                assert!(
+                    !GeneralCategoryGroup::Letter.contains(group) || group == GeneralCategory::ModifierLetter,
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_display_form_is_nfc_with_one_kind_of_space_and_nothing_invisible() {
         assert_eq!(display_form("Cafe\u{301}\u{a0}\u{200b}T ").unwrap(), CAFE_T);
@@ -296,6 +679,49 @@ mod tests {
         }
         assert_ne!(name_key("👩\u{200d}🍳"), name_key("👩🍳"));
         assert_eq!(name_key("☕\u{fe0f}"), name_key("☕"));
+        // Minimally qualified (no U+FE0F) is still the one picture.
+        assert_eq!(display_form("❤\u{200d}🔥").unwrap(), "❤\u{200d}🔥");
+        assert_eq!(name_key("❤\u{fe0f}\u{200d}🔥"), name_key("❤\u{200d}🔥"));
+    }
+
+    /// A ZWJ between emoji that no RGI sequence joins, and tag characters outside an RGI tag
+    /// sequence, draw nothing: they are not kept, so they cannot make a new name.
+    #[test]
+    fn joiners_and_tags_that_make_no_rgi_emoji_are_removed() {
+        let trio = "Lemon trio 🍋🍋";
+        for raw in [
+            "Lemon trio 🍋\u{200d}🍋",
+            "Lemon trio 🍋🍋\u{e0020}",
+            "Lemon trio 🍋\u{e0041}🍋",
+            "Lemon trio 🍋\u{200d}\u{200d}🍋",
+            "Lemon trio 🍋🍋\u{200d}",
+            "Lemon trio \u{200d}🍋🍋",
+        ] {
+            assert_eq!(display_form(raw).unwrap(), trio, "{raw:?}");
+            assert_eq!(name_key(raw), name_key(trio), "{raw:?}");
+        }
+        // The longest RGI run from the left keeps its joiners; the rest go.
+        assert_eq!(display_form("👩\u{200d}🍳\u{200d}🍋").unwrap(), "👩\u{200d}🍳🍋");
+        assert_eq!(
+            display_form("👨\u{200d}👩\u{200d}👧\u{200d}👦\u{200d}🍋").unwrap(),
+            "👨\u{200d}👩\u{200d}👧\u{200d}👦🍋"
+        );
+        // A tag sequence that is not RGI (California) shows its base alone, as UTS #51 says.
+        assert_eq!(
+            display_form("🏴\u{e0075}\u{e0073}\u{e0063}\u{e0061}\u{e007f}").unwrap(),
+            "🏴"
+        );
+    }
+
+    /// [`RGI_ZWJ_PARTS_MAX`] bounds every RGI ZWJ sequence, skin tones included.
+    #[test]
+    fn no_rgi_zwj_sequence_joins_more_parts_than_the_bound() {
+        let parts = |e: &emojis::Emoji| e.as_str().split(ZWJ).count();
+        let most = emojis::iter()
+            .flat_map(|e| std::iter::once(e).chain(e.skin_tones().into_iter().flatten()))
+            .map(parts)
+            .max();
+        assert_eq!(most, Some(RGI_ZWJ_PARTS_MAX));
     }
 
     #[test]
@@ -307,6 +733,15 @@ mod tests {
         assert_eq!(display_form("Caf\u{200d}e\u{200c}").unwrap(), "Cafe");
         let ideographic_variant = "葛\u{E0100}城";
         assert_eq!(display_form(ideographic_variant).unwrap(), ideographic_variant);
+    }
+
+    /// Found by the property tests: a virama after a tab starts a cluster of its own, and was
+    /// taken for a base that keeps the ZWNJ after it; written again, the tab is a space, whose
+    /// cluster the virama joins, and the ZWNJ went.
+    #[test]
+    fn a_joiner_after_a_mark_with_no_base_is_never_kept() {
+        assert_eq!(display_form("ی\t\u{94d}\u{200c}").unwrap(), "ی \u{94d}");
+        assert_eq!(display_form("ی \u{94d}\u{200c}").unwrap(), "ی \u{94d}");
     }
 
     #[test]
@@ -332,11 +767,9 @@ mod tests {
             }
             assert_eq!(parts.chars().any(is_visible), is_visible(c), "{c:?}");
             assert_eq!(parts.chars().all(is_ignorable), is_ignorable(c), "{c:?}");
-            assert_eq!(parts.chars().all(char::is_whitespace), c.is_whitespace(), "{c:?}");
+            assert_eq!(parts.chars().all(is_space), is_space(c), "{c:?}");
             assert!(
-                !parts
-                    .chars()
-                    .any(|p| is_refused(p) || p.is_whitespace() && !c.is_whitespace()),
+                !parts.chars().any(|p| is_refused(p) || is_space(p) && !is_space(c)),
                 "{c:?}"
             );
             assert!(!parts.contains(['@', '.']), "{c:?}");
@@ -371,6 +804,55 @@ mod tests {
         }
         assert_eq!(search_key("क्ष"), "क्ष".replace('\u{94d}', ""), "a virama is a diacritic");
         assert_eq!(search_key("किरण"), "किरण", "Indic vowel signs are letters, not accents");
+    }
+
+    /// A letter of another script that looks like a letter of the rest of its word is that
+    /// letter ("Cafе" with a Cyrillic е); a word of one script, and a letter that does not look
+    /// like one of the word's main script in both cases, are left alone.
+    #[test]
+    fn look_alike_letters_of_another_script_are_one_only_inside_a_mixed_word() {
+        for (mixed, same) in [
+            ("Cafе", "Cafe"),
+            ("CAFЕ", "cafe"),
+            ("Kоffee Bar", "Koffee Bar"),
+            ("Müllеr", "Müller"),
+            ("рaypal", "paypal"),
+        ] {
+            assert_eq!(name_key(mixed), name_key(same), "{mixed:?}");
+        }
+        for (one, other) in [
+            ("Сок", "Cok"),     // all Cyrillic: a Russian word, not a look-alike
+            ("Corn", "Com"),    // rn and m look alike, within one script
+            ("ΣIGMA", "OIGMA"), // σ looks like o, Σ does not
+            ("Соm", "Com"),     // the Cyrillic letters are the word's main script
+        ] {
+            assert_ne!(name_key(one), name_key(other), "{one:?}");
+        }
+        assert_eq!(name_key("Tシャツ"), "tシャツ", "Latin and kana mix in Japanese");
+    }
+
+    /// Letters whose marks do not decompose (ø, ł, đ) and ligatures (æ, œ) are found by their
+    /// base letters, as a collation at primary strength finds them.
+    #[test]
+    fn search_keys_fold_latin_letters_as_a_primary_strength_collation_does() {
+        for (name, query) in [
+            ("Søren Ærø", "soren"),
+            ("Søren Ærø", "aero"),
+            ("Łukasz", "lukasz"),
+            ("Đorđe", "dorde"),
+            ("Œuvre", "oeuvre"),
+            ("Ħamrun", "hamrun"),
+            ("Ǿrsted", "orsted"),
+        ] {
+            assert!(search_key(name).contains(&search_key(query)), "{query:?} in {name:?}");
+        }
+        assert_eq!(search_key("Søren Ærø"), "soren aero");
+        // Letters of their own in CLDR's root collation stay themselves, and other scripts
+        // are not transliterated.
+        for own in ['þ', 'ı', 'ə', 'д'] {
+            assert_eq!(latin_base(own), None, "{own:?}");
+        }
+        assert_eq!(search_key("Þór"), "þor");
     }
 
     /// Text that mixes what matters here: letters with and without accents (composed and
@@ -420,6 +902,14 @@ mod tests {
             "ω",
             "ᾳ",
             "ω\u{345}",
+            "\u{1d159}",
+            "’",
+            "–",
+            "ø",
+            "Æ",
+            "🍋",
+            "\u{e0041}",
+            "🏴",
         ]);
         prop::collection::vec(pieces, 0..12).prop_map(|p| p.concat())
     }
@@ -444,6 +934,11 @@ mod tests {
             "\u{200b}",
             "👩\u{200d}🍳",
             "1",
+            "Сafе",
+            "Σ",
+            "ο",
+            "Ι",
+            "’",
         ]);
         prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
     }

@@ -219,6 +219,11 @@ mod tests {
             ("p2", "Cafe\u{301} T"),
             ("p3", "Café\u{200b} T"),
             ("p4", "Café\u{a0}T"),
+            ("p5", "Grandma's lemonade"),
+            ("p6", "Grandma’s lemonade"),
+            ("p7", "Pink\u{2800}lemonade"),
+            ("p8", "Lemon trio 🍋\u{200d}🍋"),
+            ("p9", "Iced–tea"),
         ] {
             conn.execute(
                 "INSERT INTO products (id, name, price, active, recipe_version, created_at, updated_at)
@@ -227,10 +232,10 @@ mod tests {
             )
             .unwrap();
         }
-        conn.execute(
-            "INSERT INTO customers (id, name, email, phone, points, created_at, updated_at)
-             VALUES ('c1', 'Zoë\u{a0}Müller\u{200b}', ' Zoe@Example.ORG', '+44 7700 900123', 0, 1, 1)",
-            [],
+        conn.execute_batch(
+            "INSERT INTO customers (id, name, email, phone, points, created_at, updated_at) VALUES
+                 ('c1', 'Zoë\u{a0}Müller\u{200b}', ' Zoe@Example.ORG', '+44 7700 900123', 0, 1, 1),
+                 ('c2', 'Søren\u{2800}Ærø', 'ＳＯＲＥＮ＠ＥＸＡＭＰＬＥ.ORG', NULL, 0, 2, 2);",
         )
         .unwrap();
     }
@@ -252,7 +257,24 @@ mod tests {
         assert_eq!(migrate_role(&mut conn, Role::Monolith).unwrap(), 1);
         assert_eq!(
             column(&conn, "SELECT name FROM products ORDER BY id"),
-            ["Café T", "Café T (2)", "Café T (3)", "Café T (4)"]
+            [
+                "Café T",
+                "Café T (2)",
+                "Café T (3)",
+                "Café T (4)",
+                "Grandma's lemonade",
+                "Grandma’s lemonade (2)",
+                "Pink lemonade",
+                "Lemon trio 🍋🍋",
+                "Iced–tea",
+            ]
+        );
+        assert_eq!(
+            column(
+                &conn,
+                "SELECT name_key FROM products WHERE id IN ('p6', 'p9') ORDER BY id"
+            ),
+            ["grandma's lemonade (2)", "iced-tea"]
         );
         assert_eq!(
             column(&conn, "SELECT name FROM ingredients ORDER BY id"),
@@ -265,10 +287,20 @@ mod tests {
         assert_eq!(
             column(
                 &conn,
-                "SELECT name || '|' || email || '|' || search_text FROM customers"
+                "SELECT name || '|' || email || '|' || search_text FROM customers ORDER BY id"
             ),
-            ["Zoë Müller|Zoe@example.org|zoe muller\nzoe@example.org\n447700900123"]
+            [
+                "Zoë Müller|Zoe@example.org|zoe muller\nzoe@example.org\n447700900123",
+                "Søren Ærø|SOREN@example.org|soren aero\nsoren@example.org\n"
+            ]
         );
+        let audit = crate::audit::audit(&conn).unwrap();
+        let text_rules: Vec<_> = audit
+            .violations
+            .iter()
+            .filter(|v| matches!(v.rule, "name-keys-match-names" | "search-text-matches-customer"))
+            .collect();
+        assert!(text_rules.is_empty(), "{}", audit.to_text());
         let same = conn.execute(
             "INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
              VALUES ('p9', 'CAFÉ T', 'café t', 100, 1, 1, 1, 1)",

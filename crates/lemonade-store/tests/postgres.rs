@@ -411,7 +411,8 @@ fn a_version_1_database_on_postgres_gets_name_keys_and_its_duplicate_names_are_r
     admin(
         &url,
         "INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at) VALUES
-             ('i1', 'Caf\u{e9} T', 'g', 0, 0, 1), ('i2', 'Cafe\u{301} T', 'g', 0, 0, 2), ('i3', 'caf\u{e9}\u{a0}t', 'g', 0, 0, 3)",
+             ('i1', 'Caf\u{e9} T', 'g', 0, 0, 1), ('i2', 'Cafe\u{301} T', 'g', 0, 0, 2), ('i3', 'caf\u{e9}\u{a0}t', 'g', 0, 0, 3),
+             ('i4', 'Grandma''s zest', 'g', 0, 0, 4), ('i5', 'Grandma\u{2019}s\u{2800}zest', 'g', 0, 0, 5)",
     );
     assert_eq!(migrate_postgres(&conn, Role::Stock).unwrap(), 1);
     let db: &dyn Db = &conn;
@@ -422,7 +423,16 @@ fn a_version_1_database_on_postgres_gets_name_keys_and_its_duplicate_names_are_r
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(names, ["Caf\u{e9} T", "Caf\u{e9} T (2)", "caf\u{e9} t (3)"]);
+    assert_eq!(
+        names,
+        [
+            "Caf\u{e9} T",
+            "Caf\u{e9} T (2)",
+            "caf\u{e9} t (3)",
+            "Grandma's zest",
+            "Grandma\u{2019}s zest (2)"
+        ]
+    );
     let same = db.execute(
         "INSERT INTO ingredients (id, name, name_key, unit, on_hand, reorder_level, created_at)
          VALUES ('i9', 'CAF\u{c9} T', 'caf\u{e9} t', 'g', 0, 0, 1)",
@@ -441,16 +451,25 @@ fn crm_migrates(fresh: &Fresh) {
     admin(
         &url,
         "INSERT INTO customers (id, name, email, phone, points, created_at, updated_at)
-         VALUES ('c1', 'Zo\u{eb}\u{a0}M\u{fc}ller', 'Zoe@Example.ORG', '+44 7700 900123', 0, 1, 1)",
+         VALUES ('c1', 'Zo\u{eb}\u{a0}M\u{fc}ller', 'Zoe@Example.ORG', '+44 7700 900123', 0, 1, 1),
+                ('c2', 'S\u{f8}ren \u{c6}r\u{f8}', '\u{ff33}\u{ff2f}\u{ff32}\u{ff25}\u{ff2e}\u{ff20}example.org', NULL, 0, 2, 2)",
     );
     assert_eq!(migrate_postgres(&conn, Role::Crm).unwrap(), 1);
     let db: &dyn Db = &conn;
-    let text: String = db
-        .query_row("SELECT search_text FROM customers", lemonade_store::params![], |r| {
-            r.get(0)
-        })
+    let texts: Vec<String> = db
+        .prepare_cached("SELECT email || '|' || search_text FROM customers ORDER BY id")
+        .unwrap()
+        .query_map(lemonade_store::params![], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(text, "zoe muller\nzoe@example.org\n447700900123");
+    assert_eq!(
+        texts,
+        [
+            "Zoe@example.org|zoe muller\nzoe@example.org\n447700900123",
+            "SOREN@example.org|soren aero\nsoren@example.org\n"
+        ]
+    );
 }
 
 /// Runs `work` in one write transaction of a service's writer on PostgreSQL.

@@ -6,7 +6,7 @@ import { money, when, dateOnly, orderNo, plural, num, STATUS_LABEL } from '../fo
 import { useLoad, PageHeader, Button, ErrorNote, Empty, Skeleton, Badge, Dialog, Input, Alert, Confirm, Stat, StatusBadge, useDebounced } from '../ui.js';
 import { go } from '../router.js';
 import { toast } from '../state.js';
-import { initials, isBlank, fileSlug } from '../text.js';
+import { initials, isBlank, fileSlug, looksLikeEmail } from '../text.js';
 
 export function CustomersPage() {
   const [q, setQ] = useState('');
@@ -66,7 +66,7 @@ function CustomerDialog({ customer, onClose, onDone }) {
   const submit = async () => {
     const e = {};
     if (isBlank(f.name)) e.name = 'Enter a name.';
-    if (f.email.trim() && !/^[^\s@]+@[^\s@]+$/.test(f.email.trim())) e.email = 'That does not look like an email address.';
+    if (!looksLikeEmail(f.email)) e.email = 'That does not look like an email address.';
     setErrs(e);
     if (Object.keys(e).length) return;
     setBusy(true); setErr(null);

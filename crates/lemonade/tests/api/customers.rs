@@ -635,3 +635,70 @@ async fn an_erased_customer_leaves_nothing_readable_in_the_shops_files_also_afte
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_letters_whose_marks_do_not_decompose_by_their_base_letters() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let mut people = Vec::new();
+    for name in ["Søren Ærø", "Łukasz", "Đorđe", "Grandma’s friend"] {
+        let c = app
+            .post("/customers", &json!({"name": format!("{name} {tag}")}))
+            .await
+            .expect(201);
+        people.push(s(&c["id"]).to_owned());
+    }
+    // Other tests' customers may match too: only which of these are found counts.
+    for (query, who) in [
+        ("soren", 0),
+        ("aero", 0),
+        ("SOREN AERO", 0),
+        ("lukasz", 1),
+        ("dorde", 2),
+        ("grandma's friend", 3),
+    ] {
+        let found: Vec<String> = app
+            .get_all(&format!("/customers?q={}", enc(query)), 200)
+            .await
+            .into_iter()
+            .map(|c| s(&c["id"]).to_owned())
+            .filter(|id| people.contains(id))
+            .collect();
+        assert_eq!(found, [people[who].clone()], "{query:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_is_read_in_its_compatibility_form() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let ada = app
+        .post("/customers", &json!({"name": format!("Ada {tag}")}))
+        .await
+        .expect(201);
+    let id = s(&ada["id"]);
+    let local = tag.to_uppercase();
+    let wide: String = local
+        .chars()
+        .map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap())
+        .collect();
+    for (sent, stored) in [
+        (format!("{wide}@ＥＸＡＭＰＬＥ.ORG"), format!("{local}@example.org")),
+        (format!("{tag}＠example.org"), format!("{tag}@example.org")),
+        (format!("{tag}@example．org"), format!("{tag}@example.org")),
+    ] {
+        let patched = app
+            .patch(&format!("/customers/{id}"), &json!({"email": sent}))
+            .await
+            .expect(200);
+        assert_eq!(patched["email"], stored, "{sent:?}");
+        assert_eq!(app.get(&format!("/customers/{id}")).await.expect(200)["email"], stored);
+    }
+    let before = app.state(&[], &[], &[id]).await;
+    for bad in [format!("{tag}@example‥org"), format!("{tag}\u{2800}x@example.org")] {
+        app.patch(&format!("/customers/{id}"), &json!({"email": bad}))
+            .await
+            .invalid("email");
+    }
+    assert_eq!(app.state(&[], &[], &[id]).await, before);
+}

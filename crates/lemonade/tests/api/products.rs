@@ -396,3 +396,151 @@ async fn a_product_name_is_stored_as_a_person_reads_it_and_an_emoji_name_survive
     assert_eq!(created["name"], chef);
     assert_eq!(app.product(s(&created["id"])).await["name"], chef);
 }
+
+/// Creates a product named `name` and then, for each of `same`, proves that neither a new
+/// product nor a rename of `other` may take it (422 on `name`) and that nothing changed.
+async fn one_name_with(app: &crate::support::TestApp, name: &str, same: &[String]) {
+    let first = app
+        .post("/products", &json!({"name": name, "price": 300, "recipe": []}))
+        .await
+        .expect(201);
+    let other = app.create_product(&format!("Other {}", unique()), 300, &[]).await;
+    let ids = [s(&first["id"]), s(&other["id"])];
+    let before = app.state(&[], &ids, &[]).await;
+    for same in same {
+        app.post("/products", &json!({"name": same, "price": 300, "recipe": []}))
+            .await
+            .invalid("name");
+        app.patch(&format!("/products/{}", ids[1]), &json!({"name": same}))
+            .await
+            .invalid("name");
+    }
+    assert_eq!(app.state(&[], &ids, &[]).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_glyph_reads_as_a_space_and_makes_no_new_name() {
+    let app = spawn_app().await;
+    let tag = unique();
+    one_name_with(
+        &app,
+        &format!("{tag} Lemonade"),
+        &[
+            format!("\u{2800}{tag} Lemonade"),
+            format!("{tag} Lemonade\u{2800}"),
+            format!("{tag}\u{2800}Lemonade"),
+        ],
+    )
+    .await;
+    one_name_with(
+        &app,
+        &format!("{tag} Pink lemonade"),
+        &[format!("{tag} Pink\u{2800}lemonade")],
+    )
+    .await;
+    one_name_with(&app, &format!("{tag} Iced tea"), &[format!("{tag} Iced tea\u{1d159}")]).await;
+    let spritz = app
+        .post(
+            "/products",
+            &json!({"name": format!("\u{2800}{tag}\u{2800}\u{1d159}Spritz\u{2800}"), "price": 300, "recipe": []}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(spritz["name"], format!("{tag} Spritz"), "stored as a person reads it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_punctuation_makes_no_new_name_and_is_kept_as_typed() {
+    let app = spawn_app().await;
+    let tag = unique();
+    one_name_with(
+        &app,
+        &format!("{tag} Grandma's lemonade"),
+        &[
+            format!("{tag} Grandma’s lemonade"),
+            format!("{tag} Grandmaʼs lemonade"),
+            format!("{tag} Grandma‘s lemonade"),
+            format!("{tag} Grandma′s lemonade"),
+            format!("{tag} Grandma＇s lemonade"),
+        ],
+    )
+    .await;
+    one_name_with(
+        &app,
+        &format!("{tag} Iced-tea"),
+        &[
+            format!("{tag} Iced‐tea"),
+            format!("{tag} Iced−tea"),
+            format!("{tag} Iced–tea"),
+            format!("{tag} Iced—tea"),
+        ],
+    )
+    .await;
+    one_name_with(
+        &app,
+        &format!("{tag} \"Best\" lemonade"),
+        &[format!("{tag} “Best” lemonade"), format!("{tag} „Best“ lemonade")],
+    )
+    .await;
+    // The counter tablet's smart punctuation is shown as typed.
+    let smart = format!("{tag} Grandpa’s “special” – iced");
+    let created = app
+        .post("/products", &json!({"name": smart, "price": 300, "recipe": []}))
+        .await
+        .expect(201);
+    assert_eq!(created["name"], smart);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invisible_joiner_or_tag_after_an_emoji_makes_no_new_name() {
+    let app = spawn_app().await;
+    let tag = unique();
+    one_name_with(
+        &app,
+        &format!("{tag} Lemon trio 🍋🍋"),
+        &[
+            format!("{tag} Lemon trio 🍋\u{200d}🍋"),
+            format!("{tag} Lemon trio 🍋🍋\u{e0020}"),
+            format!("{tag} Lemon trio 🍋\u{e0041}🍋"),
+        ],
+    )
+    .await;
+    let joined = app
+        .post(
+            "/products",
+            &json!({"name": format!("{tag} Pair 🍋\u{200d}🍋 and 👩\u{200d}🍳"), "price": 300, "recipe": []}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        joined["name"],
+        format!("{tag} Pair 🍋🍋 and 👩\u{200d}🍳"),
+        "a joiner that makes no RGI emoji is dropped, one that does is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_alike_letter_of_another_script_inside_a_word_makes_no_new_name() {
+    let app = spawn_app().await;
+    let tag = unique();
+    // A Cyrillic е (U+0435) and о (U+043E) inside Latin words.
+    one_name_with(
+        &app,
+        &format!("{tag} Cafe"),
+        &[format!("{tag} Caf\u{435}"), format!("{tag} CAF\u{415}")],
+    )
+    .await;
+    one_name_with(&app, &format!("{tag} Koffee"), &[format!("{tag} K\u{43e}ffee")]).await;
+    // A word of one script is itself: the Cyrillic "Сок" (juice) is not the Latin "Cok", and
+    // "Corn" is not "Com".
+    for name in [
+        format!("{tag} Cok"),
+        format!("{tag} \u{421}\u{43e}\u{43a}"),
+        format!("{tag} Corn"),
+        format!("{tag} Com"),
+    ] {
+        app.post("/products", &json!({"name": name, "price": 300, "recipe": []}))
+            .await
+            .expect(201);
+    }
+}

@@ -404,10 +404,20 @@ async fn ingredient_names_follow_the_same_rule_as_product_names() {
         .await
         .expect(201);
     assert_eq!(first["name"], format!("Açaí pulp {tag}"));
+    app.post(
+        "/ingredients",
+        &json!({"name": format!("Lime-zest {tag}"), "unit": "g"}),
+    )
+    .await
+    .expect(201);
     let before = app.state(&[], &[], &[]).await;
     for same in [
         format!("Ac\u{327}ai\u{301} pulp {tag}"),
         format!("AÇAÍ\u{200b} PULP {tag}"),
+        format!("\u{2800}Açaí\u{2800}pulp {tag}\u{1d159}"),
+        format!("Aç\u{430}í pulp {tag}"),
+        format!("Lime–zest {tag}"),
+        format!("Lime\u{2011}zest {tag}"),
     ] {
         app.post("/ingredients", &json!({"name": same, "unit": "g"}))
             .await
@@ -420,7 +430,7 @@ async fn ingredient_names_follow_the_same_rule_as_product_names() {
     }
     assert_eq!(app.state(&[], &[], &[]).await, before);
     let named = app.get_all("/ingredients", 200).await;
-    assert_eq!(named.iter().filter(|x| s(&x["name"]).ends_with(&tag)).count(), 1);
+    assert_eq!(named.iter().filter(|x| s(&x["name"]).ends_with(&tag)).count(), 2);
     let note = app
         .post(
             &format!("/ingredients/{}/restock", s(&first["id"])),
