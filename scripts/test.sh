@@ -19,6 +19,11 @@ echo "== PostgreSQL"
 scripts/postgres.sh
 export LEMONADE_TEST_POSTGRES="${LEMONADE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 
+# Property tests draw their cases from a fixed seed here, so that a run of this script is
+# reproducible; `cargo test` alone draws a new seed each time and keeps exploring (a failure
+# it finds is saved under proptest-regressions/ and replayed by every run after).
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}"
+
 echo "== cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
