@@ -238,11 +238,23 @@ impl Database {
         });
     }
 
-    /// At a clean stop: leaves the database whole in its file (SQLite: the WAL copied back
-    /// and truncated, so that no deleted value waits in it).
+    /// At a clean stop: stops the background tasks, leaves the database whole in its file
+    /// (SQLite: the WAL copied back and truncated, so that no deleted value waits in it),
+    /// then closes the writer and every reader, so that a stopped SQLite shop is one file
+    /// (the last connection to close removes the `-wal` and `-shm` files). Waits up to
+    /// [`CLOSE_WAIT_MS`] for each step; what is still busy then closes with the process.
+    /// Every use of the database after this is refused as unavailable.
     pub async fn close(&self) {
+        self.tasks.stop_all();
         if !self.scrub_for(&[], CLOSE_WAIT_MS).await {
             tracing::warn!("could not truncate the WAL at stop");
+        }
+        let wait = std::time::Duration::from_millis(CLOSE_WAIT_MS);
+        if tokio::time::timeout(wait, self.writer.stop()).await.is_err() {
+            tracing::warn!("the writer did not stop within {CLOSE_WAIT_MS} ms");
+        }
+        if !self.readers.close(wait).await {
+            tracing::warn!("reads still under way at stop; their connections close with the process");
         }
     }
 

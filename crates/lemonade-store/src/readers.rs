@@ -34,6 +34,8 @@ pub struct Readers {
     idle: Mutex<Vec<ReadConn>>,
     /// One per connection; a permit is held for as long as its connection is out.
     permits: Arc<Semaphore>,
+    /// How many connections the pool has.
+    size: u32,
     source: Source,
 }
 
@@ -74,6 +76,7 @@ impl Readers {
         assert!(!conns.is_empty());
         Readers {
             permits: Arc::new(Semaphore::new(conns.len())),
+            size: u32::try_from(conns.len()).expect("a pool of fewer than 2^32 connections"),
             idle: Mutex::new(conns),
             source,
         }
@@ -123,6 +126,19 @@ impl Readers {
                 "no read of the database finished within {timeout_ms} ms"
             ))),
         }
+    }
+
+    /// Closes the pool: later reads are refused ("the database is closed"); waits up to
+    /// `within` for the reads under way to give their connections back, then closes every
+    /// idle connection. Whether all were closed (one still out when time ran out closes
+    /// when the process ends).
+    pub async fn close(&self, within: Duration) -> bool {
+        let waited = tokio::time::timeout(within, self.permits.acquire_many(self.size)).await;
+        self.permits.close();
+        let closed = std::mem::take(&mut *self.idle.lock());
+        let complete = matches!(waited, Ok(Ok(_))) && closed.len() == self.size as usize;
+        drop(closed);
+        complete
     }
 
     /// Waits for a permit, then takes an idle connection with it.
@@ -180,6 +196,38 @@ mod tests {
     fn answer(c: &dyn Db) -> Result<i64, ShopError> {
         c.query_row("SELECT 41 + 1", crate::params![], |r| r.get::<_, i64>(0))
             .map_err(crate::sql::storage_error)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_pool_waits_for_the_read_under_way_then_refuses_every_read() {
+        let readers = pool(Source::LocalFile);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let under_way = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move {
+                readers
+                    .read(move |c| {
+                        started_tx.send(()).unwrap();
+                        released.recv().unwrap();
+                        answer(c)
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let closing = tokio::spawn({
+            let readers = Arc::clone(&readers);
+            async move { readers.close(Duration::from_secs(20)).await }
+        });
+        release.send(()).unwrap();
+        assert_eq!(under_way.await.unwrap().unwrap(), 42);
+        assert!(closing.await.unwrap(), "every connection was closed");
+        let refused = readers.read(answer).await.unwrap_err();
+        assert!(refused.to_string().contains("closed"), "{refused}");
+        assert!(readers.idle.lock().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

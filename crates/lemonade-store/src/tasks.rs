@@ -27,6 +27,13 @@ impl Tasks {
         handle
     }
 
+    /// Stops every task (at its next await), for a clean stop of the process.
+    pub fn stop_all(&self) {
+        for (_, handle) in self.running.lock().drain(..) {
+            handle.abort();
+        }
+    }
+
     /// The name of a task that has ended, if any has.
     pub fn stopped(&self) -> Option<String> {
         self.running

@@ -41,6 +41,8 @@ enum Work {
     Job(Job),
     /// A chore for between two group commits.
     Chore(Chore),
+    /// Stop after the batch in hand: close the connection, wait for the syncer, then answer.
+    Stop(oneshot::Sender<()>),
 }
 /// The writer's connection.
 pub type WriteConn = Box<dyn Db + Send>;
@@ -109,11 +111,14 @@ impl Writer {
             Durability::InCommit => None,
             Durability::Syncer { wal_path } => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE_MAX);
-                std::thread::Builder::new()
+                let syncer = std::thread::Builder::new()
                     .name("lemonade-syncer".into())
                     .spawn(move || sync_loop(wal_path, rx))
                     .expect("spawn the syncer thread");
-                Some(tx)
+                Some(Syncer {
+                    batches: tx,
+                    thread: syncer,
+                })
             }
         };
         std::thread::Builder::new()
@@ -176,6 +181,18 @@ impl Writer {
         })
     }
 
+    /// Stops the writer thread after the batch in hand: every job sent before this one is
+    /// committed and answered, the connection is closed (so SQLite, once the readers close
+    /// too, folds its WAL back and removes it), and the syncer has answered what it held.
+    /// Jobs sent after it are refused ("the database writer has stopped"). Waits for a place
+    /// in a full queue rather than refusing. Returns once the thread is done.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Work::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     fn send(&self, work: Work) -> Result<(), ShopError> {
         self.jobs.try_send(work).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ShopError::unavailable("the shop is busy: too many writes waiting"),
@@ -220,30 +237,64 @@ fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>
     }
 }
 
+/// The syncer thread and the way to hand it committed batches.
+struct Syncer {
+    batches: std::sync::mpsc::SyncSender<Vec<Deliver>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The writer thread: group commits until every handle is dropped or [`Work::Stop`] comes,
+/// then closes its connection and, after the syncer has answered all it held, the stopper.
 fn run(
     conn: WriteConn,
-    mut rx: mpsc::Receiver<Work>,
+    rx: mpsc::Receiver<Work>,
     batch_max: usize,
-    synced: Option<std::sync::mpsc::SyncSender<Vec<Deliver>>>,
+    synced: Option<Syncer>,
     on_rollback: Box<dyn Fn() + Send>,
 ) {
+    let stopper = commit_loop(
+        &*conn,
+        rx,
+        batch_max,
+        synced.as_ref().map(|s| &s.batches),
+        &*on_rollback,
+    );
+    drop(conn);
+    if let Some(Syncer { batches, thread }) = synced {
+        drop(batches);
+        let _ = thread.join();
+    }
+    if let Some(stopper) = stopper {
+        let _ = stopper.send(());
+    }
+}
+
+/// Group commits until the queue closes (`None`) or a stop comes (its answer).
+fn commit_loop(
+    conn: &dyn Db,
+    mut rx: mpsc::Receiver<Work>,
+    batch_max: usize,
+    synced: Option<&std::sync::mpsc::SyncSender<Vec<Deliver>>>,
+    on_rollback: &dyn Fn(),
+) -> Option<oneshot::Sender<()>> {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
-    // A chore that arrived while a batch was being gathered: it runs after that batch.
-    let mut after: Option<Chore> = None;
+    // A chore or stop that arrived while a batch was being gathered: it comes after that batch.
+    let mut after: Option<Work> = None;
     while let Some(first) = rx.blocking_recv() {
         match first {
             Work::Job(job) => batch.push(job),
             Work::Chore(chore) => {
-                run_chore(&*conn, chore);
+                run_chore(conn, chore);
                 continue;
             }
+            Work::Stop(stopper) => return Some(stopper),
         }
         while batch.len() < batch_max {
             match rx.try_recv() {
                 Ok(Work::Job(job)) => batch.push(job),
-                Ok(Work::Chore(chore)) => {
-                    after = Some(chore);
+                Ok(other) => {
+                    after = Some(other);
                     break;
                 }
                 Err(_) => break,
@@ -254,8 +305,10 @@ fn run(
         if let Err(e) = conn.begin(Begin::Write) {
             tracing::error!(error = %e, "cannot begin a write transaction");
             batch.clear(); // dropping the jobs answers their callers with Unavailable
-            if let Some(chore) = after.take() {
-                run_chore(&*conn, chore);
+            match after.take() {
+                Some(Work::Stop(stopper)) => return Some(stopper),
+                Some(Work::Chore(chore)) => run_chore(conn, chore),
+                _ => {}
             }
             continue;
         }
@@ -265,7 +318,7 @@ fn run(
                 continue; // dropped: its caller is answered "rolled back, retry"
             }
             let changes_before = conn.changes();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&*conn))) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
                 Ok((true, deliver)) => delivers.push(deliver),
                 // Jobs check before they write, so a refusal has written nothing and the rest of
                 // the batch goes on. One that wrote and then failed is a bug or a storage fault:
@@ -289,13 +342,13 @@ fn run(
             conn.commit().map_err(|e| e.to_string())
         };
         match committed {
-            Ok(()) => match &synced {
+            Ok(()) => match synced {
                 None => delivers.drain(..).for_each(|d| d(None)),
                 Some(syncer) => {
                     let batch = std::mem::replace(&mut delivers, Vec::with_capacity(batch_max));
                     if syncer.send(batch).is_err() {
                         tracing::error!("the syncer has stopped; stopping the writer");
-                        return; // dropped delivers answer their callers "rolled back, retry"
+                        return None; // dropped delivers answer their callers "rolled back, retry"
                     }
                 }
             },
@@ -308,10 +361,13 @@ fn run(
         }
         metrics::histogram!("lemonade_commit_jobs").record(size as f64);
         metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
-        if let Some(chore) = after.take() {
-            run_chore(&*conn, chore);
+        match after.take() {
+            Some(Work::Stop(stopper)) => return Some(stopper),
+            Some(Work::Chore(chore)) => run_chore(conn, chore),
+            _ => {}
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -368,6 +424,45 @@ pub(crate) mod tests {
             j.await.unwrap().unwrap();
         }
         assert_eq!(count(&dir), 500);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_commits_what_came_before_it_closes_the_file_and_refuses_what_comes_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = crate::db::open_connection(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL); PRAGMA synchronous = NORMAL")
+            .unwrap();
+        let wal_path = dir.path().join("w.db-wal");
+        let config = WriterConfig {
+            batch_max: 8,
+            queue_max: 1024,
+        };
+        let w = Writer::start_with(
+            Box::new(conn),
+            config,
+            Durability::Syncer {
+                wal_path: wal_path.clone(),
+            },
+            Box::new(|| {}),
+        );
+        let before: Vec<_> = (0..100)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { w.execute(insert).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        w.stop().await;
+        let answered = futures_join(before.into_iter()).await;
+        let committed = answered.iter().filter(|r| r.is_ok()).count();
+        // Every job is answered; those the stop came after were committed, the rest refused.
+        assert_eq!(count(&dir) as usize, committed);
+        assert!(!w.is_running());
+        let refused = w.execute(insert).await.unwrap_err();
+        assert!(refused.to_string().contains("stopped"), "{refused}");
+        // The writer's connection was the only one: closing it folded the WAL back and removed it.
+        assert!(!wal_path.exists(), "the WAL file is left behind");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
