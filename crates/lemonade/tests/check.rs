@@ -185,7 +185,11 @@ fn a_healthy_shop_passes_the_audit() {
     let shop = build_shop();
     let before = files_in(&shop.data);
     // A cleanly stopped shop is its database file (and the empty file its writer locks).
-    assert_eq!(before, ["lemonade.db", "lemonade.db.lock"], "a clean stop left its WAL behind");
+    assert_eq!(
+        before,
+        ["lemonade.db", "lemonade.db.lock"],
+        "a clean stop left its WAL behind"
+    );
     let (code, stdout, stderr) = check(&shop.data, false);
     // Reading a stopped shop's WAL database leaves no -wal or -shm file behind.
     assert_eq!(files_in(&shop.data), before, "the audit left files behind");
