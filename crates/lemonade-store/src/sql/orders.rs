@@ -407,7 +407,7 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
     let offset_ms = i64::from(query.utc_offset_minutes) * 60_000;
     let days = conn
         .prepare_cached(
-            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), SUM(l.quantity), SUM(l.quantity * l.unit_price)
+            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price) AS BIGINT)
              FROM orders o JOIN order_lines l ON l.order_id = o.id
              WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
              GROUP BY day",
@@ -432,7 +432,7 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
             // names: the same answer in the cluster, where the orders service computes it
             // from the lines it holds.
             .prepare_cached(
-                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), SUM(quantity), SUM(amount)
+                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), CAST(SUM(quantity) AS BIGINT), CAST(SUM(amount) AS BIGINT)
                  FROM (SELECT l.product_id, l.name, o.id AS order_id, l.quantity, l.quantity * l.unit_price AS amount,
                               ROW_NUMBER() OVER (PARTITION BY l.product_id ORDER BY o.created_at DESC, o.id DESC, l.line_no DESC) AS recency
                        FROM orders o JOIN order_lines l ON l.order_id = o.id
