@@ -123,6 +123,9 @@ mod tests {
         let order = orders::get(&conn, &OrderId::parse("o1").unwrap());
         assert!(matches!(order, Err(ShopError::Unavailable { .. })), "{order:?}");
         let ingredient = stock::get(&conn, &IngredientId::parse("i1").unwrap());
-        assert!(matches!(ingredient, Err(ShopError::Unavailable { .. })), "{ingredient:?}");
+        assert!(
+            matches!(ingredient, Err(ShopError::Unavailable { .. })),
+            "{ingredient:?}"
+        );
     }
 }
