@@ -2,8 +2,9 @@
 //! creating a database that is missing, dropping a test's, and copying one into a SQLite
 //! file so the audit (written for SQLite) can read it.
 //!
-//! Only URLs are accepted (`postgres://user@host:port/name?options`): the database name is
-//! the part this module changes.
+//! Only URLs are accepted (`postgres://user@host:port/name?options`), read by the client's
+//! own parser (`postgres::Config`): the database name, the URL's path, is the part this
+//! module changes; the rest is kept as it was written.
 
 use std::path::Path;
 
@@ -34,34 +35,46 @@ const NAME_MAX: usize = 63;
 struct Url<'a> {
     /// Everything up to and including the `/` before the name.
     head: &'a str,
-    name: &'a str,
+    name: String,
     /// `?options`, or empty.
     tail: &'a str,
 }
 
+/// Reads `url` with the client's own parser (a URL it would refuse to connect with is
+/// refused here) and finds the span of its path, the database name, which is the one part
+/// [`role_url`] writes anew.
 fn parse(url: &str) -> Result<Url<'_>, OpenError> {
     let bad = |why: &str| OpenError::Other(format!("{}: {why}", crate::db::redact(url)));
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or_else(|| bad("a PostgreSQL URL starts with postgres://"))?;
-    let scheme = url.len() - rest.len();
-    let (head_len, name_and_tail) = match rest.find('/') {
-        Some(slash) => (scheme + slash + 1, &rest[slash + 1..]),
-        None => (url.len(), ""),
+    let Some((_, rest)) = url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "postgres" | "postgresql"))
+    else {
+        return Err(bad("a PostgreSQL URL starts with postgres://"));
     };
-    let (name, tail) = match name_and_tail.find('?') {
-        Some(q) => (&name_and_tail[..q], &name_and_tail[q..]),
-        None => (name_and_tail, ""),
-    };
+    let config: postgres::Config = url.parse().map_err(|e| bad(&format!("not a PostgreSQL URL ({e})")))?;
+    let name = config.get_dbname().unwrap_or_default().to_owned();
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(bad("the database name may hold only letters, digits and _"));
     }
     if name.len() > NAME_MAX {
         return Err(bad("the database name is too long"));
     }
-    let head = &url[..head_len];
-    Ok(Url { head, name, tail })
+    let authority_end = url.len() - rest.len() + rest.find(['/', '?']).unwrap_or(rest.len());
+    let tail_start = url[authority_end..].find('?').map_or(url.len(), |q| authority_end + q);
+    let path = url[authority_end..tail_start].trim_start_matches('/');
+    if path != name {
+        return Err(bad("give the database name in the URL's path, not as an option"));
+    }
+    let head_end = if url[authority_end..].starts_with('/') {
+        authority_end + 1
+    } else {
+        authority_end
+    };
+    Ok(Url {
+        head: &url[..head_end],
+        name,
+        tail: &url[tail_start..],
+    })
 }
 
 fn with_name(url: &Url<'_>, name: &str) -> String {
@@ -73,7 +86,11 @@ fn with_name(url: &Url<'_>, name: &str) -> String {
 /// name (`lemonade` when it names none) followed by `_` and the role, on the same server.
 pub fn role_url(base: &str, role: Role) -> Result<String, OpenError> {
     let url = parse(base)?;
-    let prefix = if url.name.is_empty() { "lemonade" } else { url.name };
+    let prefix = if url.name.is_empty() {
+        "lemonade"
+    } else {
+        url.name.as_str()
+    };
     let name = format!("{prefix}_{}", role.as_str());
     if name.len() > NAME_MAX {
         return Err(OpenError::Other(format!(

@@ -597,3 +597,100 @@ fn a_version_1_database_on_postgres_migrates_and_keeps_its_rows() {
         }
     }
 }
+
+/// The schema of the PostgreSQL database at `url` as the server describes it: every column
+/// (type, nullability, default, collation, identity), constraint, index, trigger and
+/// function of the `public` schema, one per line, sorted.
+fn postgres_schema(url: &str) -> String {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut out = String::new();
+        for (what, sql) in [
+            (
+                "columns",
+                "SELECT table_name || '.' || column_name || ' #' || ordinal_position || ' ' || data_type
+                     || ' nullable=' || is_nullable || ' default=' || COALESCE(column_default, '-')
+                     || ' collation=' || COALESCE(collation_name, '-') || ' identity=' || is_identity
+                     || COALESCE(' ' || identity_generation, '')
+                 FROM information_schema.columns WHERE table_schema = 'public'
+                 ORDER BY table_name, ordinal_position",
+            ),
+            (
+                "constraints",
+                "SELECT conrelid::regclass::text || ' ' || conname || ': ' || pg_get_constraintdef(oid)
+                 FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+                 ORDER BY conrelid::regclass::text, conname",
+            ),
+            (
+                "indexes",
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname",
+            ),
+            (
+                "triggers",
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+                 ORDER BY tgrelid::regclass::text, tgname",
+            ),
+            (
+                "functions",
+                "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+                 ORDER BY proname",
+            ),
+        ] {
+            out.push_str(&format!("-- {what}\n"));
+            for row in client.query(sql, &[]).unwrap() {
+                out.push_str(&row.get::<_, String>(0));
+                out.push('\n');
+            }
+        }
+        out
+    })
+    .join()
+    .unwrap()
+}
+
+/// Shipped schema versions never change on PostgreSQL either: the schema a fresh database
+/// gets at each version, for each service (the monolith is SQLite only), is compared with a committed snapshot
+/// (`tests/schema/v<N>.postgres.txt`), taken for version 1 from the generator that made it
+/// before it was frozen into `migrations/v1/`. A new version gets its snapshot with
+/// `UPDATE_SCHEMA_SNAPSHOT=1`; an old one is never rewritten.
+#[test]
+fn each_shipped_postgres_schema_version_is_what_it_was_when_it_shipped() {
+    use lemonade_store::migrations::{SCHEMA_VERSION, migrate_postgres_to};
+    for version in 1..=SCHEMA_VERSION {
+        let fresh = Fresh::new();
+        let mut all = String::new();
+        for role in SERVICES {
+            let url = fresh.url(role);
+            lemonade_store::postgres::ensure_database(&url).unwrap();
+            let conn = PgConn::connect(&url).unwrap();
+            migrate_postgres_to(&conn, role, version).unwrap();
+            drop(conn);
+            all.push_str(&format!("== {}\n{}", role.as_str(), postgres_schema(&url)));
+        }
+        schema_snapshot(&format!("v{version}.postgres.txt"), &all);
+    }
+}
+
+/// Compares `actual` with the committed snapshot `name` in `tests/schema/`, or writes it
+/// when `UPDATE_SCHEMA_SNAPSHOT` is set.
+fn schema_snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schema")
+        .join(name);
+    if std::env::var_os("UPDATE_SCHEMA_SNAPSHOT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
+    assert!(
+        expected == actual,
+        "the schema differs from {} at line {:?}: expected {:?}, found {:?}",
+        path.display(),
+        first.map(|i| i + 1),
+        first.and_then(|i| expected.lines().nth(i)),
+        first.and_then(|i| actual.lines().nth(i)),
+    );
+}

@@ -13,7 +13,7 @@ use lemonade_domain::stock::{RecipeItem, can_make};
 use lemonade_domain::text::name_key;
 use lemonade_domain::values::{Money, Quantity, Timestamp};
 
-use super::{SqlResult, optional};
+use super::{SqlResult, Stored, optional, stored_id};
 use crate::conn::Db;
 use crate::params;
 
@@ -28,9 +28,11 @@ fn recipe(conn: &dyn Db, id: &ProductId) -> Result<Vec<RecipeItem>, ShopError> {
     conn.prepare_cached("SELECT ingredient_id, quantity FROM recipe_items WHERE product_id = ?1 ORDER BY ingredient_id")
         .db()?
         .query_map(params![id.as_str()], |r| {
+            let ingredient: String = r.get(0)?;
+            let row = format!("{}/{ingredient}", id.as_str());
             Ok(RecipeItem {
-                ingredient_id: IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
-                quantity: Quantity::new(r.get(1)?).expect("a CHECK constraint keeps quantities positive"),
+                ingredient_id: stored_id(IngredientId::parse, &ingredient, "recipe_items", &row)?,
+                quantity: Quantity::new(r.get(1)?).stored("recipe_items", &row, || "a quantity out of range".into())?,
             })
         })
         .db()?
@@ -98,9 +100,11 @@ pub fn for_sale(conn: &dyn Db, id: &ProductId) -> Result<Option<(ProductForSale,
                 )),
             };
             if let Some(ingredient) = r.get::<_, Option<String>>(4)? {
+                let row = format!("{}/{ingredient}", id.as_str());
                 p.recipe.push(RecipeItem {
-                    ingredient_id: IngredientId::parse(&ingredient).expect("stored ids are valid"),
-                    quantity: Quantity::new(r.get(5)?).expect("a CHECK constraint keeps quantities positive"),
+                    ingredient_id: stored_id(IngredientId::parse, &ingredient, "recipe_items", &row)?,
+                    quantity: Quantity::new(r.get(5)?)
+                        .stored("recipe_items", &row, || "a quantity out of range".into())?,
                 });
             }
             Ok(())
@@ -115,8 +119,9 @@ pub fn list(conn: &dyn Db, page: &PageRequest) -> Result<Page<Product>, ShopErro
         .prepare_cached("SELECT id, name, price, active FROM products WHERE id > ?1 ORDER BY id LIMIT ?2")
         .db()?
         .query_map(params![page.cursor.as_deref().unwrap_or(""), page.limit + 1], |r| {
+            let id: String = r.get(0)?;
             Ok(ProductRow {
-                id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                id: stored_id(ProductId::parse, &id, "products", &id)?,
                 name: r.get(1)?,
                 price: Money::from_stored(r.get(2)?),
                 active: r.get(3)?,

@@ -8,15 +8,16 @@ use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::values::Timestamp;
 
-use super::{SqlResult, optional, ts, unsigned};
+use super::{SqlResult, Stored, optional, stored_id, ts, unsigned};
 use crate::conn::{Db, Row};
 use crate::params;
 
 const COLUMNS: &str = "id, name, email, phone, points, anonymised_at, created_at";
 
 fn from_row(r: &Row) -> crate::conn::DbResult<Customer> {
+    let id: String = r.get(0)?;
     Ok(Customer {
-        id: CustomerId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        id: stored_id(CustomerId::parse, &id, "customers", &id)?,
         name: r.get(1)?,
         email: r.get(2)?,
         phone: r.get(3)?,
@@ -83,15 +84,18 @@ pub fn record_activity(
 
 pub fn activity(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Activity>, ShopError> {
     conn.prepare_cached(
-        "SELECT kind, order_id, points_delta, created_at FROM customer_activity WHERE customer_id = ?1 ORDER BY id",
+        "SELECT kind, order_id, points_delta, created_at, id FROM customer_activity WHERE customer_id = ?1 ORDER BY id",
     )
     .db()?
     .query_map(params![customer.as_str()], |r| {
+        let (kind, row): (String, String) = (r.get(0)?, r.get(4)?);
         Ok(Activity {
-            kind: ActivityKind::parse(&r.get::<_, String>(0)?).expect("only known kinds are written"),
+            kind: ActivityKind::parse(&kind)
+                .stored("customer_activity", &row, || format!("an unknown kind '{kind}'"))?,
             order_id: r
                 .get::<_, Option<String>>(1)?
-                .map(|o| OrderId::parse(&o).expect("stored ids are valid")),
+                .map(|o| stored_id(OrderId::parse, &o, "customer_activity", &row))
+                .transpose()?,
             points_delta: r.get(2)?,
             created_at: ts(r.get(3)?),
         })

@@ -10,7 +10,7 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::values::Timestamp;
 
-use super::{SqlResult, optional};
+use super::{SqlResult, Stored, optional, stored_id};
 use crate::conn::Db;
 use crate::params;
 
@@ -34,12 +34,12 @@ impl Standing {
         }
     }
 
-    fn parse(raw: &str) -> Standing {
+    fn parse(raw: &str) -> Option<Standing> {
         match raw {
-            "active" => Standing::Active,
-            "erasing" => Standing::Erasing,
-            "erased" => Standing::Erased,
-            other => unreachable!("a CHECK constraint limits states, got {other}"),
+            "active" => Some(Standing::Active),
+            "erasing" => Some(Standing::Erasing),
+            "erased" => Some(Standing::Erased),
+            _ => None,
         }
     }
 
@@ -55,7 +55,13 @@ pub fn standing(conn: &dyn Db, customer: &CustomerId) -> Result<Option<Standing>
         .prepare_cached("SELECT state FROM customer_directory WHERE customer_id = ?1")
         .db()?;
     let raw: Option<String> = optional(stmt.query_row(params![customer.as_str()], |r| r.get(0)))?;
-    Ok(raw.as_deref().map(Standing::parse))
+    raw.map(|raw| {
+        Standing::parse(&raw).stored("customer_directory", customer.as_str(), || {
+            format!("an unknown state '{raw}'")
+        })
+    })
+    .transpose()
+    .db()
 }
 
 /// Records that `customer` stands at least at `standing`: a customer not known yet is
@@ -84,9 +90,11 @@ pub fn erasing(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<Vec<Custo
          ORDER BY updated_at LIMIT ?2",
     )
     .db()?
-    .query_map(params![before.millis(), limit], |r| r.get::<_, String>(0))
+    .query_map(params![before.millis(), limit], |r| {
+        let id: String = r.get(0)?;
+        stored_id(CustomerId::parse, &id, "customer_directory", &id)
+    })
     .db()?
-    .map(|id| id.map(|id| CustomerId::parse(&id).expect("stored ids are valid")))
     .collect::<Result<Vec<_>, _>>()
     .db()
 }

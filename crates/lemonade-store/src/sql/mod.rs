@@ -52,3 +52,80 @@ pub(crate) fn unsigned(v: i64) -> u64 {
     assert!(v >= 0, "a CHECK constraint keeps this column non-negative");
     v as u64
 }
+
+/// A value read from a stored row that may not parse: what could not be read becomes
+/// [`DbError::Stored`], naming the table and the row, instead of a panic.
+pub(crate) trait Stored<T> {
+    /// The value, or an error saying that row `row` of `table` has `what` (`what()` is only
+    /// called on failure: `|| format!("an unknown status '{status}'")`).
+    fn stored(self, table: &'static str, row: &str, what: impl FnOnce() -> String) -> Result<T, DbError>;
+}
+
+impl<T> Stored<T> for Option<T> {
+    fn stored(self, table: &'static str, row: &str, what: impl FnOnce() -> String) -> Result<T, DbError> {
+        self.ok_or_else(|| DbError::Stored {
+            table,
+            row: row.to_owned(),
+            what: what(),
+        })
+    }
+}
+
+impl<T, E: std::fmt::Display> Stored<T> for Result<T, E> {
+    fn stored(self, table: &'static str, row: &str, what: impl FnOnce() -> String) -> Result<T, DbError> {
+        self.map_err(|e| DbError::Stored {
+            table,
+            row: row.to_owned(),
+            what: format!("{} ({e})", what()),
+        })
+    }
+}
+
+/// Reads a stored id, naming `table`'s row `row` when it is not a valid one.
+pub(crate) fn stored_id<T>(
+    parse: impl FnOnce(&str) -> Option<T>,
+    raw: &str,
+    table: &'static str,
+    row: &str,
+) -> Result<T, DbError> {
+    parse(raw).stored(table, row, || format!("an invalid id '{raw}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use lemonade_domain::ShopError;
+    use lemonade_domain::ids::{IngredientId, OrderId};
+
+    use super::*;
+
+    #[test]
+    fn a_stored_value_that_does_not_parse_names_its_table_and_row() {
+        let e = None::<u8>
+            .stored("orders", "o1", || "an unknown status 'lost'".into())
+            .unwrap_err();
+        assert_eq!(e.to_string(), "stored row o1 of orders has an unknown status 'lost'");
+        let e = stored_id(IngredientId::parse, "", "stock_moves", "7").unwrap_err();
+        assert_eq!(e.to_string(), "stored row 7 of stock_moves has an invalid id ''");
+    }
+
+    #[test]
+    fn rows_no_binary_wrote_are_refused_as_unavailable_rather_than_a_panic() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::migrations::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "PRAGMA ignore_check_constraints = ON;
+             INSERT INTO orders (id, status, total, points, created_at, updated_at)
+                 VALUES ('o1', 'lost', 0, 0, 1, 1);
+             INSERT INTO ingredients (id, name, unit, on_hand, reorder_level, created_at)
+                 VALUES ('i1', 'Salt', 'pinch', 0, 0, 1);",
+        )
+        .unwrap();
+        let order = orders::get(&conn, &OrderId::parse("o1").unwrap());
+        assert!(matches!(order, Err(ShopError::Unavailable { .. })), "{order:?}");
+        let ingredient = stock::get(&conn, &IngredientId::parse("i1").unwrap());
+        assert!(
+            matches!(ingredient, Err(ShopError::Unavailable { .. })),
+            "{ingredient:?}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use lemonade_domain::values::{Money, Timestamp};
 use lemonade_domain::{FieldError, ShopError};
 
 use super::cache::WriterCache;
-use super::{SqlResult, crm, events, optional, stock, ts, unsigned};
+use super::{SqlResult, Stored, crm, events, optional, stock, stored_id, ts, unsigned};
 use crate::conn::{Db, Row};
 use crate::params;
 
@@ -274,7 +274,7 @@ fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
             ShopError::unavailable("a stored order cannot be read back")
         })?;
         for (ingredient, per_unit) in items {
-            let ingredient = IngredientId::parse(&ingredient).expect("stored ids are valid");
+            let ingredient = stored_id(IngredientId::parse, &ingredient, "recipe_versions", id.as_str()).db()?;
             *needs.entry(ingredient).or_insert(0) += per_unit * quantity;
         }
     }
@@ -310,13 +310,15 @@ pub fn cancel(
 const COLUMNS: &str = "id, status, customer_id, total, points, failure_reason, created_at, updated_at";
 
 fn from_row(r: &Row) -> crate::conn::DbResult<Order> {
+    let id: String = r.get(0)?;
     let status: String = r.get(1)?;
     Ok(Order {
-        id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
-        status: OrderStatus::parse(&status).expect("a CHECK constraint limits statuses"),
+        id: stored_id(OrderId::parse, &id, "orders", &id)?,
+        status: OrderStatus::parse(&status).stored("orders", &id, || format!("an unknown status '{status}'"))?,
         customer_id: r
             .get::<_, Option<String>>(2)?
-            .map(|c| CustomerId::parse(&c).expect("stored ids are valid")),
+            .map(|c| stored_id(CustomerId::parse, &c, "orders", &id))
+            .transpose()?,
         lines: Vec::new(),
         total: Money::from_stored(r.get(3)?),
         points: unsigned(r.get(4)?),
@@ -333,8 +335,9 @@ fn with_lines(conn: &dyn Db, mut order: Order) -> Result<Order, ShopError> {
         )
         .db()?
         .query_map(params![order.id.as_str()], |r| {
+            let product: String = r.get(0)?;
             Ok(OrderLine {
-                product_id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                product_id: stored_id(ProductId::parse, &product, "order_lines", order.id.as_str())?,
                 name: r.get(1)?,
                 quantity: unsigned(r.get(2)?),
                 unit_price: Money::from_stored(r.get(3)?),
@@ -407,7 +410,7 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
     let offset_ms = i64::from(query.utc_offset_minutes) * 60_000;
     let days = conn
         .prepare_cached(
-            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), SUM(l.quantity), SUM(l.quantity * l.unit_price)
+            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price) AS BIGINT)
              FROM orders o JOIN order_lines l ON l.order_id = o.id
              WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
              GROUP BY day",
@@ -432,7 +435,7 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
             // names: the same answer in the cluster, where the orders service computes it
             // from the lines it holds.
             .prepare_cached(
-                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), SUM(quantity), SUM(amount)
+                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), CAST(SUM(quantity) AS BIGINT), CAST(SUM(amount) AS BIGINT)
                  FROM (SELECT l.product_id, l.name, o.id AS order_id, l.quantity, l.quantity * l.unit_price AS amount,
                               ROW_NUMBER() OVER (PARTITION BY l.product_id ORDER BY o.created_at DESC, o.id DESC, l.line_no DESC) AS recency
                        FROM orders o JOIN order_lines l ON l.order_id = o.id
@@ -441,8 +444,9 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
             )
             .db()?
             .query_map(params![from_ms, to_ms], |r| {
+                let product: String = r.get(0)?;
                 Ok(ProductSales {
-                    product_id: ProductId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                    product_id: stored_id(ProductId::parse, &product, "order_lines", &product)?,
                     name: r.get(1)?,
                     orders: unsigned(r.get(2)?),
                     quantity: unsigned(r.get(3)?),

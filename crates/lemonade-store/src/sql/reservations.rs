@@ -17,7 +17,7 @@ use lemonade_domain::stock::Needs;
 use lemonade_domain::values::Timestamp;
 
 use super::cache::WriterCache;
-use super::{SqlResult, optional, orders};
+use super::{SqlResult, Stored, optional, orders, stored_id};
 use crate::conn::Db;
 use crate::params;
 
@@ -29,12 +29,12 @@ pub enum Status {
 }
 
 impl Status {
-    fn parse(raw: &str) -> Status {
+    fn parse(raw: &str) -> Option<Status> {
         match raw {
-            "held" => Status::Held,
-            "committed" => Status::Committed,
-            "released" => Status::Released,
-            other => unreachable!("a CHECK constraint limits statuses, got {other}"),
+            "held" => Some(Status::Held),
+            "committed" => Some(Status::Committed),
+            "released" => Some(Status::Released),
+            _ => None,
         }
     }
 }
@@ -46,11 +46,17 @@ fn find(conn: &dyn Db, order: &OrderId) -> Result<Option<(Status, Needs)>, ShopE
             .query_row(params![order.as_str()], |r| Ok((r.get(0)?, r.get(1)?))),
     )?;
     row.map(|(status, needs)| {
-        let needs: Needs = serde_json::from_str(&needs).map_err(|e| {
-            tracing::error!(error = %e, order = %order, "unreadable reservation");
-            ShopError::unavailable("a stored reservation cannot be read back")
-        })?;
-        Ok((Status::parse(&status), needs))
+        let needs: Needs = serde_json::from_str(&needs)
+            .stored("reservations", order.as_str(), || {
+                "needs that are not JSON of needs".into()
+            })
+            .db()?;
+        let status = Status::parse(&status)
+            .stored("reservations", order.as_str(), || {
+                format!("an unknown status '{status}'")
+            })
+            .db()?;
+        Ok((status, needs))
     })
     .transpose()
 }
@@ -153,10 +159,13 @@ pub fn expire(conn: &dyn Db, cache: &WriterCache, now: Timestamp, limit: u32) ->
             "SELECT order_id FROM reservations WHERE status = 'held' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
         )
         .db()?
-        .query_map(params![now.millis(), limit], |r| r.get::<_, String>(0))
+        .query_map(params![now.millis(), limit], |r| {
+            let id: String = r.get(0)?;
+            stored_id(OrderId::parse, &id, "reservations", &id)
+        })
         .db()?
-        .map(|id| Ok(OrderId::parse(&id.db()?).expect("stored ids are valid")))
-        .collect::<Result<Vec<_>, ShopError>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     for order in &expired {
         release(conn, cache, order, now)?;
     }

@@ -22,18 +22,19 @@ use lemonade_domain::text::name_key;
 use lemonade_domain::values::{Timestamp, Unit};
 
 use super::cache::WriterCache;
-use super::{SqlResult, optional, ts, unsigned};
+use super::{SqlResult, Stored, optional, stored_id, ts, unsigned};
 use crate::conn::{Arg, Db, Row};
 use crate::params;
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
 
 fn ingredient_from_row(r: &Row) -> crate::conn::DbResult<Ingredient> {
+    let id: String = r.get(0)?;
     let unit: String = r.get(2)?;
     Ok(Ingredient::new(
-        IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+        stored_id(IngredientId::parse, &id, "ingredients", &id)?,
         r.get(1)?,
-        Unit::parse(&unit).expect("a CHECK constraint limits units"),
+        Unit::parse(&unit).stored("ingredients", &id, || format!("an unknown unit '{unit}'"))?,
         unsigned(r.get(3)?),
         unsigned(r.get(4)?),
     ))
@@ -72,8 +73,9 @@ pub fn on_hand_all(conn: &dyn Db) -> Result<HashMap<IngredientId, u64>, ShopErro
     let mut stmt = conn.prepare_cached("SELECT id, on_hand FROM ingredients").db()?;
     let rows = stmt
         .query_map(params![], |r| {
+            let id: String = r.get(0)?;
             Ok((
-                IngredientId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
+                stored_id(IngredientId::parse, &id, "ingredients", &id)?,
                 unsigned(r.get(1)?),
             ))
         })
@@ -249,15 +251,19 @@ pub fn apply_order_moves(
 }
 
 fn move_from_row(r: &Row) -> crate::conn::DbResult<StockMove> {
+    let seq: i64 = r.get(0)?;
+    let row = seq.to_string();
     let reason: String = r.get(3)?;
+    let ingredient: String = r.get(1)?;
     Ok(StockMove {
-        id: move_id(r.get(0)?),
-        ingredient_id: IngredientId::parse(&r.get::<_, String>(1)?).expect("stored ids are valid"),
+        id: move_id(seq),
+        ingredient_id: stored_id(IngredientId::parse, &ingredient, "stock_moves", &row)?,
         delta: r.get(2)?,
-        reason: MoveReason::parse(&reason).expect("a CHECK constraint limits reasons"),
+        reason: MoveReason::parse(&reason).stored("stock_moves", &row, || format!("an unknown reason '{reason}'"))?,
         order_id: r
             .get::<_, Option<String>>(4)?
-            .map(|o| OrderId::parse(&o).expect("stored ids are valid")),
+            .map(|o| stored_id(OrderId::parse, &o, "stock_moves", &row))
+            .transpose()?,
         note: r.get(5)?,
         created_at: ts(r.get(6)?),
     })
