@@ -42,18 +42,6 @@ pub struct Problem {
     pub shortages: Option<Vec<Shortage>>,
 }
 
-/// The HTTP status of a shop error, for the public API and the internal one alike.
-pub fn shop_status(e: &ShopError) -> StatusCode {
-    match e {
-        ShopError::ValidationFailed { .. } | ShopError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        ShopError::NotFound { .. } => StatusCode::NOT_FOUND,
-        ShopError::InsufficientStock { .. } | ShopError::Conflict { .. } | ShopError::RequestInProgress => {
-            StatusCode::CONFLICT
-        }
-        ShopError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
 impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, code, detail, errors, shortages) = match self {
@@ -81,7 +69,13 @@ impl ApiError {
                         .join("; "),
                     other => other.to_string(),
                 };
-                (shop_status(e), e.code(), detail, errors, shortages)
+                (
+                    StatusCode::from_u16(e.status()).expect("a shop error's status is valid"),
+                    e.code(),
+                    detail,
+                    errors,
+                    shortages,
+                )
             }
             ApiError::BadRequest { status, detail } => (
                 *status,

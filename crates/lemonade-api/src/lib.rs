@@ -5,7 +5,8 @@
 //! [`lemonade_domain::ports::Shop`], so the same router serves the monolith and the
 //! coordinator of the distributed mode.
 
-pub mod auth;
+/// Bearer tokens ([`lemonade_auth`], shared with the cluster's internal API).
+pub use lemonade_auth as auth;
 pub mod body;
 pub mod declared;
 pub mod error;

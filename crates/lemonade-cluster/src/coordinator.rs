@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
-use lemonade_domain::customer::{ANONYMISED_CUSTOMER, UNKNOWN_CUSTOMER, order_customer_error};
+use lemonade_domain::customer::check_order_customer;
 use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure, ErasureUnderWay};
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderStatus, points_earned};
@@ -127,10 +127,6 @@ fn under_way(id: &CustomerId, then: &str) -> Erasure {
         id: id.clone(),
         detail: format!("{ERASURE_RECORDED}. {}{}", then[..1].to_uppercase(), &then[1..]),
     })
-}
-
-fn anonymised() -> ShopError {
-    ShopError::validation("customer_id", ANONYMISED_CUSTOMER)
 }
 
 #[derive(Clone)]
@@ -256,10 +252,11 @@ impl Coordinator {
         }
         let refusal = match clients.call(&reserve, step_key(&order_id, "reserve"), deadline).await {
             Ok(priced) => {
-                let points = match draft.customer_id {
-                    Some(_) => points_earned(priced.total, self.inner.config.minor_units_per_point),
-                    None => 0,
-                };
+                let points = points_earned(
+                    draft.customer_id.as_ref(),
+                    priced.total,
+                    self.inner.config.minor_units_per_point,
+                );
                 let plan = OrderPlan {
                     order_id,
                     customer_id: draft.customer_id.clone(),
@@ -284,10 +281,8 @@ impl Coordinator {
     /// for a customer it knows, without CRM; one it does not know is looked up at CRM, within
     /// [`CUSTOMER_CHECK_MS`], and if CRM cannot say, the answer tells the cashier what to do.
     async fn check_customer(&self, id: &CustomerId, deadline: Instant) -> Result<Option<ShopError>, ShopError> {
-        match self.standing(id).await? {
-            Some(standing) if standing.may_order() => return Ok(None),
-            Some(_) => return Ok(Some(anonymised())),
-            None => {}
+        if let Some(standing) = self.standing(id).await? {
+            return Ok(check_order_customer(Some(standing)).err().map(ShopError::from));
         }
         let budget = deadline.min(self.deadline(CUSTOMER_CHECK_MS));
         match self
@@ -296,14 +291,16 @@ impl Coordinator {
             .call(&GetCustomer { id: id.clone() }, None, budget)
             .await
         {
-            // Learned as active when the saga is logged, in that same transaction.
-            Ok(c) if !c.anonymised => Ok(None),
+            // An active customer is learned when the saga is logged, in that same transaction.
             Ok(c) => {
-                self.learn(&c).await;
-                Ok(Some(anonymised()))
+                let refusal = check_order_customer(Some(c.standing())).err();
+                if refusal.is_some() {
+                    self.learn(&c).await;
+                }
+                Ok(refusal.map(ShopError::from))
             }
             Err(CallError::Refused(ShopError::NotFound { .. })) => {
-                Ok(Some(ShopError::validation("customer_id", UNKNOWN_CUSTOMER)))
+                Ok(check_order_customer(None).err().map(ShopError::from))
             }
             Err(CallError::Refused(e)) => Err(e),
             Err(e) => {
@@ -322,11 +319,7 @@ impl Coordinator {
     /// Writes what CRM answered about a customer through to the directory, when it did not
     /// know as much. Best effort: a customer the directory misses is asked at CRM.
     async fn learn(&self, customer: &Customer) {
-        let standing = if customer.anonymised {
-            Standing::Erased
-        } else {
-            Standing::Active
-        };
+        let standing = customer.standing();
         if self.standing(&customer.id).await.ok().flatten() >= Some(standing) {
             return;
         }
@@ -413,8 +406,7 @@ impl Coordinator {
                 .write(move |db, now| {
                     if let Some(customer) = &plan.customer_id {
                         match directory::standing(db, customer)? {
-                            Some(standing) if !standing.may_order() => return Err(anonymised()),
-                            Some(_) => {}
+                            Some(standing) => check_order_customer(Some(standing))?,
                             None => directory::learn(db, customer, Standing::Active, now)?,
                         }
                     }
@@ -767,7 +759,6 @@ impl Coordinator {
             SagaState::Failed => {
                 let plan = saga.plan.expect("a failed saga has a plan");
                 let mut order = plan.order(OrderStatus::Failed, saga.updated_at);
-                order.points = 0;
                 order.failure_reason = Some(match saga.outcome {
                     Some(ShopError::Unavailable { detail }) => detail,
                     _ => "the order could not be completed".to_owned(),
@@ -930,14 +921,12 @@ impl Shop for Coordinator {
     async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
         let customer = async {
             let id = refs.customer_id.clone()?;
-            match self.standing(&id).await {
-                Ok(Some(standing)) if standing.may_order() => return None,
-                Ok(Some(_)) => return Some(FieldError::new("customer_id", ANONYMISED_CUSTOMER)),
-                Ok(None) | Err(_) => {}
+            if let Ok(Some(standing)) = self.standing(&id).await {
+                return check_order_customer(Some(standing)).err();
             }
             match self.extra_call(GetCustomer { id }).await {
-                Ok(c) => order_customer_error(Some(&c)),
-                Err(CallError::Refused(ShopError::NotFound { .. })) => order_customer_error(None),
+                Ok(c) => check_order_customer(Some(c.standing())).err(),
+                Err(CallError::Refused(ShopError::NotFound { .. })) => check_order_customer(None).err(),
                 Err(_) => None,
             }
         };

@@ -16,7 +16,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use lemonade_api::error::shop_status;
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Health, IdempotencyKey};
 use sha2::{Digest, Sha256};
@@ -54,7 +53,8 @@ fn answer<T: serde::Serialize>(result: Result<T, ShopError>) -> Response {
     match result {
         Ok(reply) => axum::Json(reply).into_response(),
         Err(e) => {
-            let mut response = (shop_status(&e), axum::Json(&e)).into_response();
+            let status = StatusCode::from_u16(e.status()).expect("a shop error's status is valid");
+            let mut response = (status, axum::Json(&e)).into_response();
             if matches!(e, ShopError::Unavailable { .. }) {
                 response
                     .headers_mut()
@@ -237,7 +237,7 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
             };
             let Some(&path) = batch.paths.iter().find(|p| **p == call.path) else {
                 let e = ShopError::not_found("internal call");
-                return refused(shop_status(&e).as_u16(), e);
+                return refused(e.status(), e);
             };
             let mut request = axum::http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
             if let Some(key) = &call.step_key {
@@ -306,7 +306,7 @@ fn refuse(status: StatusCode, retry_after_s: u64, e: ShopError) -> Response {
 
 async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let authorised = lemonade_api::auth::bearer_matches(presented, &guard.token);
+    let authorised = lemonade_auth::bearer_matches(presented, &guard.token);
     if !authorised {
         return (
             StatusCode::UNAUTHORIZED,

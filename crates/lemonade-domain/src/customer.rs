@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::FieldErrors;
 #[cfg(test)]
 use crate::error::ShopError;
+use crate::error::{FieldError, FieldErrors};
 use crate::ids::{CustomerId, OrderId};
 use crate::order::Order;
 use crate::values::{Timestamp, parse_name};
@@ -97,15 +97,61 @@ pub struct ErasureUnderWay {
     pub detail: String,
 }
 
-/// Whether an order may name this customer (`found` is what the shop holds under the id): a
-/// field error on `customer_id` for one the shop does not know or has anonymised.
-pub fn order_customer_error(found: Option<&Customer>) -> Option<crate::error::FieldError> {
-    let message = match found {
+/// Where a customer stands for placing orders, in the order the states are reached: a
+/// customer's standing only moves forward (`Active` < `Erasing` < `Erased`), so a late word
+/// about them can never move them back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Standing {
+    /// Known and not asked to be erased: orders may name them.
+    Active,
+    /// Their erasure was asked for and is not finished (distributed mode): no order may name
+    /// them from then on.
+    Erasing,
+    /// Anonymised.
+    Erased,
+}
+
+impl Standing {
+    /// Every standing, in the order they are reached.
+    pub const ALL: [Standing; 3] = [Standing::Active, Standing::Erasing, Standing::Erased];
+
+    /// The stored name of the standing.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Erasing => "erasing",
+            Standing::Erased => "erased",
+        }
+    }
+
+    /// The standing of a stored name; `None` for a name no standing has.
+    pub fn parse(raw: &str) -> Option<Standing> {
+        Standing::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+impl Customer {
+    /// Where the customer stands, as their record says: anonymised is `Erased`.
+    pub fn standing(&self) -> Standing {
+        if self.anonymised {
+            Standing::Erased
+        } else {
+            Standing::Active
+        }
+    }
+}
+
+/// Whether an order may name a customer: `known` is where the shop knows them to stand
+/// (`None`: it has no such customer). Only an active customer may be named; the refusal is
+/// the field error on `customer_id` that both modes answer, the same words for a customer
+/// anonymised and for one whose erasure is under way.
+pub fn check_order_customer(known: Option<Standing>) -> Result<(), FieldError> {
+    let message = match known {
+        Some(Standing::Active) => return Ok(()),
         None => UNKNOWN_CUSTOMER,
-        Some(c) if c.anonymised => ANONYMISED_CUSTOMER,
-        Some(_) => return None,
+        Some(Standing::Erasing | Standing::Erased) => ANONYMISED_CUSTOMER,
     };
-    Some(crate::error::FieldError::new("customer_id", message))
+    Err(FieldError::new("customer_id", message))
 }
 
 /// Why an order may not name a customer, on `customer_id`: the shop does not know them.
@@ -332,6 +378,42 @@ impl CustomerFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_active_customer_may_be_named_by_an_order() {
+        assert_eq!(check_order_customer(Some(Standing::Active)), Ok(()));
+        let refused = |message: &str| Err(FieldError::new("customer_id", message));
+        assert_eq!(check_order_customer(None), refused(UNKNOWN_CUSTOMER));
+        assert_eq!(
+            check_order_customer(Some(Standing::Erasing)),
+            refused(ANONYMISED_CUSTOMER)
+        );
+        assert_eq!(
+            check_order_customer(Some(Standing::Erased)),
+            refused(ANONYMISED_CUSTOMER)
+        );
+    }
+
+    #[test]
+    fn an_anonymised_customer_stands_erased_and_standings_read_back_from_their_names() {
+        let mut customer = Customer {
+            id: CustomerId::parse("c1").unwrap(),
+            name: "Ada".into(),
+            email: None,
+            phone: None,
+            points: 0,
+            anonymised: false,
+            created_at: Timestamp(0),
+        };
+        assert_eq!(customer.standing(), Standing::Active);
+        customer.anonymised = true;
+        assert_eq!(customer.standing(), Standing::Erased);
+        for s in Standing::ALL {
+            assert_eq!(Standing::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Standing::parse("gone"), None);
+        assert!(Standing::ALL.is_sorted(), "listed in the order they are reached");
+    }
 
     impl CustomerFields {
         fn try_parse(

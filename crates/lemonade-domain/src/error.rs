@@ -81,6 +81,19 @@ impl ShopError {
                 | ShopError::Conflict { .. }
         )
     }
+    /// The HTTP status that answers this error, for the public API and the internal one
+    /// alike: 422 for a request that cannot be carried out as written (bad fields, a key
+    /// reused for another request), 404 for what does not exist, 409 for what the shop's
+    /// state forbids now (not enough stock, a conflict, the same key still in progress), 503
+    /// for what may work on a retry.
+    pub fn status(&self) -> u16 {
+        match self {
+            ShopError::ValidationFailed { .. } | ShopError::IdempotencyKeyReused => 422,
+            ShopError::NotFound { .. } => 404,
+            ShopError::InsufficientStock { .. } | ShopError::Conflict { .. } | ShopError::RequestInProgress => 409,
+            ShopError::Unavailable { .. } => 503,
+        }
+    }
     /// The stable machine-readable code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
@@ -167,9 +180,37 @@ impl FieldErrors {
     }
 }
 
+/// One bad field is a validation failure naming it.
+impl From<FieldError> for ShopError {
+    fn from(error: FieldError) -> Self {
+        ShopError::ValidationFailed { errors: vec![error] }
+    }
+}
+
 impl From<FieldErrors> for ShopError {
     fn from(errors: FieldErrors) -> Self {
         assert!(!errors.is_empty(), "a validation failure names at least one field");
         ShopError::ValidationFailed { errors: errors.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_the_status_its_kind_of_failure_has() {
+        let cases = [
+            (ShopError::validation("f", "bad"), 422),
+            (ShopError::IdempotencyKeyReused, 422),
+            (ShopError::not_found("order"), 404),
+            (ShopError::InsufficientStock { shortages: vec![] }, 409),
+            (ShopError::conflict("taken"), 409),
+            (ShopError::RequestInProgress, 409),
+            (ShopError::unavailable("down"), 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+        }
     }
 }

@@ -43,6 +43,24 @@ impl OrderStatus {
             _ => return None,
         })
     }
+    /// Every status.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+        OrderStatus::Failed,
+        OrderStatus::Cancelled,
+    ];
+    /// Whether an order in this status keeps the points it earned ([`points_earned`]): a
+    /// cancelled order gave them back and a failed one never got them, so both hold none. A
+    /// pending order shows what it will earn.
+    pub fn keeps_points(self) -> bool {
+        !matches!(self, OrderStatus::Cancelled | OrderStatus::Failed)
+    }
+    /// The statuses in which an order holds no points (see [`OrderStatus::keeps_points`]), for
+    /// storage that must apply the rule in a query.
+    pub fn without_points() -> impl Iterator<Item = OrderStatus> {
+        OrderStatus::ALL.into_iter().filter(|s| !s.keeps_points())
+    }
     /// Only a confirmed order can be cancelled: stock and points come back exactly once.
     pub fn check_cancel(self) -> Result<(), ShopError> {
         match self {
@@ -275,10 +293,17 @@ pub fn product_errors(
         .collect()
 }
 
-/// Loyalty points an order earns: one per whole `minor_units_per_point` of its total.
-pub fn points_earned(total: Money, minor_units_per_point: u64) -> u64 {
+/// Loyalty points an order for `customer` earns when it is placed: one per whole
+/// `minor_units_per_point` (> 0, checked at start-up) of its `total`, and none for an order
+/// without a customer, since nobody could spend them. The one rule both modes apply: the
+/// monolith when it places an order, the coordinator when it plans one. An order keeps them
+/// only while its status does ([`OrderStatus::keeps_points`]).
+pub fn points_earned(customer: Option<&CustomerId>, total: Money, minor_units_per_point: u64) -> u64 {
     assert!(minor_units_per_point > 0, "the points rule is validated at start-up");
-    total.minor() as u64 / minor_units_per_point
+    match customer {
+        Some(_) => total.minor() as u64 / minor_units_per_point,
+        None => 0,
+    }
 }
 
 #[cfg(test)]
@@ -396,7 +421,27 @@ mod tests {
 
     #[test]
     fn points_are_whole_currency_units() {
-        assert_eq!(points_earned(Money::new(1099).unwrap(), 100), 10);
-        assert_eq!(points_earned(Money::new(99).unwrap(), 100), 0);
+        let ada = CustomerId::parse("c-ada").unwrap();
+        assert_eq!(points_earned(Some(&ada), Money::new(1099).unwrap(), 100), 10);
+        assert_eq!(points_earned(Some(&ada), Money::new(99).unwrap(), 100), 0);
+        assert_eq!(points_earned(Some(&ada), Money::new(1099).unwrap(), 1), 1099);
+    }
+
+    #[test]
+    fn an_order_without_a_customer_earns_no_points() {
+        assert_eq!(points_earned(None, Money::new(1099).unwrap(), 100), 0);
+    }
+
+    #[test]
+    fn cancelled_and_failed_orders_hold_no_points() {
+        assert!(OrderStatus::Pending.keeps_points());
+        assert!(OrderStatus::Confirmed.keeps_points());
+        assert!(!OrderStatus::Cancelled.keeps_points());
+        assert!(!OrderStatus::Failed.keeps_points());
+        let without: Vec<_> = OrderStatus::without_points().collect();
+        assert_eq!(without, [OrderStatus::Failed, OrderStatus::Cancelled]);
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
     }
 }

@@ -31,7 +31,8 @@ pub struct OrderPlan {
 }
 
 impl OrderPlan {
-    /// The order this plan places, in `status`.
+    /// The order this plan places, in `status`: with the plan's points while the status
+    /// keeps them ([`OrderStatus::keeps_points`]), else none.
     pub fn order(&self, status: OrderStatus, updated_at: Timestamp) -> Order {
         Order {
             id: self.order_id.clone(),
@@ -39,7 +40,7 @@ impl OrderPlan {
             customer_id: self.customer_id.clone(),
             lines: self.priced.lines.clone(),
             total: self.priced.total,
-            points: self.points,
+            points: if status.keeps_points() { self.points } else { 0 },
             failure_reason: None,
             created_at: self.created_at,
             updated_at,

@@ -2,7 +2,8 @@
 
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::{
-    ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields, CustomerSearch, search_text,
+    ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields, CustomerSearch, check_order_customer,
+    search_text,
 };
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
@@ -105,12 +106,11 @@ pub fn activity(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Activity>, S
     .db()
 }
 
-/// Refuses an order for a customer who does not exist or was anonymised.
+/// Refuses an order for a customer who does not exist or was anonymised (the domain's
+/// [`check_order_customer`]).
 pub fn check_can_order(conn: &dyn Db, customer: &CustomerId) -> Result<(), ShopError> {
-    match lemonade_domain::customer::order_customer_error(get(conn, customer)?.as_ref()) {
-        None => Ok(()),
-        Some(e) => Err(ShopError::ValidationFailed { errors: vec![e] }),
-    }
+    let known = get(conn, customer)?.map(|c| c.standing());
+    Ok(check_order_customer(known)?)
 }
 
 /// An order of this customer was placed (`OrderPlaced`: its points are added) or cancelled

@@ -6,6 +6,8 @@
 //! coordinator learns from CRM's answers is written through; a late answer can never move a
 //! customer back.
 
+use std::sync::LazyLock;
+
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::values::Timestamp;
@@ -14,40 +16,9 @@ use super::{SqlResult, Stored, optional, stored_id};
 use crate::conn::Db;
 use crate::params;
 
-/// Where a customer stands for the coordinator, in the order states are reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Standing {
-    /// Known to CRM and not asked to be erased: orders may name them.
-    Active,
-    /// Their erasure was asked for and is not yet done at CRM: no order may name them.
-    Erasing,
-    /// Anonymised at CRM.
-    Erased,
-}
-
-impl Standing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Standing::Active => "active",
-            Standing::Erasing => "erasing",
-            Standing::Erased => "erased",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Standing> {
-        match raw {
-            "active" => Some(Standing::Active),
-            "erasing" => Some(Standing::Erasing),
-            "erased" => Some(Standing::Erased),
-            _ => None,
-        }
-    }
-
-    /// Whether an order may name a customer standing so.
-    pub fn may_order(self) -> bool {
-        self == Standing::Active
-    }
-}
+/// Where a customer stands (the domain's type: which standing may order, and that it only
+/// moves forward), re-exported for the directory's callers.
+pub use lemonade_domain::customer::Standing;
 
 /// What the directory knows of a customer, if anything.
 pub fn standing(conn: &dyn Db, customer: &CustomerId) -> Result<Option<Standing>, ShopError> {
@@ -67,18 +38,29 @@ pub fn standing(conn: &dyn Db, customer: &CustomerId) -> Result<Option<Standing>
 /// Records that `customer` stands at least at `standing`: a customer not known yet is
 /// added, a known one is moved forward, never back. Writes nothing when it knew as much.
 pub fn learn(conn: &dyn Db, customer: &CustomerId, standing: Standing, now: Timestamp) -> Result<(), ShopError> {
-    const RANK: &str = "CASE {} WHEN 'active' THEN 0 WHEN 'erasing' THEN 1 ELSE 2 END";
-    let rank = |of: &str| RANK.replace("{}", of);
-    conn.prepare_cached(&format!(
-        "INSERT INTO customer_directory (customer_id, state, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-         WHERE {} > {}",
-        rank("excluded.state"),
-        rank("customer_directory.state")
-    ))
-    .db()?
-    .execute(params![customer.as_str(), standing.as_str(), now.millis()])
-    .db()?;
+    // A state's rank is its place in `Standing::ALL`, the order the domain says they are
+    // reached in: the update only ever moves forward.
+    static LEARN: LazyLock<String> = LazyLock::new(|| {
+        let rank = |of: &str| {
+            let whens: String = Standing::ALL
+                .iter()
+                .enumerate()
+                .map(|(rank, s)| format!(" WHEN '{}' THEN {rank}", s.as_str()))
+                .collect();
+            format!("CASE {of}{whens} END")
+        };
+        format!(
+            "INSERT INTO customer_directory (customer_id, state, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+             WHERE {} > {}",
+            rank("excluded.state"),
+            rank("customer_directory.state")
+        )
+    });
+    conn.prepare_cached(&LEARN)
+        .db()?
+        .execute(params![customer.as_str(), standing.as_str(), now.millis()])
+        .db()?;
     Ok(())
 }
 

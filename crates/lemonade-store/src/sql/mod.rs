@@ -15,6 +15,7 @@ pub mod steps;
 pub mod stock;
 
 use lemonade_domain::ShopError;
+use lemonade_domain::order::OrderStatus;
 
 use crate::conn::DbError;
 use lemonade_domain::values::Timestamp;
@@ -36,6 +37,17 @@ impl<T> SqlResult<T> for crate::conn::DbResult<T> {
     fn db(self) -> Result<T, ShopError> {
         self.map_err(storage_error)
     }
+}
+
+/// `{value} IN ('a', 'b')` for the stored names of `statuses`: how a query filters by a rule
+/// the domain states as a list of statuses (`OrderStatus::without_points`), so the rule keeps
+/// one home. `value` is a column or a parameter. No statuses give a condition that is false.
+pub(crate) fn status_in(value: &str, statuses: impl IntoIterator<Item = OrderStatus>) -> String {
+    let names: Vec<String> = statuses.into_iter().map(|s| format!("'{}'", s.as_str())).collect();
+    if names.is_empty() {
+        return "1 = 0".to_owned();
+    }
+    format!("{value} IN ({})", names.join(", "))
 }
 
 /// `query_row` that treats "no row" as `None`.
@@ -127,5 +139,14 @@ mod tests {
             matches!(ingredient, Err(ShopError::Unavailable { .. })),
             "{ingredient:?}"
         );
+    }
+
+    #[test]
+    fn a_list_of_statuses_renders_as_an_in_condition() {
+        assert_eq!(
+            status_in("status", [OrderStatus::Failed, OrderStatus::Cancelled]),
+            "status IN ('failed', 'cancelled')"
+        );
+        assert_eq!(status_in("?2", []), "1 = 0");
     }
 }

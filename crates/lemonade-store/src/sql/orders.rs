@@ -2,6 +2,7 @@
 //! aggregates the sales report needs.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use lemonade_domain::customer::ActivityKind;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
@@ -49,10 +50,7 @@ pub fn place(
     }
     let priced = priced?;
     let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
-    let points = match draft.customer_id {
-        Some(_) => points_earned(priced.total, minor_units_per_point),
-        None => 0,
-    };
+    let points = points_earned(draft.customer_id.as_ref(), priced.total, minor_units_per_point);
     let order = Order {
         id: order_id,
         status: OrderStatus::Confirmed,
@@ -238,17 +236,19 @@ pub fn set_status(
     failure_reason: Option<&str>,
     now: Timestamp,
 ) -> Result<Order, ShopError> {
-    let points_kept = if status == OrderStatus::Cancelled || status == OrderStatus::Failed {
-        "0"
-    } else {
-        "points"
-    };
-    conn.prepare_cached(&format!(
-        "UPDATE orders SET status = ?2, points = {points_kept}, failure_reason = ?3, updated_at = ?4 WHERE id = ?1"
-    ))
-    .db()?
-    .execute(params![id.as_str(), status.as_str(), failure_reason, now.millis()])
-    .db()?;
+    // The points an order keeps are the domain's rule (`OrderStatus::keeps_points`); the
+    // statement applies it to the new status in the row's own update.
+    static SET_STATUS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE orders SET status = ?2, points = CASE WHEN {} THEN 0 ELSE points END,
+             failure_reason = ?3, updated_at = ?4 WHERE id = ?1",
+            super::status_in("?2", OrderStatus::without_points())
+        )
+    });
+    conn.prepare_cached(&SET_STATUS)
+        .db()?
+        .execute(params![id.as_str(), status.as_str(), failure_reason, now.millis()])
+        .db()?;
     require(conn, id)
 }
 
@@ -501,7 +501,6 @@ pub fn place_confirmed(
 pub fn fail(conn: &dyn Db, plan: &OrderPlan, reason: &str, now: Timestamp) -> Result<Order, ShopError> {
     let Some(order) = get(conn, &plan.order_id)? else {
         let mut order = plan.order(OrderStatus::Failed, now);
-        order.points = 0;
         order.failure_reason = Some(reason.to_owned());
         insert(conn, &order, &plan.priced.recipe_versions)?;
         return Ok(order);

@@ -1,7 +1,9 @@
 //! Checking a bearer token without telling an attacker how close a guess came.
 //!
-//! Used for the public API's access token and for the cluster token of the internal calls:
-//! the one place a presented secret is compared with the expected one.
+//! Used for the public API's access token (`lemonade-api`) and for the cluster token of the
+//! internal calls (`lemonade-cluster`'s server): the one place a presented secret is compared
+//! with the expected one. A crate of its own so that the services need not depend on the
+//! public HTTP API for it; it is pure (no I/O), over bytes, with no HTTP types.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
