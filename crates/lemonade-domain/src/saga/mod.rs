@@ -1,7 +1,9 @@
 //! What the services of the distributed mode tell each other about an order: the order as
 //! the stock service priced and reserved it, and the events the orders service's outbox
-//! carries to the stock and CRM services. Pure data; the protocol around it lives in
-//! `lemonade-cluster`.
+//! carries to the stock and CRM services; and the order saga itself, as a state machine
+//! stepped without I/O ([`machine`]). The protocol around it lives in `lemonade-cluster`.
+
+pub mod machine;
 
 use serde::{Deserialize, Serialize};
 
