@@ -248,6 +248,18 @@ pub enum Undo {
     RecordFailed,
 }
 
+impl Undo {
+    /// The step after this one; `None` after the last.
+    fn then(self) -> Option<Undo> {
+        match self {
+            Undo::Record => Some(Undo::Fail),
+            Undo::Fail => Some(Undo::Release),
+            Undo::Release => Some(Undo::RecordFailed),
+            Undo::RecordFailed => None,
+        }
+    }
+}
+
 /// A saga being driven: where it is and what it does next. Only a state that has a plan
 /// exists here (a rejected saga is never driven).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -402,19 +414,7 @@ impl SagaState {
             !self.is_final(),
             "a finished saga takes no step result: {self:?} got {result:?}"
         );
-        let asks_create = matches!(
-            self,
-            SagaState::Running {
-                next: Forward::Create,
-                ..
-            }
-        );
-        let fits = match result {
-            StepResult::Done => !asks_create,
-            StepResult::Created(_) => asks_create,
-            StepResult::Refused(_) | StepResult::Unanswered => true,
-        };
-        assert!(fits, "{self:?} cannot get {result:?}");
+        assert!(self.takes(&result), "{self:?} cannot get {result:?}");
         match (self, result) {
             (state, StepResult::Unanswered) => (state, Action::Stop(Stop::Pending)),
             (SagaState::Running { plan, .. }, StepResult::Refused(refusal)) => SagaState::Compensating {
@@ -452,26 +452,28 @@ impl SagaState {
                 SagaState::Confirmed { plan }.with_action()
             }
             (state @ SagaState::Compensating { .. }, StepResult::Refused(_)) => (state, Action::Stop(Stop::Pending)),
-            (SagaState::Compensating { plan, reason, next }, StepResult::Done) => match next {
-                Undo::Record => SagaState::Compensating {
-                    plan,
-                    reason,
-                    next: Undo::Fail,
-                },
-                Undo::Fail => SagaState::Compensating {
-                    plan,
-                    reason,
-                    next: Undo::Release,
-                },
-                Undo::Release => SagaState::Compensating {
-                    plan,
-                    reason,
-                    next: Undo::RecordFailed,
-                },
-                Undo::RecordFailed => SagaState::Failed { plan, reason },
+            (SagaState::Compensating { plan, reason, next }, StepResult::Done) => match next.then() {
+                Some(next) => SagaState::Compensating { plan, reason, next },
+                None => SagaState::Failed { plan, reason },
             }
             .with_action(),
             (state, result) => unreachable!("{state:?} cannot get {result:?}"),
+        }
+    }
+
+    /// Whether `result` is one this state's action can give.
+    fn takes(&self, result: &StepResult) -> bool {
+        let asks_create = matches!(
+            self,
+            SagaState::Running {
+                next: Forward::Create,
+                ..
+            }
+        );
+        match result {
+            StepResult::Done => !asks_create,
+            StepResult::Created(_) => asks_create,
+            StepResult::Refused(_) | StepResult::Unanswered => true,
         }
     }
 

@@ -114,7 +114,10 @@ fn action_name(action: &Action) -> &'static str {
 
 /// The whole machine: (state, result) → (next state, next action), `None` where the result
 /// is not one the state's action can give (the driver's bug: it panics).
-const TABLE: &[(&str, &str, Option<(&str, &str)>)] = &[
+/// A row: a state, a result, and the next state and action (`None`: a panic).
+type Row = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+
+const TABLE: &[Row] = &[
     ("running/commit", "done", Some(("running/create", "create"))),
     ("running/commit", "created", None),
     (
