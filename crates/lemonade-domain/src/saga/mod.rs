@@ -9,17 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, OrderId};
 use crate::order::{Order, OrderLine, OrderStatus};
-use crate::stock::Needs;
 use crate::values::{Money, Timestamp};
 
-/// An order priced against the catalogue and held in stock: its lines, total, the recipe
-/// version each line was sold with, and what it took from stock.
+/// An order priced against the catalogue and held in stock: its lines, total and the recipe
+/// version each line was sold with. What it took from stock stays with the stock service,
+/// in the reservation, the one place that uses it (plans stored before carried it too, and
+/// still read, the field ignored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedOrder {
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub recipe_versions: Vec<i64>,
-    pub needs: Needs,
 }
 
 /// The plan a saga carries out: the order it places, priced, and who it is for.
@@ -104,4 +104,18 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_stored_with_the_needs_it_once_carried_still_reads() {
+        let stored = r#"{"order_id":"o1","customer_id":null,"points":0,"created_at":"2026-11-30T12:00:00Z",
+            "priced":{"lines":[],"total":0,"recipe_versions":[],"needs":{"lemons":4}}}"#;
+        let plan: OrderPlan = serde_json::from_str(stored).unwrap();
+        assert_eq!(plan.priced.recipe_versions, Vec::<i64>::new());
+        assert!(!serde_json::to_string(&plan).unwrap().contains("needs"));
+    }
 }

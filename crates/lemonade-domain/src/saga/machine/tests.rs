@@ -27,7 +27,6 @@ fn plan() -> OrderPlan {
             }],
             total: Money::from_stored(700),
             recipe_versions: vec![1],
-            needs: Default::default(),
         },
         points: 7,
         created_at: Timestamp(1_000),
