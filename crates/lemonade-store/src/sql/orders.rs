@@ -48,7 +48,7 @@ pub fn place(
             (refusal, _) => refusal,
         });
     }
-    let priced = priced?;
+    let (priced, needs) = priced?;
     let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
     let points = points_earned(draft.customer_id.as_ref(), priced.total, minor_units_per_point);
     let order = Order {
@@ -63,7 +63,7 @@ pub fn place(
         updated_at: now,
     };
     insert(conn, &order, &priced.recipe_versions)?;
-    take_stock(conn, cache, &order.id, &priced.needs, now)?;
+    take_stock(conn, cache, &order.id, &needs, now)?;
     if let Some(customer_id) = &draft.customer_id {
         crm::order_points(
             conn,
@@ -105,9 +105,14 @@ pub fn product_errors(conn: &dyn Db, products: &[(usize, ProductId)]) -> Result<
 }
 
 /// Prices a draft against the catalogue and checks that stock covers it; writes nothing.
+/// Returns the priced order and what it needs from stock (for the caller that takes it).
 /// Unknown or inactive products are validation errors, missing stock is
 /// `InsufficientStock` naming every short ingredient.
-pub fn price_and_check(conn: &dyn Db, cache: &WriterCache, draft: &OrderDraft) -> Result<PricedOrder, ShopError> {
+pub fn price_and_check(
+    conn: &dyn Db,
+    cache: &WriterCache,
+    draft: &OrderDraft,
+) -> Result<(PricedOrder, Needs), ShopError> {
     let mut products = HashMap::with_capacity(draft.lines.len());
     for line in &draft.lines {
         if let Some(p) = cache.product(conn, &line.product_id)? {
@@ -137,12 +142,12 @@ pub fn price_and_check(conn: &dyn Db, cache: &WriterCache, draft: &OrderDraft) -
         return Err(ShopError::InsufficientStock { shortages: short });
     }
     let recipe_versions = plan.lines.iter().map(|l| products[&l.product_id].1).collect();
-    Ok(PricedOrder {
+    let priced = PricedOrder {
         lines: plan.lines,
         total: plan.total,
         recipe_versions,
-        needs: plan.needs,
-    })
+    };
+    Ok((priced, plan.needs))
 }
 
 /// Takes what an order needs off stock: one sale move per ingredient. The caller checked
@@ -578,7 +583,6 @@ mod tests {
                 }],
                 total: Money::from_stored(700),
                 recipe_versions: vec![1],
-                needs: Default::default(),
             },
             points: 7,
             created_at: Timestamp(1_000),

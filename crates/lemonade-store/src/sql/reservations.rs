@@ -74,7 +74,7 @@ pub fn reserve(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<PricedOrder, ShopError> {
-    let priced = orders::price_and_check(conn, cache, draft)?;
+    let (priced, needs) = orders::price_and_check(conn, cache, draft)?;
     let claimed = conn
         .prepare_cached(
             "INSERT INTO reservations (order_id, status, needs, expires_at, created_at, updated_at)
@@ -83,7 +83,7 @@ pub fn reserve(
         .db()?
         .execute(params![
             order.as_str(),
-            serde_json::to_string(&priced.needs).expect("needs serialise"),
+            serde_json::to_string(&needs).expect("needs serialise"),
             expires_at.millis(),
             now.millis()
         ])
@@ -96,7 +96,7 @@ pub fn reserve(
             Status::Held | Status::Committed => "this order already holds a reservation",
         }));
     }
-    orders::take_stock(conn, cache, order, &priced.needs, now)?;
+    orders::take_stock(conn, cache, order, &needs, now)?;
     Ok(priced)
 }
 

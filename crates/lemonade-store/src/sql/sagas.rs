@@ -1,8 +1,9 @@
 //! The coordinator's saga log: one row per order placement of the distributed mode.
 //!
-//! `running` → `confirmed`, or `running` → `compensating` → `failed`; a placement the stock
-//! or CRM service refused outright (not enough stock, an unknown customer) is recorded as
-//! `rejected` with no order. The row also holds the client's idempotency key, so a retry
+//! The states and their transitions are the domain's (`lemonade_domain::saga::machine`); a
+//! row is read back into its [`Logged`] state here, and a row that holds no possible state is
+//! an error naming its saga. A placement the stock or CRM service refused outright (not
+//! enough stock, an unknown customer) is recorded as `rejected` with no order. The row also holds the client's idempotency key, so a retry
 //! finds its saga. A failed saga frees its key: failing was the cluster's doing, not the
 //! request's, and a retry with the same key places the order afresh.
 
@@ -10,54 +11,18 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::saga::OrderPlan;
+use lemonade_domain::saga::machine::{Logged, Mark, Phase};
 use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, optional, ts};
-use crate::conn::{Db, Row};
+use crate::conn::{Db, DbError, Row};
 use crate::params;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SagaState {
-    Running,
-    Compensating,
-    Confirmed,
-    Failed,
-    Rejected,
-}
-
-impl SagaState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SagaState::Running => "running",
-            SagaState::Compensating => "compensating",
-            SagaState::Confirmed => "confirmed",
-            SagaState::Failed => "failed",
-            SagaState::Rejected => "rejected",
-        }
-    }
-    fn parse(raw: &str) -> SagaState {
-        match raw {
-            "running" => SagaState::Running,
-            "compensating" => SagaState::Compensating,
-            "confirmed" => SagaState::Confirmed,
-            "failed" => SagaState::Failed,
-            "rejected" => SagaState::Rejected,
-            other => unreachable!("a CHECK constraint limits states, got {other}"),
-        }
-    }
-    pub fn is_finished(self) -> bool {
-        !matches!(self, SagaState::Running | SagaState::Compensating)
-    }
-}
-
+/// A saga's row, its state parsed into the machine's [`Logged`] state at this edge.
 #[derive(Clone, Debug)]
 pub struct Saga {
     pub order_id: OrderId,
-    pub state: SagaState,
-    /// None only for a rejected saga.
-    pub plan: Option<OrderPlan>,
-    /// Why it failed or was rejected.
-    pub outcome: Option<ShopError>,
+    pub state: Logged,
     pub fingerprint: Option<String>,
     pub attempts: u32,
     pub created_at: Timestamp,
@@ -66,27 +31,30 @@ pub struct Saga {
 
 const COLUMNS: &str = "order_id, state, plan, outcome, fingerprint, attempts, created_at, updated_at";
 
-fn unreadable(column: usize) -> impl Fn(serde_json::Error) -> crate::conn::DbError {
-    move |e| crate::conn::DbError::Column {
+/// A row that cannot be read back, naming its saga.
+fn unreadable(order: &str, column: usize, why: impl std::fmt::Display) -> DbError {
+    DbError::Column {
         column,
-        why: format!("unreadable JSON: {e}"),
+        why: format!("saga {order:?}: {why}"),
     }
 }
 
 fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
-    let plan: Option<String> = r.get(2)?;
-    let outcome: Option<String> = r.get(3)?;
+    let raw_id: String = r.get(0)?;
+    let order_id = OrderId::parse(&raw_id).ok_or_else(|| unreadable(&raw_id, 0, "not an order id"))?;
+    let json = |column: usize| -> crate::conn::DbResult<Option<String>> { r.get(column) };
+    let plan: Option<OrderPlan> = json(2)?
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .map_err(|e| unreadable(&raw_id, 2, format!("unreadable JSON: {e}")))?;
+    let outcome: Option<ShopError> = json(3)?
+        .map(|o| serde_json::from_str(&o))
+        .transpose()
+        .map_err(|e| unreadable(&raw_id, 3, format!("unreadable JSON: {e}")))?;
+    let state = Logged::from_parts(&r.get::<_, String>(1)?, plan, outcome).map_err(|e| unreadable(&raw_id, 1, e))?;
     Ok(Saga {
-        order_id: OrderId::parse(&r.get::<_, String>(0)?).expect("stored ids are valid"),
-        state: SagaState::parse(&r.get::<_, String>(1)?),
-        plan: plan
-            .map(|p| serde_json::from_str(&p))
-            .transpose()
-            .map_err(unreadable(2))?,
-        outcome: outcome
-            .map(|o| serde_json::from_str(&o))
-            .transpose()
-            .map_err(unreadable(3))?,
+        order_id,
+        state,
         fingerprint: r.get(4)?,
         attempts: r.get(5)?,
         created_at: ts(r.get(6)?),
@@ -138,14 +106,8 @@ pub fn reject(
 }
 
 /// Moves a saga on. A failed saga lets go of its idempotency key.
-pub fn set_state(
-    conn: &dyn Db,
-    order: &OrderId,
-    state: SagaState,
-    outcome: Option<&ShopError>,
-    now: Timestamp,
-) -> Result<(), ShopError> {
-    let free_key = if state == SagaState::Failed {
+pub fn set_state(conn: &dyn Db, order: &OrderId, mark: &Mark, now: Timestamp) -> Result<(), ShopError> {
+    let free_key = if mark.phase() == Phase::Failed {
         ", idempotency_key = NULL, fingerprint = NULL"
     } else {
         ""
@@ -156,8 +118,9 @@ pub fn set_state(
     .db()?
     .execute(params![
         order.as_str(),
-        state.as_str(),
-        outcome.map(|o| serde_json::to_string(o).expect("errors serialise")),
+        mark.phase().as_str(),
+        mark.outcome()
+            .map(|o| serde_json::to_string(&o).expect("errors serialise")),
         now.millis()
     ])
     .db()?;
@@ -235,4 +198,26 @@ pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, Sho
     .db()?
     .execute(params![before.millis(), limit])
     .db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+
+    #[test]
+    fn a_stored_saga_in_no_possible_state_is_an_error_not_a_panic() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut c, Role::Coordinator).unwrap();
+        // The schema's CHECKs allow a rejected saga without its refusal; the machine does not.
+        c.execute(
+            "INSERT INTO sagas (order_id, state, created_at, updated_at) VALUES ('o1', 'rejected', 1, 1)",
+            [],
+        )
+        .unwrap();
+        let read = get(&c, &OrderId::parse("o1").unwrap());
+        assert!(matches!(read, Err(ShopError::Unavailable { .. })), "{read:?}");
+        let swept = unfinished(&c, Timestamp(10), 10).unwrap();
+        assert!(swept.is_empty());
+    }
 }

@@ -1,23 +1,25 @@
 //! What the services of the distributed mode tell each other about an order: the order as
 //! the stock service priced and reserved it, and the events the orders service's outbox
-//! carries to the stock and CRM services. Pure data; the protocol around it lives in
-//! `lemonade-cluster`.
+//! carries to the stock and CRM services; and the order saga itself, as a state machine
+//! stepped without I/O ([`machine`]). The protocol around it lives in `lemonade-cluster`.
+
+pub mod machine;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, OrderId};
 use crate::order::{Order, OrderLine, OrderStatus};
-use crate::stock::Needs;
 use crate::values::{Money, Timestamp};
 
-/// An order priced against the catalogue and held in stock: its lines, total, the recipe
-/// version each line was sold with, and what it took from stock.
+/// An order priced against the catalogue and held in stock: its lines, total and the recipe
+/// version each line was sold with. What it took from stock stays with the stock service,
+/// in the reservation, the one place that uses it (plans stored before carried it too, and
+/// still read, the field ignored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedOrder {
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub recipe_versions: Vec<i64>,
-    pub needs: Needs,
 }
 
 /// The plan a saga carries out: the order it places, priced, and who it is for.
@@ -103,4 +105,18 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_stored_with_the_needs_it_once_carried_still_reads() {
+        let stored = r#"{"order_id":"o1","customer_id":null,"points":0,"created_at":"2026-11-30T12:00:00Z",
+            "priced":{"lines":[],"total":0,"recipe_versions":[],"needs":{"lemons":4}}}"#;
+        let plan: OrderPlan = serde_json::from_str(stored).unwrap();
+        assert_eq!(plan.priced.recipe_versions, Vec::<i64>::new());
+        assert!(!serde_json::to_string(&plan).unwrap().contains("needs"));
+    }
 }

@@ -1,0 +1,281 @@
+//! The coordinator's public face: the [`Shop`] port of the distributed mode. Reads and
+//! simple changes go to the service that owns the data; placing an order is the saga's
+//! ([`super::saga`]), a customer's erasure the directory's ([`super::customers`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
+use lemonade_domain::customer::check_order_customer;
+use lemonade_domain::customer::{Customer, CustomerExport, CustomerFields, Erasure};
+use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
+use lemonade_domain::order::{Order, OrderRefs, OrderStatus};
+use lemonade_domain::ports::{DependencyHealth, Health, OrderFilter, Page, PageRequest, PlaceOrder, Placed, Shop};
+use lemonade_domain::report::{SalesQuery, SalesReport};
+use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
+use lemonade_domain::{FieldError, ShopError};
+
+use super::Coordinator;
+use crate::client::CallError;
+use crate::rpc::*;
+
+/// Longest `/health` waits for each service's status.
+const HEALTH_CHECK_MS: u64 = 500;
+
+#[async_trait]
+impl Shop for Coordinator {
+    async fn list_ingredients(&self, page: PageRequest) -> Result<Page<Ingredient>, ShopError> {
+        self.ask(ListIngredients { page }).await
+    }
+    async fn get_ingredient(&self, id: IngredientId) -> Result<Ingredient, ShopError> {
+        self.ask(GetIngredient { id }).await
+    }
+    async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
+        self.change(CreateIngredient { new }).await
+    }
+    async fn adjust_stock(
+        &self,
+        id: IngredientId,
+        adjustment: StockAdjustment,
+    ) -> Result<(Ingredient, StockMove), ShopError> {
+        self.change(AdjustStock { id, adjustment }).await
+    }
+    async fn list_moves(
+        &self,
+        ingredient: Option<IngredientId>,
+        page: PageRequest,
+    ) -> Result<Page<StockMove>, ShopError> {
+        self.ask(ListMoves { ingredient, page }).await
+    }
+
+    async fn list_products(&self, page: PageRequest) -> Result<Page<Product>, ShopError> {
+        self.ask(ListProducts { page }).await
+    }
+    async fn get_product(&self, id: ProductId) -> Result<Product, ShopError> {
+        self.ask(GetProduct { id }).await
+    }
+    async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError> {
+        self.change(CreateProduct { new }).await
+    }
+    async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
+        self.change(UpdateProduct { id, patch }).await
+    }
+
+    async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError> {
+        self.ask(ListCustomers { search, page }).await
+    }
+    async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+        let customer = self.ask(GetCustomer { id }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
+    }
+    async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
+        let customer = self.change(CreateCustomer { fields }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
+    }
+    async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
+        let customer = self.change(UpdateCustomer { id, fields }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
+    }
+
+    /// Erases a customer without a race with their orders:
+    /// 1. the directory marks them `erasing`, durably: from then on no order can name them
+    ///    (an order checks the directory, and checks it again in the transaction that logs
+    ///    its saga);
+    /// 2. it waits, at most as long as an order may take (`order_deadline_ms`), until no
+    ///    saga naming them is unfinished;
+    /// 3. CRM anonymises them (forfeiting their points; an award that reaches CRM later
+    ///    changes nothing), and the directory marks them `erased`.
+    ///
+    /// Once step 1 is done the erasure is recorded for good: if step 2 or 3 cannot be done
+    /// now (orders still in flight, CRM not answering), the answer is
+    /// [`Erasure::UnderWay`] (202) saying so, never an error, and the sweeper finishes it.
+    async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError> {
+        self.erase(id).await
+    }
+    async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
+        let (customer, orders, activity) = tokio::join!(
+            self.ask(GetCustomer { id: id.clone() }),
+            self.ask(CustomerOrders {
+                customer_id: id.clone()
+            }),
+            self.ask(CustomerActivity { id })
+        );
+        let customer = customer?;
+        self.learn(&customer).await;
+        Ok(CustomerExport {
+            customer,
+            orders: orders?,
+            activity: activity?,
+            exported_at: self.inner.node.now(),
+        })
+    }
+
+    /// Best effort, for a request that has other errors already: what stock cannot tell
+    /// within [`BEST_EFFORT_MS`] is left out.
+    async fn check_catalog_refs(&self, refs: CatalogRefs) -> Result<Vec<FieldError>, ShopError> {
+        Ok(self.extra(CheckCatalog { refs }).await.unwrap_or_default())
+    }
+
+    /// Best effort, for a request that has other errors already, each part on its own: the
+    /// customer from the directory when it knows them, else from CRM; the products from
+    /// stock. What cannot be told within [`BEST_EFFORT_MS`] is left out.
+    async fn check_order_refs(&self, refs: OrderRefs) -> Result<Vec<FieldError>, ShopError> {
+        let customer = async {
+            let id = refs.customer_id.clone()?;
+            if let Ok(Some(standing)) = self.standing(&id).await {
+                return check_order_customer(Some(standing)).err();
+            }
+            match self.extra_call(GetCustomer { id }).await {
+                Ok(c) => check_order_customer(Some(c.standing())).err(),
+                Err(CallError::Refused(ShopError::NotFound { .. })) => check_order_customer(None).err(),
+                Err(_) => None,
+            }
+        };
+        let products = async {
+            match refs.products.is_empty() {
+                true => Vec::new(),
+                false => self
+                    .extra(CheckOrderProducts {
+                        products: refs.products.clone(),
+                    })
+                    .await
+                    .unwrap_or_default(),
+            }
+        };
+        let (customer, products) = tokio::join!(customer, products);
+        Ok(customer.into_iter().chain(products).collect())
+    }
+
+    async fn place_order(&self, request: PlaceOrder) -> Result<Placed, ShopError> {
+        self.place_keyed(request).await
+    }
+
+    async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError> {
+        if let Some(customer) = &filter.customer_id {
+            self.require_customer(customer).await?;
+        }
+        self.ask(ListOrders { filter, page }).await
+    }
+
+    async fn get_order(&self, id: OrderId) -> Result<Order, ShopError> {
+        match self.ask(GetOrder { id: id.clone() }).await {
+            Err(ShopError::NotFound { what }) => {
+                // Not at the orders service yet: a saga that has not created it shows it pending.
+                match self.order_from_saga_log(&id).await? {
+                    Some(order) if order.status == OrderStatus::Pending => Ok(order),
+                    _ => Err(ShopError::NotFound { what }),
+                }
+            }
+            // The orders service cannot be asked: answer what the saga log knows for certain.
+            Err(down @ ShopError::Unavailable { .. }) => match self.order_from_saga_log(&id).await {
+                Ok(Some(order)) => Ok(order),
+                Err(e @ ShopError::NotFound { .. }) => Err(e),
+                Ok(None) | Err(_) => Err(down),
+            },
+            other => other,
+        }
+    }
+
+    async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
+        let settled = self.change(CancelOrder { order_id: id }).await?;
+        self.inner.eager.deliver(settled.events);
+        Ok(settled.order)
+    }
+
+    async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError> {
+        self.ask(Sales { query }).await
+    }
+
+    async fn live(&self) -> Result<(), ShopError> {
+        self.inner.node.probe().await
+    }
+
+    async fn health(&self) -> Health {
+        let within = Duration::from_millis(HEALTH_CHECK_MS);
+        let clients = &self.inner.clients;
+        let (db, stock, orders, crm) = tokio::join!(
+            self.inner.node.probe(),
+            clients.call_within(&StockStatus {}, within),
+            clients.call_within(&OrdersStatus {}, within),
+            clients.call_within(&CrmStatus {}, within),
+        );
+        // Only its own database stops the coordinator; services that are down degrade it.
+        let serving = db.is_ok();
+        let dependencies = dependencies(db, stock, orders, crm);
+        Health {
+            ok: dependencies.iter().all(|d| d.ok),
+            serving,
+            mode: "coordinator".into(),
+            dependencies,
+        }
+    }
+}
+
+/// The coordinator's dependencies as `/health` lists them: the saga log and each service,
+/// with what the shop does without each one, as it really behaves (the fault-injection
+/// tests take each service away and check these against what happens).
+fn dependencies(
+    db: Result<(), ShopError>,
+    stock: Result<ServiceStatus, CallError>,
+    orders: Result<ServiceStatus, CallError>,
+    crm: Result<ServiceStatus, CallError>,
+) -> Vec<DependencyHealth> {
+    let dependency = |name: &str, outcome: Result<Option<String>, String>, degrades: &[&str]| {
+        let ok = outcome.is_ok();
+        DependencyHealth {
+            name: name.into(),
+            ok,
+            detail: match outcome {
+                Ok(detail) => detail,
+                Err(e) => Some(e),
+            },
+            degrades: if ok {
+                vec![]
+            } else {
+                degrades.iter().map(|d| d.to_string()).collect()
+            },
+        }
+    };
+    let status = |r: Result<ServiceStatus, CallError>, what: &str| {
+        r.map(|s| (s.waiting > 0).then(|| format!("{} {what}", s.waiting)))
+            .map_err(|e| ShopError::from(e).to_string())
+    };
+    vec![
+        dependency(
+            "saga log",
+            db.map(|_| None).map_err(|e| e.to_string()),
+            &["placing orders", "erasing customers"],
+        ),
+        dependency(
+            "stock",
+            status(stock, "reservations held"),
+            &[
+                "placing orders",
+                "ingredients, stock and products",
+                "stock of cancelled orders comes back once it is back",
+            ],
+        ),
+        dependency(
+            "orders",
+            status(orders, "events waiting for delivery"),
+            &[
+                "new orders are accepted as pending (202) and confirmed once it is back",
+                "order lists, cancellations, and details of orders already settled",
+                "sales reports",
+                "customer exports",
+            ],
+        ),
+        dependency(
+            "crm",
+            status(crm, "waiting"),
+            &[
+                "customers: lists, details, changes, erasure and exports",
+                "orders naming a customer not seen here before (sell without the customer, or try again)",
+                "points of orders are awarded once it is back",
+            ],
+        ),
+    ]
+}

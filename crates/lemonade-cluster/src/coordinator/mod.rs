@@ -1,0 +1,197 @@
+//! The coordinator: the public API of the distributed mode. It implements the same
+//! [`Shop`] port as the monolith, so the same router serves it; reads and simple changes go
+//! to the service that owns the data ([`forward`]), and placing an order is a saga with a
+//! durable log in the coordinator's own database ([`saga`], driven on by the [`sweeper`]).
+//!
+//! Placing an order:
+//! 1. check the customer in the coordinator's directory (CRM only for one it does not know),
+//!    then reserve its stock at the stock service, which prices it (it owns the catalogue),
+//!    under a lease on the stock service's clock;
+//! 2. log the saga (`running`), with the priced plan and the client's idempotency key, in
+//!    the transaction that checks the customer in the directory once more;
+//! 3. commit the reservation;
+//! 4. create the order, confirmed, at the orders service, which puts "award the points" in
+//!    its outbox in the same transaction; its relay tells CRM;
+//! 5. mark the saga `confirmed`.
+//!
+//! Until step 4 the orders service does not know the order: a client who got 202 reads it
+//! as `pending` from the saga log.
+//!
+//! Steps 3 to 5, and the compensation, are the domain's state machine
+//! (`lemonade_domain::saga::machine`); [`saga`] is its driver: it asks the machine for the
+//! next action, runs it (a call, or a write to the saga log), and feeds the result back.
+//! Every step carries the key `<order id>:<step>`, and its receiver keeps the step's result
+//! under it, so the saga can repeat any step it is unsure of. A refusal after step 2 (the
+//! lease ran out, say) compensates: the order is marked failed (first, so that a confirm and
+//! a fail can never both win), then the reservation released. A step that cannot be done
+//! now (a service down) leaves the saga where it is: the client gets 202 with the pending
+//! order, and the sweeper drives the saga on until it ends, also after a restart.
+//!
+//! Every change of a customer passes through here, so the coordinator keeps a directory of
+//! customers (ids and standing, no personal data; `sql::directory`; [`customers`]): a sale to
+//! a customer it knows needs no CRM, and an erasure is marked in it before anything else, so
+//! that no order can name the customer from then on (see [`Coordinator::anonymise_customer`]).
+
+mod customers;
+mod forward;
+mod saga;
+mod sweeper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lemonade_domain::ShopError;
+use lemonade_domain::ids::OrderId;
+use lemonade_store::inflight::InFlight;
+use lemonade_store::sql::sagas;
+use tokio::time::Instant;
+
+use crate::client::{CallError, Clients};
+use crate::eager::Eager;
+use crate::group::Group;
+use crate::node::Node;
+use crate::rpc::Call;
+
+/// How the coordinator runs sagas. Units are in the names.
+#[derive(Clone, Copy, Debug)]
+pub struct CoordinatorConfig {
+    /// How long the stock service holds a reservation that was not committed.
+    pub lease_ms: u64,
+    /// How long placing an order may take before the client gets 202 and a pending order.
+    pub order_deadline_ms: u64,
+    /// How long other requests may take, retries included.
+    pub call_deadline_ms: u64,
+    /// A saga still running after this long is given up and compensated.
+    pub give_up_ms: u64,
+    /// How often the sweeper looks for unfinished sagas, and how long a saga must have been
+    /// left alone before it picks it up.
+    pub sweep_period_ms: u64,
+    pub minor_units_per_point: u64,
+    /// How long finished sagas (and with them the clients' idempotency keys) are kept.
+    pub retention_ms: i64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            lease_ms: 30_000,
+            order_deadline_ms: 3_000,
+            call_deadline_ms: 5_000,
+            give_up_ms: 120_000,
+            sweep_period_ms: 500,
+            minor_units_per_point: lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT,
+            retention_ms: 48 * 3_600_000,
+        }
+    }
+}
+
+/// Longest a client's answer waits for what is only extra to it: what stock finds wrong in
+/// the products of an order refused for its customer, in the same answer. A service that
+/// does not answer within this is left out of the answer rather than keep it waiting.
+const BEST_EFFORT_MS: u64 = 250;
+/// Most confirmed sagas waiting to be recorded; past that one is left to the sweeper.
+const CONFIRMS_WAITING_MAX: usize = 4_096;
+
+#[derive(Clone)]
+pub struct Coordinator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Node,
+    clients: Arc<Clients>,
+    config: CoordinatorConfig,
+    /// Client idempotency keys being worked on in this process.
+    keys: InFlight,
+    /// Sagas being driven in this process (by a request or by the sweeper).
+    driving: InFlight,
+    /// Confirmed sagas whose end is not recorded yet (see [`Coordinator::confirmed`]).
+    confirms: Arc<Group<OrderId>>,
+    /// Events being delivered to their receivers without the relay.
+    eager: Eager,
+}
+
+fn step_key(order: &OrderId, step: &str) -> Option<String> {
+    Some(format!("{order}:{step}"))
+}
+
+impl Coordinator {
+    pub fn new(node: Node, clients: Arc<Clients>, config: CoordinatorConfig) -> Self {
+        assert!(config.minor_units_per_point > 0);
+        assert!(
+            config.lease_ms > config.order_deadline_ms,
+            "a lease outlives the request"
+        );
+        Coordinator {
+            inner: Arc::new(Inner {
+                node,
+                config,
+                keys: InFlight::default(),
+                driving: InFlight::default(),
+                confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
+                eager: Eager::new(Arc::clone(&clients)),
+                clients,
+            }),
+        }
+    }
+
+    pub fn clients(&self) -> &Arc<Clients> {
+        &self.inner.clients
+    }
+
+    fn deadline(&self, ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    /// A read forwarded for a client. It sees what the eager deliveries under way to its
+    /// service do (a client reads the points of the order it was just answered).
+    async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
+        self.inner.eager.caught_up(C::SERVICE).await;
+        let deadline = self.deadline(self.inner.config.call_deadline_ms);
+        Ok(self.inner.clients.call(&call, None, deadline).await?)
+    }
+
+    /// A change forwarded for a client: one fresh step key for this request, kept over its
+    /// retries, so a retried call whose reply was lost is not carried out twice. Like a read,
+    /// it comes after the eager deliveries under way to its service.
+    async fn change<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
+        self.inner.eager.caught_up(C::SERVICE).await;
+        let key = format!("req:{}", self.inner.node.ids.next_id());
+        let deadline = self.deadline(self.inner.config.call_deadline_ms);
+        Ok(self.inner.clients.call(&call, Some(key), deadline).await?)
+    }
+
+    /// A call whose reply only adds to a client's answer: it waits at most
+    /// [`BEST_EFFORT_MS`], whatever the service does.
+    async fn extra_call<C: Call>(&self, call: C) -> Result<C::Reply, CallError> {
+        let within = Duration::from_millis(BEST_EFFORT_MS);
+        let reply = self.inner.clients.call_within(&call, within).await;
+        if let Err(e) = &reply {
+            tracing::debug!(path = C::PATH, error = ?e, "left out of an answer");
+        }
+        reply
+    }
+
+    /// [`Coordinator::extra_call`]'s reply, `None` if there is none.
+    async fn extra<C: Call>(&self, call: C) -> Option<C::Reply> {
+        self.extra_call(call).await.ok()
+    }
+
+    /// Probes the circuits of the services that are down, so that no client's request has
+    /// to (see [`Clients::spawn_prober`]). A vital task of the coordinator.
+    pub fn spawn_prober(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.clients.spawn_prober(&self.inner.node.db.tasks)
+    }
+
+    /// Forgets finished sagas past retention, now and then.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let node = &self.inner.node;
+        lemonade_store::maintenance::spawn_expiry(
+            &node.db,
+            Arc::clone(&node.clock),
+            self.inner.config.retention_ms,
+            "finished sagas",
+            sagas::expire,
+        )
+    }
+}
