@@ -42,20 +42,26 @@ pub struct AppState {
     pub shop: Arc<dyn Shop>,
     /// When set, every API request must carry `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,
-    pub metrics: PrometheusHandle,
+    /// What `/metrics` renders: the process's Prometheus recorder, which the binary installs
+    /// ([`metrics_handle`]); without one (a test, a simulation) it renders nothing and the
+    /// counters go nowhere.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
-    pub fn new(shop: Arc<dyn Shop>, token: Option<String>) -> Self {
+    /// The state of the public API over `shop`, wanting `token` of every request if given.
+    /// Installs nothing global: `metrics` is a recorder's handle the caller installed.
+    pub fn new(shop: Arc<dyn Shop>, token: Option<String>, metrics: Option<PrometheusHandle>) -> Self {
         AppState {
             shop,
             token: token.map(Arc::from),
-            metrics: metrics_handle(),
+            metrics,
         }
     }
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder, installed on first use (by the binary: a library
+/// never installs globals).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE

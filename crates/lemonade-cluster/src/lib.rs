@@ -21,6 +21,7 @@ pub mod faults;
 pub mod group;
 pub mod node;
 pub mod orders;
+pub mod rate;
 pub mod rpc;
 pub mod server;
 pub mod stock;

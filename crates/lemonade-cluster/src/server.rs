@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Health, IdempotencyKey};
 use sha2::{Digest, Sha256};
@@ -152,13 +151,9 @@ impl<S: Serving> Internal<S> {
         let health_of = Router::new()
             .route("/health", get(health::<S>))
             .with_state(state.clone());
-        let burst = NonZeroU32::new(protection.burst.max(1)).expect("positive");
         let guard = Arc::new(Guard {
             token: cluster_token.to_owned(),
-            burst,
-            limiter: RateLimiter::direct(
-                Quota::per_second(NonZeroU32::new(protection.rate_per_s.max(1)).expect("positive")).allow_burst(burst),
-            ),
+            limiter: crate::rate::Limiter::new(protection.rate_per_s, protection.burst),
             in_flight: Semaphore::new(protection.in_flight_max),
         });
         let calls = self.router.with_state(state);
@@ -290,8 +285,8 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
 struct Guard {
     /// The cluster token, as callers send it after `Bearer `.
     token: String,
-    burst: NonZeroU32,
-    limiter: DefaultDirectRateLimiter,
+    /// On tokio time (see [`crate::rate`]).
+    limiter: crate::rate::Limiter,
     in_flight: Semaphore,
 }
 
@@ -324,12 +319,10 @@ async fn protect(State(guard): State<Arc<Guard>>, request: Request, next: Next) 
         1
     };
     // A batch larger than the whole burst could never pass: it takes the whole burst instead.
-    let cells = NonZeroU32::new(calls as u32)
-        .expect("at least one call")
-        .min(guard.burst);
-    let limited = guard.limiter.check_n(cells).expect("at most the burst");
-    if let Err(not_until) = limited {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    let limited = guard
+        .limiter
+        .take(NonZeroU32::new(calls as u32).expect("at least one call"));
+    if let Err(wait) = limited {
         metrics::counter!("lemonade_rate_limited").increment(1);
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,

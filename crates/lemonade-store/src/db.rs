@@ -245,7 +245,7 @@ impl Database {
     /// [`CLOSE_WAIT_MS`] for each step; what is still busy then closes with the process.
     /// Every use of the database after this is refused as unavailable.
     pub async fn close(&self) {
-        self.tasks.stop_all();
+        self.tasks.stop().await;
         if !self.scrub_for(&[], CLOSE_WAIT_MS).await {
             tracing::warn!("could not truncate the WAL at stop");
         }

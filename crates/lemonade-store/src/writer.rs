@@ -23,6 +23,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use lemonade_domain::ShopError;
@@ -51,12 +52,15 @@ pub type WriteConn = Box<dyn Db + Send>;
 /// batch syncs while the next is written (measured: 32 gave 15.4k orders/s, 64 gave 12.8k).
 pub const BATCH_MAX_DEFAULT: usize = 32;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct WriterConfig {
     /// Most jobs committed together. 1 disables group commit.
     pub batch_max: usize,
     /// Most jobs waiting for the writer; past that callers get `Unavailable` at once.
     pub queue_max: usize,
+    /// What a failure nothing can repair (a failed fsync of the WAL) does: by default, abort
+    /// the process.
+    pub on_fatal: Fatal,
 }
 
 impl Default for WriterConfig {
@@ -64,7 +68,44 @@ impl Default for WriterConfig {
         WriterConfig {
             batch_max: BATCH_MAX_DEFAULT,
             queue_max: 8_192,
+            on_fatal: Fatal::default(),
         }
+    }
+}
+
+/// What the syncer does when an fsync of the WAL fails: the page cache can no longer be
+/// trusted (the kernel may drop the dirty pages and report success next time), so nothing
+/// may be acknowledged any more. The default aborts the process; a test (or a simulation)
+/// gives a hook that records the failure instead. Should the hook return, the syncer stops:
+/// what it held and everything after is never acknowledged (callers are told to retry, and
+/// the writer stops too).
+#[derive(Clone)]
+pub struct Fatal(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Fatal {
+    /// A hook that runs `hook` with a sentence saying what failed.
+    pub fn new(hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Fatal(Arc::new(hook))
+    }
+
+    fn fail(&self, why: &str) {
+        (self.0)(why)
+    }
+}
+
+impl Default for Fatal {
+    /// Aborts the process (after saying why on standard error).
+    fn default() -> Self {
+        Fatal::new(|why| {
+            eprintln!("fatal: {why}");
+            std::process::abort();
+        })
+    }
+}
+
+impl std::fmt::Debug for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fatal(..)")
     }
 }
 
@@ -111,9 +152,10 @@ impl Writer {
             Durability::InCommit => None,
             Durability::Syncer { wal_path } => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE_MAX);
+                let on_fatal = config.on_fatal.clone();
                 let syncer = std::thread::Builder::new()
                     .name("lemonade-syncer".into())
-                    .spawn(move || sync_loop(wal_path, rx))
+                    .spawn(move || sync_loop(wal_path, rx, on_fatal))
                     .expect("spawn the syncer thread");
                 Some(Syncer {
                     batches: tx,
@@ -212,8 +254,9 @@ fn run_chore(conn: &dyn Db, chore: Chore) {
 
 /// The syncer: fdatasync the WAL, then answer every batch committed before the sync began.
 /// A failed fsync leaves the page cache in a state nobody can trust (the kernel may drop the
-/// dirty pages and report success next time), so the process stops rather than carry on.
-fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>) {
+/// dirty pages and report success next time), so it goes to `on_fatal` (by default the
+/// process stops) rather than carry on; should that return, the syncer stops.
+fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>, on_fatal: Fatal) {
     let mut wal: Option<std::fs::File> = None;
     while let Ok(first) = batches.recv() {
         let mut waiting = vec![first];
@@ -225,11 +268,12 @@ fn sync_loop(wal_path: PathBuf, batches: std::sync::mpsc::Receiver<Vec<Deliver>>
         };
         if let Err(e) = synced {
             tracing::error!(error = %e, wal = %wal_path.display(), "fsync of the WAL failed; stopping");
-            eprintln!(
-                "fatal: fsync of {} failed: {e}; stopping so that nothing unsynced is acknowledged",
+            on_fatal.fail(&format!(
+                "fsync of {} failed: {e}; stopping so that nothing unsynced is acknowledged",
                 wal_path.display()
-            );
-            std::process::abort();
+            ));
+            // The hook returned (a test's): nothing held or sent later is acknowledged.
+            return;
         }
         metrics::histogram!("lemonade_sync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("lemonade_sync_batches").record(waiting.len() as f64);
@@ -384,6 +428,7 @@ pub(crate) mod tests {
                 WriterConfig {
                     batch_max,
                     queue_max: 1024,
+                    ..WriterConfig::default()
                 },
             ),
             dir,
@@ -402,6 +447,34 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_goes_to_the_fatal_hook_and_the_write_is_never_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL); PRAGMA synchronous = NORMAL")
+            .unwrap();
+        let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&failures);
+        let config = WriterConfig {
+            batch_max: 8,
+            on_fatal: Fatal::new(move |why| seen.lock().unwrap().push(why.to_owned())),
+            ..WriterConfig::default()
+        };
+        // A WAL that cannot be opened: the sync fails.
+        let wal_path = dir.path().join("missing").join("w.db-wal");
+        let w = Writer::start_with(Box::new(conn), config, Durability::Syncer { wal_path }, Box::new(|| {}));
+        assert!(
+            w.execute(insert).await.is_err(),
+            "an unsynced write is not acknowledged"
+        );
+        let failures = failures.lock().unwrap().clone();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("fsync of"), "{failures:?}");
+        // The syncer stopped: so does the writer, at its next commit.
+        let _ = w.execute(insert).await;
+        assert!(w.execute(insert).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_a_syncer_every_job_is_answered_once_its_batch_is_committed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
@@ -412,6 +485,7 @@ pub(crate) mod tests {
         let config = WriterConfig {
             batch_max: 64,
             queue_max: 1024,
+            ..WriterConfig::default()
         };
         let w = Writer::start_with(Box::new(conn), config, Durability::Syncer { wal_path }, Box::new(|| {}));
         let jobs: Vec<_> = (0..500)
@@ -437,6 +511,7 @@ pub(crate) mod tests {
         let config = WriterConfig {
             batch_max: 8,
             queue_max: 1024,
+            ..WriterConfig::default()
         };
         let w = Writer::start_with(
             Box::new(conn),
@@ -554,6 +629,7 @@ pub(crate) mod tests {
         let config = WriterConfig {
             batch_max: 8,
             queue_max: 16,
+            ..WriterConfig::default()
         };
         let on_rollback = Box::new(|| panic!("a bug outside any job"));
         let w = Writer::start_with(Box::new(conn), config, Durability::InCommit, on_rollback);

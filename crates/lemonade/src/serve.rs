@@ -7,19 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use lemonade_api::AppState;
 use lemonade_cluster::faults::{FaultPlan, FaultyTransport};
-use lemonade_cluster::node::Kept;
 use lemonade_cluster::transport::{HttpTransport, Transport};
-use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection, Service};
-use lemonade_domain::saga::Destination;
+use lemonade_cluster::{CoordinatorConfig, Protection, Service};
+use lemonade_node::{NodeConfig, Seams};
 use lemonade_store::migrations::Role;
 use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
 use lemonade_store::system::{SystemClock, UuidV7Ids};
 use lemonade_store::writer::BATCH_MAX_DEFAULT;
-use lemonade_store::{Database, ShopConfig, SqliteShop, WriterConfig};
+use lemonade_store::{Database, WriterConfig};
 use std::ops::RangeInclusive;
-use std::time::Duration;
 
 use crate::footprint::Footprint;
 use crate::lock::WriterLock;
@@ -280,8 +277,9 @@ fn generate_token() -> String {
     (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
-/// Binds, opens the database (taking its writer lock), seeds the demo shop if asked, and
-/// starts serving in the background. Returns once the socket is listening. What can fail
+/// Binds, opens the database (taking its writer lock), builds the node of `--role` on it
+/// ([`lemonade_node::build`]: the demo shop if asked, its tasks, its router), and starts
+/// serving in the background; the server's end stops the node. Returns once the socket is listening. What can fail
 /// cheaply (the settings, the address) is checked before anything is created, so a refused
 /// start leaves no data folder or database behind.
 pub async fn start(
@@ -305,95 +303,55 @@ pub async fn start_with_faults(
         .with_context(|| format!("listening on {} (is it in use?); choose another with --addr", args.addr))?;
     let addr = listener.local_addr()?;
     let (db, lock) = open_database(&args, addr).await?;
-    let closing = db.clone();
-    let clock = Arc::new(SystemClock);
-    let ids = Arc::new(UuidV7Ids);
-    let seeds = matches!(args.role, RoleArg::Monolith | RoleArg::Stock);
-    if seeds && !args.empty && lemonade_store::seed::seed_demo_if_empty(&db, clock.clone(), ids.clone()).await? {
+    let transport: Option<Arc<dyn Transport>> = match args.role {
+        RoleArg::Coordinator => {
+            let http: Arc<dyn Transport> = Arc::new(HttpTransport::new(args.peers()?, args.cluster_token()?));
+            Some(match faults {
+                Some(plan) => Arc::new(FaultyTransport::new(http, plan)),
+                None => http,
+            })
+        }
+        RoleArg::Orders => Some(Arc::new(HttpTransport::new(
+            args.peers_of_orders()?,
+            args.cluster_token()?,
+        ))),
+        RoleArg::Monolith | RoleArg::Stock | RoleArg::Crm => None,
+    };
+    let token = match args.role {
+        RoleArg::Monolith | RoleArg::Coordinator => public_token(&args)?,
+        RoleArg::Stock | RoleArg::Orders | RoleArg::Crm => None,
+    };
+    let config = NodeConfig {
+        role: args.role.store_role(),
+        token: token.clone(),
+        cluster_token: args.cluster_token.clone(),
+        minor_units_per_point: args.minor_units_per_point,
+        lease_ms: args.lease_ms,
+        order_deadline_ms: args.order_deadline_ms,
+        rate_per_s: args.rate_per_s,
+        seed_demo: !args.empty,
+    };
+    let seams = Seams {
+        db,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Ids),
+        transport,
+        seed: rand::random(),
+        // The binary installs the process's recorder; the node only renders it.
+        metrics: Some(lemonade_api::metrics_handle()),
+    };
+    let node = lemonade_node::build(config, seams).await?;
+    if node.seeded() {
         tracing::info!("created the demo shop");
     }
-    let (app, token) = match args.role {
-        RoleArg::Monolith => {
-            let shop = SqliteShop::new(
-                db,
-                clock,
-                ids,
-                ShopConfig {
-                    minor_units_per_point: args.minor_units_per_point,
-                    ..ShopConfig::default()
-                },
-            );
-            shop.spawn_maintenance();
-            let token = public_token(&args)?;
-            (
-                lemonade_api::router(AppState::new(Arc::new(shop), token.clone())),
-                token,
-            )
-        }
-        RoleArg::Coordinator => {
-            let cluster_token = args.cluster_token()?;
-            let mut transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(args.peers()?, cluster_token));
-            if let Some(plan) = faults {
-                transport = Arc::new(FaultyTransport::new(transport, plan));
-            }
-            let seed = rand::random::<u64>();
-            let clients = Arc::new(Clients::new(transport, CallPolicy::default(), seed));
-            let config = CoordinatorConfig {
-                lease_ms: args.lease_ms,
-                order_deadline_ms: args.order_deadline_ms,
-                minor_units_per_point: args.minor_units_per_point,
-                ..CoordinatorConfig::default()
-            };
-            let coordinator = Coordinator::new(Node::new(db, clock, ids), clients, config);
-            coordinator.spawn_sweeper();
-            coordinator.spawn_prober();
-            coordinator.spawn_maintenance();
-            let token = public_token(&args)?;
-            (
-                lemonade_api::router(AppState::new(Arc::new(coordinator), token.clone())),
-                token,
-            )
-        }
-        service => {
-            let cluster_token = args.cluster_token()?;
-            let node = Node::new(db, clock, ids);
-            node.spawn_expiry(Kept::StepResults);
-            let protection = Protection {
-                rate_per_s: args.rate_per_s,
-                burst: args.rate_per_s.max(1),
-                ..Protection::default()
-            };
-            let router = match service {
-                RoleArg::Stock => {
-                    node.spawn_expiry(Kept::AppliedEvents);
-                    lemonade_cluster::stock::spawn_lease_expiry(node.clone(), Duration::from_millis(200));
-                    lemonade_cluster::stock::router(node, cluster_token, protection)
-                }
-                RoleArg::Orders => {
-                    node.spawn_expiry(Kept::DeliveredEvents);
-                    let transport = Arc::new(HttpTransport::new(args.peers_of_orders()?, cluster_token));
-                    let clients = Arc::new(Clients::new(transport, CallPolicy::default(), rand::random()));
-                    clients.spawn_prober(&node.db.tasks);
-                    for to in [Destination::Stock, Destination::Crm] {
-                        lemonade_cluster::orders::spawn_relay(node.clone(), Arc::clone(&clients), to);
-                    }
-                    lemonade_cluster::orders::router(node, cluster_token, protection)
-                }
-                RoleArg::Crm => {
-                    node.spawn_expiry(Kept::AppliedEvents);
-                    lemonade_cluster::crm::router(node, cluster_token, protection)
-                }
-                RoleArg::Monolith | RoleArg::Coordinator => unreachable!("matched above"),
-            };
-            (router, None)
-        }
-    };
+    let app = node.router();
     let server = tokio::spawn(async move {
         // The database's writer lock is held for as long as this process serves it.
         let _lock = lock;
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        // A clean stop leaves the database whole in its file: nothing deleted waits in a WAL.
-        closing.close().await;
+        // A clean stop ends the node's tasks, then leaves the database whole in its file:
+        // nothing deleted waits in a WAL.
+        node.stop().await;
         served
     });
     Ok(Running { addr, token, server })

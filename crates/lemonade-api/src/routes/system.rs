@@ -40,7 +40,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        app.metrics.render(),
+        app.metrics.as_ref().map(|m| m.render()).unwrap_or_default(),
     )
 }
 
