@@ -67,7 +67,7 @@ pub fn list(conn: &dyn Db, search: Option<&str>, page: &PageRequest) -> Result<P
 
 /// Records one activity of a customer, stamped now, under the id `id` (drawn by the caller
 /// when it began, so ids follow the order jobs were applied in).
-pub fn record_activity(
+fn record_activity(
     tx: &Tx,
     id: String,
     customer: &CustomerId,
