@@ -1,19 +1,17 @@
 //! The CRM service: customers, their points and activity. It learns of orders only through
 //! events from the orders service's outbox, and applies each event once.
 
-use std::sync::Arc;
-
 use axum::Router;
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::{ActivityKind, Customer};
 use lemonade_domain::ids::CustomerId;
 use lemonade_domain::saga::Event;
-use lemonade_domain::values::Timestamp;
+use lemonade_store::Tx;
 use lemonade_store::conn::Db;
 use lemonade_store::sql::{crm, events, steps};
 use serde::{Deserialize, Serialize};
 
-use crate::node::{Node, check_events, new_id};
+use crate::node::{Node, check_events};
 use crate::rpc::*;
 use crate::server::{Internal, Protection};
 
@@ -38,10 +36,48 @@ impl CustomerRef {
 /// (`crm::anonymise`) and the requests their steps answered (hashes of bodies that held
 /// their name, email and phone; the steps keep only references). Nothing else here holds
 /// them: activity and events carry ids and points only.
-fn erase(db: &dyn Db, id: &CustomerId, activity: String, now: Timestamp) -> Result<Customer, ShopError> {
-    let erased = crm::anonymise(db, id, activity, now)?;
-    steps::forget_requests_mentioning(db, id)?;
+fn erase(tx: &Tx, id: &CustomerId) -> Result<Customer, ShopError> {
+    let erased = crm::anonymise(tx, id)?;
+    steps::forget_requests_mentioning(tx.conn, id)?;
     Ok(erased)
+}
+
+/// Applies a delivery of order events (checked to be all `OrderPlaced` or `OrderCancelled`):
+/// each event applied for the first time adds or takes back its order's points.
+fn order_points(tx: &Tx, c: &CrmEvents) -> Result<(), ShopError> {
+    if let Some(below) = c.delivered_below {
+        events::note_delivered_below(tx, events::ORDERS_OUTBOX, below)?;
+    }
+    for envelope in &c.events {
+        if !events::first_delivery(tx, events::ORDERS_OUTBOX, envelope)? {
+            continue;
+        }
+        let (order_id, customer_id, points, kind) = match &envelope.event {
+            Event::OrderPlaced {
+                order_id,
+                customer_id,
+                points,
+            } => (order_id, customer_id, *points, ActivityKind::OrderPlaced),
+            Event::OrderCancelled {
+                order_id,
+                customer_id,
+                points,
+            } => (order_id, customer_id, *points, ActivityKind::OrderCancelled),
+            Event::ReturnStock { .. } => unreachable!("checked by the handler"),
+        };
+        if crm::get(tx.conn, customer_id)?.is_none() {
+            // The coordinator checks the customer before placing: this is a bug.
+            // Holding up every later event would not fix it.
+            tracing::error!(event = envelope.id, customer = %customer_id, "an event for an unknown customer; skipped");
+            continue;
+        }
+        // For a customer erased meanwhile this changes nothing (the erasure
+        // forfeited their points); the inbox still records the event as applied.
+        if !crm::order_points(tx, customer_id, order_id, kind, points)? {
+            tracing::info!(event = envelope.id, order = %order_id, "an order's points reached an erased customer; nothing changed");
+        }
+    }
+    Ok(())
 }
 
 pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router {
@@ -53,22 +89,18 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: GetCustomer, _| async move { n.lookup(move |db| crm::require(db, &c.id)).await })
         // A customer's steps keep a reference, not the customer (see `Node::once_by_reference`).
         .handle(|n: Node, c: CreateCustomer, key| async move {
-            let ids = Arc::clone(&n.ids);
-            let work = move |db: &dyn Db, now| {
-                let id = new_id(ids.as_ref(), CustomerId::parse);
-                crm::create(db, id, ids.next_id(), &c.fields, now)
-            };
+            let work = move |tx: &Tx| crm::create(tx, tx.new_id(CustomerId::parse), &c.fields);
             n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await
         })
         .handle(|n: Node, c: UpdateCustomer, key| async move {
-            let ids = Arc::clone(&n.ids);
-            let work = move |db: &dyn Db, now| crm::update(db, &c.id, ids.next_id(), &c.fields, now);
+            let work = move |tx: &Tx| crm::update(tx, &c.id, &c.fields);
             n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await
         })
         .handle(|n: Node, c: AnonymiseCustomer, key| async move {
-            let ids = Arc::clone(&n.ids);
-            let work = move |db: &dyn Db, now| erase(db, &c.id, ids.next_id(), now);
-            let erased = n.once_by_reference(key, work, CustomerRef::of, CustomerRef::read).await?;
+            let work = move |tx: &Tx| erase(tx, &c.id);
+            let erased = n
+                .once_by_reference(key, work, CustomerRef::of, CustomerRef::read)
+                .await?;
             n.db.scrub_after_erasure().await;
             Ok(erased)
         })
@@ -83,43 +115,7 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             check_events(&c.events, |e| {
                 matches!(e, Event::OrderPlaced { .. } | Event::OrderCancelled { .. })
             })?;
-            let ids = Arc::clone(&n.ids);
-            n.write(move |db, now| {
-                if let Some(below) = c.delivered_below {
-                    events::note_delivered_below(db, events::ORDERS_OUTBOX, below, now)?;
-                }
-                for envelope in &c.events {
-                    if !events::first_delivery(db, events::ORDERS_OUTBOX, envelope, now)? {
-                        continue;
-                    }
-                    let (order_id, customer_id, points, kind) = match &envelope.event {
-                        Event::OrderPlaced {
-                            order_id,
-                            customer_id,
-                            points,
-                        } => (order_id, customer_id, *points, ActivityKind::OrderPlaced),
-                        Event::OrderCancelled {
-                            order_id,
-                            customer_id,
-                            points,
-                        } => (order_id, customer_id, *points, ActivityKind::OrderCancelled),
-                        Event::ReturnStock { .. } => unreachable!("checked above"),
-                    };
-                    if crm::get(db, customer_id)?.is_none() {
-                        // The coordinator checks the customer before placing: this is a bug.
-                        // Holding up every later event would not fix it.
-                        tracing::error!(event = envelope.id, customer = %customer_id, "an event for an unknown customer; skipped");
-                        continue;
-                    }
-                    // For a customer erased meanwhile this changes nothing (the erasure
-                    // forfeited their points); the inbox still records the event as applied.
-                    if !crm::order_points(db, ids.next_id(), customer_id, order_id, kind, points, now)? {
-                        tracing::info!(event = envelope.id, order = %order_id, "an order's points reached an erased customer; nothing changed");
-                    }
-                }
-                Ok(())
-            })
-            .await
+            n.write(move |tx| order_points(tx, &c)).await
         })
         .handle(|n: Node, _: CrmStatus, _| async move { n.read(|_| Ok(ServiceStatus { waiting: 0 })).await })
         .finish(node, cluster_token, protection)

@@ -8,10 +8,9 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Clock, DependencyHealth, Health, IdSource, IdempotencyKey};
 use lemonade_domain::saga::{Envelope, Event};
 use lemonade_domain::values::Timestamp;
-use lemonade_store::Database;
 use lemonade_store::conn::Db;
-use lemonade_store::sql::cache::WriterCache;
 use lemonade_store::sql::{events, steps};
+use lemonade_store::{Database, Tx};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -51,10 +50,6 @@ impl Node {
         self.clock.now()
     }
 
-    pub fn cache(&self) -> Arc<WriterCache> {
-        Arc::clone(&self.db.cache)
-    }
-
     pub async fn read<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
@@ -76,23 +71,16 @@ impl Node {
     /// under `key`; a repeated key gets the stored result. The server only hands a handler
     /// of a changing call a key, so its absence is a bug.
     ///
-    /// `work` gets the time read when its turn to write has come, as [`Node::write`]'s does,
-    /// and draws the ids it needs itself: so times and ids follow the order the writes were
-    /// applied in, never the order they were asked for.
+    /// `work` gets its [`Tx`] as [`Node::write`]'s does: the time read when its turn to write
+    /// has come, and the id source to draw from then, so times and ids follow the order the
+    /// writes were applied in, never the order they were asked for.
     pub async fn once<T, F>(&self, key: Option<IdempotencyKey>, work: F) -> Result<T, ShopError>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ShopError> + Send + 'static,
     {
         let key = key.expect("the internal server requires a step key for every change");
-        let clock = Arc::clone(&self.clock);
-        self.db
-            .writer
-            .execute(move |c| {
-                let now = clock.now();
-                steps::once(c, &key, now, |c| work(c, now))
-            })
-            .await?
+        self.write(move |tx| steps::once(tx, &key, work)).await?
     }
 
     /// [`once`](Node::once) for a step whose result holds personal data: the step store keeps
@@ -109,30 +97,25 @@ impl Node {
     where
         T: Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
-        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ShopError> + Send + 'static,
         A: FnOnce(&dyn Db, R) -> Result<T, ShopError> + Send + 'static,
     {
         let key = key.expect("the internal server requires a step key for every change");
-        let clock = Arc::clone(&self.clock);
-        self.db
-            .writer
-            .execute(move |c| {
-                let now = clock.now();
-                let kept = steps::once(c, &key, now, |c| work(c, now).map(|t| keep(&t)))?;
-                Ok(kept.and_then(|r| answer(c, r)))
-            })
-            .await?
+        self.write(move |tx| {
+            let kept = steps::once(tx, &key, |tx| work(tx).map(|t| keep(&t)))?;
+            Ok(kept.and_then(|r| answer(tx.conn, r)))
+        })
+        .await?
     }
 
     /// A change without a step key (event deliveries, which the inbox deduplicates, and the
-    /// service's own housekeeping).
+    /// service's own housekeeping), as one writer job with its [`Tx`] ([`Database::write`]).
     pub async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Db, Timestamp) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ShopError> + Send + 'static,
     {
-        let clock = Arc::clone(&self.clock);
-        self.db.writer.execute(move |c| work(c, clock.now())).await
+        self.db.write(&self.clock, &self.ids, work).await
     }
 
     /// Forgets, now and then, what this service keeps for a while: step results older than
@@ -171,12 +154,6 @@ impl Node {
             }],
         }
     }
-}
-
-/// An id this service makes for something new, drawn inside the step's job (where its turn
-/// to write has come, so ids sort in the order things were made).
-pub(crate) fn new_id<T>(ids: &dyn IdSource, parse: fn(&str) -> Option<T>) -> T {
-    parse(&ids.next_id()).expect("the id source makes valid ids")
 }
 
 /// Refuses a delivery that is too large or carries events meant for another service.

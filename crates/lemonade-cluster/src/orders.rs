@@ -18,21 +18,18 @@ use crate::server::{Internal, Protection};
 pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router {
     Internal::<Node>::new()
         .handle(|n: Node, c: CreateOrder, key| async move {
-            let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| {
-                let (order, events) = orders::place_confirmed(db, ids.as_ref(), &c.plan, now)?;
+            n.once(key, move |tx| {
+                let (order, events) = orders::place_confirmed(tx, &c.plan)?;
                 Ok(Settled { order, events })
             })
             .await
         })
         .handle(|n: Node, c: FailOrder, key| async move {
-            n.once(key, move |db, now| orders::fail(db, &c.plan, &c.reason, now))
-                .await
+            n.once(key, move |tx| orders::fail(tx, &c.plan, &c.reason)).await
         })
         .handle(|n: Node, c: CancelOrder, key| async move {
-            let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| {
-                let (order, events) = orders::cancel_with_events(db, ids.as_ref(), &c.order_id, now)?;
+            n.once(key, move |tx| {
+                let (order, events) = orders::cancel_with_events(tx, &c.order_id)?;
                 Ok(Settled { order, events })
             })
             .await
@@ -114,10 +111,7 @@ pub fn spawn_relay(node: Node, clients: Arc<Clients>, to: Destination) -> tokio:
                 Ok(()) => {
                     failures = 0;
                     metrics::counter!("lemonade_events_delivered", "to" => to.as_str()).increment(batch.len() as u64);
-                    if let Err(e) = node
-                        .write(move |db, now| events::mark_delivered(db, to, &batch, now))
-                        .await
-                    {
+                    if let Err(e) = node.write(move |tx| events::mark_delivered(tx, to, &batch)).await {
                         // Delivered but not marked: it goes again, and the receiver's inbox
                         // skips it.
                         tracing::warn!(error = %e, "could not mark events delivered");

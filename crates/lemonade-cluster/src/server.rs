@@ -207,67 +207,23 @@ fn json_body(bytes: &[u8]) -> Box<serde_json::value::RawValue> {
 /// Runs each call of a batch through the calls' router, all at once, and answers them in
 /// order. A batch that cannot be read is refused whole and runs nothing.
 async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
-    let parsed = batch_calls(&headers).and_then(|n| {
-        let calls: Vec<BatchCall> =
-            serde_json::from_slice(&body).map_err(|e| ShopError::validation("body", e.to_string()))?;
-        if calls.len() != n {
-            return Err(ShopError::validation(
-                BATCH_CALLS_HEADER,
-                format!("says {n} calls, the body holds {}", calls.len()),
-            ));
-        }
-        Ok(calls)
-    });
-    let calls = match parsed {
+    let calls = match parse_batch(&headers, &body) {
         Ok(calls) => calls,
         Err(e) => return answer::<()>(Err(e)),
     };
     let mut running = tokio::task::JoinSet::new();
     for (i, call) in calls.into_iter().enumerate() {
         let batch = batch.clone();
-        running.spawn(async move {
-            let refused = |status: u16, e: ShopError| {
-                let body = Bytes::from(serde_json::to_vec(&e).expect("errors serialise"));
-                (i, status, None, body)
-            };
-            let Some(&path) = batch.paths.iter().find(|p| **p == call.path) else {
-                let e = ShopError::not_found("internal call");
-                return refused(e.status(), e);
-            };
-            let mut request = axum::http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
-            if let Some(key) = &call.step_key {
-                request = request.header(STEP_KEY_HEADER, key.as_str());
-            }
-            let request = match request.body(axum::body::Body::from(call.body.get().to_owned())) {
-                Ok(r) => r,
-                Err(_) => return refused(400, ShopError::validation(STEP_KEY_HEADER, "must be printable ASCII")),
-            };
-            let response = tower::ServiceExt::oneshot(batch.calls, request)
-                .await
-                .expect("a router is infallible");
-            let status = response.status().as_u16();
-            let retry_after_s = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap_or_default();
-            (i, status, retry_after_s, body)
-        });
+        running.spawn(async move { (i, run_call(batch, call).await) });
     }
     let mut answers: Vec<Option<BatchAnswer>> = (0..running.len()).map(|_| None).collect();
     while let Some(done) = running.join_next().await {
         // A call whose handler panicked is answered below, as a lone call's connection would
         // have failed: its outcome unknown.
-        let Ok((i, status, retry_after_s, body)) = done else {
+        let Ok((i, answer)) = done else {
             continue;
         };
-        answers[i] = Some(BatchAnswer {
-            status,
-            retry_after_s,
-            body: json_body(&body),
-        });
+        answers[i] = Some(answer);
     }
     let answers: Vec<BatchAnswer> = answers
         .into_iter()
@@ -280,6 +236,57 @@ async fn run_batch(batch: Batch, headers: HeaderMap, body: Bytes) -> Response {
         })
         .collect();
     axum::Json(answers).into_response()
+}
+
+/// The calls of a batch: the body's list, as many as its header says.
+fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<BatchCall>, ShopError> {
+    let n = batch_calls(headers)?;
+    let calls: Vec<BatchCall> =
+        serde_json::from_slice(body).map_err(|e| ShopError::validation("body", e.to_string()))?;
+    if calls.len() != n {
+        return Err(ShopError::validation(
+            BATCH_CALLS_HEADER,
+            format!("says {n} calls, the body holds {}", calls.len()),
+        ));
+    }
+    Ok(calls)
+}
+
+/// Runs one call of a batch through the calls' router, as if it had come alone.
+async fn run_call(batch: Batch, call: BatchCall) -> BatchAnswer {
+    let refused = |status: u16, e: ShopError| BatchAnswer {
+        status,
+        retry_after_s: None,
+        body: json_body(&serde_json::to_vec(&e).expect("errors serialise")),
+    };
+    let Some(&path) = batch.paths.iter().find(|p| **p == call.path) else {
+        let e = ShopError::not_found("internal call");
+        return refused(e.status(), e);
+    };
+    let mut request = axum::http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = &call.step_key {
+        request = request.header(STEP_KEY_HEADER, key.as_str());
+    }
+    let request = match request.body(axum::body::Body::from(call.body.get().to_owned())) {
+        Ok(r) => r,
+        Err(_) => return refused(400, ShopError::validation(STEP_KEY_HEADER, "must be printable ASCII")),
+    };
+    let response = tower::ServiceExt::oneshot(batch.calls, request)
+        .await
+        .expect("a router is infallible");
+    let status = response.status().as_u16();
+    let retry_after_s = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    BatchAnswer {
+        status,
+        retry_after_s,
+        body: json_body(&body),
+    }
 }
 
 struct Guard {

@@ -2,7 +2,6 @@
 //! orders hold. It prices orders (it owns the catalogue) and is the only one that moves
 //! stock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,9 +10,10 @@ use lemonade_domain::ids::{IngredientId, ProductId};
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::saga::Event;
 use lemonade_domain::values::Timestamp;
+use lemonade_store::Tx;
 use lemonade_store::sql::{catalog, events, reservations, stock};
 
-use crate::node::{Node, check_events, new_id};
+use crate::node::{Node, check_events};
 use crate::rpc::*;
 use crate::server::{Internal, Protection};
 
@@ -27,16 +27,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: ListIngredients, _| async move { n.read(move |db| stock::list(db, &c.page)).await })
         .handle(|n: Node, c: GetIngredient, _| async move { n.read(move |db| stock::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateIngredient, key| async move {
-            let (cache, ids) = (n.cache(), Arc::clone(&n.ids));
-            n.once(key, move |db, now| {
-                stock::create(db, &cache, new_id(ids.as_ref(), IngredientId::parse), &c.new, now)
-            })
-            .await
+            n.once(key, move |tx| stock::create(tx, tx.new_id(IngredientId::parse), &c.new))
+                .await
         })
         .handle(|n: Node, c: AdjustStock, key| async move {
-            let cache = n.cache();
-            n.once(key, move |db, now| stock::adjust(db, &cache, &c.id, &c.adjustment, now))
-                .await
+            n.once(key, move |tx| stock::adjust(tx, &c.id, &c.adjustment)).await
         })
         .handle(|n: Node, c: ListMoves, _| async move {
             n.read(move |db| {
@@ -50,19 +45,11 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         .handle(|n: Node, c: ListProducts, _| async move { n.read(move |db| catalog::list(db, &c.page)).await })
         .handle(|n: Node, c: GetProduct, _| async move { n.read(move |db| catalog::require(db, &c.id)).await })
         .handle(|n: Node, c: CreateProduct, key| async move {
-            let ids = Arc::clone(&n.ids);
-            n.once(key, move |db, now| {
-                catalog::create(db, new_id(ids.as_ref(), ProductId::parse), &c.new, now)
-            })
-            .await
+            n.once(key, move |tx| catalog::create(tx, tx.new_id(ProductId::parse), &c.new))
+                .await
         })
         .handle(|n: Node, c: UpdateProduct, key| async move {
-            let cache = n.cache();
-            n.once(key, move |db, now| {
-                cache.forget_product(&c.id);
-                catalog::update(db, &c.id, &c.patch, now)
-            })
-            .await
+            n.once(key, move |tx| catalog::update(tx, &c.id, &c.patch)).await
         })
         .handle(|n: Node, c: CheckCatalog, _| async move { n.read(move |db| catalog::check_refs(db, &c.refs)).await })
         .handle(|n: Node, c: CheckOrderProducts, _| async move {
@@ -71,32 +58,14 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
         })
         .handle(reserve)
         .handle(|n: Node, c: CommitReservation, key| async move {
-            n.once(key, move |db, now| reservations::commit(db, &c.order_id, now))
-                .await
+            n.once(key, move |tx| reservations::commit(tx, &c.order_id)).await
         })
         .handle(|n: Node, c: ReleaseReservation, key| async move {
-            let cache = n.cache();
-            n.once(key, move |db, now| reservations::release(db, &cache, &c.order_id, now))
-                .await
+            n.once(key, move |tx| reservations::release(tx, &c.order_id)).await
         })
         .handle(|n: Node, c: StockEvents, _| async move {
             check_events(&c.events, |e| matches!(e, Event::ReturnStock { .. }))?;
-            let cache = n.cache();
-            n.write(move |db, now| {
-                if let Some(below) = c.delivered_below {
-                    events::note_delivered_below(db, events::ORDERS_OUTBOX, below, now)?;
-                }
-                for envelope in &c.events {
-                    let Event::ReturnStock { order_id } = &envelope.event else {
-                        unreachable!("checked above")
-                    };
-                    if events::first_delivery(db, events::ORDERS_OUTBOX, envelope, now)? {
-                        reservations::release(db, &cache, order_id, now)?;
-                    }
-                }
-                Ok(())
-            })
-            .await
+            n.write(move |tx| return_stock(tx, &c)).await
         })
         .handle(|n: Node, _: StockStatus, _| async move {
             n.read(|db| {
@@ -120,12 +89,28 @@ async fn reserve(
             format!("must be 1 to {LEASE_MS_MAX}"),
         ));
     }
-    let cache = n.cache();
-    n.once(key, move |db, now| {
-        let expires_at = Timestamp(now.millis() + c.lease_ms as i64);
-        reservations::reserve(db, &cache, &c.order_id, &c.draft, expires_at, now)
+    n.once(key, move |tx| {
+        let expires_at = Timestamp(tx.now.millis() + c.lease_ms as i64);
+        reservations::reserve(tx, &c.order_id, &c.draft, expires_at)
     })
     .await
+}
+
+/// Applies a delivery of `ReturnStock` events (checked to be all of that kind): each event
+/// applied for the first time releases its order's reservation.
+fn return_stock(tx: &Tx, c: &StockEvents) -> Result<(), ShopError> {
+    if let Some(below) = c.delivered_below {
+        events::note_delivered_below(tx, events::ORDERS_OUTBOX, below)?;
+    }
+    for envelope in &c.events {
+        let Event::ReturnStock { order_id } = &envelope.event else {
+            unreachable!("checked by the handler")
+        };
+        if events::first_delivery(tx, events::ORDERS_OUTBOX, envelope)? {
+            reservations::release(tx, order_id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Releases reservations whose lease ran out, on this service's clock, until stopped (a
@@ -146,9 +131,8 @@ pub fn spawn_lease_expiry(node: Node, period: Duration) -> tokio::task::JoinHand
                     continue;
                 }
             }
-            let cache = node.cache();
             match node
-                .write(move |db, now| reservations::expire(db, &cache, now, EXPIRE_BATCH_MAX))
+                .write(move |tx| reservations::expire(tx, EXPIRE_BATCH_MAX))
                 .await
             {
                 Ok(expired) if !expired.is_empty() => {

@@ -61,6 +61,17 @@ impl OrderStatus {
     pub fn without_points() -> impl Iterator<Item = OrderStatus> {
         OrderStatus::ALL.into_iter().filter(|s| !s.keeps_points())
     }
+    /// Whether an order in this status counts as a sale in the sales report: a confirmed
+    /// order. A pending one is not sold yet, a failed one never was, and a cancelled one was
+    /// given back.
+    pub fn counts_as_sale(self) -> bool {
+        matches!(self, OrderStatus::Confirmed)
+    }
+    /// The statuses whose orders count as sales (see [`OrderStatus::counts_as_sale`]), for
+    /// storage that must apply the rule in a query.
+    pub fn counting_as_sales() -> impl Iterator<Item = OrderStatus> {
+        OrderStatus::ALL.into_iter().filter(|s| s.counts_as_sale())
+    }
     /// Only a confirmed order can be cancelled: stock and points come back exactly once.
     pub fn check_cancel(self) -> Result<(), ShopError> {
         match self {

@@ -15,8 +15,10 @@ pub mod sql;
 pub mod system;
 pub mod tasks;
 mod text_keys;
+pub mod tx;
 pub mod writer;
 
 pub use db::Database;
 pub use shop::{ShopConfig, SqliteShop};
+pub use tx::Tx;
 pub use writer::WriterConfig;

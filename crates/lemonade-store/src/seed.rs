@@ -73,41 +73,38 @@ pub async fn seed_demo_if_empty(
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
 ) -> Result<bool, ShopError> {
-    let cache = Arc::clone(&db.cache);
     let has_customers = db.role.holds_customers();
-    db.writer
-        .execute(move |conn| {
-            if !is_empty(conn, has_customers)? {
-                return Ok(false);
-            }
-            let now = clock.now();
-            let mut by_name = std::collections::HashMap::new();
-            for &(name, unit, on_hand, reorder_level) in INGREDIENTS {
-                let id = IngredientId::parse(&ids.next_id()).expect("valid id");
-                let new = NewIngredient {
-                    name: name.into(),
-                    unit,
-                    on_hand,
-                    reorder_level,
-                };
-                by_name.insert(name, stock::create(conn, &cache, id, &new, now)?.id);
-            }
-            for &(name, price, recipe) in PRODUCTS {
-                let new = NewProduct {
-                    name: name.into(),
-                    price: Money::new(price).expect("demo prices are valid"),
-                    recipe: recipe
-                        .iter()
-                        .map(|&(ing, q)| RecipeItem {
-                            ingredient_id: by_name[ing].clone(),
-                            quantity: Quantity::new(q).expect("demo quantities are valid"),
-                        })
-                        .collect(),
-                    active: true,
-                };
-                catalog::create(conn, ProductId::parse(&ids.next_id()).expect("valid id"), &new, now)?;
-            }
-            Ok(true)
-        })
-        .await
+    db.write(&clock, &ids, move |tx| {
+        if !is_empty(tx.conn, has_customers)? {
+            return Ok(false);
+        }
+        let mut by_name = std::collections::HashMap::new();
+        for &(name, unit, on_hand, reorder_level) in INGREDIENTS {
+            let id = tx.new_id(IngredientId::parse);
+            let new = NewIngredient {
+                name: name.into(),
+                unit,
+                on_hand,
+                reorder_level,
+            };
+            by_name.insert(name, stock::create(tx, id, &new)?.id);
+        }
+        for &(name, price, recipe) in PRODUCTS {
+            let new = NewProduct {
+                name: name.into(),
+                price: Money::new(price).expect("demo prices are valid"),
+                recipe: recipe
+                    .iter()
+                    .map(|&(ing, q)| RecipeItem {
+                        ingredient_id: by_name[ing].clone(),
+                        quantity: Quantity::new(q).expect("demo quantities are valid"),
+                    })
+                    .collect(),
+                active: true,
+            };
+            catalog::create(tx, tx.new_id(ProductId::parse), &new)?;
+        }
+        Ok(true)
+    })
+    .await
 }

@@ -15,13 +15,11 @@ use lemonade_domain::report::{SalesQuery, SalesReport, build_sales_report};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use lemonade_domain::{FieldError, ShopError};
 
-use lemonade_domain::values::Timestamp;
-
-use crate::conn::Db;
 use crate::db::Database;
 use crate::inflight::InFlight;
 use crate::sql::idempotency::{self, Outcome};
 use crate::sql::{catalog, crm, orders, stock};
+use crate::tx::Tx;
 
 /// Loyalty by default: one point per whole currency unit (100 minor units).
 pub const MINOR_UNITS_PER_POINT_DEFAULT: u64 = 100;
@@ -72,20 +70,16 @@ impl SqliteShop {
         &self.db
     }
 
-    /// Runs `work` as one writer job, with the time and an id source. The clock is read and
-    /// ids are drawn inside the job, when the write's turn has come, never before it waits
-    /// in the queue: so timestamps and ids follow the order the shop applied its writes (an
-    /// erasure queued behind orders is stamped, and its activity listed, after theirs).
+    /// Runs `work` as one writer job with its [`Tx`] ([`Database::write`]): the clock is read
+    /// and ids are drawn inside the job, when the write's turn has come, so timestamps and ids
+    /// follow the order the shop applied its writes (an erasure queued behind orders is
+    /// stamped, and its activity listed, after theirs).
     async fn write<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Db, Timestamp, &dyn IdSource) -> Result<T, ShopError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ShopError> + Send + 'static,
     {
-        let (clock, ids) = (Arc::clone(&self.clock), Arc::clone(&self.ids));
-        self.db
-            .writer
-            .execute(move |c| work(c, clock.now(), ids.as_ref()))
-            .await
+        self.db.write(&self.clock, &self.ids, work).await
     }
 
     /// Deletes expired idempotency records now and then.
@@ -118,12 +112,8 @@ impl Shop for SqliteShop {
     }
 
     async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
-        let cache = Arc::clone(&self.db.cache);
-        self.write(move |c, now, ids| {
-            let id = IngredientId::parse(&ids.next_id()).expect("valid id");
-            stock::create(c, &cache, id, &new, now)
-        })
-        .await
+        self.write(move |tx| stock::create(tx, tx.new_id(IngredientId::parse), &new))
+            .await
     }
 
     async fn adjust_stock(
@@ -131,9 +121,7 @@ impl Shop for SqliteShop {
         id: IngredientId,
         adjustment: StockAdjustment,
     ) -> Result<(Ingredient, StockMove), ShopError> {
-        let cache = Arc::clone(&self.db.cache);
-        self.write(move |c, now, _| stock::adjust(c, &cache, &id, &adjustment, now))
-            .await
+        self.write(move |tx| stock::adjust(tx, &id, &adjustment)).await
     }
 
     async fn list_moves(
@@ -161,20 +149,12 @@ impl Shop for SqliteShop {
     }
 
     async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError> {
-        self.write(move |c, now, ids| {
-            let id = ProductId::parse(&ids.next_id()).expect("valid id");
-            catalog::create(c, id, &new, now)
-        })
-        .await
+        self.write(move |tx| catalog::create(tx, tx.new_id(ProductId::parse), &new))
+            .await
     }
 
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
-        let cache = Arc::clone(&self.db.cache);
-        self.write(move |c, now, _| {
-            cache.forget_product(&id);
-            catalog::update(c, &id, &patch, now)
-        })
-        .await
+        self.write(move |tx| catalog::update(tx, &id, &patch)).await
     }
 
     async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError> {
@@ -189,25 +169,19 @@ impl Shop for SqliteShop {
     }
 
     async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
-        self.write(move |c, now, ids| {
-            let id = CustomerId::parse(&ids.next_id()).expect("valid id");
-            crm::create(c, id, ids.next_id(), &fields, now)
-        })
-        .await
+        self.write(move |tx| crm::create(tx, tx.new_id(CustomerId::parse), &fields))
+            .await
     }
 
     async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
-        self.write(move |c, now, ids| crm::update(c, &id, ids.next_id(), &fields, now))
-            .await
+        self.write(move |tx| crm::update(tx, &id, &fields)).await
     }
 
     /// The customer's record is the one copy of them in the monolith (activity, orders and
     /// idempotency records hold ids); once it is anonymised the old values are scrubbed from
     /// the file.
     async fn anonymise_customer(&self, id: CustomerId) -> Result<Erasure, ShopError> {
-        let erased = self
-            .write(move |c, now, ids| crm::anonymise(c, &id, ids.next_id(), now))
-            .await?;
+        let erased = self.write(move |tx| crm::anonymise(tx, &id)).await?;
         self.db.scrub_after_erasure().await;
         Ok(Erasure::Done(erased))
     }
@@ -233,8 +207,8 @@ impl Shop for SqliteShop {
             None => None,
         };
         let per_point = self.config.minor_units_per_point;
-        let cache = Arc::clone(&self.db.cache);
-        self.write(move |c, now, ids| {
+        self.write(move |tx| {
+            let c = tx.conn;
             if let Some(key) = &request.idempotency
                 && let Some(record) = idempotency::lookup(c, &key.key)?
             {
@@ -253,7 +227,7 @@ impl Shop for SqliteShop {
             // `place` checks everything before its first write, so a rejection leaves
             // nothing behind and the key can record it in this same transaction.
             let changes_before = c.changes();
-            let outcome = match orders::place(c, ids, &cache, &request.draft, now, per_point) {
+            let outcome = match orders::place(tx, &request.draft, per_point) {
                 Err(e) if !(is_rejection(&e) && c.changes() == changes_before) => return Err(e),
                 outcome => outcome,
             };
@@ -262,7 +236,7 @@ impl Shop for SqliteShop {
                     Ok(order) => Outcome::Placed(order.clone()),
                     Err(e) => Outcome::Rejected(e.clone()),
                 };
-                idempotency::store(c, key, &stored, now)?;
+                idempotency::store(tx, key, &stored)?;
             }
             Ok(Placed {
                 outcome,
@@ -289,9 +263,7 @@ impl Shop for SqliteShop {
     }
 
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
-        let cache = Arc::clone(&self.db.cache);
-        self.write(move |c, now, ids| orders::cancel(c, ids, &cache, &id, now))
-            .await
+        self.write(move |tx| orders::cancel(tx, &id)).await
     }
 
     async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError> {
@@ -463,16 +435,8 @@ mod tests {
             .writer
             .execute(move |c| {
                 let all = -(on_hand as i64);
-                stock::apply_move(
-                    c,
-                    &cache,
-                    &taken,
-                    all,
-                    lemonade_domain::stock::MoveReason::Waste,
-                    None,
-                    None,
-                    Timestamp(0),
-                )?;
+                let tx = Tx::new(c, &cache, &UuidV7Ids, Timestamp(0));
+                stock::apply_move(&tx, &taken, all, lemonade_domain::stock::MoveReason::Waste, None, None)?;
                 Err::<(), _>(ShopError::conflict("fails after writing"))
             })
             .await;

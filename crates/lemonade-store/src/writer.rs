@@ -321,10 +321,14 @@ fn commit_loop(
     synced: Option<&std::sync::mpsc::SyncSender<Vec<Deliver>>>,
     on_rollback: &dyn Fn(),
 ) -> Option<oneshot::Sender<()>> {
+    let committer = Committer {
+        conn,
+        batch_max,
+        synced,
+        on_rollback,
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
-    // A chore or stop that arrived while a batch was being gathered: it comes after that batch.
-    let mut after: Option<Work> = None;
     while let Some(first) = rx.blocking_recv() {
         match first {
             Work::Job(job) => batch.push(job),
@@ -334,28 +338,63 @@ fn commit_loop(
             }
             Work::Stop(stopper) => return Some(stopper),
         }
-        while batch.len() < batch_max {
-            match rx.try_recv() {
-                Ok(Work::Job(job)) => batch.push(job),
-                Ok(other) => {
-                    after = Some(other);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+        // A chore or stop that arrived while the batch was being gathered: it comes after it.
+        let after = gather(&mut rx, &mut batch, batch_max);
         let started = Instant::now();
         let size = batch.len();
-        if let Err(e) = conn.begin(Begin::Write) {
-            tracing::error!(error = %e, "cannot begin a write transaction");
-            batch.clear(); // dropping the jobs answers their callers with Unavailable
-            match after.take() {
-                Some(Work::Stop(stopper)) => return Some(stopper),
-                Some(Work::Chore(chore)) => run_chore(conn, chore),
-                _ => {}
+        match conn.begin(Begin::Write) {
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                batch.clear(); // dropping the jobs answers their callers with Unavailable
             }
-            continue;
+            Ok(()) => {
+                let aborted = committer.run_jobs(&mut batch, &mut delivers);
+                if committer.end(aborted, size, &mut delivers).is_err() {
+                    return None; // dropped delivers answer their callers "rolled back, retry"
+                }
+                metrics::histogram!("lemonade_commit_jobs").record(size as f64);
+                metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
+            }
         }
+        match after {
+            Some(Work::Stop(stopper)) => return Some(stopper),
+            Some(Work::Chore(chore)) => run_chore(conn, chore),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Adds to `batch` the jobs already waiting, without waiting for more, until it holds
+/// `batch_max`. Returns the chore or stop that ended the gathering, if one did: it comes after
+/// the batch.
+fn gather(rx: &mut mpsc::Receiver<Work>, batch: &mut Vec<Job>, batch_max: usize) -> Option<Work> {
+    while batch.len() < batch_max {
+        match rx.try_recv() {
+            Ok(Work::Job(job)) => batch.push(job),
+            Ok(other) => return Some(other),
+            Err(_) => break,
+        }
+    }
+    None
+}
+
+/// The syncer has stopped, so the writer stops too.
+struct SyncerStopped;
+
+/// What the writer thread runs and commits batches with.
+struct Committer<'a> {
+    conn: &'a dyn Db,
+    batch_max: usize,
+    synced: Option<&'a std::sync::mpsc::SyncSender<Vec<Deliver>>>,
+    on_rollback: &'a dyn Fn(),
+}
+
+impl Committer<'_> {
+    /// Runs the batch's jobs in the open transaction, keeping how to answer each one that
+    /// succeeded in `delivers`. Returns whether the batch must be rolled back.
+    fn run_jobs(&self, batch: &mut Vec<Job>, delivers: &mut Vec<Deliver>) -> bool {
+        let conn = self.conn;
         let mut aborted = false;
         for job in batch.drain(..) {
             if aborted {
@@ -380,38 +419,39 @@ fn commit_loop(
             // SQLite may roll the whole transaction back by itself (disk full, I/O error).
             aborted |= !conn.can_commit();
         }
+        aborted
+    }
+
+    /// Ends the batch's transaction: commits it unless `aborted`, then answers its jobs (at
+    /// once, or through the syncer once the commit is on disk); a batch that does not commit
+    /// is rolled back and every job in it answered "unavailable".
+    fn end(&self, aborted: bool, size: usize, delivers: &mut Vec<Deliver>) -> Result<(), SyncerStopped> {
+        let conn = self.conn;
         let committed = if aborted {
             Err("the transaction was aborted".to_owned())
         } else {
             conn.commit().map_err(|e| e.to_string())
         };
         match committed {
-            Ok(()) => match synced {
+            Ok(()) => match self.synced {
                 None => delivers.drain(..).for_each(|d| d(None)),
                 Some(syncer) => {
-                    let batch = std::mem::replace(&mut delivers, Vec::with_capacity(batch_max));
+                    let batch = std::mem::replace(delivers, Vec::with_capacity(self.batch_max));
                     if syncer.send(batch).is_err() {
                         tracing::error!("the syncer has stopped; stopping the writer");
-                        return None; // dropped delivers answer their callers "rolled back, retry"
+                        return Err(SyncerStopped);
                     }
                 }
             },
             Err(e) => {
                 tracing::error!(error = %e, jobs = size, "group commit failed; every job in it is rolled back");
                 let _ = conn.rollback();
-                on_rollback();
+                (self.on_rollback)();
                 delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
             }
         }
-        metrics::histogram!("lemonade_commit_jobs").record(size as f64);
-        metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
-        match after.take() {
-            Some(Work::Stop(stopper)) => return Some(stopper),
-            Some(Work::Chore(chore)) => run_chore(conn, chore),
-            _ => {}
-        }
+        Ok(())
     }
-    None
 }
 
 #[cfg(test)]

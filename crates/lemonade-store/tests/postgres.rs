@@ -13,7 +13,8 @@ use lemonade_store::conn::{Db, PgConn};
 use lemonade_store::migrations::{Role, migrate_postgres, migrate_postgres_to};
 use lemonade_store::postgres::role_url;
 use lemonade_store::sql::stock;
-use lemonade_store::{Database, WriterConfig};
+use lemonade_store::system::UuidV7Ids;
+use lemonade_store::{Database, Tx, WriterConfig};
 
 const SERVICES: [Role; 4] = [Role::Stock, Role::Orders, Role::Crm, Role::Coordinator];
 
@@ -56,12 +57,25 @@ fn new_ingredient(name: &str, on_hand: u64) -> NewIngredient {
     }
 }
 
-async fn create_ingredient(db: &Database, name: &str, on_hand: u64) -> Result<(), lemonade_domain::ShopError> {
-    let (cache, name) = (Arc::clone(&db.cache), name.to_owned());
-    let id = IngredientId::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
+/// Runs `work` as one writer job of `db`, its time `at`.
+async fn write_at<T: Send + 'static>(
+    db: &Database,
+    at: i64,
+    work: impl FnOnce(&Tx) -> Result<T, lemonade_domain::ShopError> + Send + 'static,
+) -> Result<T, lemonade_domain::ShopError> {
+    let cache = Arc::clone(&db.cache);
     db.writer
-        .execute(move |c| stock::create(c, &cache, id, &new_ingredient(&name, on_hand), Timestamp(1)).map(drop))
+        .execute(move |c| work(&Tx::new(c, &cache, &UuidV7Ids, Timestamp(at))))
         .await
+}
+
+async fn create_ingredient(db: &Database, name: &str, on_hand: u64) -> Result<(), lemonade_domain::ShopError> {
+    let name = name.to_owned();
+    let id = IngredientId::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
+    write_at(db, 1, move |tx| {
+        stock::create(tx, id, &new_ingredient(&name, on_hand)).map(drop)
+    })
+    .await
 }
 
 async fn open(url: &str, role: Role) -> anyhow::Result<Database> {
@@ -338,25 +352,23 @@ async fn reservations_on_postgres_take_stock_once_and_refuse_what_came_too_late(
         IngredientId::parse("lemons").unwrap(),
         ProductId::parse("lemonade").unwrap(),
     );
-    let cache = Arc::clone(&db.cache);
     let (l, p) = (lemons.clone(), product.clone());
-    db.writer
-        .execute(move |c| {
-            stock::create(c, &cache, l.clone(), &new_ingredient("Lemons", 10), Timestamp(1))?;
-            let recipe = vec![RecipeItem {
-                ingredient_id: l,
-                quantity: Quantity::new(2).unwrap(),
-            }];
-            let new = NewProduct {
-                name: "Lemonade".into(),
-                price: Money::from_stored(350),
-                recipe,
-                active: true,
-            };
-            catalog::create(c, p, &new, Timestamp(1)).map(drop)
-        })
-        .await
-        .unwrap();
+    write_at(&db, 1, move |tx| {
+        stock::create(tx, l.clone(), &new_ingredient("Lemons", 10))?;
+        let recipe = vec![RecipeItem {
+            ingredient_id: l,
+            quantity: Quantity::new(2).unwrap(),
+        }];
+        let new = NewProduct {
+            name: "Lemonade".into(),
+            price: Money::from_stored(350),
+            recipe,
+            active: true,
+        };
+        catalog::create(tx, p, &new).map(drop)
+    })
+    .await
+    .unwrap();
     let draft = OrderDraft {
         customer_id: None,
         lines: vec![DraftLine {
@@ -365,9 +377,9 @@ async fn reservations_on_postgres_take_stock_once_and_refuse_what_came_too_late(
         }],
     };
     let reserve = |order: &str| {
-        let (cache, draft, order) = (Arc::clone(&db.cache), draft.clone(), OrderId::parse(order).unwrap());
-        db.writer.execute(move |c| {
-            reservations::reserve(c, &cache, &order, &draft, Timestamp(60_000), Timestamp(2)).map(drop)
+        let (draft, order) = (draft.clone(), OrderId::parse(order).unwrap());
+        write_at(&db, 2, move |tx| {
+            reservations::reserve(tx, &order, &draft, Timestamp(60_000)).map(drop)
         })
     };
     let lemons_left = || {
@@ -381,17 +393,14 @@ async fn reservations_on_postgres_take_stock_once_and_refuse_what_came_too_late(
     assert_eq!(lemons_left().await.unwrap(), Some(8));
     for _ in 0..2 {
         let order = OrderId::parse("order-1").unwrap();
-        db.writer
-            .execute(move |c| reservations::commit(c, &order, Timestamp(3)))
+        write_at(&db, 3, move |tx| reservations::commit(tx, &order))
             .await
             .unwrap();
     }
     assert_eq!(lemons_left().await.unwrap(), Some(8));
 
-    let cache = Arc::clone(&db.cache);
     let order = OrderId::parse("order-2").unwrap();
-    db.writer
-        .execute(move |c| reservations::release(c, &cache, &order, Timestamp(3)))
+    write_at(&db, 3, move |tx| reservations::release(tx, &order))
         .await
         .unwrap();
     assert!(
@@ -495,19 +504,19 @@ async fn event_retention_on_postgres_forgets_only_what_cannot_come_again() {
     let event = |i: usize| Event::ReturnStock {
         order_id: OrderId::parse(&format!("o{i}")).unwrap(),
     };
-    let pushed: Vec<Envelope> = write(&orders, move |c| {
-        (0..4)
-            .map(|i| events::push(c, format!("e{i}"), event(i), Timestamp(10)))
-            .collect()
+    let pushed: Vec<Envelope> = write_at(&orders, 10, move |tx| {
+        (0..4).map(|i| events::push(tx, event(i))).collect()
     })
-    .await;
+    .await
+    .unwrap();
     let batch = write(&orders, |c| events::undelivered(c, Destination::Stock, 2)).await;
     assert_eq!(batch, pushed[..2]);
     let marked = batch.clone();
-    let n = write(&orders, move |c| {
-        events::mark_delivered(c, Destination::Stock, &marked, Timestamp(20))
+    let n = write_at(&orders, 20, move |tx| {
+        events::mark_delivered(tx, Destination::Stock, &marked)
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(n, 2);
     let rest = write(&orders, |c| events::undelivered(c, Destination::Stock, 10)).await;
     assert_eq!(rest, pushed[2..]);
@@ -518,13 +527,18 @@ async fn event_retention_on_postgres_forgets_only_what_cannot_come_again() {
 
     // The receiver applied all four; the relay's next delivery says the first two are behind it.
     let applied = pushed.clone();
-    write(&stock, move |c| {
+    write_at(&stock, 30, move |tx| {
         for e in &applied {
-            assert!(events::first_delivery(c, events::ORDERS_OUTBOX, e, Timestamp(30))?);
+            assert!(events::first_delivery(tx, events::ORDERS_OUTBOX, e)?);
         }
-        events::note_delivered_below(c, events::ORDERS_OUTBOX, rest[0].seq.unwrap(), Timestamp(40))
+        let later = Tx {
+            now: Timestamp(40),
+            ..*tx
+        };
+        events::note_delivered_below(&later, events::ORDERS_OUTBOX, rest[0].seq.unwrap())
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         write(&stock, |c| events::forget_applied(c, Timestamp(30), 100)).await,
         0,
@@ -535,13 +549,14 @@ async fn event_retention_on_postgres_forgets_only_what_cannot_come_again() {
         2
     );
     let again = pushed.clone();
-    let fresh_deliveries = write(&stock, move |c| {
+    let fresh_deliveries = write_at(&stock, 2_000, move |tx| {
         again
             .iter()
-            .map(|e| events::first_delivery(c, events::ORDERS_OUTBOX, e, Timestamp(2_000)))
+            .map(|e| events::first_delivery(tx, events::ORDERS_OUTBOX, e))
             .collect::<Result<Vec<bool>, _>>()
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         fresh_deliveries[2..],
         [false, false],

@@ -97,7 +97,7 @@ impl Coordinator {
         if let Err(e) = self
             .inner
             .node
-            .write(move |db, now| directory::learn(db, &id, standing, now))
+            .write(move |tx| directory::learn(tx, &id, standing))
             .await
         {
             tracing::warn!(customer = %customer.id, error = %e, "could not write a customer to the directory");
@@ -144,7 +144,7 @@ impl Coordinator {
         let marked = id.clone();
         self.inner
             .node
-            .write(move |db, now| directory::learn(db, &marked, Standing::Erasing, now))
+            .write(move |tx| directory::learn(tx, &marked, Standing::Erasing))
             .await?;
         // From here on the erasure is recorded: whatever stops it now, the sweeper finishes
         // it, and the answer says so rather than fail.

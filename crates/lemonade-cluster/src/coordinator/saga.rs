@@ -133,7 +133,7 @@ impl Coordinator {
             let (order, refused) = (order_id.clone(), refusal.clone());
             self.inner
                 .node
-                .write(move |db, now| sagas::reject(db, &order, &key, &refused, now))
+                .write(move |tx| sagas::reject(tx, &order, &key, &refused))
                 .await?;
         }
         Ok(Placed {
@@ -170,14 +170,14 @@ impl Coordinator {
             let (plan, key) = (plan.clone(), key.clone());
             self.inner
                 .node
-                .write(move |db, now| {
+                .write(move |tx| {
                     if let Some(customer) = &plan.customer_id {
-                        match directory::standing(db, customer)? {
+                        match directory::standing(tx.conn, customer)? {
                             Some(standing) => check_order_customer(Some(standing))?,
-                            None => directory::learn(db, customer, Standing::Active, now)?,
+                            None => directory::learn(tx, customer, Standing::Active)?,
                         }
                     }
-                    sagas::start(db, &plan, key.as_ref(), now)
+                    sagas::start(tx, &plan, key.as_ref())
                 })
                 .await
         };
@@ -274,7 +274,7 @@ impl Coordinator {
         match self
             .inner
             .node
-            .write(move |db, now| sagas::set_state(db, &order, &mark, now))
+            .write(move |tx| sagas::set_state(tx, &order, &mark))
             .await
         {
             Ok(()) => StepResult::Done,
@@ -306,9 +306,9 @@ impl Coordinator {
         tokio::spawn(async move {
             let group = Arc::clone(&confirms);
             let recorded = node
-                .write(move |db, now| {
+                .write(move |tx| {
                     for id in group.take() {
-                        sagas::set_state(db, &id, &Mark::Confirmed, now)?;
+                        sagas::set_state(tx, &id, &Mark::Confirmed)?;
                     }
                     Ok(())
                 })

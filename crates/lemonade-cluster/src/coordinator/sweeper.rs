@@ -60,11 +60,7 @@ impl Coordinator {
                 continue; // a request is driving it
             };
             let id = saga.order_id.clone();
-            let _ = self
-                .inner
-                .node
-                .write(move |db, now| sagas::attempted(db, &id, now))
-                .await;
+            let _ = self.inner.node.write(move |tx| sagas::attempted(tx, &id)).await;
             let deadline = self.deadline(self.inner.config.call_deadline_ms);
             match self.resume(&saga, deadline).await.map(|(_, stop)| stop) {
                 Some(Stop::Confirmed(_)) => tracing::info!(order = %saga.order_id, "sweeper confirmed an order"),
@@ -93,11 +89,7 @@ impl Coordinator {
         };
         for customer in erasing {
             let id = customer.clone();
-            let _ = self
-                .inner
-                .node
-                .write(move |db, now| directory::touch(db, &id, now))
-                .await;
+            let _ = self.inner.node.write(move |tx| directory::touch(tx, &id)).await;
             if !matches!(self.orders_in_flight_finish(&customer, 0).await, Ok(true)) {
                 continue;
             }

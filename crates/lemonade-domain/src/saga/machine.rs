@@ -63,6 +63,12 @@ impl Phase {
     pub fn is_finished(self) -> bool {
         !matches!(self, Phase::Running | Phase::Compensating)
     }
+
+    /// The phases of a saga that is not over (see [`Phase::is_finished`]), for storage that
+    /// must apply the rule in a query.
+    pub fn unfinished() -> impl Iterator<Item = Phase> {
+        Phase::ALL.into_iter().filter(|p| !p.is_finished())
+    }
 }
 
 /// A saga as its log holds it, parsed: each state carries what it needs, and nothing can be

@@ -16,6 +16,7 @@ use lemonade_domain::values::{Money, Quantity, Timestamp, Unit};
 use super::*;
 use crate::sql::idempotency::{self, Outcome};
 use crate::sql::{catalog, crm, orders, stock};
+use crate::tx::Tx;
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -56,7 +57,9 @@ impl Shop {
                 on_hand,
                 reorder_level: 0,
             };
-            stock::create(&conn, &Default::default(), id, &new, NOW).unwrap().id
+            stock::create(&Tx::new(&conn, &Default::default(), &ids, NOW), id, &new)
+                .unwrap()
+                .id
         };
         let lemons = ingredient("Lemons", Unit::Piece, 10);
         let sugar = ingredient("Sugar", Unit::G, 1_000);
@@ -76,12 +79,22 @@ impl Shop {
             ],
             active: true,
         };
-        catalog::create(&conn, lemonade.clone(), &product, NOW).unwrap();
+        catalog::create(
+            &Tx::new(&conn, &Default::default(), &ids, NOW),
+            lemonade.clone(),
+            &product,
+        )
+        .unwrap();
         let customer = CustomerId::parse(&ids.next_id()).unwrap();
         let fields =
             lemonade_domain::error::FieldErrors::collect(|e| CustomerFields::parse(e, Some("Ada"), None, None, true))
                 .unwrap();
-        crm::create(&conn, customer.clone(), ids.next_id(), &fields, NOW).unwrap();
+        crm::create(
+            &Tx::new(&conn, &Default::default(), &ids, NOW),
+            customer.clone(),
+            &fields,
+        )
+        .unwrap();
         Shop {
             _dir: dir,
             path,
@@ -96,27 +109,20 @@ impl Shop {
     fn place(&self, with_customer: bool, quantity: i64) -> OrderId {
         let lines = [RawOrderLine::new(&self.lemonade.to_string(), quantity)];
         let draft = OrderDraft::from_lines(with_customer.then(|| self.customer.as_str()), &lines).unwrap();
-        orders::place(&self.conn, &self.ids, &Default::default(), &draft, NOW, 100)
-            .unwrap()
-            .id
+        orders::place(&self.tx(&Default::default()), &draft, 100).unwrap().id
     }
 
     fn cancel(&self, order: &OrderId) {
-        orders::cancel(&self.conn, &self.ids, &Default::default(), order, NOW).unwrap();
+        orders::cancel(&self.tx(&Default::default()), order).unwrap();
     }
 
     fn apply(&self, delta: i64, reason: MoveReason, order: Option<&OrderId>) {
-        stock::apply_move(
-            &self.conn,
-            &Default::default(),
-            &self.lemons,
-            delta,
-            reason,
-            order,
-            None,
-            NOW,
-        )
-        .unwrap();
+        stock::apply_move(&self.tx(&Default::default()), &self.lemons, delta, reason, order, None).unwrap();
+    }
+
+    /// A writer job's context at `NOW`, with `cache` (each call had a cache of its own).
+    fn tx<'a>(&'a self, cache: &'a crate::sql::cache::WriterCache) -> Tx<'a> {
+        Tx::new(&self.conn, cache, &self.ids, NOW)
     }
 
     fn sql(&self, sql: &str) {
@@ -151,10 +157,10 @@ fn a_shop_run_by_the_writers_functions_is_clean() {
     shop.apply(-3, MoveReason::Waste, None);
     let key = IdempotencyKey::parse("k1", "f".into()).unwrap();
     let order = orders::require(&shop.conn, &kept).unwrap();
-    idempotency::store(&shop.conn, &key, &Outcome::Placed(order), NOW).unwrap();
+    idempotency::store(&shop.tx(&Default::default()), &key, &Outcome::Placed(order)).unwrap();
     let refused = IdempotencyKey::parse("k2", "f".into()).unwrap();
     let rejection = Outcome::Rejected(ShopError::conflict("no"));
-    idempotency::store(&shop.conn, &refused, &rejection, NOW).unwrap();
+    idempotency::store(&shop.tx(&Default::default()), &refused, &rejection).unwrap();
 
     let report = shop.report();
     assert!(report.is_clean(), "{}", report.to_text());
@@ -179,25 +185,21 @@ fn the_ledger_is_replayed_in_the_order_it_was_written() {
     // All 10 lemons go, then a restock, then a waste of what the restock brought.
     shop.place(false, 10);
     let restock = stock::apply_move(
-        &shop.conn,
-        &Default::default(),
+        &shop.tx(&Default::default()),
         &shop.lemons,
         5,
         MoveReason::Restock,
         None,
         None,
-        NOW,
     )
     .unwrap();
     let waste = stock::apply_move(
-        &shop.conn,
-        &Default::default(),
+        &shop.tx(&Default::default()),
         &shop.lemons,
         -5,
         MoveReason::Waste,
         None,
         None,
-        NOW,
     )
     .unwrap();
     assert!(
@@ -377,7 +379,7 @@ fn points_are_checked_against_orders_and_the_activity_log() {
 fn an_erased_customer_holds_no_points_and_what_reaches_them_later_changes_nothing() {
     let shop = Shop::new();
     let kept = shop.place(true, 2);
-    crm::anonymise(&shop.conn, &shop.customer, shop.ids.next_id(), NOW).unwrap();
+    crm::anonymise(&shop.tx(&Default::default()), &shop.customer).unwrap();
     assert!(shop.report().is_clean(), "{}", shop.report().to_text());
     // A cancellation after the erasure takes back nothing and adds no activity.
     shop.cancel(&kept);
@@ -412,9 +414,9 @@ fn idempotency_records_must_match_their_orders() {
     let first = shop.place(false, 1);
     let order = orders::require(&shop.conn, &first).unwrap();
     let key = |k: &str| IdempotencyKey::parse(k, "f".into()).unwrap();
-    idempotency::store(&shop.conn, &key("placed"), &Outcome::Placed(order), NOW).unwrap();
+    idempotency::store(&shop.tx(&Default::default()), &key("placed"), &Outcome::Placed(order)).unwrap();
     let rejection = Outcome::Rejected(ShopError::conflict("no"));
-    idempotency::store(&shop.conn, &key("refused"), &rejection, NOW).unwrap();
+    idempotency::store(&shop.tx(&Default::default()), &key("refused"), &rejection).unwrap();
     assert!(shop.report().is_clean());
 
     let details = |shop: &Shop| -> Vec<(&'static str, String, String)> {

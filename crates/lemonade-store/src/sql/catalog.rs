@@ -11,11 +11,12 @@ use lemonade_domain::order::ProductForSale;
 use lemonade_domain::ports::{Page, PageRequest};
 use lemonade_domain::stock::{RecipeItem, can_make};
 use lemonade_domain::text::name_key;
-use lemonade_domain::values::{Money, Quantity, Timestamp};
+use lemonade_domain::values::{Money, Quantity};
 
 use super::{SqlResult, Stored, optional, stored_id};
 use crate::conn::Db;
 use crate::params;
+use crate::tx::Tx;
 
 struct ProductRow {
     id: ProductId,
@@ -208,13 +209,14 @@ pub fn recipe_json(recipe: &[RecipeItem]) -> String {
 }
 
 /// Freezes a recipe as a new version of the product's; returns the version's id.
-fn new_recipe_version(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem], now: Timestamp) -> Result<i64, ShopError> {
-    conn.query_row(
-        "INSERT INTO recipe_versions (product_id, recipe, created_at) VALUES (?1, ?2, ?3) RETURNING id",
-        params![id.as_str(), recipe_json(recipe), now.millis()],
-        |r| r.get(0),
-    )
-    .db()
+fn new_recipe_version(tx: &Tx, id: &ProductId, recipe: &[RecipeItem]) -> Result<i64, ShopError> {
+    tx.conn
+        .query_row(
+            "INSERT INTO recipe_versions (product_id, recipe, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+            params![id.as_str(), recipe_json(recipe), tx.now.millis()],
+            |r| r.get(0),
+        )
+        .db()
 }
 
 /// Replaces the product's recipe items (the current recipe, as the API shows it).
@@ -238,9 +240,11 @@ fn write_recipe_items(conn: &dyn Db, id: &ProductId, recipe: &[RecipeItem]) -> R
     Ok(())
 }
 
-pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) -> Result<Product, ShopError> {
+/// Creates product `id` with its first recipe version.
+pub fn create(tx: &Tx, id: ProductId, new: &NewProduct) -> Result<Product, ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     refuse_bad_refs(conn, &refs_of(Some(&new.name), Some(&new.recipe), None))?;
-    let version = new_recipe_version(conn, &id, &new.recipe, now)?;
+    let version = new_recipe_version(tx, &id, &new.recipe)?;
     conn.prepare_cached(
         "INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
          VALUES (?1, ?2, ?7, ?3, ?4, ?5, ?6, ?6)",
@@ -260,12 +264,15 @@ pub fn create(conn: &dyn Db, id: ProductId, new: &NewProduct, now: Timestamp) ->
     require(conn, &id)
 }
 
-/// Changes a product. Orders already placed keep the price and name they were sold at.
-pub fn update(conn: &dyn Db, id: &ProductId, patch: &ProductPatch, now: Timestamp) -> Result<Product, ShopError> {
+/// Changes a product, and the writer's cache forgets it. Orders already placed keep the
+/// price and name they were sold at.
+pub fn update(tx: &Tx, id: &ProductId, patch: &ProductPatch) -> Result<Product, ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
+    tx.cache.forget_product(id);
     let current = require(conn, id)?;
     refuse_bad_refs(conn, &refs_of(patch.name.as_deref(), patch.recipe.as_deref(), Some(id)))?;
     if let Some(recipe) = &patch.recipe {
-        let version = new_recipe_version(conn, id, recipe, now)?;
+        let version = new_recipe_version(tx, id, recipe)?;
         write_recipe_items(conn, id, recipe)?;
         conn.prepare_cached("UPDATE products SET recipe_version = ?2 WHERE id = ?1")
             .db()?

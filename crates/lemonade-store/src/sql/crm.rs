@@ -7,11 +7,11 @@ use lemonade_domain::customer::{
 };
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
-use lemonade_domain::values::Timestamp;
 
 use super::{SqlResult, Stored, optional, stored_id, ts, unsigned};
 use crate::conn::{Db, Row};
 use crate::params;
+use crate::tx::Tx;
 
 const COLUMNS: &str = "id, name, email, phone, points, anonymised_at, created_at";
 
@@ -65,20 +65,21 @@ pub fn list(conn: &dyn Db, search: Option<&str>, page: &PageRequest) -> Result<P
     Ok(Page::from_rows(rows, page.limit, |c| c.id.to_string()))
 }
 
-pub fn record_activity(
-    conn: &dyn Db,
+/// Records one activity of a customer, stamped now, under the id `id` (drawn by the caller
+/// when it began, so ids follow the order jobs were applied in).
+fn record_activity(
+    tx: &Tx,
     id: String,
     customer: &CustomerId,
     kind: ActivityKind,
     order: Option<&OrderId>,
     points_delta: i64,
-    now: Timestamp,
 ) -> Result<(), ShopError> {
-    conn.prepare_cached(
+    tx.conn.prepare_cached(
         "INSERT INTO customer_activity (id, customer_id, kind, order_id, points_delta, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
-    .execute(params![id, customer.as_str(), kind.as_str(), order.map(|o| o.as_str()), points_delta, now.millis()])
+    .execute(params![id, customer.as_str(), kind.as_str(), order.map(|o| o.as_str()), points_delta, tx.now.millis()])
     .db()?;
     Ok(())
 }
@@ -119,26 +120,25 @@ pub fn check_can_order(conn: &dyn Db, customer: &CustomerId) -> Result<(), ShopE
 /// and closed their record (an order in flight when they were erased, or a cancellation
 /// after, reaches here late). Returns whether it applied.
 pub fn order_points(
-    conn: &dyn Db,
-    activity_id: String,
+    tx: &Tx,
     customer: &CustomerId,
     order: &OrderId,
     kind: ActivityKind,
     points: u64,
-    now: Timestamp,
 ) -> Result<bool, ShopError> {
+    let activity_id = tx.next_id();
     let delta = match kind {
         ActivityKind::OrderPlaced => points as i64,
         ActivityKind::OrderCancelled => -(points as i64),
         other => unreachable!("{other:?} is not about an order's points"),
     };
     let applies = if delta != 0 {
-        add_points(conn, customer, delta, now)?
+        add_points(tx, customer, delta)?
     } else {
-        !require(conn, customer)?.anonymised
+        !require(tx.conn, customer)?.anonymised
     };
     if applies {
-        record_activity(conn, activity_id, customer, kind, Some(order), delta, now)?;
+        record_activity(tx, activity_id, customer, kind, Some(order), delta)?;
     }
     Ok(applies)
 }
@@ -146,19 +146,20 @@ pub fn order_points(
 /// Adds (or with a negative delta takes back) points of a customer who was not erased;
 /// returns false, changing nothing, for one who was. The CHECK keeps the balance
 /// non-negative.
-fn add_points(conn: &dyn Db, customer: &CustomerId, delta: i64, now: Timestamp) -> Result<bool, ShopError> {
-    let changed = conn
+fn add_points(tx: &Tx, customer: &CustomerId, delta: i64) -> Result<bool, ShopError> {
+    let changed = tx
+        .conn
         .prepare_cached(
             "UPDATE customers SET points = points + ?2, updated_at = ?3
              WHERE id = ?1 AND anonymised_at IS NULL AND points + ?2 >= 0",
         )
         .db()?
-        .execute(params![customer.as_str(), delta, now.millis()])
+        .execute(params![customer.as_str(), delta, tx.now.millis()])
         .db()?;
     if changed == 1 {
         return Ok(true);
     }
-    if require(conn, customer)?.anonymised {
+    if require(tx.conn, customer)?.anonymised {
         return Ok(false);
     }
     Err(ShopError::conflict(
@@ -166,13 +167,9 @@ fn add_points(conn: &dyn Db, customer: &CustomerId, delta: i64, now: Timestamp) 
     ))
 }
 
-pub fn create(
-    conn: &dyn Db,
-    id: CustomerId,
-    activity_id: String,
-    fields: &CustomerFields,
-    now: Timestamp,
-) -> Result<Customer, ShopError> {
+/// Creates customer `id` and records it in their activity (an id drawn from `tx`).
+pub fn create(tx: &Tx, id: CustomerId, fields: &CustomerFields) -> Result<Customer, ShopError> {
+    let (conn, now, activity_id) = (tx.conn, tx.now, tx.next_id());
     let name = fields
         .name
         .as_deref()
@@ -192,17 +189,14 @@ pub fn create(
         search_text(name, email.as_deref(), phone.as_deref())
     ])
     .db()?;
-    record_activity(conn, activity_id, &id, ActivityKind::Created, None, 0, now)?;
+    record_activity(tx, activity_id, &id, ActivityKind::Created, None, 0)?;
     require(conn, &id)
 }
 
-pub fn update(
-    conn: &dyn Db,
-    id: &CustomerId,
-    activity_id: String,
-    fields: &CustomerFields,
-    now: Timestamp,
-) -> Result<Customer, ShopError> {
+/// Changes the fields given of customer `id` and records it in their activity (an id drawn
+/// from `tx`); an anonymised customer cannot be edited.
+pub fn update(tx: &Tx, id: &CustomerId, fields: &CustomerFields) -> Result<Customer, ShopError> {
+    let (conn, now, activity_id) = (tx.conn, tx.now, tx.next_id());
     let current = require(conn, id)?;
     if current.anonymised {
         return Err(ShopError::conflict("this customer was anonymised and cannot be edited"));
@@ -223,7 +217,7 @@ pub fn update(
         search_text(name, email.as_deref(), phone.as_deref())
     ])
     .db()?;
-    record_activity(conn, activity_id, id, ActivityKind::Updated, None, 0, now)?;
+    record_activity(tx, activity_id, id, ActivityKind::Updated, None, 0)?;
     require(conn, id)
 }
 
@@ -232,7 +226,8 @@ pub fn update(
 /// any more): the balance goes to 0 and the `anonymised` activity records what it took, so
 /// the activity still sums to the balance. The record is closed: nothing later changes its
 /// points or adds to its activity (see [`order_points`]). Doing it twice changes nothing.
-pub fn anonymise(conn: &dyn Db, id: &CustomerId, activity_id: String, now: Timestamp) -> Result<Customer, ShopError> {
+pub fn anonymise(tx: &Tx, id: &CustomerId) -> Result<Customer, ShopError> {
+    let (conn, now, activity_id) = (tx.conn, tx.now, tx.next_id());
     let current = require(conn, id)?;
     if current.anonymised {
         return Ok(current);
@@ -250,6 +245,6 @@ pub fn anonymise(conn: &dyn Db, id: &CustomerId, activity_id: String, now: Times
     ])
     .db()?;
     let forfeited = -(current.points as i64);
-    record_activity(conn, activity_id, id, ActivityKind::Anonymised, None, forfeited, now)?;
+    record_activity(tx, activity_id, id, ActivityKind::Anonymised, None, forfeited)?;
     require(conn, id)
 }

@@ -26,15 +26,18 @@ use lemonade_domain::values::Timestamp;
 use super::{SqlResult, optional};
 use crate::conn::Db;
 use crate::params;
+use crate::tx::Tx;
 
 /// What receivers call the orders service's outbox, the one sender of events: the name under
 /// which they keep its places and its mark.
 pub const ORDERS_OUTBOX: &str = "orders";
 
 /// Adds an event to the outbox, in the caller's transaction. Returns it as it will be
-/// delivered, with its place.
-pub fn push(conn: &dyn Db, id: String, event: Event, now: Timestamp) -> Result<Envelope, ShopError> {
-    let seq: i64 = conn
+/// delivered, with its place and an id drawn from `tx`.
+pub fn push(tx: &Tx, event: Event) -> Result<Envelope, ShopError> {
+    let id = tx.next_id();
+    let seq: i64 = tx
+        .conn
         .prepare_cached("INSERT INTO outbox (id, destination, event, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING seq")
         .db()?
         .query_row(
@@ -42,7 +45,7 @@ pub fn push(conn: &dyn Db, id: String, event: Event, now: Timestamp) -> Result<E
                 id,
                 event.destination().as_str(),
                 serde_json::to_string(&event).expect("events serialise"),
-                now.millis()
+                tx.now.millis()
             ],
             |r| r.get(0),
         )
@@ -83,23 +86,19 @@ pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<Env
 /// what [`undelivered`] returned for `to`, the oldest undelivered events in order, so the
 /// undelivered events of `to` from its first place to its last are exactly these (places are
 /// never handed out twice). Returns how many were marked.
-pub fn mark_delivered(
-    conn: &dyn Db,
-    to: Destination,
-    delivered: &[Envelope],
-    now: Timestamp,
-) -> Result<usize, ShopError> {
+pub fn mark_delivered(tx: &Tx, to: Destination, delivered: &[Envelope]) -> Result<usize, ShopError> {
     let seqs = || delivered.iter().map(|e| e.seq.expect("outbox events have their place"));
     let (Some(first), Some(last)) = (seqs().min(), seqs().max()) else {
         return Ok(0);
     };
-    conn.prepare_cached(
-        "UPDATE outbox SET delivered_at = ?1
-         WHERE destination = ?2 AND seq >= ?3 AND seq <= ?4 AND delivered_at IS NULL",
-    )
-    .db()?
-    .execute(params![now.millis(), to.as_str(), first, last])
-    .db()
+    tx.conn
+        .prepare_cached(
+            "UPDATE outbox SET delivered_at = ?1
+             WHERE destination = ?2 AND seq >= ?3 AND seq <= ?4 AND delivered_at IS NULL",
+        )
+        .db()?
+        .execute(params![tx.now.millis(), to.as_str(), first, last])
+        .db()
 }
 
 /// How many events wait for delivery (for health and the audit).
@@ -131,7 +130,8 @@ pub fn expire_delivered(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<
 /// Records an event as applied, in the transaction of its effect, with its place in
 /// `source`'s outbox. Returns false when it was applied before: the caller then must not
 /// apply it again.
-pub fn first_delivery(conn: &dyn Db, source: &str, event: &Envelope, now: Timestamp) -> Result<bool, ShopError> {
+pub fn first_delivery(tx: &Tx, source: &str, event: &Envelope) -> Result<bool, ShopError> {
+    let conn = tx.conn;
     let seen = optional(
         conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")
             .db()?
@@ -143,22 +143,23 @@ pub fn first_delivery(conn: &dyn Db, source: &str, event: &Envelope, now: Timest
     }
     conn.prepare_cached("INSERT INTO inbox (event_id, applied_at, source, seq) VALUES (?1, ?2, ?3, ?4)")
         .db()?
-        .execute(params![event.id, now.millis(), source, event.seq])
+        .execute(params![event.id, tx.now.millis(), source, event.seq])
         .db()?;
     Ok(true)
 }
 
 /// Records `source`'s word that every event it sends here with a place below `below` is
 /// delivered and will never be sent by its relay again. The mark only moves up.
-pub fn note_delivered_below(conn: &dyn Db, source: &str, below: i64, now: Timestamp) -> Result<(), ShopError> {
-    conn.prepare_cached(
-        "INSERT INTO inbox_senders (source, delivered_below, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (source) DO UPDATE SET delivered_below = excluded.delivered_below, updated_at = excluded.updated_at
-         WHERE excluded.delivered_below > inbox_senders.delivered_below",
-    )
-    .db()?
-    .execute(params![source, below, now.millis()])
-    .db()?;
+pub fn note_delivered_below(tx: &Tx, source: &str, below: i64) -> Result<(), ShopError> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO inbox_senders (source, delivered_below, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET delivered_below = excluded.delivered_below, updated_at = excluded.updated_at
+             WHERE excluded.delivered_below > inbox_senders.delivered_below",
+        )
+        .db()?
+        .execute(params![source, below, tx.now.millis()])
+        .db()?;
     Ok(())
 }
 
@@ -181,13 +182,44 @@ pub fn forget_applied(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<us
 mod tests {
     use lemonade_domain::ids::{CustomerId, OrderId};
 
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use lemonade_domain::ports::IdSource;
+
     use super::*;
     use crate::migrations::{Role, migrate_role};
+    use crate::sql::cache::WriterCache;
 
-    fn db(role: Role) -> rusqlite::Connection {
+    /// A service's database with what its writer jobs get; the ids it draws are `e0`, `e1`, ...
+    struct Service {
+        c: rusqlite::Connection,
+        cache: WriterCache,
+        ids: Numbered,
+    }
+
+    struct Numbered(AtomicU64);
+
+    impl IdSource for Numbered {
+        fn next_id(&self) -> String {
+            format!("e{}", self.0.fetch_add(1, Ordering::Relaxed))
+        }
+    }
+
+    impl Service {
+        /// A writer job's context at `now`.
+        fn at(&self, now: i64) -> Tx<'_> {
+            Tx::new(&self.c, &self.cache, &self.ids, Timestamp(now))
+        }
+    }
+
+    fn db(role: Role) -> Service {
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
         migrate_role(&mut c, role).unwrap();
-        c
+        Service {
+            c,
+            cache: WriterCache::default(),
+            ids: Numbered(AtomicU64::new(0)),
+        }
     }
 
     fn to_stock(order: &str) -> Event {
@@ -210,71 +242,72 @@ mod tests {
 
     #[test]
     fn a_delivery_is_marked_in_one_statement_that_touches_exactly_its_events() {
-        let c = db(Role::Orders);
-        for (i, event) in [to_crm("o1"), to_stock("o1"), to_crm("o2"), to_crm("o3"), to_stock("o2")]
-            .into_iter()
-            .enumerate()
-        {
-            push(&c, format!("e{i}"), event, Timestamp(10)).unwrap();
+        let s = db(Role::Orders);
+        for event in [to_crm("o1"), to_stock("o1"), to_crm("o2"), to_crm("o3"), to_stock("o2")] {
+            push(&s.at(10), event).unwrap();
         }
-        let batch = undelivered(&c, Destination::Crm, 2).unwrap();
+        let batch = undelivered(&s.c, Destination::Crm, 2).unwrap();
         assert_eq!(ids(&batch), ["e0", "e2"]);
-        assert_eq!(mark_delivered(&c, Destination::Crm, &batch, Timestamp(20)).unwrap(), 2);
+        assert_eq!(mark_delivered(&s.at(20), Destination::Crm, &batch).unwrap(), 2);
         assert_eq!(
-            ids(&undelivered(&c, Destination::Crm, 10).unwrap()),
+            ids(&undelivered(&s.c, Destination::Crm, 10).unwrap()),
             ["e3"],
             "the next delivery starts after the marked ones"
         );
         assert_eq!(
-            ids(&undelivered(&c, Destination::Stock, 10).unwrap()),
+            ids(&undelivered(&s.c, Destination::Stock, 10).unwrap()),
             ["e1", "e4"],
             "the other destination's events between them are not marked"
         );
-        assert_eq!(mark_delivered(&c, Destination::Crm, &batch, Timestamp(30)).unwrap(), 0);
-        assert_eq!(mark_delivered(&c, Destination::Crm, &[], Timestamp(30)).unwrap(), 0);
+        assert_eq!(mark_delivered(&s.at(30), Destination::Crm, &batch).unwrap(), 0);
+        assert_eq!(mark_delivered(&s.at(30), Destination::Crm, &[]).unwrap(), 0);
     }
 
     #[test]
     fn delivered_events_expire_after_retention_but_not_undelivered_ones_nor_the_newest() {
-        let c = db(Role::Orders);
+        let s = db(Role::Orders);
         for i in 0..4 {
-            push(&c, format!("e{i}"), to_crm(&format!("o{i}")), Timestamp(10 + i)).unwrap();
+            push(&s.at(10 + i), to_crm(&format!("o{i}"))).unwrap();
         }
-        let all = undelivered(&c, Destination::Crm, 10).unwrap();
+        let all = undelivered(&s.c, Destination::Crm, 10).unwrap();
         // e0 and e1 delivered; e2 not yet; e3 delivered but the newest row.
-        mark_delivered(&c, Destination::Crm, &all[..2], Timestamp(20)).unwrap();
-        c.execute("UPDATE outbox SET delivered_at = 20 WHERE id = 'e3'", [])
+        mark_delivered(&s.at(20), Destination::Crm, &all[..2]).unwrap();
+        s.c.execute("UPDATE outbox SET delivered_at = 20 WHERE id = 'e3'", [])
             .unwrap();
         assert_eq!(
-            expire_delivered(&c, Timestamp(11), 100).unwrap(),
+            expire_delivered(&s.c, Timestamp(11), 100).unwrap(),
             1,
             "only e0 is old enough"
         );
-        assert_eq!(expire_delivered(&c, Timestamp(1_000), 100).unwrap(), 1, "then e1");
-        let left: Vec<String> = c
-            .prepare("SELECT id FROM outbox ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        assert_eq!(expire_delivered(&s.c, Timestamp(1_000), 100).unwrap(), 1, "then e1");
+        let left: Vec<String> =
+            s.c.prepare("SELECT id FROM outbox ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
         assert_eq!(left, ["e2", "e3"]);
         // A place is never handed out twice, even after the rows below it went.
-        let next = push(&c, "e4".into(), to_crm("o4"), Timestamp(30)).unwrap();
+        let next = push(&s.at(30), to_crm("o4")).unwrap();
         assert!(next.seq > all[3].seq, "{next:?}");
     }
 
     #[test]
     fn expiry_takes_at_most_its_batch() {
-        let c = db(Role::Orders);
+        let s = db(Role::Orders);
         for i in 0..5 {
-            push(&c, format!("e{i}"), to_stock(&format!("o{i}")), Timestamp(10)).unwrap();
+            push(&s.at(10), to_stock(&format!("o{i}"))).unwrap();
         }
-        let all = undelivered(&c, Destination::Stock, 10).unwrap();
-        mark_delivered(&c, Destination::Stock, &all, Timestamp(20)).unwrap();
-        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 2);
-        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 2);
-        assert_eq!(expire_delivered(&c, Timestamp(100), 2).unwrap(), 0, "the newest stays");
+        let all = undelivered(&s.c, Destination::Stock, 10).unwrap();
+        mark_delivered(&s.at(20), Destination::Stock, &all).unwrap();
+        assert_eq!(expire_delivered(&s.c, Timestamp(100), 2).unwrap(), 2);
+        assert_eq!(expire_delivered(&s.c, Timestamp(100), 2).unwrap(), 2);
+        assert_eq!(
+            expire_delivered(&s.c, Timestamp(100), 2).unwrap(),
+            0,
+            "the newest stays"
+        );
     }
 
     fn envelope(id: &str, seq: Option<i64>) -> Envelope {
@@ -287,34 +320,34 @@ mod tests {
 
     #[test]
     fn an_applied_event_is_forgotten_only_below_its_senders_mark_and_past_retention() {
-        let c = db(Role::Crm);
+        let s = db(Role::Crm);
         for seq in 1..=5 {
             let e = envelope(&format!("e{seq}"), Some(seq));
-            assert!(first_delivery(&c, ORDERS_OUTBOX, &e, Timestamp(100 * seq)).unwrap());
+            assert!(first_delivery(&s.at(100 * seq), ORDERS_OUTBOX, &e).unwrap());
         }
         // Applied before version 2: no place, kept.
-        assert!(first_delivery(&c, ORDERS_OUTBOX, &envelope("old", None), Timestamp(1)).unwrap());
+        assert!(first_delivery(&s.at(1), ORDERS_OUTBOX, &envelope("old", None)).unwrap());
         assert_eq!(
-            forget_applied(&c, Timestamp(10_000), 100).unwrap(),
+            forget_applied(&s.c, Timestamp(10_000), 100).unwrap(),
             0,
             "without the sender's word nothing is forgotten, however old"
         );
 
-        note_delivered_below(&c, ORDERS_OUTBOX, 4, Timestamp(600)).unwrap();
-        note_delivered_below(&c, ORDERS_OUTBOX, 2, Timestamp(700)).unwrap(); // a late delivery: the mark stays
+        note_delivered_below(&s.at(600), ORDERS_OUTBOX, 4).unwrap();
+        note_delivered_below(&s.at(700), ORDERS_OUTBOX, 2).unwrap(); // a late delivery: the mark stays
         // e1..e3 are below the mark, but e3 was applied too recently.
-        assert_eq!(forget_applied(&c, Timestamp(250), 100).unwrap(), 2);
-        assert_eq!(forget_applied(&c, Timestamp(10_000), 100).unwrap(), 1, "then e3");
+        assert_eq!(forget_applied(&s.c, Timestamp(250), 100).unwrap(), 2);
+        assert_eq!(forget_applied(&s.c, Timestamp(10_000), 100).unwrap(), 1, "then e3");
 
         // What the relay may still send is still a no-op when it comes again.
         for kept in ["e4", "e5", "old"] {
             let seq = kept[1..].parse().ok();
             assert!(
-                !first_delivery(&c, ORDERS_OUTBOX, &envelope(kept, seq), Timestamp(20_000)).unwrap(),
+                !first_delivery(&s.at(20_000), ORDERS_OUTBOX, &envelope(kept, seq)).unwrap(),
                 "{kept}"
             );
         }
-        let left: i64 = c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)).unwrap();
+        let left: i64 = s.c.query_row("SELECT COUNT(*) FROM inbox", [], |r| r.get(0)).unwrap();
         assert_eq!(left, 3);
     }
 
@@ -322,17 +355,17 @@ mod tests {
     fn the_relay_never_sends_again_what_lies_below_the_mark_it_gives() {
         // The argument the receiver relies on, at the sender: after a delivery is marked, the
         // next delivery's first place (its mark) is above every event already delivered.
-        let c = db(Role::Orders);
+        let s = db(Role::Orders);
         for i in 0..6 {
-            push(&c, format!("e{i}"), to_crm(&format!("o{i}")), Timestamp(10)).unwrap();
+            push(&s.at(10), to_crm(&format!("o{i}"))).unwrap();
         }
-        let first = undelivered(&c, Destination::Crm, 3).unwrap();
-        mark_delivered(&c, Destination::Crm, &first, Timestamp(20)).unwrap();
-        let second = undelivered(&c, Destination::Crm, 3).unwrap();
+        let first = undelivered(&s.c, Destination::Crm, 3).unwrap();
+        mark_delivered(&s.at(20), Destination::Crm, &first).unwrap();
+        let second = undelivered(&s.c, Destination::Crm, 3).unwrap();
         let mark = second[0].seq.unwrap();
         assert!(first.iter().all(|e| e.seq.unwrap() < mark));
         assert!(
-            undelivered(&c, Destination::Crm, 100)
+            undelivered(&s.c, Destination::Crm, 100)
                 .unwrap()
                 .iter()
                 .all(|e| e.seq.unwrap() >= mark)

@@ -16,6 +16,7 @@ use lemonade_domain::values::Timestamp;
 use super::{SqlResult, optional, unsigned};
 use crate::conn::Db;
 use crate::params;
+use crate::tx::Tx;
 
 /// What the first request with a key ended in; replayed to every later one.
 #[derive(Clone, Debug)]
@@ -65,7 +66,8 @@ pub fn lookup(conn: &dyn Db, key: &str) -> Result<Option<Record>, ShopError> {
     Ok(Some(Record { fingerprint, outcome }))
 }
 
-pub fn store(conn: &dyn Db, key: &IdempotencyKey, outcome: &Outcome, now: Timestamp) -> Result<(), ShopError> {
+pub fn store(tx: &Tx, key: &IdempotencyKey, outcome: &Outcome) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     let (order_id, points, rejection) = match outcome {
         Outcome::Placed(order) => (Some(order.id.as_str()), Some(order.points as i64), None),
         Outcome::Rejected(e) => (

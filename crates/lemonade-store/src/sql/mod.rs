@@ -15,7 +15,9 @@ pub mod steps;
 pub mod stock;
 
 use lemonade_domain::ShopError;
+use lemonade_domain::customer::Standing;
 use lemonade_domain::order::OrderStatus;
+use lemonade_domain::saga::machine::Phase;
 
 use crate::conn::DbError;
 use lemonade_domain::values::Timestamp;
@@ -39,15 +41,43 @@ impl<T> SqlResult<T> for crate::conn::DbResult<T> {
     }
 }
 
-/// `{value} IN ('a', 'b')` for the stored names of `statuses`: how a query filters by a rule
-/// the domain states as a list of statuses (`OrderStatus::without_points`), so the rule keeps
-/// one home. `value` is a column or a parameter. No statuses give a condition that is false.
-pub(crate) fn status_in(value: &str, statuses: impl IntoIterator<Item = OrderStatus>) -> String {
-    let names: Vec<String> = statuses.into_iter().map(|s| format!("'{}'", s.as_str())).collect();
-    if names.is_empty() {
-        return "1 = 0".to_owned();
+/// A state of the domain that the store keeps as a word: an order's status, a saga's phase,
+/// a customer's standing.
+pub(crate) trait StoredWord: Copy {
+    /// The word stored for it (its `as_str`).
+    fn word(self) -> &'static str;
+}
+
+impl StoredWord for OrderStatus {
+    fn word(self) -> &'static str {
+        self.as_str()
     }
-    format!("{value} IN ({})", names.join(", "))
+}
+
+impl StoredWord for Phase {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl StoredWord for Standing {
+    fn word(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// `{value} IN ('a', 'b')` for the stored names of `statuses`: how a query filters by a rule
+/// the domain states as a list of statuses (`OrderStatus::without_points`,
+/// `OrderStatus::counting_as_sales`, `Phase::unfinished`), so the rule keeps one home. `value`
+/// is a column or a parameter. One status gives `{value} = 'a'` (the form a partial index
+/// on one state is written in); no statuses give a condition that is false.
+pub(crate) fn status_in<S: StoredWord>(value: &str, statuses: impl IntoIterator<Item = S>) -> String {
+    let names: Vec<String> = statuses.into_iter().map(|s| format!("'{}'", s.word())).collect();
+    match names.as_slice() {
+        [] => "1 = 0".to_owned(),
+        [one] => format!("{value} = {one}"),
+        many => format!("{value} IN ({})", many.join(", ")),
+    }
 }
 
 /// `query_row` that treats "no row" as `None`.
@@ -147,6 +177,15 @@ mod tests {
             status_in("status", [OrderStatus::Failed, OrderStatus::Cancelled]),
             "status IN ('failed', 'cancelled')"
         );
-        assert_eq!(status_in("?2", []), "1 = 0");
+        assert_eq!(status_in::<OrderStatus>("?2", []), "1 = 0");
+        assert_eq!(
+            status_in("o.status", OrderStatus::counting_as_sales()),
+            "o.status = 'confirmed'"
+        );
+        assert_eq!(
+            status_in("state", Phase::unfinished()),
+            "state IN ('running', 'compensating')",
+            "as the partial index on unfinished sagas is written"
+        );
     }
 }

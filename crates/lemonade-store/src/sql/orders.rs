@@ -9,7 +9,7 @@ use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{
     self as order, Order, OrderDraft, OrderLine, OrderRefs, OrderStatus, plan_order, points_earned,
 };
-use lemonade_domain::ports::{IdSource, OrderFilter, Page, PageRequest};
+use lemonade_domain::ports::{OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{DayTotals, ProductSales, SalesQuery};
 use lemonade_domain::saga::{Envelope, Event, OrderPlan, PricedOrder};
 use lemonade_domain::stock::{MoveReason, Needs, shortages};
@@ -20,25 +20,20 @@ use super::cache::WriterCache;
 use super::{SqlResult, Stored, crm, events, optional, stock, stored_id, ts, unsigned};
 use crate::conn::{Db, Row};
 use crate::params;
+use crate::tx::Tx;
 
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
 /// comes before the first write (the writer's contract); nothing here commits.
-pub fn place(
-    conn: &dyn Db,
-    ids: &dyn IdSource,
-    cache: &WriterCache,
-    draft: &OrderDraft,
-    now: Timestamp,
-    minor_units_per_point: u64,
-) -> Result<Order, ShopError> {
+pub fn place(tx: &Tx, draft: &OrderDraft, minor_units_per_point: u64) -> Result<Order, ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     // An unknown customer and unknown products are reported together; stock only matters
     // for a request that names nothing wrong.
     let refused_customer = match &draft.customer_id {
         Some(customer_id) => crm::check_can_order(conn, customer_id).err(),
         None => None,
     };
-    let priced = price_and_check(conn, cache, draft);
+    let priced = price_and_check(conn, tx.cache, draft);
     if let Some(refusal) = refused_customer {
         return Err(match (refusal, priced) {
             (ShopError::ValidationFailed { mut errors }, Err(ShopError::ValidationFailed { errors: more })) => {
@@ -49,7 +44,7 @@ pub fn place(
         });
     }
     let (priced, needs) = priced?;
-    let order_id = OrderId::parse(&ids.next_id()).expect("the id source makes valid ids");
+    let order_id = tx.new_id(OrderId::parse);
     let points = points_earned(draft.customer_id.as_ref(), priced.total, minor_units_per_point);
     let order = Order {
         id: order_id,
@@ -63,17 +58,9 @@ pub fn place(
         updated_at: now,
     };
     insert(conn, &order, &priced.recipe_versions)?;
-    take_stock(conn, cache, &order.id, &needs, now)?;
+    take_stock(tx, &order.id, &needs)?;
     if let Some(customer_id) = &draft.customer_id {
-        crm::order_points(
-            conn,
-            ids.next_id(),
-            customer_id,
-            &order.id,
-            ActivityKind::OrderPlaced,
-            points,
-            now,
-        )?;
+        crm::order_points(tx, customer_id, &order.id, ActivityKind::OrderPlaced, points)?;
     }
     Ok(order)
 }
@@ -152,42 +139,23 @@ pub fn price_and_check(
 
 /// Takes what an order needs off stock: one sale move per ingredient. The caller checked
 /// that it fits.
-pub fn take_stock(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    order: &OrderId,
-    needs: &Needs,
-    now: Timestamp,
-) -> Result<(), ShopError> {
-    move_for_order(conn, cache, order, needs, MoveReason::Sale, now)
+pub fn take_stock(tx: &Tx, order: &OrderId, needs: &Needs) -> Result<(), ShopError> {
+    move_for_order(tx, order, needs, MoveReason::Sale)
 }
 
 /// Gives back what an order took: one cancel move per ingredient.
-pub fn return_stock(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    order: &OrderId,
-    taken: &Needs,
-    now: Timestamp,
-) -> Result<(), ShopError> {
-    move_for_order(conn, cache, order, taken, MoveReason::Cancel, now)
+pub fn return_stock(tx: &Tx, order: &OrderId, taken: &Needs) -> Result<(), ShopError> {
+    move_for_order(tx, order, taken, MoveReason::Cancel)
 }
 
-fn move_for_order(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    order: &OrderId,
-    amounts: &Needs,
-    reason: MoveReason,
-    now: Timestamp,
-) -> Result<(), ShopError> {
+fn move_for_order(tx: &Tx, order: &OrderId, amounts: &Needs, reason: MoveReason) -> Result<(), ShopError> {
     let sign = if reason == MoveReason::Sale { -1 } else { 1 };
     let moves: Vec<_> = amounts
         .iter()
         .map(|(ingredient, &amount)| (ingredient, sign * amount as i64))
         .collect();
     for some in moves.chunks(stock::ORDER_MOVES_PER_STATEMENT_MAX) {
-        stock::apply_order_moves(conn, cache, order, reason, some, now)?;
+        stock::apply_order_moves(tx, order, reason, some)?;
     }
     Ok(())
 }
@@ -235,11 +203,22 @@ pub fn insert(conn: &dyn Db, order: &Order, recipe_versions: &[i64]) -> Result<(
 
 /// Moves an order to `status` (with `failure_reason` for a failed one) and returns it.
 pub fn set_status(
+    tx: &Tx,
+    id: &OrderId,
+    status: OrderStatus,
+    failure_reason: Option<&str>,
+) -> Result<Order, ShopError> {
+    set_status_at(tx.conn, id, status, failure_reason, tx.now)
+}
+
+/// [`set_status`] stamped `at` rather than now (a pending order confirmed as placed keeps
+/// `updated_at = created_at`).
+fn set_status_at(
     conn: &dyn Db,
     id: &OrderId,
     status: OrderStatus,
     failure_reason: Option<&str>,
-    now: Timestamp,
+    at: Timestamp,
 ) -> Result<Order, ShopError> {
     // The points an order keeps are the domain's rule (`OrderStatus::keeps_points`); the
     // statement applies it to the new status in the row's own update.
@@ -252,7 +231,7 @@ pub fn set_status(
     });
     conn.prepare_cached(&SET_STATUS)
         .db()?
-        .execute(params![id.as_str(), status.as_str(), failure_reason, now.millis()])
+        .execute(params![id.as_str(), status.as_str(), failure_reason, at.millis()])
         .db()?;
     require(conn, id)
 }
@@ -288,28 +267,14 @@ fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
 
 /// Cancels a confirmed order: what it took goes back as cancel moves, the points it earned
 /// are taken back, and the order keeps its lines and total for the books.
-pub fn cancel(
-    conn: &dyn Db,
-    ids: &dyn IdSource,
-    cache: &WriterCache,
-    id: &OrderId,
-    now: Timestamp,
-) -> Result<Order, ShopError> {
-    let order = require(conn, id)?;
+pub fn cancel(tx: &Tx, id: &OrderId) -> Result<Order, ShopError> {
+    let order = require(tx.conn, id)?;
     order.status.check_cancel()?;
-    return_stock(conn, cache, id, &needs_of(conn, id)?, now)?;
+    return_stock(tx, id, &needs_of(tx.conn, id)?)?;
     if let Some(customer_id) = &order.customer_id {
-        crm::order_points(
-            conn,
-            ids.next_id(),
-            customer_id,
-            id,
-            ActivityKind::OrderCancelled,
-            order.points,
-            now,
-        )?;
+        crm::order_points(tx, customer_id, id, ActivityKind::OrderCancelled, order.points)?;
     }
-    set_status(conn, id, OrderStatus::Cancelled, None, now)
+    set_status(tx, id, OrderStatus::Cancelled, None)
 }
 
 const COLUMNS: &str = "id, status, customer_id, total, points, failure_reason, created_at, updated_at";
@@ -409,17 +374,36 @@ pub fn all_of_customer(conn: &dyn Db, customer: &CustomerId) -> Result<Vec<Order
     rows.into_iter().map(|o| with_lines(conn, o)).collect()
 }
 
-/// Per-day and (when asked) per-product totals of confirmed orders in the query's range.
+/// Per-day and (when asked) per-product totals of the orders in the query's range that count
+/// as sales (the domain's rule, `OrderStatus::counts_as_sale`).
 pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<ProductSales>), ShopError> {
+    static BY_DAY: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price) AS BIGINT)
+             FROM orders o JOIN order_lines l ON l.order_id = o.id
+             WHERE {} AND o.created_at >= ?1 AND o.created_at < ?2
+             GROUP BY day",
+            super::status_in("o.status", OrderStatus::counting_as_sales())
+        )
+    });
+    // A product is named as it was in its latest sale of the range (the newest order, ties
+    // broken by id, which sorts by creation), never by an aggregate of past names: the same
+    // answer in the cluster, where the orders service computes it from the lines it holds.
+    static BY_PRODUCT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), CAST(SUM(quantity) AS BIGINT), CAST(SUM(amount) AS BIGINT)
+             FROM (SELECT l.product_id, l.name, o.id AS order_id, l.quantity, l.quantity * l.unit_price AS amount,
+                          ROW_NUMBER() OVER (PARTITION BY l.product_id ORDER BY o.created_at DESC, o.id DESC, l.line_no DESC) AS recency
+                   FROM orders o JOIN order_lines l ON l.order_id = o.id
+                   WHERE {} AND o.created_at >= ?1 AND o.created_at < ?2) sold
+             GROUP BY product_id",
+            super::status_in("o.status", OrderStatus::counting_as_sales())
+        )
+    });
     let (from_ms, to_ms) = query.range_ms();
     let offset_ms = i64::from(query.utc_offset_minutes) * 60_000;
     let days = conn
-        .prepare_cached(
-            "SELECT (o.created_at + ?3) / 86400000 AS day, COUNT(DISTINCT o.id), CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.quantity * l.unit_price) AS BIGINT)
-             FROM orders o JOIN order_lines l ON l.order_id = o.id
-             WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2
-             GROUP BY day",
-        )
+        .prepare_cached(&BY_DAY)
         .db()?
         .query_map(params![from_ms, to_ms, offset_ms], |r| {
             Ok(DayTotals {
@@ -435,18 +419,7 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
     let products = match query.by {
         lemonade_domain::report::ReportBy::Day => Vec::new(),
         lemonade_domain::report::ReportBy::Product => conn
-            // A product is named as it was in its latest sale of the range (the newest order,
-            // ties broken by id, which sorts by creation), never by an aggregate of past
-            // names: the same answer in the cluster, where the orders service computes it
-            // from the lines it holds.
-            .prepare_cached(
-                "SELECT product_id, MAX(CASE WHEN recency = 1 THEN name END), COUNT(DISTINCT order_id), CAST(SUM(quantity) AS BIGINT), CAST(SUM(amount) AS BIGINT)
-                 FROM (SELECT l.product_id, l.name, o.id AS order_id, l.quantity, l.quantity * l.unit_price AS amount,
-                              ROW_NUMBER() OVER (PARTITION BY l.product_id ORDER BY o.created_at DESC, o.id DESC, l.line_no DESC) AS recency
-                       FROM orders o JOIN order_lines l ON l.order_id = o.id
-                       WHERE o.status = 'confirmed' AND o.created_at >= ?1 AND o.created_at < ?2) sold
-                 GROUP BY product_id",
-            )
+            .prepare_cached(&BY_PRODUCT)
             .db()?
             .query_map(params![from_ms, to_ms], |r| {
                 let product: String = r.get(0)?;
@@ -471,17 +444,13 @@ pub fn sales(conn: &dyn Db, query: &SalesQuery) -> Result<(Vec<DayTotals>, Vec<P
 /// created_at`, as a placed order of the monolith has. Placing it again returns it (and no
 /// new events); a failed order cannot be placed. A pending one (created by a saga of an
 /// earlier version, which created orders before confirming them) is confirmed.
-pub fn place_confirmed(
-    conn: &dyn Db,
-    ids: &dyn IdSource,
-    plan: &OrderPlan,
-    now: Timestamp,
-) -> Result<(Order, Vec<Envelope>), ShopError> {
+pub fn place_confirmed(tx: &Tx, plan: &OrderPlan) -> Result<(Order, Vec<Envelope>), ShopError> {
+    let conn = tx.conn;
     let order = match get(conn, &plan.order_id)? {
         Some(order) => match order.status {
             OrderStatus::Confirmed | OrderStatus::Cancelled => return Ok((order, Vec::new())),
             OrderStatus::Failed => return Err(ShopError::conflict("this order failed and cannot be confirmed")),
-            OrderStatus::Pending => set_status(conn, &order.id, OrderStatus::Confirmed, None, order.created_at)?,
+            OrderStatus::Pending => set_status_at(conn, &order.id, OrderStatus::Confirmed, None, order.created_at)?,
         },
         None => {
             let order = plan.order(OrderStatus::Confirmed, plan.created_at);
@@ -496,23 +465,23 @@ pub fn place_confirmed(
             customer_id: customer_id.clone(),
             points: order.points,
         };
-        sent.push(events::push(conn, ids.next_id(), placed, now)?);
+        sent.push(events::push(tx, placed)?);
     }
     Ok((order, sent))
 }
 
 /// Marks an order of a saga that gave up as failed, with why; creates it failed when the
 /// saga gave up before creating it. A confirmed order cannot fail.
-pub fn fail(conn: &dyn Db, plan: &OrderPlan, reason: &str, now: Timestamp) -> Result<Order, ShopError> {
-    let Some(order) = get(conn, &plan.order_id)? else {
-        let mut order = plan.order(OrderStatus::Failed, now);
+pub fn fail(tx: &Tx, plan: &OrderPlan, reason: &str) -> Result<Order, ShopError> {
+    let Some(order) = get(tx.conn, &plan.order_id)? else {
+        let mut order = plan.order(OrderStatus::Failed, tx.now);
         order.failure_reason = Some(reason.to_owned());
-        insert(conn, &order, &plan.priced.recipe_versions)?;
+        insert(tx.conn, &order, &plan.priced.recipe_versions)?;
         return Ok(order);
     };
     match order.status {
         OrderStatus::Failed => Ok(order),
-        OrderStatus::Pending => set_status(conn, &order.id, OrderStatus::Failed, Some(reason), now),
+        OrderStatus::Pending => set_status(tx, &order.id, OrderStatus::Failed, Some(reason)),
         OrderStatus::Confirmed | OrderStatus::Cancelled => {
             Err(ShopError::conflict("this order was confirmed and cannot fail"))
         }
@@ -522,29 +491,19 @@ pub fn fail(conn: &dyn Db, plan: &OrderPlan, reason: &str, now: Timestamp) -> Re
 /// Cancels a confirmed order of the distributed mode: the order changes here, and the outbox
 /// carries "give the stock back" to the stock service and "take the points back" to CRM,
 /// committed in the same transaction. Returns the order with the events.
-pub fn cancel_with_events(
-    conn: &dyn Db,
-    ids: &dyn IdSource,
-    id: &OrderId,
-    now: Timestamp,
-) -> Result<(Order, Vec<Envelope>), ShopError> {
-    let order = require(conn, id)?;
+pub fn cancel_with_events(tx: &Tx, id: &OrderId) -> Result<(Order, Vec<Envelope>), ShopError> {
+    let order = require(tx.conn, id)?;
     order.status.check_cancel()?;
-    let mut sent = vec![events::push(
-        conn,
-        ids.next_id(),
-        Event::ReturnStock { order_id: id.clone() },
-        now,
-    )?];
+    let mut sent = vec![events::push(tx, Event::ReturnStock { order_id: id.clone() })?];
     if let Some(customer_id) = &order.customer_id {
         let cancelled = Event::OrderCancelled {
             order_id: id.clone(),
             customer_id: customer_id.clone(),
             points: order.points,
         };
-        sent.push(events::push(conn, ids.next_id(), cancelled, now)?);
+        sent.push(events::push(tx, cancelled)?);
     }
-    Ok((set_status(conn, id, OrderStatus::Cancelled, None, now)?, sent))
+    Ok((set_status(tx, id, OrderStatus::Cancelled, None)?, sent))
 }
 
 #[cfg(test)]
@@ -552,6 +511,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use lemonade_domain::ids::{CustomerId, OrderId, ProductId};
+    use lemonade_domain::ports::IdSource;
 
     use super::*;
     use crate::migrations::{Role, migrate_role};
@@ -589,16 +549,21 @@ mod tests {
         }
     }
 
+    /// A writer job's context over `c` at `now`.
+    fn tx<'a>(c: &'a dyn Db, cache: &'a WriterCache, ids: &'a Counter, now: i64) -> Tx<'a> {
+        Tx::new(c, cache, ids, Timestamp(now))
+    }
+
     #[test]
     fn placing_an_order_again_returns_it_and_tells_crm_only_once() {
-        let (c, ids) = (orders_db(), Counter(AtomicU64::new(0)));
-        let (order, events) = place_confirmed(&c, &ids, &plan("o1"), Timestamp(2_000)).unwrap();
+        let (c, ids, cache) = (orders_db(), Counter(AtomicU64::new(0)), WriterCache::default());
+        let (order, events) = place_confirmed(&tx(&c, &cache, &ids, 2_000), &plan("o1")).unwrap();
         assert_eq!(
             (order.status, order.updated_at, order.points),
             (OrderStatus::Confirmed, Timestamp(1_000), 7)
         );
         assert_eq!(events.len(), 1, "the points go to CRM through the outbox");
-        let (again, events) = place_confirmed(&c, &ids, &plan("o1"), Timestamp(3_000)).unwrap();
+        let (again, events) = place_confirmed(&tx(&c, &cache, &ids, 3_000), &plan("o1")).unwrap();
         assert_eq!(again, order);
         assert!(events.is_empty());
         assert_eq!(events::backlog(&c).unwrap(), 1);
@@ -606,13 +571,13 @@ mod tests {
 
     #[test]
     fn a_failed_order_cannot_be_placed_and_a_pending_one_is_confirmed() {
-        let (c, ids) = (orders_db(), Counter(AtomicU64::new(0)));
-        fail(&c, &plan("o1"), "the lease ran out", Timestamp(2_000)).unwrap();
-        let refused = place_confirmed(&c, &ids, &plan("o1"), Timestamp(3_000));
+        let (c, ids, cache) = (orders_db(), Counter(AtomicU64::new(0)), WriterCache::default());
+        fail(&tx(&c, &cache, &ids, 2_000), &plan("o1"), "the lease ran out").unwrap();
+        let refused = place_confirmed(&tx(&c, &cache, &ids, 3_000), &plan("o1"));
         assert!(matches!(refused, Err(ShopError::Conflict { .. })), "{refused:?}");
         let pending = plan("o2").order(OrderStatus::Pending, Timestamp(1_000));
         insert(&c, &pending, &[1]).unwrap();
-        let (order, events) = place_confirmed(&c, &ids, &plan("o2"), Timestamp(3_000)).unwrap();
+        let (order, events) = place_confirmed(&tx(&c, &cache, &ids, 3_000), &plan("o2")).unwrap();
         assert_eq!(order.status, OrderStatus::Confirmed);
         assert_eq!(events.len(), 1);
     }

@@ -16,10 +16,10 @@ use lemonade_domain::saga::PricedOrder;
 use lemonade_domain::stock::Needs;
 use lemonade_domain::values::Timestamp;
 
-use super::cache::WriterCache;
 use super::{SqlResult, Stored, optional, orders, stored_id};
 use crate::conn::Db;
 use crate::params;
+use crate::tx::Tx;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -66,15 +66,9 @@ fn find(conn: &dyn Db, order: &OrderId) -> Result<Option<(Status, Needs)>, ShopE
 /// released tombstone), is refused and takes nothing. (The order's own row is claimed with
 /// one `INSERT ... DO NOTHING` rather than looked up first: a statement, and a round trip to
 /// PostgreSQL, fewer. So a draft that cannot be priced is refused for that even then.)
-pub fn reserve(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    order: &OrderId,
-    draft: &OrderDraft,
-    expires_at: Timestamp,
-    now: Timestamp,
-) -> Result<PricedOrder, ShopError> {
-    let (priced, needs) = orders::price_and_check(conn, cache, draft)?;
+pub fn reserve(tx: &Tx, order: &OrderId, draft: &OrderDraft, expires_at: Timestamp) -> Result<PricedOrder, ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
+    let (priced, needs) = orders::price_and_check(conn, tx.cache, draft)?;
     let claimed = conn
         .prepare_cached(
             "INSERT INTO reservations (order_id, status, needs, expires_at, created_at, updated_at)
@@ -96,13 +90,14 @@ pub fn reserve(
             Status::Held | Status::Committed => "this order already holds a reservation",
         }));
     }
-    orders::take_stock(conn, cache, order, &needs, now)?;
+    orders::take_stock(tx, order, &needs)?;
     Ok(priced)
 }
 
 /// Makes a held reservation permanent. Committing twice is fine; a released one (its lease
 /// ran out, or its saga gave up) cannot be committed. The common case is one `UPDATE`.
-pub fn commit(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn commit(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     let committed = conn
         .prepare_cached(
             "UPDATE reservations SET status = 'committed', expires_at = NULL, updated_at = ?2
@@ -126,7 +121,8 @@ pub fn commit(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), Shop
 
 /// Gives back what the order holds. Releasing twice is fine; releasing an order that holds
 /// nothing leaves a tombstone so it never will.
-pub fn release(conn: &dyn Db, cache: &WriterCache, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn release(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     match find(conn, order)? {
         Some((Status::Released, _)) => Ok(()),
         None => {
@@ -140,7 +136,7 @@ pub fn release(conn: &dyn Db, cache: &WriterCache, order: &OrderId, now: Timesta
             Ok(())
         }
         Some((Status::Held | Status::Committed, needs)) => {
-            orders::return_stock(conn, cache, order, &needs, now)?;
+            orders::return_stock(tx, order, &needs)?;
             conn.prepare_cached(
                 "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = ?2 WHERE order_id = ?1",
             )
@@ -153,13 +149,14 @@ pub fn release(conn: &dyn Db, cache: &WriterCache, order: &OrderId, now: Timesta
 }
 
 /// Releases up to `limit` held reservations whose lease ran out by `now`. Returns their orders.
-pub fn expire(conn: &dyn Db, cache: &WriterCache, now: Timestamp, limit: u32) -> Result<Vec<OrderId>, ShopError> {
-    let expired = conn
+pub fn expire(tx: &Tx, limit: u32) -> Result<Vec<OrderId>, ShopError> {
+    let expired = tx
+        .conn
         .prepare_cached(
             "SELECT order_id FROM reservations WHERE status = 'held' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
         )
         .db()?
-        .query_map(params![now.millis(), limit], |r| {
+        .query_map(params![tx.now.millis(), limit], |r| {
             let id: String = r.get(0)?;
             stored_id(OrderId::parse, &id, "reservations", &id)
         })
@@ -167,7 +164,7 @@ pub fn expire(conn: &dyn Db, cache: &WriterCache, now: Timestamp, limit: u32) ->
         .collect::<Result<Vec<_>, _>>()
         .db()?;
     for order in &expired {
-        release(conn, cache, order, now)?;
+        release(tx, order)?;
     }
     Ok(expired)
 }
@@ -204,7 +201,9 @@ mod tests {
 
     use super::*;
     use crate::migrations::{Role, migrate_role};
+    use crate::sql::cache::WriterCache;
     use crate::sql::{catalog, stock};
+    use crate::system::UuidV7Ids;
 
     const LEASE_ENDS: Timestamp = Timestamp(60_000);
 
@@ -226,7 +225,8 @@ mod tests {
                 NewIngredient::parse(e, Some("Lemons"), Some("piece"), Some(10), Some(0)).0
             })
             .unwrap();
-            stock::create(&conn, &cache, lemons.clone(), &new, Timestamp(1)).unwrap();
+            let tx = Tx::new(&conn, &cache, &UuidV7Ids, Timestamp(1));
+            stock::create(&tx, lemons.clone(), &new).unwrap();
             let product = ProductId::parse("lemonade").unwrap();
             let recipe = vec![RecipeItem {
                 ingredient_id: lemons.clone(),
@@ -238,7 +238,7 @@ mod tests {
                 recipe,
                 active: true,
             };
-            catalog::create(&conn, product.clone(), &new, Timestamp(1)).unwrap();
+            catalog::create(&tx, product.clone(), &new).unwrap();
             let draft = OrderDraft {
                 customer_id: None,
                 lines: vec![DraftLine {
@@ -254,8 +254,13 @@ mod tests {
             }
         }
 
+        /// A writer job's context at `now`.
+        fn at(&self, now: i64) -> Tx<'_> {
+            Tx::new(&self.conn, &self.cache, &UuidV7Ids, Timestamp(now))
+        }
+
         fn reserve(&self, order: &OrderId) -> Result<PricedOrder, ShopError> {
-            reserve(&self.conn, &self.cache, order, &self.draft, LEASE_ENDS, Timestamp(2))
+            reserve(&self.at(2), order, &self.draft, LEASE_ENDS)
         }
 
         fn lemons(&self) -> u64 {
@@ -273,8 +278,8 @@ mod tests {
         let o = order("order-1");
         shop.reserve(&o).unwrap();
         assert_eq!(shop.lemons(), 8);
-        commit(&shop.conn, &o, Timestamp(3)).unwrap();
-        commit(&shop.conn, &o, Timestamp(4)).unwrap();
+        commit(&shop.at(3), &o).unwrap();
+        commit(&shop.at(4), &o).unwrap();
         assert_eq!(find(&shop.conn, &o).unwrap().unwrap().0, Status::Committed);
         assert_eq!(shop.lemons(), 8);
     }
@@ -293,7 +298,7 @@ mod tests {
     fn a_reserve_arriving_after_its_order_was_given_up_takes_nothing() {
         let shop = Stock::new();
         let o = order("order-1");
-        release(&shop.conn, &shop.cache, &o, Timestamp(2)).unwrap();
+        release(&shop.at(2), &o).unwrap();
         let late = shop.reserve(&o);
         assert!(matches!(late, Err(ShopError::Conflict { .. })), "{late:?}");
         assert_eq!(shop.lemons(), 10);
@@ -305,9 +310,9 @@ mod tests {
         let shop = Stock::new();
         let o = order("order-1");
         shop.reserve(&o).unwrap();
-        release(&shop.conn, &shop.cache, &o, Timestamp(3)).unwrap();
+        release(&shop.at(3), &o).unwrap();
         assert_eq!(shop.lemons(), 10);
-        let commit = commit(&shop.conn, &o, Timestamp(4));
+        let commit = commit(&shop.at(4), &o);
         assert!(matches!(commit, Err(ShopError::Conflict { .. })), "{commit:?}");
         assert_eq!(shop.lemons(), 10);
     }
@@ -315,7 +320,7 @@ mod tests {
     #[test]
     fn committing_what_was_never_reserved_is_not_found() {
         let shop = Stock::new();
-        let commit = commit(&shop.conn, &order("order-1"), Timestamp(3));
+        let commit = commit(&shop.at(3), &order("order-1"));
         assert!(matches!(commit, Err(ShopError::NotFound { .. })), "{commit:?}");
     }
 

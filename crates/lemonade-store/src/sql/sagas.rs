@@ -7,6 +7,8 @@
 //! finds its saga. A failed saga frees its key: failing was the cluster's doing, not the
 //! request's, and a retry with the same key places the order afresh.
 
+use std::sync::LazyLock;
+
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::IdempotencyKey;
@@ -17,6 +19,7 @@ use lemonade_domain::values::Timestamp;
 use super::{SqlResult, optional, ts};
 use crate::conn::{Db, DbError, Row};
 use crate::params;
+use crate::tx::Tx;
 
 /// A saga's row, its state parsed into the machine's [`Logged`] state at this edge.
 #[derive(Clone, Debug)]
@@ -63,10 +66,11 @@ fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
 }
 
 /// Starts a saga for a priced and reserved order.
-pub fn start(conn: &dyn Db, plan: &OrderPlan, key: Option<&IdempotencyKey>, now: Timestamp) -> Result<(), ShopError> {
+pub fn start(tx: &Tx, plan: &OrderPlan, key: Option<&IdempotencyKey>) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     conn.prepare_cached(
         "INSERT INTO sagas (order_id, state, plan, idempotency_key, fingerprint, created_at, updated_at, customer_id)
-         VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?5, ?6)",
+         VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -75,23 +79,19 @@ pub fn start(conn: &dyn Db, plan: &OrderPlan, key: Option<&IdempotencyKey>, now:
         key.map(|k| &k.key),
         key.map(|k| &k.fingerprint),
         now.millis(),
-        plan.customer_id.as_ref().map(|c| c.as_str())
+        plan.customer_id.as_ref().map(|c| c.as_str()),
+        Phase::Running.as_str()
     ])
     .db()?;
     Ok(())
 }
 
 /// Records a placement refused before it held anything, so its key replays the refusal.
-pub fn reject(
-    conn: &dyn Db,
-    order: &OrderId,
-    key: &IdempotencyKey,
-    refusal: &ShopError,
-    now: Timestamp,
-) -> Result<(), ShopError> {
+pub fn reject(tx: &Tx, order: &OrderId, key: &IdempotencyKey, refusal: &ShopError) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     conn.prepare_cached(
         "INSERT INTO sagas (order_id, state, outcome, idempotency_key, fingerprint, created_at, updated_at)
-         VALUES (?1, 'rejected', ?2, ?3, ?4, ?5, ?5)",
+         VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)",
     )
     .db()?
     .execute(params![
@@ -99,14 +99,16 @@ pub fn reject(
         serde_json::to_string(refusal).expect("errors serialise"),
         key.key,
         key.fingerprint,
-        now.millis()
+        now.millis(),
+        Phase::Rejected.as_str()
     ])
     .db()?;
     Ok(())
 }
 
 /// Moves a saga on. A failed saga lets go of its idempotency key.
-pub fn set_state(conn: &dyn Db, order: &OrderId, mark: &Mark, now: Timestamp) -> Result<(), ShopError> {
+pub fn set_state(tx: &Tx, order: &OrderId, mark: &Mark) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     let free_key = if mark.phase() == Phase::Failed {
         ", idempotency_key = NULL, fingerprint = NULL"
     } else {
@@ -128,7 +130,8 @@ pub fn set_state(conn: &dyn Db, order: &OrderId, mark: &Mark, now: Timestamp) ->
 }
 
 /// Counts one more attempt to drive a saga on (the sweeper backs off by it).
-pub fn attempted(conn: &dyn Db, order: &OrderId, now: Timestamp) -> Result<(), ShopError> {
+pub fn attempted(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
+    let (conn, now) = (tx.conn, tx.now);
     conn.prepare_cached("UPDATE sagas SET attempts = attempts + 1, updated_at = ?2 WHERE order_id = ?1")
         .db()?
         .execute(params![order.as_str(), now.millis()])
@@ -156,22 +159,32 @@ pub fn by_key(conn: &dyn Db, key: &str) -> Result<Option<Saga>, ShopError> {
     )
 }
 
+/// `state IN (...)` of the phases of a saga that is not over, the domain's
+/// [`Phase::unfinished`]: rendered as the partial indexes on unfinished sagas are written.
+static UNFINISHED: LazyLock<String> = LazyLock::new(|| super::status_in("state", Phase::unfinished()));
+
 /// Unfinished sagas last touched before `before`, oldest first, at most `limit`.
 pub fn unfinished(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<Vec<Saga>, ShopError> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM sagas WHERE state IN ('running', 'compensating') AND updated_at < ?1
-         ORDER BY updated_at LIMIT ?2"
-    ))
-    .db()?
-    .query_map(params![before.millis(), limit], from_row)
-    .db()?
-    .collect::<Result<Vec<_>, _>>()
-    .db()
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM sagas WHERE {} AND updated_at < ?1
+             ORDER BY updated_at LIMIT ?2",
+            *UNFINISHED
+        )
+    });
+    conn.prepare_cached(&SQL)
+        .db()?
+        .query_map(params![before.millis(), limit], from_row)
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()
 }
 
 /// How many sagas naming `customer` are unfinished (an erasure waits until none is).
 pub fn unfinished_of_customer(conn: &dyn Db, customer: &CustomerId) -> Result<u64, ShopError> {
-    conn.prepare_cached("SELECT COUNT(*) FROM sagas WHERE customer_id = ?1 AND state IN ('running', 'compensating')")
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT COUNT(*) FROM sagas WHERE customer_id = ?1 AND {}", *UNFINISHED));
+    conn.prepare_cached(&SQL)
         .db()?
         .query_row(params![customer.as_str()], |r| r.get::<_, i64>(0))
         .db()
@@ -181,7 +194,7 @@ pub fn unfinished_of_customer(conn: &dyn Db, customer: &CustomerId) -> Result<u6
 /// How many sagas are in each unfinished state (for health and the audit).
 pub fn unfinished_count(conn: &dyn Db) -> Result<u64, ShopError> {
     conn.query_row(
-        "SELECT COUNT(*) FROM sagas WHERE state IN ('running', 'compensating')",
+        &format!("SELECT COUNT(*) FROM sagas WHERE {}", *UNFINISHED),
         params![],
         |r| r.get::<_, i64>(0),
     )
@@ -191,13 +204,17 @@ pub fn unfinished_count(conn: &dyn Db) -> Result<u64, ShopError> {
 
 /// Forgets finished sagas older than `before` (their keys with them), at most `limit`.
 pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
-    conn.prepare_cached(
-        "DELETE FROM sagas WHERE order_id IN (SELECT order_id FROM sagas
-           WHERE created_at < ?1 AND state NOT IN ('running', 'compensating') LIMIT ?2)",
-    )
-    .db()?
-    .execute(params![before.millis(), limit])
-    .db()
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "DELETE FROM sagas WHERE order_id IN (SELECT order_id FROM sagas
+               WHERE created_at < ?1 AND NOT ({}) LIMIT ?2)",
+            *UNFINISHED
+        )
+    });
+    conn.prepare_cached(&SQL)
+        .db()?
+        .execute(params![before.millis(), limit])
+        .db()
 }
 
 #[cfg(test)]

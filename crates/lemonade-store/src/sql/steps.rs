@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::{SqlResult, optional};
 use crate::conn::Db;
 use crate::params;
+use crate::tx::Tx;
 
 /// Runs `work` once per key: the first time for real, storing what it returned; after that
 /// returning the stored result. The same key with another fingerprint is refused.
@@ -22,11 +23,11 @@ use crate::params;
 /// writing, or storage failed). The inner one is the step's answer, stored and replayed,
 /// refusals included: a refusal must not fail the writer's job, since storing it wrote.
 pub fn once<T: Serialize + DeserializeOwned>(
-    conn: &dyn Db,
+    tx: &Tx,
     key: &IdempotencyKey,
-    now: Timestamp,
-    work: impl FnOnce(&dyn Db) -> Result<T, ShopError>,
+    work: impl FnOnce(&Tx) -> Result<T, ShopError>,
 ) -> Result<Result<T, ShopError>, ShopError> {
+    let conn = tx.conn;
     let stored: Option<(String, String)> = optional(
         conn.prepare_cached("SELECT fingerprint, result FROM step_results WHERE key = ?1")
             .db()?
@@ -42,7 +43,7 @@ pub fn once<T: Serialize + DeserializeOwned>(
         });
     }
     let changes_before = conn.changes();
-    let result = work(conn);
+    let result = work(tx);
     if let Err(e) = &result
         && !(e.is_refusal() && conn.changes() == changes_before)
     {
@@ -53,7 +54,7 @@ pub fn once<T: Serialize + DeserializeOwned>(
     let json = serde_json::to_string(&result).expect("step results always serialise");
     conn.prepare_cached("INSERT INTO step_results (key, fingerprint, result, created_at) VALUES (?1, ?2, ?3, ?4)")
         .db()?
-        .execute(params![key.key, key.fingerprint, json, now.millis()])
+        .execute(params![key.key, key.fingerprint, json, tx.now.millis()])
         .db()?;
     Ok(result)
 }
@@ -90,6 +91,14 @@ pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, Sho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::cache::WriterCache;
+    use crate::system::UuidV7Ids;
+
+    /// A writer job's context over `c` at `now`.
+    fn at(c: &rusqlite::Connection, now: i64) -> Tx<'_> {
+        static CACHE: std::sync::LazyLock<WriterCache> = std::sync::LazyLock::new(WriterCache::default);
+        Tx::new(c, &CACHE, &UuidV7Ids, Timestamp(now))
+    }
 
     fn conn() -> rusqlite::Connection {
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
@@ -102,7 +111,8 @@ mod tests {
         IdempotencyKey::parse(k, f.into()).unwrap()
     }
 
-    fn effect(c: &dyn Db) -> Result<i64, ShopError> {
+    fn effect(tx: &Tx) -> Result<i64, ShopError> {
+        let c = tx.conn;
         c.execute("INSERT INTO effects VALUES (1)", params![]).unwrap();
         Ok(c.query_row("SELECT COUNT(*) FROM effects", params![], |r| r.get(0))
             .unwrap())
@@ -111,11 +121,11 @@ mod tests {
     #[test]
     fn a_repeated_step_returns_the_first_result_and_acts_once() {
         let c = conn();
-        assert_eq!(once(&c, &key("s1:reserve", "f"), Timestamp(1), effect), Ok(Ok(1)));
-        assert_eq!(once(&c, &key("s1:reserve", "f"), Timestamp(2), effect), Ok(Ok(1)));
-        assert_eq!(once(&c, &key("s2:reserve", "f"), Timestamp(2), effect), Ok(Ok(2)));
+        assert_eq!(once(&at(&c, 1), &key("s1:reserve", "f"), effect), Ok(Ok(1)));
+        assert_eq!(once(&at(&c, 2), &key("s1:reserve", "f"), effect), Ok(Ok(1)));
+        assert_eq!(once(&at(&c, 2), &key("s2:reserve", "f"), effect), Ok(Ok(2)));
         assert_eq!(
-            once(&c, &key("s1:reserve", "other"), Timestamp(3), effect),
+            once(&at(&c, 3), &key("s1:reserve", "other"), effect),
             Ok(Err(ShopError::IdempotencyKeyReused))
         );
     }
@@ -123,16 +133,16 @@ mod tests {
     #[test]
     fn forgetting_the_requests_of_a_customer_keeps_their_results_and_others_requests() {
         let c = conn();
-        fn stored(id: &'static str) -> impl Fn(&dyn Db) -> Result<serde_json::Value, ShopError> {
+        fn stored(id: &'static str) -> impl Fn(&Tx) -> Result<serde_json::Value, ShopError> {
             move |_| Ok(serde_json::json!({ "id": id }))
         }
-        once(&c, &key("req:1", "hash-of-ann"), Timestamp(1), stored("c_1"))
+        once(&at(&c, 1), &key("req:1", "hash-of-ann"), stored("c_1"))
             .unwrap()
             .unwrap();
-        once(&c, &key("req:2", "hash-of-bob"), Timestamp(1), stored("c_2"))
+        once(&at(&c, 1), &key("req:2", "hash-of-bob"), stored("c_2"))
             .unwrap()
             .unwrap();
-        once(&c, &key("req:3", "hash-of-c1"), Timestamp(1), stored("c1"))
+        once(&at(&c, 1), &key("req:3", "hash-of-c1"), stored("c1"))
             .unwrap()
             .unwrap();
         let ann = lemonade_domain::ids::CustomerId::parse("c_1").unwrap();
@@ -150,26 +160,26 @@ mod tests {
             .unwrap();
         assert_eq!(hashes, ["", "hash-of-bob", "hash-of-c1"]);
         // The step still acts once: its key answers what it answered, whatever the body.
-        let replay = once(&c, &key("req:1", "another"), Timestamp(2), stored("new"));
+        let replay = once(&at(&c, 2), &key("req:1", "another"), stored("new"));
         assert_eq!(replay, Ok(Ok(serde_json::json!({"id": "c_1"}))));
-        let other = once(&c, &key("req:2", "another"), Timestamp(2), stored("new"));
+        let other = once(&at(&c, 2), &key("req:2", "another"), stored("new"));
         assert_eq!(other, Ok(Err(ShopError::IdempotencyKeyReused)));
     }
 
     #[test]
     fn a_refusal_is_replayed_but_a_transient_error_is_not_stored() {
         let c = conn();
-        let refuse = |_: &dyn Db| -> Result<i64, ShopError> { Err(ShopError::conflict("no")) };
+        let refuse = |_: &Tx| -> Result<i64, ShopError> { Err(ShopError::conflict("no")) };
         assert_eq!(
-            once(&c, &key("a", "f"), Timestamp(1), refuse),
+            once(&at(&c, 1), &key("a", "f"), refuse),
             Ok(Err(ShopError::conflict("no")))
         );
         assert_eq!(
-            once(&c, &key("a", "f"), Timestamp(1), effect),
+            once(&at(&c, 1), &key("a", "f"), effect),
             Ok(Err(ShopError::conflict("no")))
         );
-        let busy = |_: &dyn Db| -> Result<i64, ShopError> { Err(ShopError::unavailable("busy")) };
-        assert!(once(&c, &key("b", "f"), Timestamp(1), busy).is_err());
-        assert_eq!(once(&c, &key("b", "f"), Timestamp(1), effect), Ok(Ok(1)));
+        let busy = |_: &Tx| -> Result<i64, ShopError> { Err(ShopError::unavailable("busy")) };
+        assert!(once(&at(&c, 1), &key("b", "f"), busy).is_err());
+        assert_eq!(once(&at(&c, 1), &key("b", "f"), effect), Ok(Ok(1)));
     }
 }

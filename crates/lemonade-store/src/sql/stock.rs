@@ -19,12 +19,12 @@ fn move_seq(cursor: &str) -> Result<i64, ShopError> {
 use lemonade_domain::ports::{CURSOR_REFUSED, Page, PageRequest, sequence_cursor};
 use lemonade_domain::stock::{Ingredient, MoveReason, NewIngredient, StockAdjustment, StockLevel, StockMove};
 use lemonade_domain::text::name_key;
-use lemonade_domain::values::{Timestamp, Unit};
+use lemonade_domain::values::Unit;
 
-use super::cache::WriterCache;
 use super::{SqlResult, Stored, optional, stored_id, ts, unsigned};
 use crate::conn::{Arg, Db, Row};
 use crate::params;
+use crate::tx::Tx;
 
 const INGREDIENT_COLUMNS: &str = "id, name, unit, on_hand, reorder_level";
 
@@ -112,13 +112,8 @@ pub fn name_taken(conn: &dyn Db, name: &str) -> Result<bool, ShopError> {
 
 /// Creates an ingredient. Its opening stock, if any, enters through the ledger as a restock,
 /// so that on-hand equals the sum of moves from the first moment.
-pub fn create(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    id: IngredientId,
-    new: &NewIngredient,
-    now: Timestamp,
-) -> Result<Ingredient, ShopError> {
+pub fn create(tx: &Tx, id: IngredientId, new: &NewIngredient) -> Result<Ingredient, ShopError> {
+    let conn = tx.conn;
     let refs = lemonade_domain::catalog::CatalogRefs {
         ingredient_name: Some(new.name.clone()),
         ..Default::default()
@@ -133,54 +128,45 @@ pub fn create(
         new.name,
         new.unit.as_str(),
         new.reorder_level as i64,
-        now.millis(),
+        tx.now.millis(),
         name_key(&new.name)
     ])
     .db()?;
     if new.on_hand > 0 {
         apply_move(
-            conn,
-            cache,
+            tx,
             &id,
             new.on_hand as i64,
             MoveReason::Restock,
             None,
             Some("opening stock"),
-            now,
         )?;
     }
     require(conn, &id)
 }
 
 /// A staff adjustment (restock, waste, count) of one ingredient: checked, then one move.
-pub fn adjust(
-    conn: &dyn Db,
-    cache: &WriterCache,
-    id: &IngredientId,
-    adjustment: &StockAdjustment,
-    now: Timestamp,
-) -> Result<(Ingredient, StockMove), ShopError> {
-    let ingredient = require(conn, id)?;
+pub fn adjust(tx: &Tx, id: &IngredientId, adjustment: &StockAdjustment) -> Result<(Ingredient, StockMove), ShopError> {
+    let ingredient = require(tx.conn, id)?;
     let (delta, reason, note) = adjustment.delta(&ingredient)?;
-    let mv = apply_move(conn, cache, id, delta, reason, None, note.as_deref(), now)?;
-    Ok((require(conn, id)?, mv))
+    let mv = apply_move(tx, id, delta, reason, None, note.as_deref())?;
+    Ok((require(tx.conn, id)?, mv))
 }
 
 /// Appends one move to the ledger, in the caller's transaction; the schema's trigger applies
 /// it to on-hand. A move that would take on-hand below zero is a programmer error here:
 /// callers check stock first, and the schema's CHECK refuses it as a last line of defence.
-#[allow(clippy::too_many_arguments)]
 pub fn apply_move(
-    conn: &dyn Db,
-    cache: &WriterCache,
+    tx: &Tx,
     ingredient: &IngredientId,
     delta: i64,
     reason: MoveReason,
     order: Option<&OrderId>,
     note: Option<&str>,
-    now: Timestamp,
 ) -> Result<StockMove, ShopError> {
-    let seq: i64 = conn
+    let now = tx.now;
+    let seq: i64 = tx
+        .conn
         .query_row(
             "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
@@ -195,7 +181,7 @@ pub fn apply_move(
             |r| r.get(0),
         )
         .db()?;
-    cache.moved(ingredient, delta);
+    tx.cache.moved(ingredient, delta);
     Ok(StockMove {
         id: move_id(seq),
         ingredient_id: ingredient.clone(),
@@ -214,12 +200,10 @@ pub const ORDER_MOVES_PER_STATEMENT_MAX: usize = 8;
 /// [`apply_move`] for each (the trigger keeps on-hand, the CHECK refuses a negative one), in
 /// one round trip to PostgreSQL instead of one per ingredient. The moves are not returned.
 pub fn apply_order_moves(
-    conn: &dyn Db,
-    cache: &WriterCache,
+    tx: &Tx,
     order: &OrderId,
     reason: MoveReason,
     moves: &[(&IngredientId, i64)],
-    now: Timestamp,
 ) -> Result<(), ShopError> {
     assert!(
         !moves.is_empty() && moves.len() <= ORDER_MOVES_PER_STATEMENT_MAX,
@@ -233,19 +217,20 @@ pub fn apply_order_moves(
     let mut args = vec![
         Arg::Text(reason.as_str()),
         Arg::Text(order.as_str()),
-        Arg::Int(now.millis()),
+        Arg::Int(tx.now.millis()),
     ];
     for (ingredient, delta) in moves {
         args.extend([Arg::Text(ingredient.as_str()), Arg::Int(*delta)]);
     }
-    conn.prepare_cached(&format!(
-        "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at) VALUES {rows}"
-    ))
-    .db()?
-    .execute(&args)
-    .db()?;
+    tx.conn
+        .prepare_cached(&format!(
+            "INSERT INTO stock_moves (ingredient_id, delta, reason, order_id, note, created_at) VALUES {rows}"
+        ))
+        .db()?
+        .execute(&args)
+        .db()?;
     for (ingredient, delta) in moves {
-        cache.moved(ingredient, *delta);
+        tx.cache.moved(ingredient, *delta);
     }
     Ok(())
 }
@@ -303,9 +288,12 @@ pub fn list_moves(
 #[cfg(test)]
 mod tests {
     use lemonade_domain::stock::Needs;
+    use lemonade_domain::values::Timestamp;
 
     use super::*;
     use crate::migrations::{Role, migrate_role};
+    use crate::sql::cache::WriterCache;
+    use crate::system::UuidV7Ids;
 
     fn ingredient(conn: &dyn Db, cache: &WriterCache, n: usize) -> IngredientId {
         let id = IngredientId::parse(&format!("ingredient-{n:02}")).unwrap();
@@ -313,7 +301,7 @@ mod tests {
             NewIngredient::parse(e, Some(&format!("Ingredient {n}")), Some("g"), Some(100), Some(0)).0
         })
         .unwrap();
-        create(conn, cache, id.clone(), &new, Timestamp(1)).unwrap();
+        create(&Tx::new(conn, cache, &UuidV7Ids, Timestamp(1)), id.clone(), &new).unwrap();
         id
     }
 
@@ -327,7 +315,8 @@ mod tests {
             .map(|n| (ingredient(&conn, &cache, n), n as u64 + 1))
             .collect();
         let order = OrderId::parse("order-1").unwrap();
-        super::super::orders::take_stock(&conn, &cache, &order, &needs, Timestamp(2)).unwrap();
+        let tx = Tx::new(&conn, &cache, &UuidV7Ids, Timestamp(2));
+        super::super::orders::take_stock(&tx, &order, &needs).unwrap();
         for (id, taken) in &needs {
             assert_eq!(on_hand(&conn, id).unwrap(), Some(100 - taken), "{id}");
         }
@@ -352,7 +341,8 @@ mod tests {
         let scarce = ingredient(&conn, &cache, 2);
         let moves = [(&plenty, -10), (&scarce, -101)];
         let order = OrderId::parse("order-1").unwrap();
-        let refused = apply_order_moves(&conn, &cache, &order, MoveReason::Sale, &moves, Timestamp(2));
+        let tx = Tx::new(&conn, &cache, &UuidV7Ids, Timestamp(2));
+        let refused = apply_order_moves(&tx, &order, MoveReason::Sale, &moves);
         assert!(refused.is_err(), "{refused:?}");
         assert_eq!(
             on_hand(&conn, &plenty).unwrap(),
