@@ -4,6 +4,9 @@
 //! `scripts/test.sh` starts when it is stopped). Every test makes databases of its own
 //! (`lt_*`) and drops them.
 
+#[path = "schema/snapshot.rs"]
+mod snapshot;
+
 use std::sync::Arc;
 
 use lemonade_domain::ids::IngredientId;
@@ -683,29 +686,6 @@ fn each_shipped_postgres_schema_version_is_what_it_was_when_it_shipped() {
             drop(conn);
             all.push_str(&format!("== {}\n{}", role.as_str(), postgres_schema(&url)));
         }
-        schema_snapshot(&format!("v{version}.postgres.txt"), &all);
+        snapshot::compare(&format!("v{version}.postgres.txt"), &all);
     }
-}
-
-/// Compares `actual` with the committed snapshot `name` in `tests/schema/`, or writes it
-/// when `UPDATE_SCHEMA_SNAPSHOT` is set.
-fn schema_snapshot(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/schema")
-        .join(name);
-    if std::env::var_os("UPDATE_SCHEMA_SNAPSHOT").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
-    assert!(
-        expected == actual,
-        "the schema differs from {} at line {:?}: expected {:?}, found {:?}",
-        path.display(),
-        first.map(|i| i + 1),
-        first.and_then(|i| expected.lines().nth(i)),
-        first.and_then(|i| actual.lines().nth(i)),
-    );
 }

@@ -6,6 +6,9 @@
 //! version gets its snapshot with `UPDATE_SCHEMA_SNAPSHOT=1`; an old one is never rewritten.
 //! (PostgreSQL's side is in `tests/postgres.rs`.)
 
+#[path = "schema/snapshot.rs"]
+mod snapshot;
+
 use lemonade_store::migrations::{Role, SCHEMA_VERSION, migrate_role_to};
 
 /// The schema of `role` at `version` as SQLite stores it: the role it is marked with, then
@@ -37,33 +40,10 @@ fn sqlite_schema(role: Role, version: i64) -> String {
     out
 }
 
-/// Compares `actual` with the committed snapshot `name` in `tests/schema/`, or writes it
-/// when `UPDATE_SCHEMA_SNAPSHOT` is set.
-fn snapshot(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/schema")
-        .join(name);
-    if std::env::var_os("UPDATE_SCHEMA_SNAPSHOT").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
-    assert!(
-        expected == actual,
-        "the schema differs from {} at line {:?}: expected {:?}, found {:?}",
-        path.display(),
-        first.map(|i| i + 1),
-        first.and_then(|i| expected.lines().nth(i)),
-        first.and_then(|i| actual.lines().nth(i)),
-    );
-}
-
 #[test]
 fn each_shipped_sqlite_schema_version_is_what_it_was_when_it_shipped() {
     for version in 1..=SCHEMA_VERSION {
         let all: String = Role::ALL.into_iter().map(|role| sqlite_schema(role, version)).collect();
-        snapshot(&format!("v{version}.sqlite.txt"), &all);
+        snapshot::compare(&format!("v{version}.sqlite.txt"), &all);
     }
 }
