@@ -231,7 +231,10 @@ impl Database {
         }
         tracing::info!("readers still use an erased customer's old data; scrubbing in the background");
         let this = self.clone();
-        tokio::spawn(async move {
+        // Cut by the stop, it is as when it gives up: on SQLite `close` runs the same scrub
+        // (the WAL truncated), and after a crash the next start does; on PostgreSQL (where
+        // only a VACUUM that failed is retried) the erased rows wait for the next VACUUM.
+        self.tasks.spawn_short(async move {
             if !this.scrub_for(tables, SCRUB_BACKGROUND_MS).await {
                 tracing::warn!("could not scrub after an erasure; it will be at the next stop or start");
             }
