@@ -241,10 +241,11 @@ impl Database {
         });
     }
 
-    /// At a clean stop: stops the background tasks, leaves the database whole in its file
-    /// (SQLite: the WAL copied back and truncated, so that no deleted value waits in it),
-    /// then closes the writer and every reader, so that a stopped SQLite shop is one file
-    /// (the last connection to close removes the `-wal` and `-shm` files). Waits up to
+    /// At a clean stop: stops the tasks, vital and short ([`Tasks::stop`]), leaves the
+    /// database whole in its file (SQLite: the WAL copied back and truncated, so that no
+    /// deleted value waits in it), then closes the writer and every reader, so that a stopped
+    /// SQLite shop is one file (the last connection to close removes the `-wal` and `-shm`
+    /// files). Waits up to
     /// [`CLOSE_WAIT_MS`] for each step; what is still busy then closes with the process.
     /// Every use of the database after this is refused as unavailable.
     pub async fn close(&self) {
