@@ -6,7 +6,9 @@
 //! randomness). It starts the node's background tasks, registered by name in the database's
 //! [`Tasks`](lemonade_store::tasks::Tasks) (which health reports), and returns an
 //! [`Assembled`] node: a router to serve, and a [`stop`](Assembled::stop) that ends the
-//! tasks, then closes the database.
+//! tasks, then closes the database. The node's short tasks (a placement's saga, a probe, a
+//! scrub) run in the same `Tasks` ([`spawn_short`](lemonade_store::tasks::Tasks::spawn_short)),
+//! so the stop ends those too: nothing the node started outlives it.
 //!
 //! `lemonade serve` (every role), the in-process test cluster and the coming simulation all
 //! build their nodes here, so a role is wired the same way wherever it runs. Nothing here
@@ -152,9 +154,11 @@ impl Assembled {
         &self.db
     }
 
-    /// Stops the node as a whole: ends every background task and waits for each, then closes
-    /// the database (SQLite: the WAL folded back and removed, the writer and readers closed;
-    /// see [`Database::close`]). Serve nothing from its router after this.
+    /// Stops the node as a whole: ends every task, vital or short, at its next await and
+    /// waits for each (a placement cut so is as after a crash: its saga log and the sweeper
+    /// take it on), then closes the database (SQLite: the WAL folded back and removed, the
+    /// writer and readers closed; see [`Database::close`]). Serve nothing from its router
+    /// after this.
     pub async fn stop(self) {
         self.db.close().await;
     }
@@ -403,6 +407,54 @@ mod tests {
         assert_eq!(status(&router, "/api/v1/metrics", token).await, StatusCode::OK);
         node.stop().await;
         assert!(!wal(&path).exists());
+    }
+
+    /// The services of a cluster that never answer: each call hangs, holding a share of
+    /// `held` until it is dropped.
+    struct Hangs {
+        held: Arc<()>,
+        sent: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Hangs {
+        async fn send(
+            &self,
+            _: lemonade_cluster::transport::Request,
+        ) -> Result<lemonade_cluster::transport::Reply, lemonade_cluster::transport::TransportError> {
+            let _held = Arc::clone(&self.held);
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_cuts_a_placement_under_way_and_leaves_no_task_of_the_node_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir, Role::Coordinator);
+        let hangs = Arc::new(Hangs {
+            held: Arc::new(()),
+            sent: Default::default(),
+        });
+        let mut config = NodeConfig::new(Role::Coordinator);
+        config.cluster_token = Some("a-cluster-token-of-the-test".into());
+        let mut seams = seams(db.clone());
+        seams.transport = Some(Arc::clone(&hangs) as Arc<dyn Transport>);
+        let node = build(config, seams).await.unwrap();
+        let order = Request::post("/api/v1/orders")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"lines":[{"product_id":"p-1","quantity":1}]}"#))
+            .unwrap();
+        let placing = tokio::spawn(node.router().oneshot(order));
+        while hangs.sent.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(db.tasks.short_running(), 1, "the placement runs in a task of the node");
+        tokio::time::timeout(Duration::from_secs(5), node.stop()).await.unwrap();
+        assert_eq!(db.tasks.short_running(), 0);
+        assert_eq!(Arc::strong_count(&hangs.held), 1, "no call is left under way");
+        let answered = placing.await.unwrap().unwrap();
+        assert_eq!(answered.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

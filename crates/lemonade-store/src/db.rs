@@ -231,17 +231,21 @@ impl Database {
         }
         tracing::info!("readers still use an erased customer's old data; scrubbing in the background");
         let this = self.clone();
-        tokio::spawn(async move {
+        // Cut by the stop, it is as when it gives up: on SQLite `close` runs the same scrub
+        // (the WAL truncated), and after a crash the next start does; on PostgreSQL (where
+        // only a VACUUM that failed is retried) the erased rows wait for the next VACUUM.
+        self.tasks.spawn_short(async move {
             if !this.scrub_for(tables, SCRUB_BACKGROUND_MS).await {
                 tracing::warn!("could not scrub after an erasure; it will be at the next stop or start");
             }
         });
     }
 
-    /// At a clean stop: stops the background tasks, leaves the database whole in its file
-    /// (SQLite: the WAL copied back and truncated, so that no deleted value waits in it),
-    /// then closes the writer and every reader, so that a stopped SQLite shop is one file
-    /// (the last connection to close removes the `-wal` and `-shm` files). Waits up to
+    /// At a clean stop: stops the tasks, vital and short ([`Tasks::stop`]), leaves the
+    /// database whole in its file (SQLite: the WAL copied back and truncated, so that no
+    /// deleted value waits in it), then closes the writer and every reader, so that a stopped
+    /// SQLite shop is one file (the last connection to close removes the `-wal` and `-shm`
+    /// files). Waits up to
     /// [`CLOSE_WAIT_MS`] for each step; what is still busy then closes with the process.
     /// Every use of the database after this is refused as unavailable.
     pub async fn close(&self) {

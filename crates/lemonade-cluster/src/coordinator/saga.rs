@@ -61,17 +61,27 @@ impl Coordinator {
                 return self.replay(saga).await;
             }
         }
-        // Run in a task of its own: a client that hangs up must not cut a saga in half.
+        // Run in a task of its own: a client that hangs up must not cut a saga in half. The
+        // node owns the task, and its stop does cut it (at its next await), as a crash would.
+        // That leaves nothing wrong, as after a crash: a reservation taken before the saga is
+        // logged runs out with its lease (stock releases it); a logged saga is driven on from
+        // its log by the sweeper, or by the client's retry with its key (`replay`), every
+        // step keyed so that none is done twice.
         let this = self.clone();
-        tokio::spawn(async move {
+        let placing = self.inner.node.db.tasks.spawn_short(async move {
             let _claim = claim;
             this.place(request).await
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "placing an order panicked");
-            Err(ShopError::unavailable("placing the order failed unexpectedly"))
-        })
+        });
+        match placing.await {
+            Ok(Some(placed)) => placed,
+            Ok(None) => Err(ShopError::unavailable(
+                "the coordinator stopped while placing the order; try again with the same key",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "placing an order panicked");
+                Err(ShopError::unavailable("placing the order failed unexpectedly"))
+            }
+        }
     }
 
     /// Places an order, from the client's request to the end of the saga or its deadline.
@@ -303,7 +313,11 @@ impl Coordinator {
         }
         let node = self.inner.node.clone();
         let confirms = Arc::clone(&self.inner.confirms);
-        tokio::spawn(async move {
+        // Cut by the node's stop, the write may or may not have run: either is as after a
+        // crash, the sagas it did not record stay `running` in the log and the sweeper of the
+        // next start records them. (The group then waits on a write that never comes; it
+        // dies with this coordinator.)
+        self.inner.node.db.tasks.spawn_short(async move {
             let group = Arc::clone(&confirms);
             let recorded = node
                 .write(move |tx| {
