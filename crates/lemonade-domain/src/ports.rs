@@ -24,6 +24,12 @@ pub trait IdSource: Send + Sync + 'static {
     fn next_id(&self) -> String;
 }
 
+/// A fresh id of a kind from `ids` (`new_id(ids, OrderId::parse)`). An id source makes valid
+/// ids, so a refusal is a bug of the source, not something a caller can handle.
+pub fn new_id<T>(ids: &dyn IdSource, parse: fn(&str) -> Option<T>) -> T {
+    parse(&ids.next_id()).expect("the id source makes valid ids")
+}
+
 /// Largest page a list returns.
 pub const PAGE_LIMIT_MAX: u32 = 200;
 pub const PAGE_LIMIT_DEFAULT: u32 = 50;

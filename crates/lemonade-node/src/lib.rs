@@ -205,7 +205,8 @@ async fn assemble(config: NodeConfig, seams: Seams) -> Result<Assembled, BuildEr
     } else {
         false
     };
-    let (router, db) = match role {
+    let db = seams.db.clone();
+    let router = match role {
         Role::Monolith => monolith(&config, seams),
         Role::Coordinator => coordinator(&config, seams)?,
         Role::Stock | Role::Orders | Role::Crm => service(&config, seams)?,
@@ -246,7 +247,7 @@ fn transport(role: Role, seams: &Seams) -> Result<Arc<dyn Transport>, BuildError
     })
 }
 
-fn monolith(config: &NodeConfig, seams: Seams) -> (Router, Database) {
+fn monolith(config: &NodeConfig, seams: Seams) -> Router {
     let shop = SqliteShop::new(
         seams.db.clone(),
         seams.clock,
@@ -258,10 +259,10 @@ fn monolith(config: &NodeConfig, seams: Seams) -> (Router, Database) {
     );
     shop.spawn_maintenance();
     let state = AppState::new(Arc::new(shop), config.token.clone(), seams.metrics);
-    (lemonade_api::router(state), seams.db)
+    lemonade_api::router(state)
 }
 
-fn coordinator(config: &NodeConfig, seams: Seams) -> Result<(Router, Database), BuildError> {
+fn coordinator(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
     let clients = Arc::new(Clients::new(
         transport(Role::Coordinator, &seams)?,
         CallPolicy::default(),
@@ -278,10 +279,10 @@ fn coordinator(config: &NodeConfig, seams: Seams) -> Result<(Router, Database), 
     coordinator.spawn_prober();
     coordinator.spawn_maintenance();
     let state = AppState::new(Arc::new(coordinator), config.token.clone(), seams.metrics);
-    Ok((lemonade_api::router(state), seams.db))
+    Ok(lemonade_api::router(state))
 }
 
-fn service(config: &NodeConfig, seams: Seams) -> Result<(Router, Database), BuildError> {
+fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
     let role = config.role;
     let cluster_token = config.cluster_token.as_deref().unwrap_or_default();
     let protection = config.protection();
@@ -317,7 +318,7 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<(Router, Database), Buil
         }
         Role::Monolith | Role::Coordinator => unreachable!("services only"),
     };
-    Ok((router, seams.db))
+    Ok(router)
 }
 
 #[cfg(test)]

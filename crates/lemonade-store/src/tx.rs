@@ -48,7 +48,7 @@ impl<'a> Tx<'a> {
     /// A fresh id of a kind (`OrderId::parse`, ...). The id source makes valid ids, so a
     /// refusal is a bug of the source.
     pub fn new_id<T>(&self, parse: fn(&str) -> Option<T>) -> T {
-        parse(&self.ids.next_id()).expect("the id source makes valid ids")
+        lemonade_domain::ports::new_id(self.ids, parse)
     }
 }
 

@@ -10,7 +10,7 @@ use lemonade_domain::ShopError;
 use lemonade_domain::customer::check_order_customer;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::{Order, OrderStatus, points_earned};
-use lemonade_domain::ports::{IdempotencyKey, PlaceOrder, Placed};
+use lemonade_domain::ports::{IdempotencyKey, PlaceOrder, Placed, new_id};
 use lemonade_domain::saga::OrderPlan;
 use lemonade_domain::saga::machine::{Action, Logged, Mark, SagaState, StepResult, Stop};
 use lemonade_store::sql::directory::{self, Standing};
@@ -86,7 +86,7 @@ impl Coordinator {
 
     /// Places an order, from the client's request to the end of the saga or its deadline.
     async fn place(&self, request: PlaceOrder) -> Result<Placed, ShopError> {
-        let order_id = OrderId::parse(&self.inner.node.ids.next_id()).expect("the id source makes valid ids");
+        let order_id = new_id(self.inner.node.ids.as_ref(), OrderId::parse);
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
         let draft = request.draft;
         let reserve = Reserve {
