@@ -206,7 +206,7 @@ impl Coordinator {
     fn answer(&self, plan: &OrderPlan, stop: Stop) -> Placed {
         let outcome = match stop {
             Stop::Confirmed(order) => Ok(order),
-            Stop::Pending => Ok(plan.order(OrderStatus::Pending, self.inner.node.now())),
+            Stop::Pending => Ok(plan.order(OrderStatus::Pending, plan.created_at)),
             Stop::Failed(reason) => Err(failed(&plan.order_id, &reason)),
         };
         Placed {
@@ -363,7 +363,7 @@ impl Coordinator {
             Logged::Running { plan } | Logged::Compensating { plan, .. } => plan,
         };
         let Ok(_driving) = self.inner.driving.claim(saga.order_id.as_str()) else {
-            return Ok(replayed(Ok(plan.order(OrderStatus::Pending, self.inner.node.now()))));
+            return Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at))));
         };
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
         let Some((state, stop)) = self.resume(&saga, deadline).await else {

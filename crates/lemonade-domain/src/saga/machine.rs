@@ -177,11 +177,13 @@ impl Logged {
     /// an unfinished saga's order is `pending` (what the client was told), a failed one's is
     /// `failed` with its reason and no points. `None` for a confirmed saga (its order may have
     /// been cancelled since, which only the orders service knows) and a rejected one (it has
-    /// no order). `updated_at` is when the log last changed.
+    /// no order). `updated_at` is when the log last changed: a failed order's update time. A
+    /// pending order has not changed since it was placed, so its `updated_at` is its
+    /// `created_at`, as the confirmed order's is: an order's times never go backwards.
     pub fn order(&self, updated_at: crate::values::Timestamp) -> Option<Order> {
         match self {
             Logged::Running { plan } | Logged::Compensating { plan, .. } => {
-                Some(plan.order(OrderStatus::Pending, updated_at))
+                Some(plan.order(OrderStatus::Pending, plan.created_at))
             }
             Logged::Failed { plan, reason } => {
                 let mut order = plan.order(OrderStatus::Failed, updated_at);

@@ -408,10 +408,12 @@ fn the_log_answers_pending_for_an_unfinished_saga_failed_with_its_reason_and_not
     }
     .order(at)
     .unwrap();
+    // Pending since it was placed, as its confirmed order will say: times never go back.
     assert_eq!(
         (pending.status, pending.updated_at, pending.points),
-        (OrderStatus::Pending, at, 7)
+        (OrderStatus::Pending, plan().created_at, 7)
     );
+    assert_eq!(pending.updated_at, confirmed_order().updated_at);
     let failed = Logged::Failed {
         plan: plan(),
         reason: "why".into(),
