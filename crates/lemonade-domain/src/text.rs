@@ -18,8 +18,9 @@
 //!   reads it (CLDR's root collation, the one the web app's `Intl.Collator` uses): without
 //!   diacritics (`Diacritic` nonspacing marks) and joiners, and with each Latin letter that
 //!   collation finds equal to one or two ASCII letters written as them ([`latin_base`]: ø is o,
-//!   ł is l, đ is d, æ is ae). So "zoe", "ZOË" and "Zoë" find each other, and "soren" finds
-//!   "Søren".
+//!   ł is l, đ is d, æ is ae), and each letter of another script that looks like a Latin
+//!   letter written as it ([`look_alike::to_latin`]). So "zoe", "ZOË" and "Zoë" find each
+//!   other, "soren" finds "Søren", and "Са" typed in Cyrillic finds "Cafe".
 //!
 //! A text is [`is_blank`] when nothing in it is [`is_visible`]: only white space, ignorable
 //! characters, marks with no base, controls and format characters, or characters whose glyph
@@ -41,8 +42,9 @@
 //!   ZWNJ between joining letters), which is where they change the shape of Indic, Arabic and
 //!   Persian words.
 //!
-//! Look-alike letters of other scripts (a Cyrillic `е` in "Cafе") are folded only inside a word
-//! that mixes scripts: see [`name_key`] for why.
+//! Look-alike letters of other scripts (a Cyrillic `е` in "Cafе", the Cyrillic "Сок" and the
+//! Latin "Cok") are one in the name and search keys ([`look_alike`], UTS #39's confusables,
+//! a word at a time for names and a letter at a time for search): see [`name_key`].
 //!
 //! Whether a field takes a text is decided by what its characters are, one at a time
 //! ([`is_refused`], [`is_visible`], [`is_ignorable`], [`is_space`], [`compatibility_char`]),
@@ -68,6 +70,8 @@ use icu_properties::props::{
 };
 use icu_properties::{CodePointMapData, CodePointSetData};
 use unicode_segmentation::UnicodeSegmentation;
+
+pub mod look_alike;
 
 const ZWNJ: char = '\u{200C}';
 const ZWJ: char = '\u{200D}';
@@ -384,83 +388,14 @@ pub fn latin_base(c: char) -> Option<&'static str> {
         .map(String::as_str)
 }
 
-/// In a word whose letters no one script covers (UTS #39's single-script test, where Han,
-/// kana and Hangul count as the writing systems they make together), the letters that are not
-/// of the word's main script (the script of most of its letters; none when two tie) and whose
-/// UTS #39 confusable prototype is made of letters (and marks) of the main script, in small
-/// letters and in capitals alike, are written as that prototype, case-folded: in "cafе" with a
-/// Cyrillic `е`, the `е` is `e`. `key` is case-folded already, so that case cannot change which
-/// script is the main one.
-///
-/// Only such words: UTS #39's skeletons applied to every word would also make "rn" and "m",
-/// or "l" and "I", one ("Corn" and "Com" are two products). A word of one script is never
-/// touched, and in a word that mixes scripts only a letter that looks like a letter of the
-/// rest of the word is, so two names this makes one look alike letter for letter.
-fn fold_mixed_script_letters(key: &str) -> String {
-    use unicode_security::MixedScript;
-    let in_word = |c: char| {
-        let group = category(c);
-        GeneralCategoryGroup::Letter.contains(group) || GeneralCategoryGroup::Mark.contains(group)
-    };
-    let mut out = String::with_capacity(key.len());
-    let mut rest = key;
-    while let Some(start) = rest.find(in_word) {
-        out.push_str(&rest[..start]);
-        let len = rest[start..].find(|c: char| !in_word(c)).unwrap_or(rest.len() - start);
-        let word = &rest[start..start + len];
-        if word.is_single_script() {
-            out.push_str(word);
-        } else {
-            out.push_str(&fold_word_to_its_main_script(word));
-        }
-        rest = &rest[start + len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// See [`fold_mixed_script_letters`].
-fn fold_word_to_its_main_script(word: &str) -> String {
-    let scripts = CodePointMapData::<Script>::new();
-    let letter = |c: char| GeneralCategoryGroup::Letter.contains(category(c));
-    let mut counts: HashMap<Script, usize> = HashMap::new();
-    for c in word.chars().filter(|&c| letter(c)) {
-        *counts.entry(scripts.get(c)).or_default() += 1;
-    }
-    let most = counts.values().copied().max().unwrap_or(0);
-    let mut main = counts.iter().filter(|&(_, &n)| n == most).map(|(&script, _)| script);
-    let (Some(main), None) = (main.next(), main.next()) else {
-        return word.to_owned();
-    };
-    let prototype = |s: &str| {
-        let skeleton: String = unicode_security::skeleton(s).collect();
-        CaseMapperBorrowed::new().fold_string(&skeleton).into_owned()
-    };
-    let of_main = |p: char| letter(p) && scripts.get(p) == main || GeneralCategoryGroup::Mark.contains(category(p));
-    let mut out = String::with_capacity(word.len());
-    for c in word.chars() {
-        if letter(c) && scripts.get(c) != main {
-            let folded = prototype(c.encode_utf8(&mut [0; 4]));
-            // A letter and its capital must look like the same letter (Cyrillic е and Е like e
-            // and E), or case would make two names: Greek σ looks like o, but Σ does not.
-            let capital: String = c.to_uppercase().collect();
-            if folded.starts_with(letter) && folded.chars().all(of_main) && prototype(&capital) == folded {
-                out.push_str(&folded);
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// What "the same name" compares (see the module's doc). Never shown; total for any input.
 ///
-/// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`) are made one only
-/// within a word that mixes scripts ([`fold_mixed_script_letters`]): "Cafе" typed with a
-/// Cyrillic `е` is "Cafe", but the Cyrillic word "Сок" stays itself and is not the Latin
-/// "Cok", and UTS #39's letter look-alikes within one script ("rn" and "m") are never made
-/// one.
+/// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`) are made one a word at
+/// a time ([`look_alike::fold_word`]): "Cafе" typed with a Cyrillic `е` is "Cafe", "Мix" with a
+/// Cyrillic `М` is "Mix", and the Cyrillic "Сок" is the Latin "Cok", which no one can tell
+/// apart on a screen; but UTS #39's letter look-alikes within one script ("rn" and "m") are
+/// never made one, and a word of another script that does not look Latin letter for letter
+/// (the Cyrillic "Сыр") stays in its script.
 pub fn name_key(raw: &str) -> String {
     let text: String = fold_punctuation(&shown(raw))
         .chars()
@@ -474,7 +409,7 @@ pub fn name_key(raw: &str) -> String {
     let twice = nfkd.normalize(&fold(&once)).into_owned();
     // Compatibility forms can spell punctuation in parts (‴ is three ′).
     let key = fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice));
-    nfc(&fold_mixed_script_letters(&key))
+    nfc(&look_alike::fold_words(&key))
 }
 
 /// What a search compares (see the module's doc). Never shown; total for any input.
@@ -488,6 +423,9 @@ pub fn search_key(raw: &str) -> String {
         if diacritic || is_ignorable(c) {
             continue;
         }
+        // A letter of another script that looks like a Latin letter is that letter, one at a
+        // time (not a word at a time as in the name key), so a name's first letters find it.
+        let c = look_alike::look_alike(c, Script::Latin).unwrap_or(c);
         match latin_base(c) {
             Some(base) => bare.push_str(base),
             None => bare.push(c),
@@ -806,29 +744,86 @@ mod tests {
         assert_eq!(search_key("किरण"), "किरण", "Indic vowel signs are letters, not accents");
     }
 
-    /// A letter of another script that looks like a letter of the rest of its word is that
-    /// letter ("Cafе" with a Cyrillic е); a word of one script, and a letter that does not look
-    /// like one of the word's main script in both cases, are left alone.
+    /// Letters of other scripts that look like the letters of a name make the same name,
+    /// whichever script has more of its letters, whatever their case, and on a tie; a word of
+    /// one script that does not look Latin letter for letter, and look-alikes within one script,
+    /// are left alone.
     #[test]
-    fn look_alike_letters_of_another_script_are_one_only_inside_a_mixed_word() {
-        for (mixed, same) in [
+    fn look_alike_letters_of_another_script_make_the_same_name() {
+        for (look_alike, same) in [
             ("Cafе", "Cafe"),
             ("CAFЕ", "cafe"),
             ("Kоffee Bar", "Koffee Bar"),
             ("Müllеr", "Müller"),
             ("рaypal", "paypal"),
+            // Found by a tester: the capital looks Latin though the small letter does not (М, К),
+            // the capital looks like another letter than the small one (І is I and l), a tie
+            // between the scripts (Ха, Реpe, Beӏӏ, Саfé), the other script in the majority (Pах).
+            ("Мix", "Mix"),
+            ("Кiwi", "Kiwi"),
+            ("Іce", "Ice"),
+            ("Хa", "Xa"),
+            ("Pах", "Pax"),
+            ("Реpe", "Pepe"),
+            ("Beӏӏ", "Bell"),
+            ("Саfé T", "Café T"),
+            ("Соm", "Com"),
+            // A word of another script that looks Latin letter for letter reads as Latin.
+            ("Сок", "Cok"),
+            ("ТАХI", "Taxi"),
+            // Case never decides: σ looks like o, so its capital Σ is o too (else "ΣIGMA" and
+            // "σigma" would be one name, and "σigma" and "oigma" another).
+            ("ΣIGMA", "OIGMA"),
         ] {
-            assert_eq!(name_key(mixed), name_key(same), "{mixed:?}");
+            assert_eq!(name_key(look_alike), name_key(same), "{look_alike:?}");
+            assert_eq!(search_key(look_alike), search_key(same), "{look_alike:?}");
         }
         for (one, other) in [
-            ("Сок", "Cok"),     // all Cyrillic: a Russian word, not a look-alike
-            ("Corn", "Com"),    // rn and m look alike, within one script
-            ("ΣIGMA", "OIGMA"), // σ looks like o, Σ does not
-            ("Соm", "Com"),     // the Cyrillic letters are the word's main script
+            ("Corn", "Com"), // rn and m look alike, within one script
+            ("Cola 1", "Cola l"),
+            ("Сыр", "Cыp"), // ы looks like no Latin letter: the word stays Cyrillic...
         ] {
             assert_ne!(name_key(one), name_key(other), "{one:?}");
         }
+        // ...and a Latin letter in it is written in Cyrillic (rule 2 of `fold_word`).
+        assert_eq!(name_key("Cыр"), name_key("Сыр"));
         assert_eq!(name_key("Tシャツ"), "tシャツ", "Latin and kana mix in Japanese");
+        assert_eq!(name_key("Σίσυφος"), "σίσυφοσ", "a Greek word that does not look Latin");
+    }
+
+    /// A search typed in one script finds a name written in look-alike letters of another, and
+    /// the first letters of a name written in another script find it.
+    #[test]
+    fn search_finds_look_alike_letters_of_another_script() {
+        assert!(search_key("Сыр Саша").contains(&search_key("Са")));
+        assert!(search_key("Cafe").contains(&search_key("Саf")));
+        assert!(search_key("Саша").starts_with(&search_key("Ca")));
+    }
+
+    /// Which letter a letter of another script looks like depends on nothing but the letter, its
+    /// case partner and the script.
+    #[test]
+    fn a_look_alike_is_chosen_the_same_way_for_both_cases() {
+        use icu_properties::props::Script;
+        for (c, latin) in [
+            ('М', 'm'),
+            ('м', 'm'),
+            ('І', 'i'),
+            ('і', 'i'),
+            ('ӏ', 'l'),
+            ('Ӏ', 'l'),
+            ('σ', 'o'),
+            ('Σ', 'o'),
+        ] {
+            assert_eq!(look_alike::look_alike(c, Script::Latin), Some(latin), "{c:?}");
+        }
+        assert_eq!(
+            look_alike::look_alike('m', Script::Latin),
+            None,
+            "a letter of the script itself"
+        );
+        assert_eq!(look_alike::look_alike('ы', Script::Latin), None);
+        assert_eq!(look_alike::look_alike('C', Script::Cyrillic), Some('с'));
     }
 
     /// Letters whose marks do not decompose (ø, ł, đ) and ligatures (æ, œ) are found by their
@@ -935,6 +930,11 @@ mod tests {
             "👩\u{200d}🍳",
             "1",
             "Сafе",
+            "Мix",
+            "Іce",
+            "Beӏӏ",
+            "кiwi",
+            "Сок",
             "Σ",
             "ο",
             "Ι",
@@ -943,7 +943,49 @@ mod tests {
         prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
     }
 
+    /// A Latin word, and the same word with some of its letters (in either case) written as a
+    /// Cyrillic or Greek letter that looks like them.
+    fn latin_word_and_look_alike() -> impl Strategy<Value = (String, String)> {
+        use icu_properties::props::Script;
+        static SWAPS: LazyLock<Vec<(char, char)>> = LazyLock::new(|| {
+            let others = ('\u{370}'..='\u{3FF}').chain('\u{400}'..='\u{4FF}');
+            // A compatibility character is judged by its compatibility form (ϲ is σ).
+            others
+                .filter(|&c| compatibility_form(c) == c.to_string())
+                .filter_map(|c| {
+                    look_alike::look_alike(c, Script::Latin)
+                        .filter(char::is_ascii)
+                        .map(|d| (d, c))
+                })
+                .collect()
+        });
+        let letters: String = SWAPS.iter().map(|&(d, _)| d).collect();
+        let word = prop::collection::vec(prop::sample::select(letters.chars().collect::<Vec<_>>()), 1..8);
+        (word, prop::collection::vec(any::<(bool, bool)>(), 8)).prop_map(|(word, flips)| {
+            let latin: String = word.iter().collect();
+            let other = word
+                .iter()
+                .zip(flips.iter().cycle())
+                .map(|(&d, &(swap, upper))| {
+                    let c = if swap {
+                        SWAPS.iter().find(|&&(l, _)| l == d).map_or(d, |&(_, c)| c)
+                    } else {
+                        d
+                    };
+                    if upper { c.to_uppercase().next().unwrap_or(c) } else { c }
+                })
+                .collect();
+            (latin, other)
+        })
+    }
+
     proptest! {
+        #[test]
+        fn a_word_with_look_alike_letters_of_another_script_is_the_same_name((latin, other) in latin_word_and_look_alike()) {
+            prop_assert_eq!(name_key(&latin), name_key(&other), "{:?} {:?}", latin, other);
+            prop_assert!(search_key(&other).contains(&search_key(&latin)));
+        }
+
         #[test]
         fn the_display_form_is_its_own_display_form(raw in messy()) {
             let once = display_form(&raw).unwrap();

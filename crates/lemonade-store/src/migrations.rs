@@ -6,7 +6,8 @@
 //! made by it; a change to it would make a fresh database differ from an upgraded one without
 //! anyone noticing. Version 1 is frozen as SQL files, one per role and engine, in
 //! `migrations/v1/` (embedded with `include_str!`); version 2 is [`version_2`], steps in SQL
-//! and Rust. `tests/schema.rs` and `tests/postgres.rs` compare the schema a fresh database
+//! and Rust; version 3 computes the text keys again (`text_keys::rekey_steps`), as every
+//! change of the rules of `lemonade_domain::text` must. `tests/schema.rs` and `tests/postgres.rs` compare the schema a fresh database
 //! gets at each version with a committed snapshot, so an edit of a shipped version fails.
 //!
 //! There is one schema per [`Role`]: the monolith holds the whole shop; in the distributed
@@ -185,6 +186,9 @@ fn migrations(role: Role, engine: Engine) -> Vec<Vec<Step>> {
     vec![
         vec![Step::Sql(version_1(role, engine).to_owned())],
         version_2(role, engine),
+        // Version 3: the text rules of 2026-12-01 (look-alike letters of other scripts, UTS #39
+        // confusables, a word at a time), so every stored key is computed again.
+        crate::text_keys::rekey_steps(role, engine),
     ]
 }
 
@@ -256,7 +260,7 @@ pub(crate) fn for_engine(sql: &str, engine: Engine) -> String {
 }
 
 /// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {

@@ -54,6 +54,36 @@ pub(crate) fn steps(role: Role, engine: Engine) -> Vec<Step> {
     steps
 }
 
+/// The steps of a version that computes every stored key again, for `role`: what a change of
+/// the text rules (`lemonade_domain::text`, including the Unicode data it is built on) needs,
+/// since a key computed by the old rules would let two rows have one name, or refuse a name no
+/// row has. Version 3 is one, for the look-alike letters of other scripts. Names that the new
+/// rules make one are renamed as version 2 renames them (the oldest keeps its name); the
+/// unique indexes are dropped meanwhile, since a row's new key can be another row's old one.
+pub(crate) fn rekey_steps(role: Role, engine: Engine) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if matches!(role, Role::Monolith | Role::Stock) {
+        steps.push(Step::Sql(for_engine(
+            "DROP INDEX ingredients_by_name_key;
+             DROP INDEX products_by_name_key;",
+            engine,
+        )));
+        steps.push(Step::Code(|db, _| {
+            fill_name_keys(db, "ingredients", "Unnamed ingredient")?;
+            fill_name_keys(db, "products", "Unnamed product")
+        }));
+        steps.push(Step::Sql(for_engine(
+            "CREATE UNIQUE INDEX ingredients_by_name_key ON ingredients (name_key);
+             CREATE UNIQUE INDEX products_by_name_key ON products (name_key);",
+            engine,
+        )));
+    }
+    if role.holds_customers() {
+        steps.push(Step::Code(|db, _| fill_search_text(db)));
+    }
+    steps
+}
+
 /// A row's name as it is to be stored.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Named {
@@ -309,6 +339,48 @@ mod tests {
         assert!(same.is_err(), "the key is unique in the database");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    /// A database whose keys were computed by older text rules gets them computed again: two
+    /// names the rules of today read as one become two names (the oldest keeps its name), and
+    /// customer search finds what it finds today.
+    #[test]
+    fn version_3_computes_the_keys_of_older_rules_again() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_role_to(&mut conn, Role::Monolith, 2).unwrap();
+        // As version 2's rules left them: "Мix" with a Cyrillic М was a name of its own.
+        conn.execute_batch(
+            "INSERT INTO recipe_versions (id, product_id, recipe, created_at)
+                 VALUES (1, 'p1', '[]', 1), (2, 'p2', '[]', 2);
+             INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
+                 VALUES ('p1', 'Mix', 'mix', 100, 1, 1, 1, 1), ('p2', 'Мix', 'мix', 100, 1, 2, 2, 2);
+             INSERT INTO ingredients (id, name, name_key, unit, reorder_level, on_hand, created_at)
+                 VALUES ('i1', 'Кiwi', 'кiwi', 'g', 0, 0, 1), ('i2', 'Kiwi', 'kiwi', 'g', 0, 0, 2);
+             INSERT INTO customers (id, name, points, anonymised_at, created_at, updated_at, search_text)
+                 VALUES ('c1', 'Саша', 0, NULL, 1, 1, 'саша');",
+        )
+        .unwrap();
+        assert_eq!(migrate_role(&mut conn, Role::Monolith).unwrap(), 2);
+        let names = |table: &str| -> Vec<(String, String)> {
+            let sql = format!("SELECT id, name FROM {table} ORDER BY id");
+            conn.prepare(&sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|&(a, b)| (a.to_owned(), b.to_owned())).collect()
+        };
+        assert_eq!(names("products"), pairs(&[("p1", "Mix"), ("p2", "Мix (2)")]));
+        assert_eq!(names("ingredients"), pairs(&[("i1", "Кiwi"), ("i2", "Kiwi (2)")]));
+        let search: String = conn
+            .query_row("SELECT search_text FROM customers WHERE id = 'c1'", [], |r| r.get(0))
+            .unwrap();
+        assert!(search.contains(&lemonade_domain::text::search_key("Са")), "{search}");
+        let audit = crate::audit::audit(&conn).unwrap();
+        assert!(audit.violations.is_empty(), "{}", audit.to_text());
     }
 
     #[test]

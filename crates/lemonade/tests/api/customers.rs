@@ -668,6 +668,39 @@ async fn search_finds_letters_whose_marks_do_not_decompose_by_their_base_letters
     }
 }
 
+/// A query typed in one script finds a name written in look-alike letters of another, and the
+/// first letters of a name in another script find it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_look_alike_letters_of_another_script() {
+    let app = spawn_app().await;
+    let tag = unique();
+    let mut people = Vec::new();
+    // "Мax" with a Cyrillic М; "Саша" (Sasha) in Cyrillic; "Kiwi" in Latin.
+    for name in ["\u{41c}ax", "\u{421}\u{430}\u{448}\u{430}", "Kiwi"] {
+        let c = app
+            .post("/customers", &json!({"name": format!("{name} {tag}")}))
+            .await
+            .expect(201);
+        people.push(s(&c["id"]).to_owned());
+    }
+    // Other tests' customers may match too: only which of these are found counts.
+    for (query, who) in [
+        ("max", 0),
+        ("\u{421}\u{430}\u{448}", 1),
+        ("\u{41a}iwi", 2),
+        ("\u{43a}\u{456}w\u{456}", 2),
+    ] {
+        let found: Vec<String> = app
+            .get_all(&format!("/customers?q={}", enc(query)), 200)
+            .await
+            .into_iter()
+            .map(|c| s(&c["id"]).to_owned())
+            .filter(|id| people.contains(id))
+            .collect();
+        assert_eq!(found, [people[who].clone()], "{query:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_is_read_in_its_compatibility_form() {
     let app = spawn_app().await;

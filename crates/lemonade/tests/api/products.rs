@@ -520,7 +520,7 @@ async fn an_invisible_joiner_or_tag_after_an_emoji_makes_no_new_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_look_alike_letter_of_another_script_inside_a_word_makes_no_new_name() {
+async fn look_alike_letters_of_another_script_make_no_new_name() {
     let app = spawn_app().await;
     let tag = unique();
     // A Cyrillic е (U+0435) and о (U+043E) inside Latin words.
@@ -531,13 +531,33 @@ async fn a_look_alike_letter_of_another_script_inside_a_word_makes_no_new_name()
     )
     .await;
     one_name_with(&app, &format!("{tag} Koffee"), &[format!("{tag} K\u{43e}ffee")]).await;
-    // A word of one script is itself: the Cyrillic "Сок" (juice) is not the Latin "Cok", and
-    // "Corn" is not "Com".
+    // Found by a tester: a capital that looks Latin though its small letter does not (М, К),
+    // the other script in the majority (Pах), a tie between the scripts (Ха, Реpe, Beӏӏ, Саfé).
+    for (name, look_alike) in [
+        ("Mix", "\u{41c}ix"),
+        ("Kiwi", "\u{41a}iwi"),
+        ("Ice", "\u{406}ce"),
+        ("Xa", "\u{425}a"),
+        ("Pax", "P\u{430}\u{445}"),
+        ("Pepe", "\u{420}\u{435}pe"),
+        ("Bell", "Be\u{4cf}\u{4cf}"),
+        ("Café T", "\u{421}\u{430}fé T"),
+    ] {
+        one_name_with(&app, &format!("{tag} {name}"), &[format!("{tag} {look_alike}")]).await;
+    }
+    // A word all of whose letters look Latin reads as Latin: the Cyrillic "Сок" is "Cok".
+    one_name_with(&app, &format!("{tag} Cok"), &[format!("{tag} \u{421}\u{43e}\u{43a}")]).await;
+    // Ingredients follow the same rule.
+    let kiwi = json!({"name": format!("{tag} Kiwi"), "unit": "piece", "on_hand": 0, "reorder_level": 0});
+    app.post("/ingredients", &kiwi).await.expect(201);
+    let cyrillic = json!({"name": format!("{tag} \u{41a}iwi"), "unit": "piece", "on_hand": 0, "reorder_level": 0});
+    app.post("/ingredients", &cyrillic).await.invalid("name");
+    // Look-alikes within one script are different letters ("Corn" is not "Com"), and a word of
+    // another script that does not look Latin letter for letter is itself (the Cyrillic "Сыр").
     for name in [
-        format!("{tag} Cok"),
-        format!("{tag} \u{421}\u{43e}\u{43a}"),
         format!("{tag} Corn"),
         format!("{tag} Com"),
+        format!("{tag} \u{421}\u{44b}\u{440}"),
     ] {
         app.post("/products", &json!({"name": name, "price": 300, "recipe": []}))
             .await
