@@ -30,7 +30,7 @@ const CUSTOMER_LIST_DOWN: &str = "the customer list is unavailable and this cust
 const ERASURE_RECORDED: &str =
     "the erasure is recorded and cannot be undone: no new order can name this customer from now on";
 const ERASURE_WHEN_CRM_BACK: &str = "their details are removed by themselves as soon as the customer list \
-     answers again (it is not answering now); nothing more needs doing";
+     answers again (it did not answer just now); nothing more needs doing";
 const ERASURE_AFTER_ORDERS: &str = "orders of theirs are still being completed, and their details are \
      removed by themselves once those have finished; nothing more needs doing";
 const ERASURE_LATER: &str = "their details are removed by themselves shortly; nothing more needs doing";
@@ -159,12 +159,13 @@ impl Coordinator {
                 return Ok(under_way(&id, ERASURE_LATER));
             }
         }
+        // The erasure is recorded, so the answer is known: CRM gets a short wait for it.
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        match self.finish_erasure(&id, deadline).await {
-            Ok(erased) => Ok(Erasure::Done(erased)),
-            Err(CallError::Refused(e)) => Err(e),
-            Err(e) => {
-                tracing::warn!(customer = %id, error = ?e, "an erasure is recorded; the sweeper finishes it once CRM answers");
+        match self.unless_known(self.finish_erasure(&id, deadline)).await {
+            Some(Ok(erased)) => Ok(Erasure::Done(erased)),
+            Some(Err(refusal)) => Err(refusal),
+            None => {
+                tracing::warn!(customer = %id, "an erasure is recorded; the sweeper finishes it once CRM answers");
                 Ok(under_way(&id, ERASURE_WHEN_CRM_BACK))
             }
         }

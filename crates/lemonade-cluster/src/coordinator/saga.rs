@@ -365,13 +365,19 @@ impl Coordinator {
         let Ok(_driving) = self.inner.driving.claim(saga.order_id.as_str()) else {
             return Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at))));
         };
+        // The log's answer is known (the order is pending, as the client was told): driving
+        // the saga on gets a short wait for its services, and the sweeper does the rest.
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
-        let Some((state, stop)) = self.resume(&saga, deadline).await else {
-            unreachable!("an unfinished saga is driven");
-        };
-        let mut placed = self.answer(state.plan(), stop);
-        placed.replayed = true;
-        Ok(placed)
+        let driven = async { Ok::<_, CallError>(self.resume(&saga, deadline).await) };
+        match self.unless_known(driven).await {
+            Some(Ok(Some((state, stop)))) => {
+                let mut placed = self.answer(state.plan(), stop);
+                placed.replayed = true;
+                Ok(placed)
+            }
+            Some(Ok(None)) => unreachable!("an unfinished saga is driven"),
+            Some(Err(_)) | None => Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at)))),
+        }
     }
 
     /// An order of the saga log, for when the orders service cannot be asked: what the log
