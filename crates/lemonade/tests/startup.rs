@@ -120,9 +120,14 @@ fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
 #[test]
 fn a_token_from_the_environment_that_a_bearer_header_cannot_carry_is_refused_naming_it() {
     let addr = format!("127.0.0.1:{}", free_port());
-    let cases: [(&[&str], &str, &str); 3] = [
+    let cases: [(&[&str], &str, &str); 4] = [
         (&["serve"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
         (&["cluster"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (
+            &["cluster"],
+            "LEMONADE_CLUSTER_TOKEN",
+            "--cluster-token (LEMONADE_CLUSTER_TOKEN)",
+        ),
         (
             &["serve", "--role", "stock"],
             "LEMONADE_CLUSTER_TOKEN",
