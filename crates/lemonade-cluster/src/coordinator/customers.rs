@@ -161,8 +161,12 @@ impl Coordinator {
         }
         // The erasure is recorded, so the answer is known: CRM gets a short wait for it.
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        match self.unless_known(self.finish_erasure(&id, deadline)).await {
-            Some(Ok(erased)) => Ok(Erasure::Done(erased)),
+        match self.unless_known(self.anonymise_at_crm(&id, deadline)).await {
+            Some(Ok(erased)) => {
+                // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
+                self.learn(&erased).await;
+                Ok(Erasure::Done(erased))
+            }
             Some(Err(refusal)) => Err(refusal),
             None => {
                 tracing::warn!(customer = %id, "an erasure is recorded; the sweeper finishes it once CRM answers");
@@ -196,17 +200,22 @@ impl Coordinator {
     /// anonymises them, then the directory records it. The step key is the customer's, so
     /// however many times this is asked (by clients retrying, by the sweeper), CRM erases once.
     pub(super) async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
-        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
-        self.inner.eager.caught_up(Service::Crm).await;
-        let erase = AnonymiseCustomer { id: customer.clone() };
-        let erased = self
-            .inner
-            .clients
-            .call(&erase, Some(format!("erase:{customer}")), deadline)
-            .await?;
+        let erased = self.anonymise_at_crm(customer, deadline).await?;
         // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
         self.learn(&erased).await;
         Ok(erased)
+    }
+
+    /// CRM's part of [`Coordinator::finish_erasure`]: it anonymises the customer, once per
+    /// customer whoever asks (the step key is the customer's).
+    async fn anonymise_at_crm(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
+        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
+        self.inner.eager.caught_up(Service::Crm).await;
+        let erase = AnonymiseCustomer { id: customer.clone() };
+        self.inner
+            .clients
+            .call(&erase, Some(format!("erase:{customer}")), deadline)
+            .await
     }
 
     /// Whether customer `id` exists, from the directory when it knows them, else from CRM.

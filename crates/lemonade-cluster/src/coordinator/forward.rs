@@ -167,6 +167,9 @@ impl Shop for Coordinator {
     /// for it the orders service alone answers, with the full deadline.
     async fn get_order(&self, id: OrderId) -> Result<Order, ShopError> {
         let known = match self.order_from_saga_log(&id).await {
+            // Confirmed here a moment ago, not yet in the log: the orders service alone knows
+            // (it may have been cancelled since).
+            Ok(Some(_)) if self.log_lags(&id) => return self.ask(GetOrder { id }).await,
             Ok(Some(order)) => Ok(order),
             Err(e @ ShopError::NotFound { .. }) => Err(e),
             Ok(None) => return self.ask(GetOrder { id }).await,

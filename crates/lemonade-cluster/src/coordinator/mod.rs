@@ -37,6 +37,7 @@ mod forward;
 mod saga;
 mod sweeper;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_store::inflight::InFlight;
 use lemonade_store::sql::sagas;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::client::{CallError, Clients};
@@ -114,6 +116,10 @@ struct Inner {
     driving: InFlight,
     /// Confirmed sagas whose end is not recorded yet (see [`Coordinator::confirmed`]).
     confirms: Arc<Group<OrderId>>,
+    /// The same sagas until their end is durable in the log: the log still says `running`
+    /// of them, so it has no answer of its own for their orders (see
+    /// [`Coordinator::log_lags`]). At most [`CONFIRMS_WAITING_MAX`] are added at a time.
+    unrecorded: Arc<Mutex<HashSet<OrderId>>>,
     /// Events being delivered to their receivers without the relay.
     eager: Eager,
 }
@@ -136,6 +142,7 @@ impl Coordinator {
                 keys: InFlight::default(),
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
+                unrecorded: Arc::default(),
                 eager: Eager::new(Arc::clone(&clients)),
                 clients,
             }),

@@ -194,3 +194,45 @@ async fn with_the_services_frozen_a_retry_of_a_pending_order_replays_it_pending_
     assert_eq!(asked.elapsed(), Duration::from_millis(KNOWN_ANSWER_MS));
     assert!(asked.elapsed() < Duration::from_millis(cluster.config.order_deadline_ms));
 }
+
+/// A saga this coordinator has just confirmed (the client was answered 201) whose end the
+/// log does not hold yet: the log's `running` is out of date, so the coordinator has no
+/// answer of its own, and the orders service alone answers, with its whole deadline, never
+/// `pending`. Once the end is durable in the log, the log answers for it again.
+#[tokio::test(start_paused = true)]
+async fn an_order_confirmed_a_moment_ago_is_not_answered_pending_from_a_log_that_lags() {
+    let cluster = cluster_frozen();
+    let plan = cluster.saga(None, None, None).await;
+    let id = plan.order_id.clone();
+    // As `confirmed` leaves it until the group write is durable (held here, so that the
+    // write cannot land between the test's steps).
+    cluster.coordinator.inner.unrecorded.lock().insert(id.clone());
+    assert!(cluster.coordinator.log_lags(&id));
+    let answer = cluster.coordinator.get_order(id.clone()).await;
+    assert!(matches!(answer, Err(ShopError::Unavailable { .. })), "{answer:?}");
+    cluster.coordinator.inner.unrecorded.lock().clear();
+
+    // The real thing: lagging from the confirmation until the group write records it (on
+    // the writer's thread, in real time).
+    cluster.coordinator.confirmed(&id);
+    assert!(cluster.coordinator.log_lags(&id));
+    for _ in 0..10_000 {
+        if !cluster.coordinator.log_lags(&id) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+    }
+    assert!(!cluster.coordinator.log_lags(&id), "recorded");
+    let lookup = id.clone();
+    let saga = cluster
+        .node
+        .lookup(move |db| sagas::get(db, &lookup))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        saga.state.order(saga.updated_at).is_none(),
+        "the log says confirmed: {saga:?}"
+    );
+}

@@ -252,7 +252,7 @@ async fn a_cursor_of_no_row_is_a_position_in_the_list() {
         .get(&format!("/customers?q=positioned&cursor={between}"))
         .await
         .expect(200);
-    assert_eq!(ids(&page), [newer.clone()], "{page}");
+    assert_eq!(ids(&page), [newer], "{page}");
 
     let first = s(&app.sell(None, &[(&stand.product_id, 1)]).await["id"]).to_owned();
     let second = s(&app.sell(None, &[(&stand.product_id, 1)]).await["id"]).to_owned();
