@@ -118,7 +118,8 @@ struct Inner {
     confirms: Arc<Group<OrderId>>,
     /// The same sagas until their end is durable in the log: the log still says `running`
     /// of them, so it has no answer of its own for their orders (see
-    /// [`Coordinator::log_lags`]). At most [`CONFIRMS_WAITING_MAX`] are added at a time.
+    /// [`Coordinator::log_lags`]). Bounded by the sagas unfinished in the log: each is
+    /// removed by the write that records its end.
     unrecorded: Arc<Mutex<HashSet<OrderId>>>,
     /// Events being delivered to their receivers without the relay.
     eager: Eager,

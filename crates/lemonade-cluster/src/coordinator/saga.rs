@@ -303,13 +303,11 @@ impl Coordinator {
     /// that write records every confirmation waiting when the writer runs it (measured: one
     /// write per saga cost about 7% of the cluster's throughput at concurrency 64).
     pub(super) fn confirmed(&self, id: &OrderId) {
+        // Until a write makes it durable (this one's, or the sweeper's later), the log lags.
+        self.inner.unrecorded.lock().insert(id.clone());
         match self.inner.confirms.join(id.clone()) {
-            Ok(joined) => {
-                self.inner.unrecorded.lock().insert(id.clone());
-                if joined == Joined::Queued {
-                    return;
-                }
-            }
+            Ok(Joined::First) => {}
+            Ok(Joined::Queued) => return,
             Err(_) => {
                 tracing::debug!(order = %id, "too many confirmations waiting; the sweeper will record this one");
                 return;
