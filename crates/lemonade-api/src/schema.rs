@@ -357,7 +357,8 @@ pub fn cursor(kind: CursorKind) -> Object {
         .max_length(Some(max))
         .pattern(Some(pattern))
         .description(Some(format!(
-            "`next_cursor` of the previous page ({what}); empty or absent for the first page."
+            "`next_cursor` of the previous page ({what}); empty or absent for the first page. \
+             A position in the list's order: any value of this pattern is one, whether or not an item has it."
         )))
         .build()
 }

@@ -57,6 +57,11 @@ pub struct ClusterArgs {
     /// The public API's access token (see `serve --token`).
     #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The token of the calls between the four processes (at least 16 characters: letters,
+    /// digits, `-._~+/`), so that an operator can call the services too. By default the
+    /// supervisor makes one up for each run, which no one else knows.
+    #[arg(long, env = "LEMONADE_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Keep the services' databases on this PostgreSQL server instead of in `--data`:
     /// `postgres://user@host:port/name` gives databases name_stock, name_orders, name_crm
     /// and name_coordinator, created if missing.
@@ -99,6 +104,10 @@ impl ClusterArgs {
     /// before anything starts or any file is created.
     fn check(&self) -> anyhow::Result<()> {
         crate::serve::check_token(self.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
+        crate::serve::check_token(
+            self.cluster_token.as_deref(),
+            "--cluster-token (LEMONADE_CLUSTER_TOKEN)",
+        )?;
         crate::serve::check_lease(self.lease_ms, self.order_deadline_ms)?;
         match &self.postgres {
             Some(base) => {
@@ -669,7 +678,7 @@ pub async fn run(
     };
     let plan = Arc::new(Plan {
         exe: std::env::current_exe().context("finding this binary")?,
-        cluster_token: random_token(),
+        cluster_token: args.cluster_token.clone().unwrap_or_else(random_token),
         token,
         log,
         addrs: [stock, crm, orders, args.addr],

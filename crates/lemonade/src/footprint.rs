@@ -74,6 +74,11 @@ impl Footprint {
     pub fn restore(&self) {
         for database in &self.databases {
             let Ok(Ok(lock)) = WriterLock::try_take(&database.path, "a failed start putting its folder back") else {
+                // Held through this path: the files are the holder's. Through another path to
+                // the same file (a hard link): the lock file this start made here is not.
+                if !database.lock_found {
+                    WriterLock::remove_unheld_lock_file(&database.path);
+                }
                 continue;
             };
             for (file, found) in &database.files {

@@ -1,14 +1,27 @@
-//! One writer per SQLite file: the process that writes a database holds an exclusive OS lock
-//! (`flock`, through std's `File::try_lock`) on a lock file beside it, `<database>.lock`, for
-//! its whole life, and writes into that file who it is. A second process on the same file
-//! refuses to start and names the holder. The kernel releases the lock when its holder dies,
-//! however it dies, so a process restarted after a crash takes the lock at once.
+//! One writer per SQLite file: the process that writes a database holds two exclusive OS
+//! locks (`flock`, through std's `File::try_lock`) for its whole life: one on a lock file
+//! beside the path it opened the database by, `<database>.lock`, into which it writes who it
+//! is; and one on the database file itself, which is what makes the lock the file's rather
+//! than its path's: a second process on any path to the same file (a hard link or a symlink
+//! in another folder, a bind mount, a `..` path) refuses to start and names the holder, found
+//! through the kernel's table of locks (`/proc/locks`) and the holder's own lock file. The
+//! kernel releases both when their holder dies, however it dies, so a process restarted after
+//! a crash takes them at once.
+//!
+//! SQLite locks the database file too, with POSIX (`fcntl`) locks: on Linux those and `flock`
+//! are independent, so the writer's `flock` neither blocks SQLite nor is released by it. A
+//! POSIX lock is released when its process closes any descriptor of the file, so the
+//! descriptor held here is opened once and closed only when the lock is let go, after the
+//! database was closed; and nothing here opens a database file that this process has open
+//! in SQLite. (On NFS, Linux emulates `flock` with POSIX locks; a shop's database does not
+//! belong on NFS anyway, as SQLite says.)
 //!
 //! Readers (`lemonade check`) take no lock: SQLite's own locking keeps their reads consistent.
 //! A lock file is removed only by a start that failed and created it, while holding its lock
 //! ([`WriterLock::remove_file`]); a process that then gets the lock of the removed file sees
 //! that it is no longer at its path and opens the path again, so two processes never lock two
-//! different files of the same name.
+//! different files of the same name; the same goes for a database file that a failed start
+//! created and removes.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -35,8 +48,11 @@ pub fn lock_path(database: &Path) -> PathBuf {
 /// The held lock of one database; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct WriterLock {
-    _file: File,
+    /// The lock file, locked, with who this process is in it.
+    _lock_file: File,
     path: PathBuf,
+    /// The database file itself, locked: its lock is the file's, whatever path it has.
+    _database: File,
 }
 
 /// Why the lock could not be taken.
@@ -57,7 +73,8 @@ impl WriterLock {
     /// Takes the lock of `database` (whose folder must exist), waiting up to `wait` for a
     /// holder to let go, and writes `holder` (who this process is, e.g. `lemonade serve (pid
     /// 1234, http://127.0.0.1:8080)`) into the lock file for the message a second process
-    /// gives.
+    /// gives. Creates the database file, empty, if there is none (SQLite takes an empty file
+    /// for a new database).
     pub async fn acquire(database: &Path, holder: &str, wait: Duration) -> Result<WriterLock, LockError> {
         let started = Instant::now();
         loop {
@@ -75,39 +92,33 @@ impl WriterLock {
     }
 
     /// One try at [`WriterLock::acquire`]: the lock, or (as `Err`) what its holder wrote of
-    /// itself. The lock is of the file that is at the lock file's path once it is locked: a
-    /// lock file removed meanwhile ([`WriterLock::remove_file`]) is opened again, so two
-    /// processes never hold locks of two files of one name.
+    /// itself. First the lock file's, then the database file's; each is of the file that is
+    /// at its path once it is locked: a file removed meanwhile ([`WriterLock::remove_file`],
+    /// a failed start putting its folder back) is opened again, so two processes never hold
+    /// locks of two files of one name.
     pub fn try_take(database: &Path, holder: &str) -> Result<Result<WriterLock, String>, LockError> {
         let io = |source| LockError::Io {
             database: database.display().to_string(),
             source,
         };
         let path = lock_path(database);
-        loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io)?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(Err(read_holder(&mut file))),
-                Err(TryLockError::Error(e)) => return Err(io(e)),
-            }
-            if !is_at(&file, &path).map_err(io)? {
-                continue;
-            }
-            file.set_len(0).map_err(io)?;
-            file.rewind().map_err(io)?;
-            file.write_all(holder.as_bytes()).map_err(io)?;
-            return Ok(Ok(WriterLock {
-                _file: file,
-                path: path.clone(),
-            }));
-        }
+        let mut lock_file = match lock_at(&path).map_err(io)? {
+            Ok(file) => file,
+            Err(mut held) => return Ok(Err(read_holder(&mut held))),
+        };
+        let database_file = match lock_at(database).map_err(io)? {
+            Ok(file) => file,
+            // Held through another path to the same file.
+            Err(_) => return Ok(Err(holder_of(database))),
+        };
+        lock_file.set_len(0).map_err(io)?;
+        lock_file.rewind().map_err(io)?;
+        lock_file.write_all(holder.as_bytes()).map_err(io)?;
+        Ok(Ok(WriterLock {
+            _lock_file: lock_file,
+            path,
+            _database: database_file,
+        }))
     }
 
     /// Removes the lock file, then lets the lock go: for a start that fails and puts its data
@@ -118,28 +129,110 @@ impl WriterLock {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Who holds the lock of `database` right now, if anyone; creates nothing (a database
-    /// without a lock file has no writer).
-    pub fn holder(database: &Path) -> Result<Option<String>, LockError> {
-        let mut file = match File::open(lock_path(database)) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(LockError::Io {
-                    database: database.display().to_string(),
-                    source,
-                });
-            }
-        };
-        match file.try_lock() {
-            Ok(()) => Ok(None),
-            Err(TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file))),
-            Err(TryLockError::Error(source)) => Err(LockError::Io {
-                database: database.display().to_string(),
-                source,
-            }),
+    /// Removes the lock file of `database` if no process holds it: for a failed start whose
+    /// database turned out to be held through another path (a hard link, say), which made
+    /// the lock file beside its own path and must not leave it. Touches nothing else.
+    pub fn remove_unheld_lock_file(database: &Path) {
+        let path = lock_path(database);
+        if let Ok(Ok(_held)) = lock_at(&path) {
+            let _ = std::fs::remove_file(&path);
         }
     }
+
+    /// Who holds the lock of `database` right now, if anyone, through this path or another
+    /// to the same file; creates nothing (a database without a lock file or database file
+    /// has no writer). Not for a process that has this database open in SQLite (see the
+    /// module docs).
+    pub fn holder(database: &Path) -> Result<Option<String>, LockError> {
+        let io = |source| LockError::Io {
+            database: database.display().to_string(),
+            source,
+        };
+        for (path, through_here) in [(lock_path(database), true), (database.to_path_buf(), false)] {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(io(source)),
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) if through_here => return Ok(Some(read_holder(&mut &file))),
+                Err(TryLockError::WouldBlock) => return Ok(Some(holder_of(database))),
+                Err(TryLockError::Error(source)) => return Err(io(source)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Opens the file at `path` (creating it, empty, if there is none) and takes its lock: the
+/// locked file, or (as `Err`) the file another process holds the lock of. The lock is of the
+/// file that is at `path` once it is locked (see [`WriterLock::try_take`]).
+fn lock_at(path: &Path) -> std::io::Result<Result<File, File>> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(Err(file)),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        if is_at(&file, path)? {
+            return Ok(Ok(file));
+        }
+    }
+}
+
+/// Who holds the `flock` of the database file at `database`, which it opened by another
+/// path: the process the kernel's table of locks names, in the words of its lock file beside
+/// the path it opened the database by, if this process may see its open files; else its pid.
+fn holder_of(database: &Path) -> String {
+    let through = |pid: u32| -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let ours = std::fs::metadata(database).ok()?;
+        std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.find_map(|fd| {
+            let target = std::fs::read_link(fd.ok()?.path()).ok()?;
+            let opened_as = target.to_str()?.strip_suffix(".lock")?;
+            let theirs = std::fs::metadata(opened_as).ok()?;
+            if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+                return None;
+            }
+            let mut lock_file = File::open(&target).ok()?;
+            Some(format!("{} (through {opened_as})", read_holder(&mut lock_file)))
+        })
+    };
+    match flock_holder_pid(database) {
+        Some(pid) => through(pid).unwrap_or_else(|| format!("process {pid}")),
+        None => "another process".to_owned(),
+    }
+}
+
+/// The pid of the process holding a `flock` of the file at `path`, from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`: pid, then the file's device, major
+/// and minor in hex, and inode; a waiter's line has `->` before `FLOCK`).
+fn flock_holder_pid(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = std::fs::metadata(path).ok()?;
+    let (major, minor) = (u64::from(libc::major(file.dev())), u64::from(libc::minor(file.dev())));
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let pid = fields.get(4)?.parse().ok()?;
+        let mut id = fields.get(5)?.split(':');
+        let held = (
+            u64::from_str_radix(id.next()?, 16).ok()?,
+            u64::from_str_radix(id.next()?, 16).ok()?,
+            id.next()?.parse::<u64>().ok()?,
+        );
+        (held == (major, minor, file.ino())).then_some(pid)
+    })
 }
 
 /// Whether `file` is the file at `path` (not one removed or replaced since it was opened).
@@ -154,7 +247,7 @@ fn is_at(file: &File, path: &Path) -> std::io::Result<bool> {
 }
 
 /// What the holder wrote of itself, or a plain description if it wrote nothing yet.
-fn read_holder(file: &mut File) -> String {
+fn read_holder(mut file: impl Read + Seek) -> String {
     let mut text = String::new();
     let _ = file.rewind();
     let _ = file.take(HOLDER_LEN_MAX).read_to_string(&mut text);
@@ -210,6 +303,40 @@ mod tests {
         let third = WriterLock::acquire(&db, "the third", Duration::ZERO).await;
         assert!(matches!(third, Err(LockError::Held { .. })), "{third:?}");
         drop((second, stale));
+    }
+
+    #[tokio::test]
+    async fn a_hard_link_to_a_held_database_in_another_folder_is_refused_naming_the_holder_and_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (here, there) = (dir.path().join("here"), dir.path().join("there"));
+        std::fs::create_dir(&here).unwrap();
+        std::fs::create_dir(&there).unwrap();
+        let db = here.join("lemonade.db");
+        let first = WriterLock::acquire(&db, "the first (pid 1)", Duration::ZERO)
+            .await
+            .unwrap();
+        let linked = there.join("lemonade.db");
+        std::fs::hard_link(&db, &linked).unwrap();
+
+        let refused = WriterLock::acquire(&linked, "the second", Duration::ZERO)
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        let through = format!("through {}", db.canonicalize().unwrap().display());
+        assert!(
+            message.contains("there/lemonade.db is in use by the first (pid 1)") && message.contains(&through),
+            "{message}"
+        );
+        let holder = WriterLock::holder(&linked).unwrap().unwrap_or_default();
+        assert!(holder.starts_with("the first (pid 1)"), "{holder}");
+
+        drop(first);
+        assert_eq!(WriterLock::holder(&linked).unwrap(), None);
+        let _second = WriterLock::acquire(&linked, "the second", Duration::ZERO)
+            .await
+            .unwrap();
+        let refused = WriterLock::acquire(&db, "the third", Duration::ZERO).await.unwrap_err();
+        assert!(refused.to_string().contains("in use by the second"), "{refused}");
     }
 
     #[tokio::test]

@@ -91,3 +91,67 @@ async fn a_service_takes_the_cluster_token_with_the_scheme_in_any_case_and_nothi
     }
     cluster.stop().await.expect("stop the cluster");
 }
+
+/// `LEMONADE_CLUSTER_TOKEN` given to `lemonade cluster` is the token of its services (it was
+/// ignored: the supervisor made up its own, so an operator could not call them): a service
+/// answers a call that carries it, and refuses one that carries another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_token_given_to_the_supervisor_is_the_one_its_services_take() {
+    let data = tempfile::tempdir().unwrap();
+    let token = "the-operators-cluster-token";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["cluster", "--empty", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data.path())
+        .env("LEMONADE_CLUSTER_TOKEN", token)
+        .env("LEMONADE_LOG", "warn")
+        .env_remove("LEMONADE_SERVICES_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lemonade cluster");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // The supervisor's table: `  stock        127.0.0.1:40123        /tmp/.../stock.db`.
+    let stock = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(25)).ok()).find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("stock"))
+            .then(|| words.next().map(str::to_owned))
+            .flatten()
+    });
+    let statuses = match &stock {
+        Some(stock) => {
+            let http = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            for presented in [token.to_owned(), format!("{token}x")] {
+                let status = http
+                    .post(format!("http://{stock}/internal/v1/stock/status"))
+                    .header("content-type", "application/json")
+                    .bearer_auth(presented)
+                    .body("{}")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                statuses.push(status.ok());
+            }
+            statuses
+        }
+        None => vec![],
+    };
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert!(stock.is_some(), "the supervisor never said where stock is");
+    assert_eq!(statuses, [Some(200), Some(401)], "the given token, and another");
+}

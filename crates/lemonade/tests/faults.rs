@@ -824,3 +824,67 @@ async fn with_a_service_frozen_a_refusal_is_answered_without_what_only_it_could_
     shop.plan.heal();
     shop.assert_settles_clean().await;
 }
+
+/// Waits until a call to `service` is held by the freeze (the sweeper's, driving a saga on).
+async fn until_held(shop: &Shop, service: Service) {
+    let since = Instant::now();
+    while shop.plan.held(service) == 0 {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "no call to {service} was held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The orders service frozen (its calls held past any timeout) while an order is pending:
+/// the 202's `Location` is answered from the saga log, `pending`, by the coordinator's own
+/// short wait, while the frozen service still holds the calls made to it. (Before, the read
+/// waited for the orders service its whole deadline, and here, for ever.) Once it answers
+/// again, the order is confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_orders_frozen_the_location_of_a_202_answers_pending_from_the_saga_log_at_once() {
+    let shop = shop(|a| a.order_deadline_ms = 300).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    shop.plan.take_down(Service::Orders);
+    let (status, pending) = shop.place(&customer, &product, "k-frozen").await;
+    assert_eq!((status, &pending["status"]), (202, &json!("pending")), "{pending}");
+    shop.plan.freeze(Service::Orders);
+    until_held(&shop, Service::Orders).await;
+
+    let location = format!("/orders/{}", pending["id"].as_str().unwrap());
+    let read = shop.get(&location).await;
+    assert_eq!(read, pending, "the saga log's answer");
+    assert!(
+        shop.plan.held(Service::Orders) > 0,
+        "the orders service still holds its calls"
+    );
+
+    shop.plan.heal();
+    shop.assert_settles_clean().await;
+    assert_eq!(shop.get(&location).await["status"], "confirmed");
+}
+
+/// CRM frozen (its calls held past any timeout) when a known customer is erased: the answer
+/// is 202, recorded, by the coordinator's own short wait (before, it waited for CRM its whole
+/// deadline, and here, for ever); once CRM answers again, the sweeper finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_crm_frozen_an_erasure_is_answered_as_recorded_at_once_and_finishes_by_itself() {
+    let shop = shop(|_| {}).await;
+    let customer = shop.customer().await;
+    shop.plan.freeze(Service::Crm);
+    let path = format!("/customers/{customer}");
+    let answer = shop.delete(&path).await;
+    assert_erasure_under_way(&customer, &answer, "as soon as the customer list answers again");
+
+    shop.plan.heal();
+    let since = Instant::now();
+    while shop.get(&path).await["anonymised"] != true {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the erasure was never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shop.assert_settles_clean().await;
+}

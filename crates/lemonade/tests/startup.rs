@@ -120,9 +120,14 @@ fn cluster_refuses_a_bad_setting_in_its_environment_before_starting_anything() {
 #[test]
 fn a_token_from_the_environment_that_a_bearer_header_cannot_carry_is_refused_naming_it() {
     let addr = format!("127.0.0.1:{}", free_port());
-    let cases: [(&[&str], &str, &str); 3] = [
+    let cases: [(&[&str], &str, &str); 4] = [
         (&["serve"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
         (&["cluster"], "LEMONADE_TOKEN", "--token (LEMONADE_TOKEN)"),
+        (
+            &["cluster"],
+            "LEMONADE_CLUSTER_TOKEN",
+            "--cluster-token (LEMONADE_CLUSTER_TOKEN)",
+        ),
         (
             &["serve", "--role", "stock"],
             "LEMONADE_CLUSTER_TOKEN",
@@ -289,6 +294,59 @@ async fn a_second_serve_on_the_same_database_refuses_naming_the_first() {
 
     assert!(first.terminate().await.success());
     let _next = Server::start(&data, dir.path(), "next").await;
+}
+
+/// The lock is the database file's, not its path's: a second serve on a hard link to a
+/// running shop's database in another folder, or on a symlink to it, or on a path to its
+/// folder through `..`, refuses, naming the first and the path it opened the file by, and
+/// leaves its folder as it found it (no lock file); the first keeps serving.
+#[tokio::test]
+async fn a_second_serve_on_another_path_to_the_same_database_file_refuses_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Server::start(&data, dir.path(), "first").await;
+    let database = data.join("lemonade.db");
+
+    let hard = dir.path().join("hard");
+    std::fs::create_dir(&hard).unwrap();
+    std::fs::hard_link(&database, hard.join("lemonade.db")).unwrap();
+    let soft = dir.path().join("soft");
+    std::fs::create_dir(&soft).unwrap();
+    std::os::unix::fs::symlink(&database, soft.join("lemonade.db")).unwrap();
+    let dotted = hard.join("..").join("data");
+
+    for other in [&hard, &soft, &dotted] {
+        let before: Vec<_> = std::fs::read_dir(other)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let (status, stderr) = run_bounded(serve_command(other, free_port()), REFUSED_WITHIN);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "a second writer started on {}:\n{stderr}",
+            other.display()
+        );
+        for named in [
+            "lemonade.db is in use by lemonade serve",
+            &format!("pid {}", first.pid()),
+            "--data",
+        ] {
+            assert!(stderr.contains(named), "{}: no {named:?} in\n{stderr}", other.display());
+        }
+        if other != &dotted {
+            let through = format!("through {}", database.canonicalize().unwrap().display());
+            assert!(stderr.contains(&through), "the path the first opened it by: {stderr}");
+        }
+        let after: Vec<_> = std::fs::read_dir(other)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(after, before, "{} left as it was", other.display());
+    }
+
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{}/health", first.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the first still serves");
 }
 
 /// `lemonade cluster` on a folder a service's database of which another process writes:

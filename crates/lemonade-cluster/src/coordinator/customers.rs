@@ -30,7 +30,7 @@ const CUSTOMER_LIST_DOWN: &str = "the customer list is unavailable and this cust
 const ERASURE_RECORDED: &str =
     "the erasure is recorded and cannot be undone: no new order can name this customer from now on";
 const ERASURE_WHEN_CRM_BACK: &str = "their details are removed by themselves as soon as the customer list \
-     answers again (it is not answering now); nothing more needs doing";
+     answers again (it did not answer just now); nothing more needs doing";
 const ERASURE_AFTER_ORDERS: &str = "orders of theirs are still being completed, and their details are \
      removed by themselves once those have finished; nothing more needs doing";
 const ERASURE_LATER: &str = "their details are removed by themselves shortly; nothing more needs doing";
@@ -159,12 +159,17 @@ impl Coordinator {
                 return Ok(under_way(&id, ERASURE_LATER));
             }
         }
+        // The erasure is recorded, so the answer is known: CRM gets a short wait for it.
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        match self.finish_erasure(&id, deadline).await {
-            Ok(erased) => Ok(Erasure::Done(erased)),
-            Err(CallError::Refused(e)) => Err(e),
-            Err(e) => {
-                tracing::warn!(customer = %id, error = ?e, "an erasure is recorded; the sweeper finishes it once CRM answers");
+        match self.unless_known(self.anonymise_at_crm(&id, deadline)).await {
+            Some(Ok(erased)) => {
+                // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
+                self.learn(&erased).await;
+                Ok(Erasure::Done(erased))
+            }
+            Some(Err(refusal)) => Err(refusal),
+            None => {
+                tracing::warn!(customer = %id, "an erasure is recorded; the sweeper finishes it once CRM answers");
                 Ok(under_way(&id, ERASURE_WHEN_CRM_BACK))
             }
         }
@@ -195,17 +200,22 @@ impl Coordinator {
     /// anonymises them, then the directory records it. The step key is the customer's, so
     /// however many times this is asked (by clients retrying, by the sweeper), CRM erases once.
     pub(super) async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
-        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
-        self.inner.eager.caught_up(Service::Crm).await;
-        let erase = AnonymiseCustomer { id: customer.clone() };
-        let erased = self
-            .inner
-            .clients
-            .call(&erase, Some(format!("erase:{customer}")), deadline)
-            .await?;
+        let erased = self.anonymise_at_crm(customer, deadline).await?;
         // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
         self.learn(&erased).await;
         Ok(erased)
+    }
+
+    /// CRM's part of [`Coordinator::finish_erasure`]: it anonymises the customer, once per
+    /// customer whoever asks (the step key is the customer's).
+    async fn anonymise_at_crm(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
+        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
+        self.inner.eager.caught_up(Service::Crm).await;
+        let erase = AnonymiseCustomer { id: customer.clone() };
+        self.inner
+            .clients
+            .call(&erase, Some(format!("erase:{customer}")), deadline)
+            .await
     }
 
     /// Whether customer `id` exists, from the directory when it knows them, else from CRM.

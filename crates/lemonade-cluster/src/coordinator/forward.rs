@@ -160,22 +160,34 @@ impl Shop for Coordinator {
         self.ask(ListOrders { filter, page }).await
     }
 
+    /// The orders service's answer; while the saga log knows the order for certain (an
+    /// unfinished saga's order is `pending`, a failed one's `failed`, a rejected one has
+    /// none), that answer is given rather than wait for a service that does not answer
+    /// ([`Coordinator::unless_known`]). A confirmed order may have been cancelled since, so
+    /// for it the orders service alone answers, with the full deadline.
     async fn get_order(&self, id: OrderId) -> Result<Order, ShopError> {
-        match self.ask(GetOrder { id: id.clone() }).await {
-            Err(ShopError::NotFound { what }) => {
-                // Not at the orders service yet: a saga that has not created it shows it pending.
-                match self.order_from_saga_log(&id).await? {
-                    Some(order) if order.status == OrderStatus::Pending => Ok(order),
-                    _ => Err(ShopError::NotFound { what }),
-                }
+        let known = match self.order_from_saga_log(&id).await {
+            // Confirmed here a moment ago, not yet in the log: the orders service alone knows
+            // (it may have been cancelled since).
+            Ok(Some(_)) if self.log_lags(&id) => return self.ask(GetOrder { id }).await,
+            Ok(Some(order)) => Ok(order),
+            Err(e @ ShopError::NotFound { .. }) => Err(e),
+            Ok(None) => return self.ask(GetOrder { id }).await,
+            Err(e) => {
+                tracing::warn!(order = %id, error = %e, "cannot read the saga log; asking the orders service alone");
+                return self.ask(GetOrder { id }).await;
             }
-            // The orders service cannot be asked: answer what the saga log knows for certain.
-            Err(down @ ShopError::Unavailable { .. }) => match self.order_from_saga_log(&id).await {
-                Ok(Some(order)) => Ok(order),
-                Err(e @ ShopError::NotFound { .. }) => Err(e),
-                Ok(None) | Err(_) => Err(down),
+        };
+        match self.unless_known(self.asking(GetOrder { id: id.clone() })).await {
+            Some(Ok(order)) => Ok(order),
+            // Not at the orders service yet: a saga that has not created it shows it pending.
+            Some(Err(ShopError::NotFound { what })) => match known {
+                Ok(order) if order.status == OrderStatus::Pending => Ok(order),
+                _ => Err(ShopError::NotFound { what }),
             },
-            other => other,
+            Some(Err(refusal)) => Err(refusal),
+            // The orders service cannot tell now: what the saga log knows for certain.
+            None => known,
         }
     }
 

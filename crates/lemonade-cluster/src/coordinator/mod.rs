@@ -37,6 +37,7 @@ mod forward;
 mod saga;
 mod sweeper;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;
 use lemonade_store::inflight::InFlight;
 use lemonade_store::sql::sagas;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::client::{CallError, Clients};
@@ -89,6 +91,13 @@ impl Default for CoordinatorConfig {
 /// the products of an order refused for its customer, in the same answer. A service that
 /// does not answer within this is left out of the answer rather than keep it waiting.
 const BEST_EFFORT_MS: u64 = 250;
+/// Longest a client's answer waits for a service when the coordinator has a truthful answer
+/// of its own to give instead (the saga log's `pending` order, an erasure recorded as
+/// `erasing`; see [`Coordinator::unless_known`]). A service that answers at all answers a
+/// read or a keyed write in a few milliseconds, tens under load; one that is frozen would
+/// otherwise hold the person for the call's whole deadline (`call_deadline_ms`, 5 s) until
+/// its circuit opens, for an answer the coordinator had all along.
+const KNOWN_ANSWER_MS: u64 = 300;
 /// Most confirmed sagas waiting to be recorded; past that one is left to the sweeper.
 const CONFIRMS_WAITING_MAX: usize = 4_096;
 
@@ -107,6 +116,11 @@ struct Inner {
     driving: InFlight,
     /// Confirmed sagas whose end is not recorded yet (see [`Coordinator::confirmed`]).
     confirms: Arc<Group<OrderId>>,
+    /// The same sagas until their end is durable in the log: the log still says `running`
+    /// of them, so it has no answer of its own for their orders (see
+    /// [`Coordinator::log_lags`]). Bounded by the sagas unfinished in the log: each is
+    /// removed by the write that records its end.
+    unrecorded: Arc<Mutex<HashSet<OrderId>>>,
     /// Events being delivered to their receivers without the relay.
     eager: Eager,
 }
@@ -129,6 +143,7 @@ impl Coordinator {
                 keys: InFlight::default(),
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
+                unrecorded: Arc::default(),
                 eager: Eager::new(Arc::clone(&clients)),
                 clients,
             }),
@@ -146,9 +161,44 @@ impl Coordinator {
     /// A read forwarded for a client. It sees what the eager deliveries under way to its
     /// service do (a client reads the points of the order it was just answered).
     async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
+        Ok(self.asking(call).await?)
+    }
+
+    /// [`Coordinator::ask`], failing as the call does.
+    async fn asking<C: Call>(&self, call: C) -> Result<C::Reply, CallError> {
         self.inner.eager.caught_up(C::SERVICE).await;
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        Ok(self.inner.clients.call(&call, None, deadline).await?)
+        self.inner.clients.call(&call, None, deadline).await
+    }
+
+    /// A service's answer, when the coordinator has a truthful answer of its own to give in
+    /// its stead: the client waits for `call` (with whatever it waits for first) at most
+    /// [`KNOWN_ANSWER_MS`], then is answered with what the coordinator knows. `None`: no
+    /// answer came in that time, or none can come now (the service is unavailable, its
+    /// circuit open); the caller answers from what it knows. A refusal is an answer.
+    ///
+    /// The one place this rule lives: where the coordinator has no answer of its own, a call
+    /// keeps its full deadline ([`Coordinator::ask`], [`Coordinator::change`]). `call` runs
+    /// with its own deadline, and is dropped when the wait is over: a read is only given up,
+    /// and a change carries a step key, so the one who finishes it (the sweeper) does it once.
+    /// Being dropped does not count against the service's circuit: the wait is short by the
+    /// coordinator's choice, not because the service failed.
+    async fn unless_known<T>(&self, call: impl Future<Output = Result<T, CallError>>) -> Option<Result<T, ShopError>> {
+        match tokio::time::timeout(Duration::from_millis(KNOWN_ANSWER_MS), call).await {
+            Ok(Ok(reply)) => Some(Ok(reply)),
+            Ok(Err(CallError::Refused(refusal))) => Some(Err(refusal)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = ?e, "answered from what the coordinator knows");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(
+                    within_ms = KNOWN_ANSWER_MS,
+                    "no answer in time; answered from what the coordinator knows"
+                );
+                None
+            }
+        }
     }
 
     /// A change forwarded for a client: one fresh step key for this request, kept over its
@@ -195,3 +245,6 @@ impl Coordinator {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

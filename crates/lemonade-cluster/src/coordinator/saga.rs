@@ -302,7 +302,9 @@ impl Coordinator {
     /// The ends are recorded in groups: the first confirmation to wait sends one write, and
     /// that write records every confirmation waiting when the writer runs it (measured: one
     /// write per saga cost about 7% of the cluster's throughput at concurrency 64).
-    fn confirmed(&self, id: &OrderId) {
+    pub(super) fn confirmed(&self, id: &OrderId) {
+        // Until a write makes it durable (this one's, or the sweeper's later), the log lags.
+        self.inner.unrecorded.lock().insert(id.clone());
         match self.inner.confirms.join(id.clone()) {
             Ok(Joined::First) => {}
             Ok(Joined::Queued) => return,
@@ -313,6 +315,7 @@ impl Coordinator {
         }
         let node = self.inner.node.clone();
         let confirms = Arc::clone(&self.inner.confirms);
+        let unrecorded = Arc::clone(&self.inner.unrecorded);
         // Cut by the node's stop, the write may or may not have run: either is as after a
         // crash, the sagas it did not record stay `running` in the log and the sweeper of the
         // next start records them. (The group then waits on a write that never comes; it
@@ -321,15 +324,26 @@ impl Coordinator {
             let group = Arc::clone(&confirms);
             let recorded = node
                 .write(move |tx| {
-                    for id in group.take() {
-                        sagas::set_state(tx, &id, &Mark::Confirmed)?;
+                    let ids = group.take();
+                    for id in &ids {
+                        sagas::set_state(tx, id, &Mark::Confirmed)?;
                     }
-                    Ok(())
+                    Ok(ids)
                 })
                 .await;
-            if let Err(e) = recorded {
-                let left = confirms.abandon();
-                tracing::warn!(error = %e, left, "could not record confirmed sagas; the sweeper will");
+            match recorded {
+                // Durable now: the log answers for them.
+                Ok(ids) => {
+                    let mut unrecorded = unrecorded.lock();
+                    for id in &ids {
+                        unrecorded.remove(id);
+                    }
+                }
+                // They stay unrecorded until the sweeper confirms them again and this records it.
+                Err(e) => {
+                    let left = confirms.abandon();
+                    tracing::warn!(error = %e, left, "could not record confirmed sagas; the sweeper will");
+                }
             }
         });
     }
@@ -365,13 +379,31 @@ impl Coordinator {
         let Ok(_driving) = self.inner.driving.claim(saga.order_id.as_str()) else {
             return Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at))));
         };
+        // The log's answer is known (the order is pending, as the client was told): driving
+        // the saga on gets a short wait for its services, and the sweeper does the rest.
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
-        let Some((state, stop)) = self.resume(&saga, deadline).await else {
-            unreachable!("an unfinished saga is driven");
+        let driven = async { Ok::<_, CallError>(self.resume(&saga, deadline).await) };
+        let driven = match self.log_lags(&saga.order_id) {
+            // Confirmed a moment ago, not yet in the log: the log knows nothing for certain.
+            true => Some(driven.await.map_err(ShopError::from)),
+            false => self.unless_known(driven).await,
         };
-        let mut placed = self.answer(state.plan(), stop);
-        placed.replayed = true;
-        Ok(placed)
+        match driven {
+            Some(Ok(Some((state, stop)))) => {
+                let mut placed = self.answer(state.plan(), stop);
+                placed.replayed = true;
+                Ok(placed)
+            }
+            Some(Ok(None)) => unreachable!("an unfinished saga is driven"),
+            Some(Err(_)) | None => Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at)))),
+        }
+    }
+
+    /// Whether this coordinator confirmed saga `id` and the log does not say so yet (its end
+    /// is recorded in a group write, after the client's answer): the log's `running` is then
+    /// out of date, and no answer of the coordinator's own.
+    pub(super) fn log_lags(&self, id: &OrderId) -> bool {
+        self.inner.unrecorded.lock().contains(id)
     }
 
     /// An order of the saga log, for when the orders service cannot be asked: what the log

@@ -229,6 +229,40 @@ async fn each_list_takes_the_cursors_it_hands_out_and_refuses_other_shapes() {
         .invalid("cursor");
 }
 
+/// A list's cursor is a position in the list's order (an id of the list's kind), not a row:
+/// one that no row has starts the page where such an id would sort, in either direction
+/// (customers oldest first, orders newest first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_no_row_is_a_position_in_the_list() {
+    let app = spawn_app().await;
+    let stand = app.stand(10).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| s(&i["id"]).to_owned())
+            .collect()
+    };
+    let older = s(&app.create_customer("Positioned Older").await["id"]).to_owned();
+    let newer = s(&app.create_customer("Positioned Newer").await["id"]).to_owned();
+    // Just after `older` in id order, and no customer's id.
+    let between = format!("{older}0");
+    let page = app
+        .get(&format!("/customers?q=positioned&cursor={between}"))
+        .await
+        .expect(200);
+    assert_eq!(ids(&page), [newer], "{page}");
+
+    let first = s(&app.sell(None, &[(&stand.product_id, 1)]).await["id"]).to_owned();
+    let second = s(&app.sell(None, &[(&stand.product_id, 1)]).await["id"]).to_owned();
+    // Between the two in id order: newest first, the page starts at the older one.
+    let between = format!("{first}0");
+    let page = app.get(&format!("/orders?cursor={between}")).await.expect(200);
+    assert_eq!(ids(&page), [first], "{page}");
+    assert!(second > between, "the newer one sorts after the cursor");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_numbers_are_plain_digits_and_out_of_range_ones_name_their_bounds() {
     let app = spawn_app().await;
