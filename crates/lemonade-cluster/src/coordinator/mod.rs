@@ -11,7 +11,8 @@
 //!    the transaction that checks the customer in the directory once more;
 //! 3. commit the reservation;
 //! 4. create the order, confirmed, at the orders service, which puts "award the points" in
-//!    its outbox in the same transaction; its relay tells CRM;
+//!    its outbox in the same transaction; its relay tells CRM (the one path of events), and
+//!    a client's next read of the customer waits for it ([`read_your_writes`]);
 //! 5. mark the saga `confirmed`.
 //!
 //! Until step 4 the orders service does not know the order: a client who got 202 reads it
@@ -34,6 +35,7 @@
 
 mod customers;
 mod forward;
+pub mod read_your_writes;
 mod saga;
 mod sweeper;
 
@@ -41,16 +43,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lemonade_domain::ShopError;
-use lemonade_domain::ids::OrderId;
+use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_store::inflight::InFlight;
 use lemonade_store::sql::sagas;
 use tokio::time::Instant;
 
 use crate::client::{CallError, Clients};
-use crate::eager::Eager;
 use crate::group::Group;
 use crate::node::Node;
 use crate::rpc::Call;
+use read_your_writes::{Sees, Written};
 
 /// How the coordinator runs sagas. Units are in the names.
 #[derive(Clone, Copy, Debug)]
@@ -107,8 +109,9 @@ struct Inner {
     driving: InFlight,
     /// Confirmed sagas whose end is not recorded yet (see [`Coordinator::confirmed`]).
     confirms: Arc<Group<OrderId>>,
-    /// Events being delivered to their receivers without the relay.
-    eager: Eager,
+    /// Where the events of this coordinator's steps lie in the outbox, for the reads that
+    /// must see them.
+    written: Written,
 }
 
 fn step_key(order: &OrderId, step: &str) -> Option<String> {
@@ -129,7 +132,7 @@ impl Coordinator {
                 keys: InFlight::default(),
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
-                eager: Eager::new(Arc::clone(&clients)),
+                written: Written::default(),
                 clients,
             }),
         }
@@ -143,22 +146,36 @@ impl Coordinator {
         Instant::now() + Duration::from_millis(ms)
     }
 
-    /// A read forwarded for a client. It sees what the eager deliveries under way to its
-    /// service do (a client reads the points of the order it was just answered).
+    /// A read forwarded for a client. It sees what the events written before it did to its
+    /// service, all of them (a list; stock after a cancellation), after a bounded wait for the
+    /// relay ([`read_your_writes`]).
     async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
-        self.inner.eager.caught_up(C::SERVICE).await;
+        self.ask_seeing(Sees::All, call).await
+    }
+
+    /// [`Coordinator::ask`] about one customer: it waits only for the events of theirs (the
+    /// points of the order they were just sold).
+    async fn ask_about<C: Call>(&self, customer: &CustomerId, call: C) -> Result<C::Reply, ShopError> {
+        self.ask_seeing(Sees::Customer(customer), call).await
+    }
+
+    async fn ask_seeing<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, ShopError> {
+        let clients = &self.inner.clients;
+        self.inner.written.caught_up(clients, C::SERVICE, sees).await;
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        Ok(self.inner.clients.call(&call, None, deadline).await?)
+        Ok(clients.call(&call, None, deadline).await?)
     }
 
     /// A change forwarded for a client: one fresh step key for this request, kept over its
     /// retries, so a retried call whose reply was lost is not carried out twice. Like a read,
-    /// it comes after the eager deliveries under way to its service.
-    async fn change<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
-        self.inner.eager.caught_up(C::SERVICE).await;
+    /// it comes after what it must see of the events written before it (`sees`): its answer
+    /// shows their effect too.
+    async fn change<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, ShopError> {
+        let clients = &self.inner.clients;
+        self.inner.written.caught_up(clients, C::SERVICE, sees).await;
         let key = format!("req:{}", self.inner.node.ids.next_id());
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        Ok(self.inner.clients.call(&call, Some(key), deadline).await?)
+        Ok(clients.call(&call, Some(key), deadline).await?)
     }
 
     /// A call whose reply only adds to a client's answer: it waits at most
