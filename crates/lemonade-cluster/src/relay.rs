@@ -101,8 +101,7 @@ impl Relay {
         let mut through = self.lane(to).delivered_through.subscribe();
         let hold = Duration::from_millis(hold_ms.min(PROGRESS_HOLD_MS_MAX));
         let _ = tokio::time::timeout(hold, through.wait_for(|p| *p >= at_least)).await;
-        let now = *through.borrow();
-        now
+        *through.borrow()
     }
 
     fn delivered(&self, to: Destination, through: i64) {

@@ -12,8 +12,9 @@
 //! nothing of the customer's is pending, nor while the circuit to the orders service or to
 //! the receiver is open: a read degrades to what the receiver has, it never fails for this.
 //!
-//! What is kept is bounded ([`CUSTOMERS_PENDING_MAX`]) and only in memory: a coordinator
-//! that restarts has answered no sale since, so it has no read to keep in step.
+//! What is kept is bounded ([`CUSTOMERS_PENDING_MAX`]) and only in memory: a restarted
+//! coordinator has forgotten it, so a read just after a restart may miss a sale answered
+//! just before it (as with the eager deliveries this replaced).
 
 use std::collections::HashMap;
 use std::time::Duration;
