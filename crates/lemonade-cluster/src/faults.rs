@@ -35,6 +35,8 @@ pub struct FaultPlan {
     queued: Arc<Mutex<HashMap<&'static str, Vec<Fault>>>>,
     /// How many faults were injected, per path.
     injected: Arc<Mutex<HashMap<&'static str, usize>>>,
+    /// How many calls came through, faulted or not, per path.
+    sent: Arc<Mutex<HashMap<&'static str, usize>>>,
     /// Services every call to which is refused, until healed.
     down: Arc<Mutex<HashSet<Service>>>,
     /// Services every call to which is held, unanswered, until healed.
@@ -104,6 +106,12 @@ impl FaultPlan {
         self.injected.lock().get(path).copied().unwrap_or(0)
     }
 
+    /// How many calls of `path` came through a transport of this plan, faulted or not (held
+    /// calls once they go on).
+    pub fn sent(&self, path: &str) -> usize {
+        self.sent.lock().get(path).copied().unwrap_or(0)
+    }
+
     fn take(&self, path: &'static str) -> Option<Fault> {
         let mut queued = self.queued.lock();
         let faults = queued.get_mut(path)?;
@@ -152,6 +160,7 @@ impl Transport for FaultyTransport {
         let service = request.service;
         let timeout = request.timeout;
         self.plan.hold(service).await;
+        *self.plan.sent.lock().entry(request.path).or_insert(0) += 1;
         if self.plan.is_down(service) {
             return Err(TransportError::Unsent(
                 service,

@@ -2,7 +2,8 @@
 //!
 //! - the **stock** service ([`stock`]) owns ingredients, the ledger, products, recipes and
 //!   reservations;
-//! - the **orders** service ([`orders`]) owns orders and the outbox;
+//! - the **orders** service ([`orders`]) owns orders and the outbox, which its relay
+//!   ([`relay`]) delivers to stock and CRM: the one path of events;
 //! - the **CRM** service ([`crm`]) owns customers, points and activity;
 //! - the **coordinator** ([`coordinator`]) serves the public API, runs order placement as a
 //!   saga with its own log, and calls the others.
@@ -16,12 +17,12 @@
 pub mod client;
 pub mod coordinator;
 pub mod crm;
-pub mod eager;
 pub mod faults;
 pub mod group;
 pub mod node;
 pub mod orders;
 pub mod rate;
+pub mod relay;
 pub mod rpc;
 pub mod server;
 pub mod stock;

@@ -19,9 +19,9 @@ use crate::rpc::EVENTS_PER_DELIVERY_MAX;
 /// How long a service keeps step results: far longer than any saga can take to finish.
 pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
 /// How long a receiver remembers an applied event at least, on top of its sender's word that
-/// the relay will not send it again: twice the step results' life, since outside the relay an
-/// event reaches a receiver only with the result of the step that wrote it (the coordinator's
-/// eager delivery, first or replayed), which cannot outlive that result. See ARCHITECTURE.md.
+/// the relay will not send it again. The relay is the one path of events, so the word alone
+/// would do; the age is a margin (twice the step results' life, which bounded the coordinator's
+/// own deliveries when it made them). See ARCHITECTURE.md.
 pub const INBOX_RETENTION_MS: i64 = 2 * STEP_RETENTION_MS;
 /// How long the orders service keeps events it delivered (the relay never reads them again).
 pub const OUTBOX_RETENTION_MS: i64 = 48 * 3_600_000;

@@ -14,7 +14,7 @@ use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft};
 use lemonade_domain::ports::{OrderFilter, Page, PageRequest};
 use lemonade_domain::report::{SalesQuery, SalesReport};
-use lemonade_domain::saga::{Envelope, OrderPlan, PricedOrder};
+use lemonade_domain::saga::{Destination, Envelope, OrderPlan, PricedOrder};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,7 @@ calls! {
     Orders "orders/of-customer" false CustomerOrders { customer_id: CustomerId } -> Vec<Order>;
     Orders "reports/sales" false Sales { query: SalesQuery } -> SalesReport;
     Orders "orders/status" false OrdersStatus {} -> ServiceStatus;
+    Orders "outbox/progress" false OutboxProgress { to: Destination, at_least: i64, hold_ms: u64 } -> i64;
 
     Crm "customers/list" false ListCustomers { search: Option<String>, page: PageRequest } -> Page<Customer>;
     Crm "customers/get" false GetCustomer { id: CustomerId } -> Customer;
@@ -119,19 +120,62 @@ calls! {
     Crm "crm/status" false CrmStatus {} -> ServiceStatus;
 }
 
-/// `StockEvents` and `CrmEvents`: `delivered_below` is the sender's word, with a relay's
-/// delivery, that every event to this receiver placed below it is delivered and will never be
-/// sent by the relay again (see `lemonade_store::sql::events`); none with a delivery outside
-/// the relay.
+/// `StockEvents` and `CrmEvents`: `delivered_below` is the relay's word, with each delivery,
+/// that every event to this receiver placed below it is delivered and will never be sent
+/// again (see `lemonade_store::sql::events`). The relay is the one sender of events.
 ///
-/// An order after a change, with the events the change put in the outbox. The caller may
-/// deliver them at once (their receivers apply each event id once), so that a client's next
-/// read sees their effect; the relay delivers them anyway.
+/// `OutboxProgress`: how far the orders service's relay has delivered to `to`, as a place in
+/// the outbox: every event to `to` placed at or below the answer has been committed by its
+/// receiver. The service holds the answer up to `hold_ms` (at most
+/// [`PROGRESS_HOLD_MS_MAX`]) for delivery to reach `at_least`, and answers where it is then.
+///
+/// An order after a change, with where the change's events lie in the outbox (not the events:
+/// only the relay delivers them). A reader that must see their effect waits for the relay to
+/// pass these marks (the coordinator's `read_your_writes`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settled {
     pub order: Order,
-    pub events: Vec<Envelope>,
+    /// None in a step result stored before the marks were (it held the events themselves,
+    /// which a replay now ignores): such a replay waits for nothing.
+    #[serde(default)]
+    pub marks: OutboxMarks,
 }
+
+/// Where the events of one change lie in the orders service's outbox: for each receiver, the
+/// place of the change's last event to it, if it wrote one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMarks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<i64>,
+}
+
+impl OutboxMarks {
+    /// The marks of `events`, as the outbox returned them (each with its place).
+    pub fn of(events: &[Envelope]) -> Self {
+        let mut marks = OutboxMarks::default();
+        for e in events {
+            let slot = match e.event.destination() {
+                Destination::Stock => &mut marks.stock,
+                Destination::Crm => &mut marks.crm,
+            };
+            *slot = (*slot).max(e.seq);
+        }
+        marks
+    }
+
+    /// The mark for `to`, if the change wrote an event to it.
+    pub fn get(&self, to: Destination) -> Option<i64> {
+        match to {
+            Destination::Stock => self.stock,
+            Destination::Crm => self.crm,
+        }
+    }
+}
+
+/// Longest the orders service holds an `OutboxProgress` answer.
+pub const PROGRESS_HOLD_MS_MAX: u64 = 100;
 
 /// How a service is doing, as it sees itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +246,7 @@ mod tests {
             CustomerOrders::PATH,
             Sales::PATH,
             OrdersStatus::PATH,
+            OutboxProgress::PATH,
             ListCustomers::PATH,
             GetCustomer::PATH,
             CreateCustomer::PATH,

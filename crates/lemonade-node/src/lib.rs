@@ -21,6 +21,8 @@ use std::time::Duration;
 use axum::Router;
 use lemonade_api::AppState;
 use lemonade_cluster::node::Kept;
+use lemonade_cluster::orders::OrdersService;
+use lemonade_cluster::relay::Relay;
 use lemonade_cluster::transport::Transport;
 use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection};
 use lemonade_domain::ShopError;
@@ -171,7 +173,7 @@ impl Assembled {
 /// Tasks by role: the monolith forgets old idempotency keys; the coordinator runs the saga
 /// sweeper, the circuit prober and its own expiry; every service forgets old step results;
 /// stock releases expired leases and forgets applied events; orders relays its outbox to
-/// stock and CRM (with a circuit prober) and forgets delivered events; CRM forgets applied
+/// stock and CRM (woken by its commits; with a circuit prober) and forgets delivered events; CRM forgets applied
 /// events.
 ///
 /// # Errors
@@ -307,10 +309,13 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
             let clients = clients.expect("made above for the orders service");
             node.spawn_expiry(Kept::DeliveredEvents);
             clients.spawn_prober(&node.db.tasks);
+            // The one path of events: woken by the commits that write them (the router's
+            // steps), with a safety poll.
+            let relay = Relay::default();
             for to in [Destination::Stock, Destination::Crm] {
-                lemonade_cluster::orders::spawn_relay(node.clone(), Arc::clone(&clients), to);
+                relay.spawn(node.clone(), Arc::clone(&clients), to);
             }
-            lemonade_cluster::orders::router(node, cluster_token, protection)
+            lemonade_cluster::orders::router(OrdersService { node, relay }, cluster_token, protection)
         }
         Role::Crm => {
             node.spawn_expiry(Kept::AppliedEvents);

@@ -33,7 +33,7 @@ use lemonade_store::writer::BATCH_MAX_DEFAULT;
 
 use crate::serve::{
     BATCH_MAX_RANGE, LEASE_MS_RANGE, MINOR_UNITS_PER_POINT_RANGE, ORDER_DEADLINE_MS_RANGE, RATE_PER_S_RANGE, RoleArg,
-    Running, ServeArgs, start, start_with_faults,
+    Running, ServeArgs, start_with_faults,
 };
 
 #[derive(Clone, Debug, clap::Args)]
@@ -811,7 +811,8 @@ pub async fn start_in_process(data: &Path, configure: impl FnOnce(&mut ServeArgs
     start_in_process_with_faults(data, configure, None).await
 }
 
-/// [`start_in_process`], with the coordinator's calls failing as `faults` says.
+/// [`start_in_process`], with the calls of the coordinator and of the orders service's relay
+/// failing as `faults` says.
 pub async fn start_in_process_with_faults(
     data: &Path,
     configure: impl FnOnce(&mut ServeArgs),
@@ -848,7 +849,9 @@ pub async fn start_in_process_with_faults(
         let mut service = args.clone();
         service.role = *role;
         service.database_url = url_of(*role)?;
-        let running = start(service, shutdown()).await?;
+        // The relay's calls meet the same faults as the coordinator's.
+        let faults = (*role == RoleArg::Orders).then(|| faults.clone()).flatten();
+        let running = start_with_faults(service, shutdown(), faults).await?;
         match role {
             RoleArg::Stock => args.stock_addr = Some(running.addr),
             RoleArg::Crm => args.crm_addr = Some(running.addr),

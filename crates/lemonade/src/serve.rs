@@ -289,8 +289,9 @@ pub async fn start(
     start_with_faults(args, shutdown, None).await
 }
 
-/// [`start`], with the coordinator's calls to the services going through a transport that
-/// fails as `faults` says (tests of the failure cases).
+/// [`start`], with the calls this process makes to the services (the coordinator's, the
+/// orders service's relay) going through a transport that fails as `faults` says (tests of
+/// the failure cases).
 pub async fn start_with_faults(
     args: ServeArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -311,10 +312,13 @@ pub async fn start_with_faults(
                 None => http,
             })
         }
-        RoleArg::Orders => Some(Arc::new(HttpTransport::new(
-            args.peers_of_orders()?,
-            args.cluster_token()?,
-        ))),
+        RoleArg::Orders => {
+            let http: Arc<dyn Transport> = Arc::new(HttpTransport::new(args.peers_of_orders()?, args.cluster_token()?));
+            Some(match faults {
+                Some(plan) => Arc::new(FaultyTransport::new(http, plan)),
+                None => http,
+            })
+        }
         RoleArg::Monolith | RoleArg::Stock | RoleArg::Crm => None,
     };
     let token = match args.role {

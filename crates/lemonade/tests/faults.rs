@@ -1,4 +1,5 @@
-//! The article's failure cases, injected into every call the coordinator makes: the
+//! The article's failure cases, injected into every call the coordinator and the orders
+//! service's relay make: the
 //! connection refused, 429, a timeout, a reply that cannot be decoded, and a call carried out
 //! whose reply was lost. After each, the client's answer is right, a retry with the same key
 //! replays it, the customer's points match, and the audit across the four databases is clean.
@@ -715,6 +716,29 @@ async fn with_crm_frozen_sales_to_a_known_customer_do_not_wait_for_it_and_the_po
         "the points followed"
     );
     shop.assert_settles_clean().await;
+}
+
+/// Events take one path, the orders service's relay, woken by the commit that wrote them:
+/// a sale's points reach CRM in one delivery (nobody else sends them, so they are not sent
+/// twice), and the customer read right after the sale's answer has them (the coordinator
+/// waits, boundedly, for the relay to pass the sale's place in the outbox).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_s_points_reach_crm_in_one_delivery_by_the_relay_and_are_read_right_after() {
+    let shop = shop(|_| {}).await;
+    let (product, customer) = (shop.product().await, shop.customer().await);
+    let (status, sold) = shop.place(&customer, &product, "k-once").await;
+    assert_eq!(status, 201, "{sold}");
+    assert_eq!(
+        shop.get(&format!("/customers/{customer}")).await["points"],
+        sold["points"],
+        "the points are read right after the sale"
+    );
+    shop.assert_settles_clean().await;
+    assert_eq!(
+        shop.plan.sent(CrmEvents::PATH),
+        1,
+        "one delivery of the sale's points, by the relay alone"
+    );
 }
 
 /// CRM down: once the breaker knows, a change that needs CRM fails at once, in words that

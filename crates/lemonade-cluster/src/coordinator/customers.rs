@@ -13,6 +13,7 @@ use lemonade_store::sql::sagas;
 use tokio::time::Instant;
 
 use super::Coordinator;
+use super::read_your_writes::Sees;
 use crate::client::CallError;
 use crate::rpc::*;
 
@@ -138,7 +139,7 @@ impl Coordinator {
     pub(super) async fn erase(&self, id: CustomerId) -> Result<Erasure, ShopError> {
         if self.standing(&id).await?.is_none() {
             // Unknown here: CRM says whether they exist (404 stays 404, nothing is marked).
-            let customer = self.ask(GetCustomer { id: id.clone() }).await?;
+            let customer = self.ask_about(&id, GetCustomer { id: id.clone() }).await?;
             self.learn(&customer).await;
         }
         let marked = id.clone();
@@ -209,8 +210,13 @@ impl Coordinator {
     /// CRM's part of [`Coordinator::finish_erasure`]: it anonymises the customer, once per
     /// customer whoever asks (the step key is the customer's).
     async fn anonymise_at_crm(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
-        // After the eager deliveries to CRM under way: the points it forfeits include theirs.
-        self.inner.eager.caught_up(Service::Crm).await;
+        // After the relay delivered their orders' points (at most a bounded wait): the points
+        // the erasure forfeits include them. One that comes later changes nothing.
+        let clients = &self.inner.clients;
+        self.inner
+            .written
+            .caught_up(clients, Service::Crm, Sees::Customer(customer))
+            .await;
         let erase = AnonymiseCustomer { id: customer.clone() };
         self.inner
             .clients
@@ -223,7 +229,7 @@ impl Coordinator {
         if self.standing(id).await?.is_some() {
             return Ok(());
         }
-        let customer = self.ask(GetCustomer { id: id.clone() }).await?;
+        let customer = self.ask_about(id, GetCustomer { id: id.clone() }).await?;
         self.learn(&customer).await;
         Ok(())
     }

@@ -16,6 +16,7 @@ use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMo
 use lemonade_domain::{FieldError, ShopError};
 
 use super::Coordinator;
+use super::read_your_writes::Sees;
 use crate::client::CallError;
 use crate::rpc::*;
 
@@ -31,14 +32,14 @@ impl Shop for Coordinator {
         self.ask(GetIngredient { id }).await
     }
     async fn create_ingredient(&self, new: NewIngredient) -> Result<Ingredient, ShopError> {
-        self.change(CreateIngredient { new }).await
+        self.change(Sees::All, CreateIngredient { new }).await
     }
     async fn adjust_stock(
         &self,
         id: IngredientId,
         adjustment: StockAdjustment,
     ) -> Result<(Ingredient, StockMove), ShopError> {
-        self.change(AdjustStock { id, adjustment }).await
+        self.change(Sees::All, AdjustStock { id, adjustment }).await
     }
     async fn list_moves(
         &self,
@@ -55,27 +56,29 @@ impl Shop for Coordinator {
         self.ask(GetProduct { id }).await
     }
     async fn create_product(&self, new: NewProduct) -> Result<Product, ShopError> {
-        self.change(CreateProduct { new }).await
+        self.change(Sees::All, CreateProduct { new }).await
     }
     async fn update_product(&self, id: ProductId, patch: ProductPatch) -> Result<Product, ShopError> {
-        self.change(UpdateProduct { id, patch }).await
+        self.change(Sees::All, UpdateProduct { id, patch }).await
     }
 
     async fn list_customers(&self, search: Option<String>, page: PageRequest) -> Result<Page<Customer>, ShopError> {
         self.ask(ListCustomers { search, page }).await
     }
     async fn get_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
-        let customer = self.ask(GetCustomer { id }).await?;
+        let customer = self.ask_about(&id, GetCustomer { id: id.clone() }).await?;
         self.learn(&customer).await;
         Ok(customer)
     }
     async fn create_customer(&self, fields: CustomerFields) -> Result<Customer, ShopError> {
-        let customer = self.change(CreateCustomer { fields }).await?;
+        let customer = self.change(Sees::Nothing, CreateCustomer { fields }).await?;
         self.learn(&customer).await;
         Ok(customer)
     }
     async fn update_customer(&self, id: CustomerId, fields: CustomerFields) -> Result<Customer, ShopError> {
-        let customer = self.change(UpdateCustomer { id, fields }).await?;
+        let customer = self
+            .change(Sees::Customer(&id), UpdateCustomer { id: id.clone(), fields })
+            .await?;
         self.learn(&customer).await;
         Ok(customer)
     }
@@ -97,11 +100,11 @@ impl Shop for Coordinator {
     }
     async fn export_customer(&self, id: CustomerId) -> Result<CustomerExport, ShopError> {
         let (customer, orders, activity) = tokio::join!(
-            self.ask(GetCustomer { id: id.clone() }),
+            self.ask_about(&id, GetCustomer { id: id.clone() }),
             self.ask(CustomerOrders {
                 customer_id: id.clone()
             }),
-            self.ask(CustomerActivity { id })
+            self.ask_about(&id, CustomerActivity { id: id.clone() })
         );
         let customer = customer?;
         self.learn(&customer).await;
@@ -178,7 +181,10 @@ impl Shop for Coordinator {
                 return self.ask(GetOrder { id }).await;
             }
         };
-        match self.unless_known(self.asking(GetOrder { id: id.clone() })).await {
+        match self
+            .unless_known(self.asking(Sees::All, GetOrder { id: id.clone() }))
+            .await
+        {
             Some(Ok(order)) => Ok(order),
             // Not at the orders service yet: a saga that has not created it shows it pending.
             Some(Err(ShopError::NotFound { what })) => match known {
@@ -192,8 +198,11 @@ impl Shop for Coordinator {
     }
 
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError> {
-        let settled = self.change(CancelOrder { order_id: id }).await?;
-        self.inner.eager.deliver(settled.events);
+        let settled = self.change(Sees::Nothing, CancelOrder { order_id: id }).await?;
+        // A client's next read of the customer, or of stock, waits for the relay to pass these.
+        self.inner
+            .written
+            .wrote(settled.order.customer_id.as_ref(), settled.marks);
         Ok(settled.order)
     }
 

@@ -11,7 +11,8 @@
 //!    the transaction that checks the customer in the directory once more;
 //! 3. commit the reservation;
 //! 4. create the order, confirmed, at the orders service, which puts "award the points" in
-//!    its outbox in the same transaction; its relay tells CRM;
+//!    its outbox in the same transaction; its relay tells CRM (the one path of events), and
+//!    a client's next read of the customer waits for it ([`read_your_writes`]);
 //! 5. mark the saga `confirmed`.
 //!
 //! Until step 4 the orders service does not know the order: a client who got 202 reads it
@@ -34,6 +35,7 @@
 
 mod customers;
 mod forward;
+pub mod read_your_writes;
 mod saga;
 mod sweeper;
 
@@ -42,17 +44,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lemonade_domain::ShopError;
-use lemonade_domain::ids::OrderId;
+use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_store::inflight::InFlight;
 use lemonade_store::sql::sagas;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::client::{CallError, Clients};
-use crate::eager::Eager;
 use crate::group::Group;
 use crate::node::Node;
 use crate::rpc::Call;
+use read_your_writes::{Sees, Written};
 
 /// How the coordinator runs sagas. Units are in the names.
 #[derive(Clone, Copy, Debug)]
@@ -121,8 +123,9 @@ struct Inner {
     /// [`Coordinator::log_lags`]). Bounded by the sagas unfinished in the log: each is
     /// removed by the write that records its end.
     unrecorded: Arc<Mutex<HashSet<OrderId>>>,
-    /// Events being delivered to their receivers without the relay.
-    eager: Eager,
+    /// Where the events of this coordinator's steps lie in the outbox, for the reads that
+    /// must see them.
+    written: Written,
 }
 
 fn step_key(order: &OrderId, step: &str) -> Option<String> {
@@ -144,7 +147,7 @@ impl Coordinator {
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
                 unrecorded: Arc::default(),
-                eager: Eager::new(Arc::clone(&clients)),
+                written: Written::default(),
                 clients,
             }),
         }
@@ -158,17 +161,29 @@ impl Coordinator {
         Instant::now() + Duration::from_millis(ms)
     }
 
-    /// A read forwarded for a client. It sees what the eager deliveries under way to its
-    /// service do (a client reads the points of the order it was just answered).
+    /// A read forwarded for a client. It sees what the events written before it did to its
+    /// service, all of them (a list; stock after a cancellation), after a bounded wait for the
+    /// relay ([`read_your_writes`]).
     async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
-        Ok(self.asking(call).await?)
+        self.ask_seeing(Sees::All, call).await
     }
 
-    /// [`Coordinator::ask`], failing as the call does.
-    async fn asking<C: Call>(&self, call: C) -> Result<C::Reply, CallError> {
-        self.inner.eager.caught_up(C::SERVICE).await;
+    /// [`Coordinator::ask`] about one customer: it waits only for the events of theirs (the
+    /// points of the order they were just sold).
+    async fn ask_about<C: Call>(&self, customer: &CustomerId, call: C) -> Result<C::Reply, ShopError> {
+        self.ask_seeing(Sees::Customer(customer), call).await
+    }
+
+    async fn ask_seeing<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, ShopError> {
+        Ok(self.asking(sees, call).await?)
+    }
+
+    /// [`Coordinator::ask_seeing`], failing as the call does.
+    async fn asking<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, CallError> {
+        let clients = &self.inner.clients;
+        self.inner.written.caught_up(clients, C::SERVICE, sees).await;
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        self.inner.clients.call(&call, None, deadline).await
+        clients.call(&call, None, deadline).await
     }
 
     /// A service's answer, when the coordinator has a truthful answer of its own to give in
@@ -203,12 +218,14 @@ impl Coordinator {
 
     /// A change forwarded for a client: one fresh step key for this request, kept over its
     /// retries, so a retried call whose reply was lost is not carried out twice. Like a read,
-    /// it comes after the eager deliveries under way to its service.
-    async fn change<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
-        self.inner.eager.caught_up(C::SERVICE).await;
+    /// it comes after what it must see of the events written before it (`sees`): its answer
+    /// shows their effect too.
+    async fn change<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, ShopError> {
+        let clients = &self.inner.clients;
+        self.inner.written.caught_up(clients, C::SERVICE, sees).await;
         let key = format!("req:{}", self.inner.node.ids.next_id());
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        Ok(self.inner.clients.call(&call, Some(key), deadline).await?)
+        Ok(clients.call(&call, Some(key), deadline).await?)
     }
 
     /// A call whose reply only adds to a client's answer: it waits at most

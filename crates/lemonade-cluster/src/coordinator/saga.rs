@@ -246,8 +246,9 @@ impl Coordinator {
                 let create = CreateOrder { plan: plan.clone() };
                 match clients.call(&create, step_key(id, "place"), deadline).await {
                     Ok(settled) => {
-                        // Not waited for: a client's next read waits for it instead.
-                        self.inner.eager.deliver(settled.events);
+                        // The relay delivers its events; a client's next read of the customer
+                        // waits for it to pass these marks.
+                        self.inner.written.wrote(plan.customer_id.as_ref(), settled.marks);
                         StepResult::Created(settled.order)
                     }
                     Err(e) => step_result::<()>(Err(e)),

@@ -82,6 +82,16 @@ pub fn undelivered(conn: &dyn Db, to: Destination, limit: u32) -> Result<Vec<Env
     .collect()
 }
 
+/// The place of the newest event in the outbox, 0 when it never held one: when `to` has no
+/// undelivered event in the same snapshot, every event to `to` placed up to it is delivered.
+/// (The newest row is never deleted, see [`expire_delivered`], so this never goes back.)
+pub fn last_seq(conn: &dyn Db) -> Result<i64, ShopError> {
+    conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", params![], |r| {
+        r.get::<_, i64>(0)
+    })
+    .db()
+}
+
 /// Marks a delivery delivered (the receiver committed it), in one statement: `delivered` is
 /// what [`undelivered`] returned for `to`, the oldest undelivered events in order, so the
 /// undelivered events of `to` from its first place to its last are exactly these (places are
