@@ -21,7 +21,7 @@ pub const STEP_RETENTION_MS: i64 = 48 * 3_600_000;
 /// How long a receiver remembers an applied event at least, on top of its sender's word that
 /// the relay will not send it again. The relay is the one path of events, so the word alone
 /// would do; the age is a margin (twice the step results' life, which bounded the coordinator's
-/// own deliveries when it made them). See ARCHITECTURE.md.
+/// own deliveries when it made them). See docs/design.md, "Events".
 pub const INBOX_RETENTION_MS: i64 = 2 * STEP_RETENTION_MS;
 /// How long the orders service keeps events it delivered (the relay never reads them again).
 pub const OUTBOX_RETENTION_MS: i64 = 48 * 3_600_000;

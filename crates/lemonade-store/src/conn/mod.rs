@@ -155,7 +155,7 @@ pub trait Db {
     /// Makes what committed transactions deleted or overwrote unreadable in the database's
     /// files, as far as the engine can; outside any transaction. SQLite copies its WAL back
     /// into the database file and truncates it (with `secure_delete` on, the copied pages hold
-    /// zeros where deleted values were); PostgreSQL vacuums `tables` (see ARCHITECTURE.md for
+    /// zeros where deleted values were); PostgreSQL vacuums `tables` (see docs/design.md, "Erasure", for
     /// what that leaves). `Ok(false)`: a reader still uses what would go; try again later.
     fn scrub(&self, tables: &[&str]) -> Result<bool, DbError>;
 }

@@ -8,7 +8,7 @@
 //! the effect happens exactly once.
 //!
 //! **Forgetting.** Neither table may grow without end, and an inbox id may be forgotten only
-//! once its event can no longer be delivered again (ARCHITECTURE.md, "Events", says why this
+//! once its event can no longer be delivered again (docs/design.md, "Events", says why this
 //! holds on every path that delivers events):
 //! - a delivered outbox row is never read again, so it goes after a retention
 //!   ([`expire_delivered`]), the newest row excepted (SQLite would hand its `seq` out again,
