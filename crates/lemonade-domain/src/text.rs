@@ -401,6 +401,9 @@ pub fn name_key(raw: &str) -> String {
         .chars()
         .filter(|&c| !CodePointSetData::new::<VariationSelector>().contains(c))
         .collect();
+    // Before case folding, which would lose the case a letter such as Greek Ν is read in, and
+    // before compatibility forms, which make the lunate sigma ϲ (a c to the eye) a σ.
+    let text = look_alike::fold_words(&text, look_alike::Pass::AsWritten);
     let fold = |s: &str| CaseMapperBorrowed::new().fold_string(s).into_owned();
     let nfd = DecomposingNormalizerBorrowed::new_nfd();
     let nfkd = DecomposingNormalizerBorrowed::new_nfkd();
@@ -409,7 +412,9 @@ pub fn name_key(raw: &str) -> String {
     let twice = nfkd.normalize(&fold(&once)).into_owned();
     // Compatibility forms can spell punctuation in parts (‴ is three ′).
     let key = fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice));
-    nfc(&look_alike::fold_words(&key))
+    // Again, for the letters case folding makes (ᾳ is αι, ﬅ is st): it changes nothing in a word
+    // the first pass wrote in one script.
+    nfc(&look_alike::fold_words(&key, look_alike::Pass::Folded))
 }
 
 /// What a search compares (see the module's doc). Never shown; total for any input.
@@ -771,6 +776,17 @@ mod tests {
             // A word of another script that looks Latin letter for letter reads as Latin.
             ("Сок", "Cok"),
             ("ТАХI", "Taxi"),
+            // Found by a second tester: letters whose cases read as two letters (Ν is N, ν is v;
+            // η is n), the lunate sigma (a c, which compatibility forms make σ), and a mixed word
+            // that only its minority script can write whole.
+            ("ΝΕΟ", "NEO"),
+            ("ΝΙΝΑ", "NINA"),
+            ("Νova", "Nova"),
+            ("ϲola", "cola"),
+            ("Ϲola", "Cola"),
+            ("ηut", "nut"),
+            ("Cyп", "Суп"),
+            ("Cыp", "Сыр"),
             // Case never decides: σ looks like o, so its capital Σ is o too (else "ΣIGMA" and
             // "σigma" would be one name, and "σigma" and "oigma" another).
             ("ΣIGMA", "OIGMA"),
@@ -781,7 +797,10 @@ mod tests {
         for (one, other) in [
             ("Corn", "Com"), // rn and m look alike, within one script
             ("Cola 1", "Cola l"),
-            ("Сыр", "Cыp"), // ы looks like no Latin letter: the word stays Cyrillic...
+            ("Νova", "Vova"), // Ν reads N, ν reads v
+            ("Νερο", "Vepo"),
+            ("ηut", "Hut"),  // η reads n, Η reads H
+            ("Сыр", "Cьıp"), // ы looks like no Latin letter: the word stays Cyrillic...
         ] {
             assert_ne!(name_key(one), name_key(other), "{one:?}");
         }
@@ -800,20 +819,28 @@ mod tests {
         assert!(search_key("Саша").starts_with(&search_key("Ca")));
     }
 
-    /// Which letter a letter of another script looks like depends on nothing but the letter, its
-    /// case partner and the script.
+    /// A letter of another script reads as one letter in both cases when its cases look like one
+    /// letter, or only one of them looks like a letter; as the case it is written in when they
+    /// look like two.
     #[test]
-    fn a_look_alike_is_chosen_the_same_way_for_both_cases() {
+    fn how_a_letter_of_another_script_reads() {
         use icu_properties::props::Script;
         for (c, latin) in [
             ('М', 'm'),
             ('м', 'm'),
             ('І', 'i'),
             ('і', 'i'),
-            ('ӏ', 'l'),
-            ('Ӏ', 'l'),
             ('σ', 'o'),
             ('Σ', 'o'),
+            ('ϲ', 'c'),
+            ('Ϲ', 'c'),
+            // Two letters: read as written.
+            ('ӏ', 'l'),
+            ('Ӏ', 'i'),
+            ('Ν', 'n'),
+            ('ν', 'v'),
+            ('Η', 'h'),
+            ('η', 'n'),
         ] {
             assert_eq!(look_alike::look_alike(c, Script::Latin), Some(latin), "{c:?}");
         }
@@ -930,9 +957,10 @@ mod tests {
             "👩\u{200d}🍳",
             "1",
             "Сafе",
+            // Not the palochka ӏ (an l) nor Greek ν (a v), whose capitals read as I and N:
+            // those are read in the case written (see `look_alike`).
             "Мix",
             "Іce",
-            "Beӏӏ",
             "кiwi",
             "Сок",
             "Σ",
@@ -943,38 +971,47 @@ mod tests {
         prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
     }
 
-    /// A Latin word, and the same word with some of its letters (in either case) written as a
-    /// Cyrillic or Greek letter that looks like them.
+    /// A Latin word, and the same word with some of its letters written as a Cyrillic or Greek
+    /// letter that reads as them in the case written; the Latin letters in either case.
     fn latin_word_and_look_alike() -> impl Strategy<Value = (String, String)> {
         use icu_properties::props::Script;
+        // (the Latin letter as it reads, in its case; the letter that reads so)
         static SWAPS: LazyLock<Vec<(char, char)>> = LazyLock::new(|| {
             let others = ('\u{370}'..='\u{3FF}').chain('\u{400}'..='\u{4FF}');
-            // A compatibility character is judged by its compatibility form (ϲ is σ).
             others
+                // A compatibility character is judged by its compatibility form (ϵ is ε).
                 .filter(|&c| compatibility_form(c) == c.to_string())
                 .filter_map(|c| {
-                    look_alike::look_alike(c, Script::Latin)
-                        .filter(char::is_ascii)
-                        .map(|d| (d, c))
+                    let latin = look_alike::look_alike(c, Script::Latin).filter(char::is_ascii)?;
+                    Some((
+                        if c.is_uppercase() {
+                            latin.to_ascii_uppercase()
+                        } else {
+                            latin
+                        },
+                        c,
+                    ))
                 })
                 .collect()
         });
-        let letters: String = SWAPS.iter().map(|&(d, _)| d).collect();
-        let word = prop::collection::vec(prop::sample::select(letters.chars().collect::<Vec<_>>()), 1..8);
+        let letters: Vec<char> = SWAPS.iter().map(|&(d, _)| d).collect();
+        let word = prop::collection::vec(prop::sample::select(letters), 1..8);
         (word, prop::collection::vec(any::<(bool, bool)>(), 8)).prop_map(|(word, flips)| {
-            let latin: String = word.iter().collect();
-            let other = word
-                .iter()
-                .zip(flips.iter().cycle())
-                .map(|(&d, &(swap, upper))| {
-                    let c = if swap {
-                        SWAPS.iter().find(|&&(l, _)| l == d).map_or(d, |&(_, c)| c)
+            let (mut latin, mut other) = (String::new(), String::new());
+            for (&d, &(swap, flip)) in word.iter().zip(flips.iter().cycle()) {
+                let swapped = SWAPS.iter().find(|&&(l, _)| l == d).map(|&(_, c)| c);
+                match swapped {
+                    Some(c) if swap => other.push(c),
+                    // Not swapped: the Latin letter, in either case.
+                    _ if flip => other.push(if d.is_ascii_uppercase() {
+                        d.to_ascii_lowercase()
                     } else {
-                        d
-                    };
-                    if upper { c.to_uppercase().next().unwrap_or(c) } else { c }
-                })
-                .collect();
+                        d.to_ascii_uppercase()
+                    }),
+                    _ => other.push(d),
+                }
+                latin.push(d);
+            }
             (latin, other)
         })
     }

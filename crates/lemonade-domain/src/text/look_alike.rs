@@ -2,14 +2,17 @@
 //! makes two names that a person reads as one name out of letters of different scripts.
 //!
 //! The source is UTS #39's confusables (through `unicode-security`'s skeletons): two letters
-//! look alike when they have one skeleton. A letter is judged with its case partner, so that
-//! case never decides whether it looks like another: Cyrillic `М` looks like Latin `M` though
+//! look alike when they have one skeleton. A letter reads as the letter of the target script
+//! that its small form looks like the small form of, or its capital the capital of. In Latin,
+//! only letters Latin words are written with count (an ASCII letter, with or without marks).
+//! Where a letter's two cases read as one letter, or only one of them reads as a letter, the
+//! letter reads so in both cases, so case does not decide: Cyrillic `М` looks like `M` though
 //! `м` does not look like `m`, so both are `m`; Greek `σ` looks like `o` though `Σ` does not,
-//! so both are `o`. In Latin, only letters Latin words are written with count (an ASCII
-//! letter, with or without marks). Where several letters of the target script look like it,
-//! the one chosen is ASCII if one is, then one whose two cases both look alike, then one whose small letter does
-//! (the Cyrillic palochka `ӏ` is `l`, though its capital looks like `I`), then the lowest code
-//! point; so the choice is a function of the letter and the script alone.
+//! so both are `o`. Where they read as two letters (Greek `Ν` as `N` but `ν` as `v`, `Η` as
+//! `H` but `η` as `n`), the letter reads as the case it is written in: that is what a person
+//! reads, and any one letter for both cases would make "Νova" the same name as "Vova" and not
+//! as "Nova". Where several letters of the target script look like it, the first is ASCII,
+//! then the lowest code point.
 //!
 //! Used by [`super::name_key`] a word at a time ([`fold_words`]) and by [`super::search_key`] a
 //! letter at a time ([`to_latin`]).
@@ -69,7 +72,9 @@ fn letters_of(script: Script) -> &'static ByPrototype {
     })
 }
 
-/// `c` case-folded, when that is one character.
+/// `c` case-folded, when that is one character; `None` for a letter that case folding makes
+/// several (`ß` is `ss`, `ᾳ` is `αι`), which is read after case folding instead (see
+/// [`fold_words`]).
 fn folded(c: char) -> Option<char> {
     let mut utf8 = [0; 4];
     let folded = CaseMapperBorrowed::new().fold_string(c.encode_utf8(&mut utf8));
@@ -90,6 +95,21 @@ fn capital(f: char) -> char {
     }
 }
 
+/// The letter Latin words write for the Latin letter `d` (small): `d` itself when it is an
+/// ASCII letter with or without marks, else the one ASCII letter a primary-strength collation
+/// reads it as ([`super::latin_base`]: `ɳ` is `n`), else `None` (`ȹ`, `ʃ`: letters of their
+/// own).
+fn latin_letter(d: char) -> Option<char> {
+    if is_ascii_based(d) {
+        return Some(d);
+    }
+    let mut base = super::latin_base(d)?.chars();
+    match (base.next(), base.next()) {
+        (Some(b), None) => Some(b),
+        _ => None,
+    }
+}
+
 /// Whether the Latin letter `d` is an ASCII letter, with or without marks (`e`, `é`, `ё`'s
 /// look-alike `ë`): the letters Latin words are written with. The others (`ȹ`, `ɸ`, `ʃ`, `ĸ`)
 /// are letters of phonetics and of a few languages, which UTS #39 gives as the prototypes of
@@ -101,31 +121,71 @@ fn is_ascii_based(d: char) -> bool {
     decomposed.chars().next().is_some_and(|base| base.is_ascii_alphabetic())
 }
 
-/// The letter of `script`, case-folded, that the letter `c` of another script looks like (see
-/// the module's doc); `None` when `c` is not a letter, is of `script`, or looks like no letter
-/// of it. Depends on `c` only through its case-folded form: `look_alike('М', Latin)` and
-/// `look_alike('м', Latin)` are both `Some('m')`.
-pub fn look_alike(c: char, script: Script) -> Option<char> {
+/// How the letter `c` of another script reads in `script`: the letter its small form looks like
+/// the small form of, and the letter its capital looks like the capital of (each case-folded;
+/// ASCII first, then the lowest code point). `None` when `c` is not a letter or is of
+/// `script`.
+fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
     if !is_letter(c) || script_of(c) == script {
         return None;
     }
     let small = folded(c)?;
-    let (small_shape, capital_shape) = (skeleton(&small.to_string()), skeleton(&capital(small).to_string()));
     let table = letters_of(script);
-    let found = [&small_shape, &capital_shape]
-        .into_iter()
-        .filter_map(|shape| table.get(shape));
-    found
-        .flatten()
-        .filter_map(|&e| folded(e))
-        .filter(|&d| script != Script::Latin || is_ascii_based(d))
-        .filter_map(|d| {
-            let small_alike = skeleton(&d.to_string()) == small_shape;
-            let capital_alike = skeleton(&capital(d).to_string()) == capital_shape;
-            (small_alike || capital_alike).then_some((!d.is_ascii(), !(small_alike && capital_alike), !small_alike, d))
+    let read = |shape: &str, form: fn(char) -> char| {
+        table
+            .get(shape)
+            .into_iter()
+            .flatten()
+            .filter_map(|&e| folded(e))
+            .filter(|&d| skeleton(&form(d).to_string()) == shape)
+            .filter_map(|d| {
+                if script == Script::Latin {
+                    latin_letter(d)
+                } else {
+                    Some(d)
+                }
+            })
+            .min_by_key(|&d| (!d.is_ascii(), d))
+    };
+    // In Latin, a prototype no letter Latin words are written with has, made of one letter and
+    // marks, reads as that letter: Greek η's prototype is n with a line below (U+0329).
+    let read_in = |form_of_c: char, form: fn(char) -> char| {
+        let shape = skeleton(&form_of_c.to_string());
+        read(&shape, form).or_else(|| {
+            let mut chars = shape.chars();
+            let base = chars.next()?;
+            (script == Script::Latin && chars.all(is_mark)).then_some(())?;
+            let mut base_shape = String::new();
+            base_shape.push(form(base));
+            read(&skeleton(&base_shape), form)
         })
-        .min()
-        .map(|(.., d)| d)
+    };
+    Some((read_in(small, |d| d), read_in(capital(small), capital)))
+}
+
+/// The letter of `script`, case-folded, that the letter `c` of another script reads as (see
+/// the module's doc); `None` when `c` is not a letter, is of `script`, or looks like no letter
+/// of it. A letter whose two cases look like the same letter, or only one of whose cases looks
+/// like a letter, reads as that letter in both cases: `look_alike('М', Latin)` and
+/// `look_alike('м', Latin)` are both `Some('m')`. One whose small form and capital look like
+/// two different letters reads as the case it is written in: Greek `Ν` is `n`, `ν` is `v`
+/// (else "Νova", which reads "Nova", would be "vova").
+pub fn look_alike(c: char, script: Script) -> Option<char> {
+    reading(c, script, true)
+}
+
+/// [`look_alike`]; when `as_written` is false, `None` for a letter whose two cases read as two
+/// letters (so that where a word is written in a script only in part, case never decides).
+fn reading(c: char, script: Script, as_written: bool) -> Option<char> {
+    match readings(c, script)? {
+        (Some(small), Some(capital)) if small != capital => match as_written {
+            true if c.is_uppercase() => Some(capital),
+            true => Some(small),
+            false => None,
+        },
+        (Some(small), _) => Some(small),
+        (None, capital) => capital,
+    }
 }
 
 /// `text` with each letter of a script other than Latin that looks like a Latin letter written
@@ -137,16 +197,26 @@ pub fn to_latin(text: &str) -> String {
         .collect()
 }
 
-/// `text` (case-folded) with each word (a run of letters and marks) that [`fold_word`] changes
-/// changed.
-pub fn fold_words(text: &str) -> String {
+/// Which of [`fold_word`]'s rules a pass applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Rule 1 alone, on a text in the case it was written: a letter whose cases read as two
+    /// letters is read as the case written (see [`look_alike`]).
+    AsWritten,
+    /// Every rule, on a case-folded text: what case folding made (ß is ss, ᾳ is αι) is read,
+    /// and words that mix scripts are written in one, which no case can change.
+    Folded,
+}
+
+/// `text` with each word (a run of letters and marks) that [`fold_word`] changes changed.
+pub fn fold_words(text: &str, pass: Pass) -> String {
     let in_word = |c: char| is_letter(c) || is_mark(c);
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(in_word) {
         out.push_str(&rest[..start]);
         let len = rest[start..].find(|c: char| !in_word(c)).unwrap_or(rest.len() - start);
-        out.push_str(&fold_word(&rest[start..start + len]));
+        out.push_str(&fold_word(&rest[start..start + len], pass));
         rest = &rest[start + len..];
     }
     out.push_str(rest);
@@ -158,15 +228,22 @@ pub fn fold_words(text: &str) -> String {
 ///    looks like a Latin letter, is written in Latin letters: Cyrillic "сок" and Latin "cok",
 ///    Cyrillic "рах" and the mixed "pах", look the same and are one name;
 /// 2. any other word that mixes scripts (UTS #39's single-script test, where Han, kana and
-///    Hangul count as the writing systems they make together) is written in its main script
-///    (the one of most of its letters; on a tie Latin, then the lowest ICU script code): each
-///    letter of another script that looks like a letter of the main one is written as it;
+///    Hangul count as the writing systems they make together) is written in its main script:
+///    of its scripts, one that can write all of it ("Cyп" with a Latin C and y is the
+///    Cyrillic "Суп"), else the one that can write most of it; on a tie the one of most of
+///    its letters, then Latin, then the first in ICU's order of scripts. Each letter of
+///    another script that looks like a letter of the main one is written as it, but for a
+///    letter whose cases read as two letters, left as it is ([`Pass::Folded`] only);
 /// 3. every other word (of one script, not all of it like Latin) is left as it is.
 ///
-/// So no word of Latin letters alone ever changes: UTS #39's look-alikes within one script
+/// A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is; the
+/// pass after case folding reads what it became. So no word of Latin letters alone ever changes: UTS #39's look-alikes within one script
 /// ("rn" and "m", "l" and "I") stay apart, and "Corn" and "Com" are two products.
-pub fn fold_word(word: &str) -> String {
-    let letters = || word.chars().filter(|&c| is_letter(c));
+pub fn fold_word(word: &str, pass: Pass) -> String {
+    // A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is:
+    // the second pass, after case folding, reads what it becomes.
+    let deciding = |c: char| is_letter(c) && folded(c).is_some();
+    let letters = || word.chars().filter(|&c| deciding(c));
     if letters().all(|c| script_of(c) == Script::Latin) {
         return word.to_owned();
     }
@@ -174,14 +251,14 @@ pub fn fold_word(word: &str) -> String {
         .chars()
         .map(|c| match look_alike(c, Script::Latin) {
             Some(d) => Some(d),
-            None if !is_letter(c) || script_of(c) == Script::Latin => Some(c),
+            None if !deciding(c) || script_of(c) == Script::Latin => Some(c),
             None => None,
         })
         .collect();
     if let Some(latin) = latin {
         return latin;
     }
-    if word.is_single_script() {
+    if pass == Pass::AsWritten || word.is_single_script() {
         return word.to_owned();
     }
     let mut counts: Vec<(Script, usize)> = Vec::new();
@@ -191,12 +268,25 @@ pub fn fold_word(word: &str) -> String {
             None => counts.push((script, 1)),
         }
     }
+    let unread = |script: Script| {
+        letters()
+            .filter(|&c| script_of(c) != script && reading(c, script, false).is_none())
+            .count()
+    };
     let main = counts
         .iter()
-        .max_by_key(|&&(script, n)| (n, script == Script::Latin, std::cmp::Reverse(script)))
-        .map(|&(script, _)| script);
+        .map(|&(script, n)| {
+            (
+                std::cmp::Reverse(unread(script)),
+                n,
+                script == Script::Latin,
+                std::cmp::Reverse(script),
+            )
+        })
+        .max()
+        .map(|(.., std::cmp::Reverse(script))| script);
     let Some(main) = main else {
         return word.to_owned();
     };
-    word.chars().map(|c| look_alike(c, main).unwrap_or(c)).collect()
+    word.chars().map(|c| reading(c, main, false).unwrap_or(c)).collect()
 }

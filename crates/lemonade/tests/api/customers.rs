@@ -675,8 +675,13 @@ async fn search_finds_look_alike_letters_of_another_script() {
     let app = spawn_app().await;
     let tag = unique();
     let mut people = Vec::new();
-    // "Мax" with a Cyrillic М; "Саша" (Sasha) in Cyrillic; "Kiwi" in Latin.
-    for name in ["\u{41c}ax", "\u{421}\u{430}\u{448}\u{430}", "Kiwi"] {
+    // "Мax" with a Cyrillic М; "Саша" (Sasha) in Cyrillic; "Kiwi" in Latin; the Greek "Νεο".
+    for name in [
+        "\u{41c}ax",
+        "\u{421}\u{430}\u{448}\u{430}",
+        "Kiwi",
+        "\u{39d}\u{3b5}\u{3bf}",
+    ] {
         let c = app
             .post("/customers", &json!({"name": format!("{name} {tag}")}))
             .await
@@ -689,6 +694,7 @@ async fn search_finds_look_alike_letters_of_another_script() {
         ("\u{421}\u{430}\u{448}", 1),
         ("\u{41a}iwi", 2),
         ("\u{43a}\u{456}w\u{456}", 2),
+        ("neo", 3),
     ] {
         let found: Vec<String> = app
             .get_all(&format!("/customers?q={}", enc(query)), 200)
