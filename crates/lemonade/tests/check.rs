@@ -342,7 +342,12 @@ async fn check_through_another_path_to_a_running_shop_s_database_is_refused_nami
     for other in [&hard, &soft] {
         for json in [false, true] {
             let (code, stdout, stderr) = check(other, json);
-            assert_eq!(code, Some(2), "{}: stdout:\n{stdout}\nstderr:\n{stderr}", other.display());
+            assert_eq!(
+                code,
+                Some(2),
+                "{}: stdout:\n{stdout}\nstderr:\n{stderr}",
+                other.display()
+            );
             for named in [
                 "cannot audit",
                 "lemonade.db is in use by lemonade serve",
