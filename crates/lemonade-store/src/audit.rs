@@ -12,10 +12,26 @@ use rusqlite::Connection;
 use crate::db::OpenError;
 use crate::migrations::Role;
 
+/// What the caller asks of each database file before the audit opens it: `Err` refuses the
+/// file, in words the error gives on; nothing is opened then. The store's seam for what only
+/// the caller knows, such as a process writing the file through another path, whose recent
+/// changes lie in a WAL beside that path, not this one (`lemonade check`).
+pub type Vet<'a> = &'a dyn Fn(&Path) -> Result<(), String>;
+
+/// A [`Vet`] that refuses nothing.
+fn vet_nothing(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
 /// Audits the monolith's database file at `path`; reads only and creates nothing (see
 /// [`open_for_audit`]). Safe while the shop runs.
 pub fn audit_file(path: &Path) -> Result<AuditReport, OpenError> {
-    let conn = open_for_audit(path)?;
+    audit_file_vetted(path, &vet_nothing)
+}
+
+/// [`audit_file`], once `vet` took the file.
+fn audit_file_vetted(path: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
+    let conn = open_for_audit(path, vet)?;
     check_audited(&conn, "main", Role::Monolith, path)?;
     conn.execute_batch("BEGIN")?;
     let report = audit(&conn)?;
@@ -24,8 +40,9 @@ pub fn audit_file(path: &Path) -> Result<AuditReport, OpenError> {
 }
 
 /// Audits what `data` holds: the monolith's database, or a cluster's four (see
-/// [`audit_cluster`]). A folder that holds neither is refused, naming what it should hold.
-pub fn audit_folder(data: &Path) -> Result<AuditReport, OpenError> {
+/// [`audit_cluster`]). A folder that holds neither is refused, naming what it should hold; so is
+/// one whose databases `vet` refuses, before any of them is opened.
+pub fn audit_folder(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
     if !data.is_dir() {
         return Err(OpenError::Other(if data.exists() {
             format!("{} is not a folder", data.display())
@@ -35,10 +52,10 @@ pub fn audit_folder(data: &Path) -> Result<AuditReport, OpenError> {
     }
     let monolith = data.join(MONOLITH_DATABASE);
     if monolith.exists() {
-        return audit_file(&monolith);
+        return audit_file_vetted(&monolith, vet);
     }
     if CLUSTER_DATABASES.iter().any(|(_, file)| data.join(file).exists()) {
-        return audit_cluster(data);
+        return audit_cluster_vetted(data, vet);
     }
     Err(OpenError::Other(format!(
         "{} holds no shop: neither {MONOLITH_DATABASE} (lemonade serve) nor {} (lemonade cluster)",
@@ -56,9 +73,10 @@ fn cluster_files() -> String {
     format!("{} and {}", files[..files.len() - 1].join(", "), files[files.len() - 1])
 }
 
-/// Opens a database file for the audit: see [`crate::db::open_to_read`].
-fn open_for_audit(path: &Path) -> Result<Connection, OpenError> {
+/// Opens a database file for the audit, once `vet` took it: see [`crate::db::open_to_read`].
+fn open_for_audit(path: &Path, vet: Vet) -> Result<Connection, OpenError> {
     ensure_audited_file(path)?;
+    vet(path).map_err(OpenError::Other)?;
     crate::db::open_to_read(path).map_err(|e| in_file(path, e))
 }
 
@@ -121,10 +139,19 @@ pub const CLUSTER_DATABASES: [(&str, &str); 4] = [
 /// no saga unfinished, no reservation held, every event delivered, each order's
 /// reservation, status and saga agreeing, no stock taken for an order that does not exist.
 pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
+    audit_cluster_vetted(data, &vet_nothing)
+}
+
+/// [`audit_cluster`], once `vet` took each of the four files (all of them before any is opened).
+fn audit_cluster_vetted(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
+    for (_, file) in CLUSTER_DATABASES {
+        let path = data.join(file);
+        ensure_audited_file(&path)?;
+        vet(&path).map_err(OpenError::Other)?;
+    }
     let conn = Connection::open_in_memory()?;
     for (schema, file) in CLUSTER_DATABASES {
         let path = data.join(file);
-        ensure_audited_file(&path)?;
         let attach = |mode: &str| {
             conn.execute(
                 "ATTACH DATABASE ?1 AS ?2",

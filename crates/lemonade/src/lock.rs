@@ -16,7 +16,10 @@
 //! in SQLite. (On NFS, Linux emulates `flock` with POSIX locks; a shop's database does not
 //! belong on NFS anyway, as SQLite says.)
 //!
-//! Readers (`lemonade check`) take no lock: SQLite's own locking keeps their reads consistent.
+//! Readers (`lemonade check`) take no lock: SQLite's own locking keeps their reads consistent,
+//! through the path the writer opened the database by. Through another path it does not (the
+//! WAL lies beside the writer's path), so a reader refuses a database held through another
+//! path, naming the holder ([`WriterLock::holder_elsewhere`]).
 //! A lock file is removed only by a start that failed and created it, while holding its lock
 //! ([`WriterLock::remove_file`]); a process that then gets the lock of the removed file sees
 //! that it is no longer at its path and opens the path again, so two processes never lock two
@@ -144,6 +147,25 @@ impl WriterLock {
     /// has no writer). Not for a process that has this database open in SQLite (see the
     /// module docs).
     pub fn holder(database: &Path) -> Result<Option<String>, LockError> {
+        Ok(WriterLock::holding(database)?.map(|(holder, _)| holder))
+    }
+
+    /// Who holds the lock of `database` right now through another path to the same file (a
+    /// hard link or a symlink in another folder, a bind mount), if anyone: as the refusal of
+    /// a second writer names it, with the path it opened the database by when this process
+    /// may see it. A holder through this path is not named. For a reader (`lemonade check`):
+    /// SQLite keeps a database's WAL and shared memory beside the path it was opened by, so
+    /// a reader through another path finds neither, reads what the writer has not yet
+    /// checkpointed as it was before, and leaves its own files beside its path. Creates
+    /// nothing; not for a process that has this database open in SQLite (see the module docs).
+    pub fn holder_elsewhere(database: &Path) -> Result<Option<String>, LockError> {
+        Ok(WriterLock::holding(database)?
+            .filter(|(_, through_here)| !through_here)
+            .map(|(holder, _)| holder))
+    }
+
+    /// [`WriterLock::holder`], and whether it holds the lock through this path.
+    fn holding(database: &Path) -> Result<Option<(String, bool)>, LockError> {
         let io = |source| LockError::Io {
             database: database.display().to_string(),
             source,
@@ -156,8 +178,8 @@ impl WriterLock {
             };
             match file.try_lock() {
                 Ok(()) => {}
-                Err(TryLockError::WouldBlock) if through_here => return Ok(Some(read_holder(&mut &file))),
-                Err(TryLockError::WouldBlock) => return Ok(Some(holder_of(database))),
+                Err(TryLockError::WouldBlock) if through_here => return Ok(Some((read_holder(&mut &file), true))),
+                Err(TryLockError::WouldBlock) => return Ok(Some((holder_of(database), false))),
                 Err(TryLockError::Error(source)) => return Err(io(source)),
             }
         }
@@ -329,6 +351,10 @@ mod tests {
         );
         let holder = WriterLock::holder(&linked).unwrap().unwrap_or_default();
         assert!(holder.starts_with("the first (pid 1)"), "{holder}");
+        // A reader through the link is told of it; one through the holder's path is not.
+        let elsewhere = WriterLock::holder_elsewhere(&linked).unwrap().unwrap_or_default();
+        assert!(elsewhere.contains(&through), "{elsewhere}");
+        assert_eq!(WriterLock::holder_elsewhere(&db).unwrap(), None);
 
         drop(first);
         assert_eq!(WriterLock::holder(&linked).unwrap(), None);

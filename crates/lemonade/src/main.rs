@@ -64,7 +64,7 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
         ),
         None => (
             args.data.display().to_string(),
-            lemonade_store::audit::audit_folder(&args.data),
+            lemonade_store::audit::audit_folder(&args.data, &refuse_held_elsewhere),
         ),
     };
     match audited {
@@ -90,6 +90,22 @@ fn check(args: &CheckArgs) -> std::process::ExitCode {
             lemonade::output::tell(&format!("error: cannot audit {what}: {e}"));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Refuses to audit a database file that a running process writes through another path (a
+/// hard link in another folder, say): its latest changes lie in the WAL beside that path, so
+/// an audit through this one would read an old state, and leave a WAL and shared memory of
+/// its own beside this path. The holder and its path are named, as a second writer hears them.
+fn refuse_held_elsewhere(database: &std::path::Path) -> Result<(), String> {
+    match lemonade::lock::WriterLock::holder_elsewhere(database) {
+        Ok(None) => Ok(()),
+        Ok(Some(holder)) => Err(format!(
+            "{} is in use by {holder}, which opened it by another path: its latest changes are \
+             beside that path, not this one; audit the folder it runs on instead",
+            database.display()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

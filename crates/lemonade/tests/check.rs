@@ -310,6 +310,62 @@ fn a_folder_that_cannot_be_audited_exits_2() {
     assert_eq!(code, Some(2), "{stderr}");
 }
 
+/// A running shop writes its WAL beside the path it opened its database by: `check` on a hard
+/// link (or a symlink) to that file in another folder would read an old state (before, it
+/// said "ok" of a shop without the customer just made) and leave a WAL and shared memory
+/// there. It is refused instead, exit 2, naming the shop and the path it opened the database
+/// by, and the folder holds only the link afterwards; `check` of the shop's own folder
+/// meanwhile audits what the shop has written.
+#[tokio::test]
+async fn check_through_another_path_to_a_running_shop_s_database_is_refused_naming_the_shop() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let data = tmp.path().join("shop");
+    let mut server = Server::start(&data, tmp.path(), "linked").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("a client");
+    send(
+        http.post(format!("{}/customers", server.base))
+            .json(&json!({ "name": "Only Here" })),
+        201,
+    )
+    .await;
+    let database = data.join("lemonade.db");
+    let hard = tmp.path().join("hard");
+    std::fs::create_dir(&hard).unwrap();
+    std::fs::hard_link(&database, hard.join("lemonade.db")).unwrap();
+    let soft = tmp.path().join("soft");
+    std::fs::create_dir(&soft).unwrap();
+    std::os::unix::fs::symlink(&database, soft.join("lemonade.db")).unwrap();
+
+    for other in [&hard, &soft] {
+        for json in [false, true] {
+            let (code, stdout, stderr) = check(other, json);
+            assert_eq!(
+                code,
+                Some(2),
+                "{}: stdout:\n{stdout}\nstderr:\n{stderr}",
+                other.display()
+            );
+            for named in [
+                "cannot audit",
+                "lemonade.db is in use by lemonade serve",
+                &format!("pid {}", server.pid()),
+                &format!("through {}", database.canonicalize().unwrap().display()),
+            ] {
+                assert!(stderr.contains(named), "{}: no {named:?} in\n{stderr}", other.display());
+            }
+            assert_eq!(files_in(other), ["lemonade.db"], "{} left as it was", other.display());
+        }
+    }
+
+    let (code, stdout, stderr) = check(&data, false);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("0 orders, 1 customers"), "{stdout}");
+    assert!(server.terminate().await.success());
+}
+
 /// A folder whose database is missing, empty, not SQLite or another service's is refused
 /// with exit 2 and a message naming the file and what is wrong with it; the audit creates
 /// no file (before, it said only "file is not a database" or "schema version 0", and did

@@ -891,7 +891,10 @@ async fn with_orders_frozen_the_location_of_a_202_answers_pending_from_the_saga_
 
 /// CRM frozen (its calls held past any timeout) when a known customer is erased: the answer
 /// is 202, recorded, by the coordinator's own short wait (before, it waited for CRM its whole
-/// deadline, and here, for ever); once CRM answers again, the sweeper finishes it.
+/// deadline, and here, for ever). Its `Location`, read while CRM is still frozen, says the
+/// erasure is under way (503 with `Retry-After`: the coordinator holds none of the person's
+/// details), by the same short wait (before, it waited out the whole deadline and said only
+/// that CRM failed). Once CRM answers again, the sweeper finishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_crm_frozen_an_erasure_is_answered_as_recorded_at_once_and_finishes_by_itself() {
     let shop = shop(|_| {}).await;
@@ -900,6 +903,21 @@ async fn with_crm_frozen_an_erasure_is_answered_as_recorded_at_once_and_finishes
     let path = format!("/customers/{customer}");
     let answer = shop.delete(&path).await;
     assert_erasure_under_way(&customer, &answer, "as soon as the customer list answers again");
+
+    let location = answer.1.expect("a Location");
+    let read = shop
+        .http
+        .get(format!("{}{}", shop.base, location.trim_start_matches("/api/v1")))
+        .send()
+        .await
+        .expect("the coordinator answers");
+    assert_eq!(read.status().as_u16(), 503);
+    assert!(read.headers().contains_key("retry-after"), "{:?}", read.headers());
+    let problem: Value = read.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    for words in ["erasure is recorded and under way", "not answering", "try again"] {
+        assert!(detail.contains(words), "{words:?} in {problem}");
+    }
 
     shop.plan.heal();
     let since = Instant::now();

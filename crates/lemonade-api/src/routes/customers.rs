@@ -133,13 +133,15 @@ pub async fn update(
 /// not answering or orders of theirs are still being completed. It cannot be undone, no
 /// order can name the customer from this answer on, and it finishes by itself as soon as
 /// it can; nothing more needs doing. `Location` is the customer: it reads
-/// `anonymised: true` once done (asking `DELETE` again also tells). A 5xx, by contrast,
-/// means nothing was recorded.
+/// `anonymised: true` once done (asking `DELETE` again also tells); while the customer list
+/// is still not answering, it is a 503 `unavailable` (with `Retry-After`) saying the erasure
+/// is under way, at once rather than after the whole deadline. A 5xx to the `DELETE`, by
+/// contrast, means nothing was recorded.
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers", operation_id = "anonymise_customer",
     responses((status = 200, body = Customer, description = "erased"),
         (status = 202, body = ErasureUnderWay,
             description = "recorded, not finished (distributed mode: the customer list is not answering, or orders of theirs are still being completed): it finishes by itself, and no order can name the customer from now on",
-            headers(("Location" = String, description = "the customer's URL: it reads `anonymised: true` once the erasure is done")))))]
+            headers(("Location" = String, description = "the customer's URL: it reads `anonymised: true` once the erasure is done, and until then, while the customer list is not answering, 503 saying the erasure is under way")))))]
 pub async fn anonymise(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = customer_id(&id)?;
     Ok(match app.shop.anonymise_customer(id).await? {

@@ -36,6 +36,16 @@ const ERASURE_AFTER_ORDERS: &str = "orders of theirs are still being completed, 
      removed by themselves once those have finished; nothing more needs doing";
 const ERASURE_LATER: &str = "their details are removed by themselves shortly; nothing more needs doing";
 
+/// The answer to a read of a customer whose erasure is recorded (the directory says
+/// `erasing`) while CRM cannot answer: the coordinator holds no personal data to show, but it
+/// knows the erasure is under way (the 202 of the `DELETE` said so, with this `Location`).
+const READ_WHILE_ERASING: &str = "this customer's erasure is recorded and under way: no new order can name them, \
+     and their details are removed by themselves; the customer list is not answering just now, \
+     so their record cannot be shown: try again in a few seconds";
+/// The same for a customer the directory knows as erased.
+const READ_WHEN_ERASED: &str = "this customer was erased: their details are removed; the customer list is \
+     not answering just now, so their anonymised record cannot be shown: try again in a few seconds";
+
 fn under_way(id: &CustomerId, then: &str) -> Erasure {
     Erasure::UnderWay(ErasureUnderWay {
         id: id.clone(),
@@ -139,8 +149,7 @@ impl Coordinator {
     pub(super) async fn erase(&self, id: CustomerId) -> Result<Erasure, ShopError> {
         if self.standing(&id).await?.is_none() {
             // Unknown here: CRM says whether they exist (404 stays 404, nothing is marked).
-            let customer = self.ask_about(&id, GetCustomer { id: id.clone() }).await?;
-            self.learn(&customer).await;
+            self.ask_customer(id.clone()).await?;
         }
         let marked = id.clone();
         self.inner
@@ -224,13 +233,47 @@ impl Coordinator {
             .await
     }
 
+    /// Customer `id` as CRM has them. For a customer the directory knows as `erasing` or
+    /// `erased` (the `Location` of an erasure's 202 is read while CRM does not answer), the
+    /// coordinator has a truthful answer of its own: CRM gets [`Coordinator::unless_known`]'s
+    /// short wait, and if it cannot answer in it, the answer is 503 (`Unavailable`, with
+    /// `Retry-After`) saying the erasure is under way (or done) and to try again shortly;
+    /// never the customer, whose details the coordinator does not hold. For any other customer
+    /// the read waits for CRM its whole deadline, as a read does.
+    pub(super) async fn read_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+        let known = match self.standing(&id).await {
+            Ok(Some(Standing::Erasing)) => READ_WHILE_ERASING,
+            Ok(Some(Standing::Erased)) => READ_WHEN_ERASED,
+            Ok(Some(Standing::Active) | None) => return self.ask_customer(id).await,
+            Err(e) => {
+                tracing::warn!(customer = %id, error = %e, "cannot read the directory; asking CRM alone");
+                return self.ask_customer(id).await;
+            }
+        };
+        let read = self.asking(Sees::Customer(&id), GetCustomer { id: id.clone() });
+        match self.unless_known(read).await {
+            Some(Ok(customer)) => {
+                self.learn(&customer).await;
+                Ok(customer)
+            }
+            Some(Err(refusal)) => Err(refusal),
+            None => Err(ShopError::unavailable(known)),
+        }
+    }
+
+    /// Customer `id` from CRM, with the call's whole deadline, written through to the directory.
+    async fn ask_customer(&self, id: CustomerId) -> Result<Customer, ShopError> {
+        let customer = self.ask_about(&id, GetCustomer { id: id.clone() }).await?;
+        self.learn(&customer).await;
+        Ok(customer)
+    }
+
     /// Whether customer `id` exists, from the directory when it knows them, else from CRM.
     pub(super) async fn require_customer(&self, id: &CustomerId) -> Result<(), ShopError> {
         if self.standing(id).await?.is_some() {
             return Ok(());
         }
-        let customer = self.ask_about(id, GetCustomer { id: id.clone() }).await?;
-        self.learn(&customer).await;
+        self.ask_customer(id.clone()).await?;
         Ok(())
     }
 }

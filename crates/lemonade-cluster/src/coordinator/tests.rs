@@ -171,6 +171,59 @@ async fn with_crm_frozen_an_erasure_answers_202_recorded_without_waiting_out_the
     assert_eq!(standing, Some(Standing::Erasing), "the erasure is recorded");
 }
 
+/// The `Location` of that 202, read while CRM is still frozen: the coordinator holds no
+/// personal data to show, but it knows the erasure is under way, so the reader waits for CRM
+/// no longer than the erasure did and hears so, to try again (503, `Retry-After`); and so
+/// for a customer the directory knows as erased.
+#[tokio::test(start_paused = true)]
+async fn with_crm_frozen_the_location_of_an_erasure_says_it_is_under_way_without_waiting_out_the_deadline() {
+    let cluster = cluster_frozen();
+    let customer = cluster.known_customer().await;
+    let erasure = cluster.coordinator.anonymise_customer(customer.clone()).await.unwrap();
+    assert!(matches!(erasure, Erasure::UnderWay(_)), "{erasure:?}");
+
+    let asked = Instant::now();
+    let read = cluster.coordinator.get_customer(customer.clone()).await;
+    assert_eq!(asked.elapsed(), Duration::from_millis(KNOWN_ANSWER_MS));
+    let Err(ShopError::Unavailable { detail }) = read else {
+        panic!("503, not the customer: {read:?}");
+    };
+    for words in ["erasure is recorded and under way", "not answering", "try again"] {
+        assert!(detail.contains(words), "{words:?} in {detail}");
+    }
+
+    let erased = cluster.known_customer().await;
+    let learned = erased.clone();
+    cluster
+        .node
+        .write(move |tx| directory::learn(tx, &learned, Standing::Erased))
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    let read = cluster.coordinator.get_customer(erased).await;
+    assert_eq!(asked.elapsed(), Duration::from_millis(KNOWN_ANSWER_MS));
+    let Err(ShopError::Unavailable { detail }) = read else {
+        panic!("503, not the customer: {read:?}");
+    };
+    assert!(detail.contains("was erased"), "{detail}");
+}
+
+/// A customer with no erasure: the coordinator has no answer of its own, so the read waits
+/// for CRM as any read does (at least a whole attempt), then is 503.
+#[tokio::test(start_paused = true)]
+async fn with_crm_frozen_a_customer_not_being_erased_waits_for_crm_then_is_503() {
+    let cluster = cluster_frozen();
+    let customer = cluster.known_customer().await;
+    let asked = Instant::now();
+    let read = cluster.coordinator.get_customer(customer).await;
+    let Err(ShopError::Unavailable { detail }) = read else {
+        panic!("503: {read:?}");
+    };
+    assert!(!detail.contains("erasure"), "{detail}");
+    let attempt = Duration::from_millis(CallPolicy::default().attempt_timeout_ms);
+    assert!(asked.elapsed() >= attempt, "{:?}", asked.elapsed());
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_the_services_frozen_a_retry_of_a_pending_order_replays_it_pending_without_waiting_out_the_order_deadline()
 {

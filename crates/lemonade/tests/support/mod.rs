@@ -608,7 +608,7 @@ impl TestApp {
                 if let Some(base) = &postgres {
                     lemonade_store::audit::audit_postgres_cluster(base)
                 } else {
-                    lemonade_store::audit::audit_folder(&dir)
+                    lemonade_store::audit::audit_folder(&dir, &|_| Ok(()))
                 }
             })
             .await
