@@ -27,23 +27,9 @@ use crate::params;
 
 /// The version-2 steps of this concern for `role`.
 pub(crate) fn steps(role: Role, engine: Engine) -> Vec<Step> {
-    let mut steps = Vec::new();
-    if matches!(role, Role::Monolith | Role::Stock) {
-        steps.push(Step::Sql(for_engine(
-            "ALTER TABLE ingredients ADD COLUMN name_key TEXT;
-             ALTER TABLE products ADD COLUMN name_key TEXT;",
-            engine,
-        )));
-        steps.push(Step::Code(|db, _| {
-            fill_name_keys(db, "ingredients", "Unnamed ingredient")?;
-            fill_name_keys(db, "products", "Unnamed product")
-        }));
-        steps.push(Step::Sql(for_engine(
-            "CREATE UNIQUE INDEX ingredients_by_name_key ON ingredients (name_key);
-             CREATE UNIQUE INDEX products_by_name_key ON products (name_key);",
-            engine,
-        )));
-    }
+    let add_columns = "ALTER TABLE ingredients ADD COLUMN name_key TEXT;
+         ALTER TABLE products ADD COLUMN name_key TEXT;";
+    let mut steps = name_key_steps(role, engine, add_columns);
     if role.holds_customers() {
         steps.push(Step::Sql(for_engine(
             "ALTER TABLE customers ADD COLUMN search_text TEXT;",
@@ -61,27 +47,33 @@ pub(crate) fn steps(role: Role, engine: Engine) -> Vec<Step> {
 /// rules make one are renamed as version 2 renames them (the oldest keeps its name); the
 /// unique indexes are dropped meanwhile, since a row's new key can be another row's old one.
 pub(crate) fn rekey_steps(role: Role, engine: Engine) -> Vec<Step> {
-    let mut steps = Vec::new();
-    if matches!(role, Role::Monolith | Role::Stock) {
-        steps.push(Step::Sql(for_engine(
-            "DROP INDEX ingredients_by_name_key;
-             DROP INDEX products_by_name_key;",
-            engine,
-        )));
-        steps.push(Step::Code(|db, _| {
-            fill_name_keys(db, "ingredients", "Unnamed ingredient")?;
-            fill_name_keys(db, "products", "Unnamed product")
-        }));
-        steps.push(Step::Sql(for_engine(
-            "CREATE UNIQUE INDEX ingredients_by_name_key ON ingredients (name_key);
-             CREATE UNIQUE INDEX products_by_name_key ON products (name_key);",
-            engine,
-        )));
-    }
+    let drop_indexes = "DROP INDEX ingredients_by_name_key;
+         DROP INDEX products_by_name_key;";
+    let mut steps = name_key_steps(role, engine, drop_indexes);
     if role.holds_customers() {
         steps.push(Step::Code(|db, _| fill_search_text(db)));
     }
     steps
+}
+
+/// For a role that holds ingredients and products: `before` (SQL), then every name's key
+/// (and display form) written, then the unique indexes on the keys made.
+fn name_key_steps(role: Role, engine: Engine, before: &str) -> Vec<Step> {
+    if !matches!(role, Role::Monolith | Role::Stock) {
+        return Vec::new();
+    }
+    vec![
+        Step::Sql(for_engine(before, engine)),
+        Step::Code(|db, _| {
+            fill_name_keys(db, "ingredients", "Unnamed ingredient")?;
+            fill_name_keys(db, "products", "Unnamed product")
+        }),
+        Step::Sql(for_engine(
+            "CREATE UNIQUE INDEX ingredients_by_name_key ON ingredients (name_key);
+             CREATE UNIQUE INDEX products_by_name_key ON products (name_key);",
+            engine,
+        )),
+    ]
 }
 
 /// A row's name as it is to be stored.
