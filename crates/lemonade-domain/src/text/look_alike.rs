@@ -23,7 +23,7 @@ use std::sync::{LazyLock, Mutex};
 use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::DecomposingNormalizerBorrowed;
 use icu_properties::CodePointMapData;
-use icu_properties::props::{GeneralCategoryGroup, Script};
+use icu_properties::props::{CanonicalCombiningClass, GeneralCategoryGroup, Script};
 use unicode_security::MixedScript;
 
 use super::category;
@@ -96,18 +96,10 @@ fn capital(f: char) -> char {
 }
 
 /// The letter Latin words write for the Latin letter `d` (small): `d` itself when it is an
-/// ASCII letter with or without marks, else the one ASCII letter a primary-strength collation
-/// reads it as ([`super::latin_base`]: `ɳ` is `n`), else `None` (`ȹ`, `ʃ`: letters of their
-/// own).
+/// ASCII letter with or without marks, else `None` (`ȹ`, `ʃ`, `ƀ`, `ɵ`: letters of their own,
+/// whose strokes are what tells them apart).
 fn latin_letter(d: char) -> Option<char> {
-    if is_ascii_based(d) {
-        return Some(d);
-    }
-    let mut base = super::latin_base(d)?.chars();
-    match (base.next(), base.next()) {
-        (Some(b), None) => Some(b),
-        _ => None,
-    }
+    is_ascii_based(d).then_some(d)
 }
 
 /// Whether the Latin letter `d` is an ASCII letter, with or without marks (`e`, `é`, `ё`'s
@@ -148,13 +140,19 @@ fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
             .min_by_key(|&d| (!d.is_ascii(), d))
     };
     // In Latin, a prototype no letter Latin words are written with has, made of one letter and
-    // marks, reads as that letter: Greek η's prototype is n with a line below (U+0329).
+    // marks below it, reads as that letter: Greek η's prototype is n with a line below
+    // (U+0329). Not with a mark above or through it: Cyrillic Б is b with a macron, Greek θ an
+    // O with a stroke, Serbian ћ an h with a stroke, and those strokes are what a reader sees.
     let read_in = |form_of_c: char, form: fn(char) -> char| {
         let shape = skeleton(&form_of_c.to_string());
         read(&shape, form).or_else(|| {
             let mut chars = shape.chars();
             let base = chars.next()?;
-            (script == Script::Latin && chars.all(is_mark)).then_some(())?;
+            let below = |m: char| {
+                is_mark(m)
+                    && CodePointMapData::<CanonicalCombiningClass>::new().get(m) == CanonicalCombiningClass::Below
+            };
+            (script == Script::Latin && chars.all(below)).then_some(())?;
             let mut base_shape = String::new();
             base_shape.push(form(base));
             read(&skeleton(&base_shape), form)

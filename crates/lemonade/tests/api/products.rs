@@ -554,10 +554,14 @@ async fn look_alike_letters_of_another_script_make_no_new_name() {
         ("cola", "\u{3f2}ola"),
         ("nut", "\u{3b7}ut"),
         ("\u{421}\u{443}\u{43f}", "Cy\u{43f}"),
+        // A third tester's: marks capitals do not write (the Turkish İ's dot, the Greek tonos).
+        ("i\u{e7}ecek", "\u{130}\u{e7}ecek"),
+        ("\u{395}\u{3bb}\u{3b9}\u{3ac}", "\u{395}\u{39b}\u{399}\u{391}"),
     ] {
         one_name_with(&app, &format!("{tag} {name}"), &[format!("{tag} {look_alike}")]).await;
     }
-    for name in ["Vova", "Hut"] {
+    // A letter with a stroke or a bar is not the bare letter: Бок (bock) and Вок (wok).
+    for name in ["Vova", "Hut", "\u{411}\u{43e}\u{43a}", "\u{412}\u{43e}\u{43a}"] {
         app.post(
             "/products",
             &json!({"name": format!("{tag} {name}"), "price": 300, "recipe": []}),
