@@ -66,7 +66,7 @@ use icu_collator::options::{CollatorOptions, Strength};
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 use icu_properties::props::{
     CanonicalCombiningClass, Dash, DefaultIgnorableCodePoint, Diacritic, Emoji, ExtendedPictographic, GeneralCategory,
-    GeneralCategoryGroup, JoiningType, Script, VariationSelector,
+    GeneralCategoryGroup, JoiningType, PrependedConcatenationMark, Script, VariationSelector,
 };
 use icu_properties::{CodePointMapData, CodePointSetData};
 use unicode_segmentation::UnicodeSegmentation;
@@ -97,6 +97,17 @@ pub fn is_space(c: char) -> bool {
 /// removes these, except where one shows (see the module's doc).
 pub fn is_ignorable(c: char) -> bool {
     CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+}
+
+/// Whether the display form drops `c` (where it does not show in its context): an ignorable
+/// character ([`is_ignorable`]), or a format character (`Cf`) that is not, which draws
+/// nothing either (U+FFF9..U+FFFB, the interlinear annotation marks; the Egyptian hieroglyph
+/// format controls), but for the prepended concatenation marks (U+0600 ARABIC NUMBER SIGN and
+/// its kind), which draw a sign.
+fn is_hidden(c: char) -> bool {
+    is_ignorable(c)
+        || (category(c) == GeneralCategory::Format
+            && !CodePointSetData::new::<PrependedConcatenationMark>().contains(c))
 }
 
 fn pictographic(c: char) -> bool {
@@ -173,7 +184,7 @@ fn shown(raw: &str) -> String {
         let mut here = String::with_capacity(cluster.len());
         for (i, c) in cluster.chars().enumerate() {
             after_space |= is_space(c);
-            let keep = !is_ignorable(c)
+            let keep = !is_hidden(c)
                 || (i > 0 && has_base && !after_space && shows_in_context(c, base, pictographic, &chars, at + i));
             if keep {
                 here.push(c);
@@ -630,6 +641,10 @@ mod tests {
     fn the_display_form_is_nfc_with_one_kind_of_space_and_nothing_invisible() {
         assert_eq!(display_form("Cafe\u{301}\u{a0}\u{200b}T ").unwrap(), CAFE_T);
         assert_eq!(display_form("\u{2060}a\u{ad}b\u{200f}\n\n c\u{3164}").unwrap(), "ab c");
+        // Format characters that draw nothing though not ignorable go too; a prepended
+        // concatenation mark, which draws a sign, stays.
+        assert_eq!(display_form("Tea\u{fff9}\u{fffb}\u{13430}").unwrap(), "Tea");
+        assert_eq!(display_form("\u{600}12").unwrap(), "\u{600}12");
         assert_eq!(
             display_form("a\u{7}b").unwrap_err(),
             "must not contain control characters"
@@ -818,6 +833,9 @@ mod tests {
             ("Cyп", "Суп"),
             // Marks capitals do not write: the Turkish İ's dot, the Greek tonos.
             ("İçecek", "içecek"),
+            // Format characters that draw nothing, though not ignorable.
+            ("Tea\u{fff9}", "Tea"),
+            ("Tea\u{13430}", "Tea"),
             ("Ελιά", "ΕΛΙΑ"),
             ("Οδός", "ΟΔΟΣ"),
             ("Cыp", "Сыр"),
