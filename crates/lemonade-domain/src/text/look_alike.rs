@@ -4,7 +4,10 @@
 //! The source is UTS #39's confusables (through `unicode-security`'s skeletons): two letters
 //! look alike when they have one skeleton. A letter reads as the letter of the target script
 //! that its small form looks like the small form of, or its capital the capital of. In Latin,
-//! only letters Latin words are written with count (an ASCII letter, with or without marks).
+//! only letters Latin words are written with count (an ASCII letter, with or without marks),
+//! and a prototype of a letter with marks below it reads as that letter (Greek `η`'s is `n`
+//! with a line below), but not one with a mark above or through it (Cyrillic `Б`, a `b` with a
+//! bar, is not `b`).
 //! Where a letter's two cases read as one letter, or only one of them reads as a letter, the
 //! letter reads so in both cases, so case does not decide: Cyrillic `М` looks like `M` though
 //! `м` does not look like `m`, so both are `m`; Greek `σ` looks like `o` though `Σ` does not,
@@ -95,18 +98,13 @@ fn capital(f: char) -> char {
     }
 }
 
-/// The letter Latin words write for the Latin letter `d` (small): `d` itself when it is an
-/// ASCII letter with or without marks, else `None` (`ȹ`, `ʃ`, `ƀ`, `ɵ`: letters of their own,
-/// whose strokes are what tells them apart).
-fn latin_letter(d: char) -> Option<char> {
-    is_ascii_based(d).then_some(d)
-}
-
 /// Whether the Latin letter `d` is an ASCII letter, with or without marks (`e`, `é`, `ё`'s
 /// look-alike `ë`): the letters Latin words are written with. The others (`ȹ`, `ɸ`, `ʃ`, `ĸ`)
 /// are letters of phonetics and of a few languages, which UTS #39 gives as the prototypes of
 /// letters such as Greek `φ`; taking them would write a Greek word such as "σίσυφος" in Latin
-/// letters that no Latin word has.
+/// letters that no Latin word has. Nor is a letter with a stroke read as its bare letter (`ƀ`
+/// as b, `ɵ` as o), as a collation at primary strength would: the stroke is what a reader sees
+/// (Cyrillic Б is `b` with a bar, Greek θ an O with a stroke).
 fn is_ascii_based(d: char) -> bool {
     let mut utf8 = [0; 4];
     let decomposed = DecomposingNormalizerBorrowed::new_nfd().normalize(d.encode_utf8(&mut utf8));
@@ -130,13 +128,7 @@ fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
             .flatten()
             .filter_map(|&e| folded(e))
             .filter(|&d| skeleton(&form(d).to_string()) == shape)
-            .filter_map(|d| {
-                if script == Script::Latin {
-                    latin_letter(d)
-                } else {
-                    Some(d)
-                }
-            })
+            .filter(|&d| script != Script::Latin || is_ascii_based(d))
             .min_by_key(|&d| (!d.is_ascii(), d))
     };
     // In Latin, a prototype no letter Latin words are written with has, made of one letter and
