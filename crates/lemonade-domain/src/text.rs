@@ -92,20 +92,14 @@ pub fn is_space(c: char) -> bool {
     c.is_whitespace() || BLANK_GLYPHS.contains(&c)
 }
 
-/// Whether `c` is a `Default_Ignorable_Code_Point` (drawn as nothing: zero-width spaces, bidi
-/// marks, joiners, variation selectors, soft hyphens, Hangul fillers, ...). The display form
-/// removes these, except where one shows (see the module's doc).
+/// Whether `c` is drawn as nothing: a `Default_Ignorable_Code_Point` (zero-width spaces, bidi
+/// marks, joiners, variation selectors, soft hyphens, Hangul fillers, ...), or a format
+/// character (`Cf`) that is not one but draws nothing either (U+FFF9..U+FFFB, the interlinear
+/// annotation marks; the Egyptian hieroglyph format controls), but for the prepended
+/// concatenation marks (U+0600 ARABIC NUMBER SIGN and its kind), which draw a sign. The
+/// display form removes these, except where one shows (see the module's doc).
 pub fn is_ignorable(c: char) -> bool {
     CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
-}
-
-/// Whether the display form drops `c` (where it does not show in its context): an ignorable
-/// character ([`is_ignorable`]), or a format character (`Cf`) that is not, which draws
-/// nothing either (U+FFF9..U+FFFB, the interlinear annotation marks; the Egyptian hieroglyph
-/// format controls), but for the prepended concatenation marks (U+0600 ARABIC NUMBER SIGN and
-/// its kind), which draw a sign.
-fn is_hidden(c: char) -> bool {
-    is_ignorable(c)
         || (category(c) == GeneralCategory::Format
             && !CodePointSetData::new::<PrependedConcatenationMark>().contains(c))
 }
@@ -184,7 +178,7 @@ fn shown(raw: &str) -> String {
         let mut here = String::with_capacity(cluster.len());
         for (i, c) in cluster.chars().enumerate() {
             after_space |= is_space(c);
-            let keep = !is_hidden(c)
+            let keep = !is_ignorable(c)
                 || (i > 0 && has_base && !after_space && shows_in_context(c, base, pictographic, &chars, at + i));
             if keep {
                 here.push(c);
