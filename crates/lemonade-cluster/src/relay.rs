@@ -73,16 +73,13 @@ impl Relay {
     }
 
     fn lane(&self, to: Destination) -> &Lane {
-        match to {
-            Destination::Stock => &self.lanes[0],
-            Destination::Crm => &self.lanes[1],
-        }
+        &self.lanes[to.index()]
     }
 
     /// Wakes the lanes of the receivers a commit wrote events to (`marks`). Call it once the
     /// commit is durable.
     pub fn wake(&self, marks: &OutboxMarks) {
-        for to in [Destination::Stock, Destination::Crm] {
+        for to in Destination::ALL {
             if marks.get(to).is_some() {
                 self.lane(to).wake.notify_one();
             }

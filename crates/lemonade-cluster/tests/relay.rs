@@ -77,7 +77,7 @@ fn orders_service() -> Orders {
         7,
     ));
     let relay = Relay::new(SAFETY_POLL_MS);
-    for to in [Destination::Stock, Destination::Crm] {
+    for to in Destination::ALL {
         relay.spawn(node.clone(), Arc::clone(&clients), to);
     }
     let service = OrdersService {

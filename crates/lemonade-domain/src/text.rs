@@ -19,7 +19,7 @@
 //!   diacritics (`Diacritic` nonspacing marks) and joiners, and with each Latin letter that
 //!   collation finds equal to one or two ASCII letters written as them ([`latin_base`]: ø is o,
 //!   ł is l, đ is d, æ is ae), and each letter of another script that looks like a Latin
-//!   letter written as it ([`look_alike::to_latin`]). So "zoe", "ZOË" and "Zoë" find each
+//!   letter written as it ([`look_alike::look_alike`]). So "zoe", "ZOË" and "Zoë" find each
 //!   other, "soren" finds "Søren", and "Са" typed in Cyrillic finds "Cafe".
 //!
 //! A text is [`is_blank`] when nothing in it is [`is_visible`]: only white space, ignorable

@@ -312,7 +312,7 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
             // The one path of events: woken by the commits that write them (the router's
             // steps), with a safety poll.
             let relay = Relay::default();
-            for to in [Destination::Stock, Destination::Crm] {
+            for to in Destination::ALL {
                 relay.spawn(node.clone(), Arc::clone(&clients), to);
             }
             lemonade_cluster::orders::router(OrdersService { node, relay }, cluster_token, protection)

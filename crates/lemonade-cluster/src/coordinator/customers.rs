@@ -171,12 +171,8 @@ impl Coordinator {
         }
         // The erasure is recorded, so the answer is known: CRM gets a short wait for it.
         let deadline = self.deadline(self.inner.config.call_deadline_ms);
-        match self.unless_known(self.anonymise_at_crm(&id, deadline)).await {
-            Some(Ok(erased)) => {
-                // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
-                self.learn(&erased).await;
-                Ok(Erasure::Done(erased))
-            }
+        match self.unless_known(self.finish_erasure(&id, deadline)).await {
+            Some(Ok(erased)) => Ok(Erasure::Done(erased)),
             Some(Err(refusal)) => Err(refusal),
             None => {
                 tracing::warn!(customer = %id, "an erasure is recorded; the sweeper finishes it once CRM answers");
@@ -210,15 +206,6 @@ impl Coordinator {
     /// anonymises them, then the directory records it. The step key is the customer's, so
     /// however many times this is asked (by clients retrying, by the sweeper), CRM erases once.
     pub(super) async fn finish_erasure(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
-        let erased = self.anonymise_at_crm(customer, deadline).await?;
-        // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
-        self.learn(&erased).await;
-        Ok(erased)
-    }
-
-    /// CRM's part of [`Coordinator::finish_erasure`]: it anonymises the customer, once per
-    /// customer whoever asks (the step key is the customer's).
-    async fn anonymise_at_crm(&self, customer: &CustomerId, deadline: Instant) -> Result<Customer, CallError> {
         // After the relay delivered their orders' points (at most a bounded wait): the points
         // the erasure forfeits include them. One that comes later changes nothing.
         let clients = &self.inner.clients;
@@ -227,10 +214,12 @@ impl Coordinator {
             .caught_up(clients, Service::Crm, Sees::Customer(customer))
             .await;
         let erase = AnonymiseCustomer { id: customer.clone() };
-        self.inner
-            .clients
+        let erased = clients
             .call(&erase, Some(format!("erase:{customer}")), deadline)
-            .await
+            .await?;
+        // Left `erasing` if this write fails: the sweeper asks CRM again, which changes nothing.
+        self.learn(&erased).await;
+        Ok(erased)
     }
 
     /// Customer `id` as CRM has them. For a customer the directory knows as `erasing` or

@@ -165,20 +165,16 @@ impl Coordinator {
     /// service, all of them (a list; stock after a cancellation), after a bounded wait for the
     /// relay ([`read_your_writes`]).
     async fn ask<C: Call>(&self, call: C) -> Result<C::Reply, ShopError> {
-        self.ask_seeing(Sees::All, call).await
+        Ok(self.asking(Sees::All, call).await?)
     }
 
     /// [`Coordinator::ask`] about one customer: it waits only for the events of theirs (the
     /// points of the order they were just sold).
     async fn ask_about<C: Call>(&self, customer: &CustomerId, call: C) -> Result<C::Reply, ShopError> {
-        self.ask_seeing(Sees::Customer(customer), call).await
+        Ok(self.asking(Sees::Customer(customer), call).await?)
     }
 
-    async fn ask_seeing<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, ShopError> {
-        Ok(self.asking(sees, call).await?)
-    }
-
-    /// [`Coordinator::ask_seeing`], failing as the call does.
+    /// A read forwarded after what it must see (`sees`), failing as the call does.
     async fn asking<C: Call>(&self, sees: Sees<'_>, call: C) -> Result<C::Reply, CallError> {
         let clients = &self.inner.clients;
         self.inner.written.caught_up(clients, C::SERVICE, sees).await;

@@ -66,29 +66,23 @@ struct State {
     overflow: i64,
 }
 
-fn index(to: Destination) -> usize {
-    match to {
-        Destination::Stock => 0,
-        Destination::Crm => 1,
-    }
-}
-
 impl Written {
     /// Notes the events a step wrote for `customer` (the order's, if it names one).
     pub fn wrote(&self, customer: Option<&CustomerId>, marks: OutboxMarks) {
         let mut state = self.state.lock();
-        if let Some(mark) = marks.stock {
-            state.last[0] = state.last[0].max(mark);
+        for to in Destination::ALL {
+            if let Some(mark) = marks.get(to) {
+                state.last[to.index()] = state.last[to.index()].max(mark);
+            }
         }
         let Some(mark) = marks.crm else { return };
-        state.last[1] = state.last[1].max(mark);
         let Some(customer) = customer else { return };
         if let Some(kept) = state.customers.get_mut(customer) {
             *kept = (*kept).max(mark);
             return;
         }
         if state.customers.len() >= CUSTOMERS_PENDING_MAX {
-            let delivered = state.delivered[1];
+            let delivered = state.delivered[Destination::Crm.index()];
             state.customers.retain(|_, m| *m > delivered);
         }
         if state.customers.len() < CUSTOMERS_PENDING_MAX {
@@ -107,11 +101,11 @@ impl Written {
             Service::Orders => return None,
         };
         let mut state = self.state.lock();
-        let delivered = state.delivered[index(to)];
+        let delivered = state.delivered[to.index()];
         let mark = match (to, sees) {
             (_, Sees::Nothing) => return None,
-            (_, Sees::All) => state.last[index(to)],
-            (Destination::Stock, Sees::Customer(_)) => state.last[0],
+            (_, Sees::All) => state.last[to.index()],
+            (Destination::Stock, Sees::Customer(_)) => state.last[to.index()],
             (Destination::Crm, Sees::Customer(c)) => {
                 let mark = state.customers.get(c).copied().unwrap_or(0);
                 if mark != 0 && mark <= delivered {
@@ -127,7 +121,7 @@ impl Written {
     /// known to have delivered now.
     fn delivered(&self, to: Destination, through: i64) -> i64 {
         let mut state = self.state.lock();
-        let delivered = &mut state.delivered[index(to)];
+        let delivered = &mut state.delivered[to.index()];
         *delivered = (*delivered).max(through);
         *delivered
     }

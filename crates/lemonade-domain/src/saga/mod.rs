@@ -87,6 +87,18 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// Every destination, in [`Destination::index`] order.
+    pub const ALL: [Destination; 2] = [Destination::Stock, Destination::Crm];
+
+    /// The place of this destination in [`Destination::ALL`]: for what is kept per
+    /// destination in an array (`[T; 2]`).
+    pub fn index(self) -> usize {
+        match self {
+            Destination::Stock => 0,
+            Destination::Crm => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Destination::Stock => "stock",

@@ -18,7 +18,7 @@
 //! then the lowest code point.
 //!
 //! Used by [`super::name_key`] a word at a time ([`fold_words`]) and by [`super::search_key`] a
-//! letter at a time ([`to_latin`]).
+//! letter at a time ([`look_alike`]).
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -178,15 +178,6 @@ fn reading(c: char, script: Script, as_written: bool) -> Option<char> {
     }
 }
 
-/// `text` with each letter of a script other than Latin that looks like a Latin letter written
-/// as that letter, case-folded: what a search compares, so that a query typed in either script
-/// finds a name written in the other, and the first letters of a name find it.
-pub fn to_latin(text: &str) -> String {
-    text.chars()
-        .map(|c| look_alike(c, Script::Latin).unwrap_or(c))
-        .collect()
-}
-
 /// Which of [`fold_word`]'s rules a pass applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
@@ -227,8 +218,10 @@ pub fn fold_words(text: &str, pass: Pass) -> String {
 /// 3. every other word (of one script, not all of it like Latin) is left as it is.
 ///
 /// A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is; the
-/// pass after case folding reads what it became. So no word of Latin letters alone ever changes: UTS #39's look-alikes within one script
-/// ("rn" and "m", "l" and "I") stay apart, and "Corn" and "Com" are two products.
+/// pass after case folding reads what it became.
+///
+/// No word of Latin letters alone ever changes: UTS #39's look-alikes within one script ("rn"
+/// and "m", "l" and "I") stay apart, and "Corn" and "Com" are two products.
 pub fn fold_word(word: &str, pass: Pass) -> String {
     // A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is:
     // the second pass, after case folding, reads what it becomes.
