@@ -4,16 +4,15 @@
 //! read from the `Authorization` header as the public token is.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 
-/// Before the fix the supervisor probed without the token, got 401 for 30 s, called the
-/// coordinator unhealthy and stopped every process; it never said the cluster was up.
-#[test]
-fn a_cluster_with_an_access_token_comes_up_and_stays_up() {
-    let data = tempfile::tempdir().unwrap();
+/// Starts the real `lemonade cluster` on a free port with `data` and one more variable in its
+/// environment; its standard output comes line by line through the receiver.
+fn start_cluster(data: &std::path::Path, (name, value): (&str, &str)) -> (Child, Receiver<String>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,8 +20,8 @@ fn a_cluster_with_an_access_token_comes_up_and_stays_up() {
         .port();
     let mut child = Command::new(BIN)
         .args(["cluster", "--empty", "--addr", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data.path())
-        .env("LEMONADE_TOKEN", "a-token-of-sixteen-or-more")
+        .arg(data)
+        .env(name, value)
         .env("LEMONADE_LOG", "warn")
         .env_remove("LEMONADE_SERVICES_PORT")
         .stdin(Stdio::null())
@@ -39,6 +38,15 @@ fn a_cluster_with_an_access_token_comes_up_and_stays_up() {
             }
         }
     });
+    (child, rx)
+}
+
+/// Before the fix the supervisor probed without the token, got 401 for 30 s, called the
+/// coordinator unhealthy and stopped every process; it never said the cluster was up.
+#[test]
+fn a_cluster_with_an_access_token_comes_up_and_stays_up() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, rx) = start_cluster(data.path(), ("LEMONADE_TOKEN", "a-token-of-sixteen-or-more"));
     // Well within the 30 s after which the old supervisor gave up.
     let up = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(25)).ok())
         .any(|line| line.starts_with("Lemonade cluster is up"));
@@ -99,31 +107,7 @@ async fn a_service_takes_the_cluster_token_with_the_scheme_in_any_case_and_nothi
 async fn a_cluster_token_given_to_the_supervisor_is_the_one_its_services_take() {
     let data = tempfile::tempdir().unwrap();
     let token = "the-operators-cluster-token";
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .args(["cluster", "--empty", "--addr", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data.path())
-        .env("LEMONADE_CLUSTER_TOKEN", token)
-        .env("LEMONADE_LOG", "warn")
-        .env_remove("LEMONADE_SERVICES_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lemonade cluster");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = start_cluster(data.path(), ("LEMONADE_CLUSTER_TOKEN", token));
     // The supervisor's table: `  stock        127.0.0.1:40123        /tmp/.../stock.db`.
     let stock = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(25)).ok()).find_map(|line| {
         let mut words = line.split_whitespace();

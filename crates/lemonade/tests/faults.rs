@@ -85,6 +85,21 @@ impl Shop {
         self.send(reqwest::Method::POST, "/orders", Some(body), Some(key)).await
     }
 
+    /// Heals every fault, then waits (at most 20 s) until the customer at `path` reads as
+    /// anonymised, and checks the shop settles clean.
+    async fn heal_and_wait_for_the_erasure(&self, path: &str) {
+        self.plan.heal();
+        let since = Instant::now();
+        while self.get(path).await["anonymised"] != true {
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "the erasure was never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.assert_settles_clean().await;
+    }
+
     /// Waits until the cluster has settled and its audit is clean; fails with the report if
     /// it does not within 20 s.
     async fn assert_settles_clean(&self) {
@@ -556,16 +571,7 @@ async fn an_erasure_waits_for_the_customers_orders_in_flight_and_is_finished_by_
     );
     assert_eq!(refused["errors"][0]["field"], "customer_id", "{refused}");
 
-    shop.plan.heal();
-    let since = Instant::now();
-    while shop.get(&path).await["anonymised"] != true {
-        assert!(
-            since.elapsed() < Duration::from_secs(20),
-            "the erasure was never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    shop.assert_settles_clean().await;
+    shop.heal_and_wait_for_the_erasure(&path).await;
     let order = shop
         .get(&format!("/orders/{}", in_flight["id"].as_str().unwrap()))
         .await;
@@ -919,14 +925,5 @@ async fn with_crm_frozen_an_erasure_is_answered_as_recorded_at_once_and_finishes
         assert!(detail.contains(words), "{words:?} in {problem}");
     }
 
-    shop.plan.heal();
-    let since = Instant::now();
-    while shop.get(&path).await["anonymised"] != true {
-        assert!(
-            since.elapsed() < Duration::from_secs(20),
-            "the erasure was never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    shop.assert_settles_clean().await;
+    shop.heal_and_wait_for_the_erasure(&path).await;
 }
