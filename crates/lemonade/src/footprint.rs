@@ -73,12 +73,9 @@ impl Footprint {
     /// now is that process's and is left as it is. Best effort: what cannot be removed stays.
     pub fn restore(&self) {
         for database in &self.databases {
+            // Held: the files are the holder's (through another path to the same file, a hard
+            // link, the try leaves no lock file here).
             let Ok(Ok(lock)) = WriterLock::try_take(&database.path, "a failed start putting its folder back") else {
-                // Held through this path: the files are the holder's. Through another path to
-                // the same file (a hard link): the lock file this start made here is not.
-                if !database.lock_found {
-                    WriterLock::remove_unheld_lock_file(&database.path);
-                }
                 continue;
             };
             for (file, found) in &database.files {

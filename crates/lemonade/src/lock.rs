@@ -80,10 +80,20 @@ impl WriterLock {
     /// for a new database).
     pub async fn acquire(database: &Path, holder: &str, wait: Duration) -> Result<WriterLock, LockError> {
         let started = Instant::now();
+        let mut told = false;
         loop {
             match WriterLock::try_take(database, holder)? {
                 Ok(lock) => return Ok(lock),
-                Err(_) if started.elapsed() < wait => tokio::time::sleep(RETRY_EVERY).await,
+                Err(holder) if started.elapsed() < wait => {
+                    if !std::mem::replace(&mut told, true) {
+                        crate::output::tell(&format!(
+                            "{} is in use by {holder}; waiting up to {} s for it to stop",
+                            database.display(),
+                            wait.as_secs_f64().ceil()
+                        ));
+                    }
+                    tokio::time::sleep(RETRY_EVERY).await
+                }
                 Err(holder) => {
                     return Err(LockError::Held {
                         database: database.display().to_string(),
@@ -105,14 +115,21 @@ impl WriterLock {
             source,
         };
         let path = lock_path(database);
-        let mut lock_file = match lock_at(&path).map_err(io)? {
+        let (mut lock_file, created) = match lock_at(&path).map_err(io)? {
             Ok(file) => file,
             Err(mut held) => return Ok(Err(read_holder(&mut held))),
         };
         let database_file = match lock_at(database).map_err(io)? {
-            Ok(file) => file,
-            // Held through another path to the same file.
-            Err(_) => return Ok(Err(holder_of(database))),
+            Ok((file, _)) => file,
+            // Held through another path to the same file (a hard link, say): a lock file made
+            // here is removed while held, so that a writer that waits, or is killed while it
+            // waits, leaves none behind.
+            Err(_) => {
+                if created {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Ok(Err(holder_of(database)));
+            }
         };
         lock_file.set_len(0).map_err(io)?;
         lock_file.rewind().map_err(io)?;
@@ -130,16 +147,6 @@ impl WriterLock {
     /// opens the path again ([`WriterLock::try_take`]).
     pub fn remove_file(self) {
         let _ = std::fs::remove_file(&self.path);
-    }
-
-    /// Removes the lock file of `database` if no process holds it: for a failed start whose
-    /// database turned out to be held through another path (a hard link, say), which made
-    /// the lock file beside its own path and must not leave it. Touches nothing else.
-    pub fn remove_unheld_lock_file(database: &Path) {
-        let path = lock_path(database);
-        if let Ok(Ok(_held)) = lock_at(&path) {
-            let _ = std::fs::remove_file(&path);
-        }
     }
 
     /// Who holds the lock of `database` right now, if anyone, through this path or another
@@ -188,23 +195,36 @@ impl WriterLock {
 }
 
 /// Opens the file at `path` (creating it, empty, if there is none) and takes its lock: the
-/// locked file, or (as `Err`) the file another process holds the lock of. The lock is of the
-/// file that is at `path` once it is locked (see [`WriterLock::try_take`]).
-fn lock_at(path: &Path) -> std::io::Result<Result<File, File>> {
-    loop {
-        let file = OpenOptions::new()
+/// locked file and whether this call created it, or (as `Err`) the file another process holds
+/// the lock of. The lock is of the file that is at `path` once it is locked (see
+/// [`WriterLock::try_take`]).
+fn lock_at(path: &Path) -> std::io::Result<Result<(File, bool), File>> {
+    use std::io::ErrorKind;
+    let open = |create_new: bool| {
+        OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+            .create_new(create_new)
+            .open(path)
+    };
+    loop {
+        let (file, created) = match open(true) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => match open(false) {
+                Ok(file) => (file, false),
+                // Removed between the two opens: try again.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Ok(Err(file)),
             Err(TryLockError::Error(e)) => return Err(e),
         }
         if is_at(&file, path)? {
-            return Ok(Ok(file));
+            return Ok(Ok((file, created)));
         }
     }
 }
@@ -340,9 +360,21 @@ mod tests {
         let linked = there.join("lemonade.db");
         std::fs::hard_link(&db, &linked).unwrap();
 
-        let refused = WriterLock::acquire(&linked, "the second", Duration::ZERO)
-            .await
-            .unwrap_err();
+        // A second writer that waits for the holder leaves no lock file beside the link
+        // between its tries (so none stays if it is killed while it waits).
+        let waiting = tokio::spawn({
+            let linked = linked.clone();
+            async move { WriterLock::acquire(&linked, "the second", Duration::from_millis(400)).await }
+        });
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                !lock_path(&linked).exists(),
+                "a lock file beside the link while waiting"
+            );
+        }
+        let refused = waiting.await.unwrap().unwrap_err();
+        assert!(!lock_path(&linked).exists(), "a lock file left beside the link");
         let message = refused.to_string();
         let through = format!("through {}", db.canonicalize().unwrap().display());
         assert!(
