@@ -293,9 +293,8 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
         .is_some_and(|t| t == towards || t == JoiningType::DualJoining)
 }
 
-/// The ASCII punctuation character that a person reads `c` as, when `c` is another character
-/// (`None` for any other, and for `-`, `'` and `"` themselves). What it folds, and the source
-/// of each:
+/// The keyboard sign that a person reads `c` as, when `c` is another character (`None` for
+/// any other, and for the keyboard's signs themselves). What it folds, and the source of each:
 /// - to `-`: the dashes, hyphens and minus signs, Unicode's `Dash` property (General_Category
 ///   Pd, and U+2212 MINUS SIGN, U+2053 SWUNG DASH and the super- and subscript minus);
 /// - to `'` and `"`: punctuation, symbols and modifier letters (General_Category P, S, Lm;
@@ -306,9 +305,18 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
 ///   (U+2018, U+2019, U+201A, U+201B; U+201C..U+201F, 〝〞), as the web app's `Intl.Collator`
 ///   compares them.
 ///
+/// - to any other sign of a keyboard (ASCII or Latin-1 punctuation and symbols): the signs of
+///   no script (Common) whose UTS #39 confusable prototype is that one sign: `⁄` and `∕` are
+///   `/`, `∗` and `⁎` `*`, `꞉` and `∶` `:`, `᛭` `+`, `⋅`, `∙` and `•` `·`, `‹` `<`. What a
+///   person types on a keyboard is then the same name as what a word processor or another
+///   keyboard wrote.
+///
 /// Emoji (`Extended_Pictographic`, such as 〰) are pictures and never folded. Not folded
-/// either: UTS #39's other punctuation look-alikes (it makes U+06D4 ARABIC FULL STOP a
-/// hyphen, and ‚ a comma), which a reader of the script reads as another sign.
+/// either: the look-alikes that belong to a script (U+06D4 ARABIC FULL STOP, which UTS #39
+/// makes a hyphen), which a reader of the script reads as another sign; letters of a script
+/// (the Canadian syllabics final `ᐩ`, though it looks like `+`); and signs whose prototype is
+/// no keyboard sign (`■` and `∎`, box drawing, arrows), which UTS #39 likens for identifiers
+/// but a reader tells apart by their size or weight.
 pub fn punctuation_fold(c: char) -> Option<char> {
     use GeneralCategoryGroup as G;
     if c.is_ascii_alphanumeric() || matches!(c, '-' | '\'' | '"') {
@@ -331,12 +339,29 @@ pub fn punctuation_fold(c: char) -> Option<char> {
     }
     let key = primary_key(c.encode_utf8(&mut [0; 4]));
     if key == *APOSTROPHE_KEY {
-        Some('\'')
+        return Some('\'');
     } else if key == *QUOTATION_MARK_KEY {
-        Some('"')
-    } else {
-        None
+        return Some('"');
     }
+    let mut prototype = skeleton.chars();
+    match (prototype.next(), prototype.next()) {
+        (Some(sign), None) if sign != c && is_keyboard_sign(sign) && is_common(c) => Some(sign),
+        _ => None,
+    }
+}
+
+/// Whether `c` is a sign of a keyboard: ASCII or Latin-1 punctuation or symbol (`/`, `*`,
+/// `·`, `°`).
+fn is_keyboard_sign(c: char) -> bool {
+    use GeneralCategoryGroup as G;
+    let group = category(c);
+    (c.is_ascii_punctuation() || ('\u{a1}'..='\u{ff}').contains(&c))
+        && (G::Punctuation.contains(group) || G::Symbol.contains(group))
+}
+
+/// Whether `c` is of no script (`Zyyy`): a sign every script writes with.
+fn is_common(c: char) -> bool {
+    CodePointMapData::<Script>::new().get(c) == Script::Common
 }
 
 /// `text` with every character that [`punctuation_fold`] folds folded.
@@ -407,19 +432,28 @@ pub fn name_key(raw: &str) -> String {
         .filter(|&c| !CodePointSetData::new::<VariationSelector>().contains(c))
         .collect();
     // Before case folding, which would lose the case a letter such as Greek Ν is read in, and
-    // before compatibility forms, which make the lunate sigma ϲ (a c to the eye) a σ.
-    let text = look_alike::fold_words(&text, look_alike::Pass::AsWritten);
+    // before compatibility forms, which make the lunate sigma ϲ (a c to the eye) a σ; after
+    // the tonos is gone, which capitals do not write ("Ελιά", which is "ΕΛΙΑ", reads as
+    // Cyrillic as its capitals do).
+    let decomposed = DecomposingNormalizerBorrowed::new_nfd().normalize(&text).into_owned();
+    let text = look_alike::fold_words(&nfc(&without_unwritten_marks(&decomposed)), look_alike::Pass::AsWritten);
+    let key = caseless(&text);
+    // Again, for the letters case folding makes (ᾳ is αι, ﬅ is st): it changes nothing in a word
+    // the first pass wrote in one script; what it writes (a Greek ϲ, έ) is made caseless too.
+    caseless(&look_alike::fold_words(&key, look_alike::Pass::Folded))
+}
+
+/// `text` as a compatibility caseless match compares it, composed (NFKC) to be compact:
+/// D146, NFKD(toCasefold(NFKD(toCasefold(NFD(X))))), without the marks capitals do not
+/// write, and with look-alike punctuation folded again (compatibility forms spell some in
+/// parts: ‴ is three ′).
+fn caseless(text: &str) -> String {
     let fold = |s: &str| CaseMapperBorrowed::new().fold_string(s).into_owned();
     let nfd = DecomposingNormalizerBorrowed::new_nfd();
     let nfkd = DecomposingNormalizerBorrowed::new_nfkd();
-    // D146: NFKD(toCasefold(NFKD(toCasefold(NFD(X))))), composed again (NFKC) to be compact.
-    let once = nfkd.normalize(&fold(&nfd.normalize(&text))).into_owned();
+    let once = nfkd.normalize(&fold(&nfd.normalize(text))).into_owned();
     let twice = without_unwritten_marks(&nfkd.normalize(&fold(&once)));
-    // Compatibility forms can spell punctuation in parts (‴ is three ′).
-    let key = fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice));
-    // Again, for the letters case folding makes (ᾳ is αι, ﬅ is st): it changes nothing in a word
-    // the first pass wrote in one script.
-    nfc(&look_alike::fold_words(&key, look_alike::Pass::Folded))
+    fold_punctuation(&ComposingNormalizerBorrowed::new_nfkc().normalize(&twice))
 }
 
 /// `decomposed` (case-folded, NFKD) without the marks that capitals do not write, so that a
@@ -460,9 +494,10 @@ pub fn search_key(raw: &str) -> String {
         if diacritic || is_ignorable(c) {
             continue;
         }
-        // A letter of another script that looks like a Latin letter is that letter, one at a
-        // time (not a word at a time as in the name key), so a name's first letters find it.
-        let c = look_alike::look_alike(c, Script::Latin).unwrap_or(c);
+        // A letter of another script that looks like a letter of Latin (or of another script
+        // first in the name key's order) is that letter, one at a time (not a word at a time
+        // as in the name key), so a name's first letters find it.
+        let c = look_alike::first_reading(c);
         // The Turkish dotless ı, which the root collation keeps apart from i: a search typed
         // without Turkish letters ("YILMAZ", read as "yilmaz") finds "Yılmaz".
         let c = if c == 'ı' { 'i' } else { c };
@@ -549,7 +584,11 @@ mod tests {
     /// punctuation types ’, a word processor –), and the display form keeps what was typed.
     #[test]
     fn look_alike_punctuation_has_one_key_and_is_shown_as_typed() {
-        let groups: [&[&str]; 3] = [
+        let groups: [&[&str]; 7] = [
+            &["Lemon 1/2", "Lemon 1⁄2", "Lemon 1∕2", "Lemon ½"],
+            &["Tea·Lemon", "Tea⋅Lemon", "Tea∙Lemon", "Tea•Lemon"],
+            &["Tea*", "Tea∗", "Tea⁎", "Tea＊"],
+            &["Tea 10:30", "Tea 10꞉30", "Tea 10∶30"],
             &[
                 "Grandma's lemonade",
                 "Grandma’s lemonade",
@@ -603,7 +642,8 @@ mod tests {
     #[test]
     fn the_punctuation_fold_leaves_letters_emoji_and_other_signs_alone() {
         for c in [
-            'י', 'ꞌ', 'ᛌ', 'ᑊ', '۔', '〰', '➖', '=', '~', ',', '.', '«', '‹', 'a', '1', '-', '\'', '"',
+            'י', 'ꞌ', 'ᛌ', 'ᑊ', 'ᐩ', '۔', '〰', '➖', '=', '~', ',', '.', '«', '■', '→', 'a', '1', '-', '\'', '"', '/',
+            '*',
         ] {
             assert_eq!(punctuation_fold(c), None, "{c:?}");
         }
@@ -615,13 +655,22 @@ mod tests {
             ('−', '-'),
             ('“', '"'),
             ('„', '"'),
+            // Found by a third tester.
+            ('⁄', '/'),
+            ('∕', '/'),
+            ('⋅', '·'),
+            ('∙', '·'),
+            ('∗', '*'),
+            ('⁎', '*'),
+            ('꞉', ':'),
+            ('‹', '<'),
         ] {
             assert_eq!(punctuation_fold(c), Some(folded), "{c:?}");
         }
-        // Every folded character folds to one of the three, and is no letter of an alphabet.
+        // Every folded character folds to a keyboard sign, and is no letter of an alphabet.
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
             if let Some(folded) = punctuation_fold(c) {
-                assert!(matches!(folded, '-' | '\'' | '"'), "{c:?}");
+                assert!(is_keyboard_sign(folded) && punctuation_fold(folded).is_none(), "{c:?}");
                 let group = category(c);
                 assert!(
                     !GeneralCategoryGroup::Letter.contains(group) || group == GeneralCategory::ModifierLetter,
@@ -836,6 +885,21 @@ mod tests {
             // Case never decides: σ looks like o, so its capital Σ is o too (else "ΣIGMA" and
             // "σigma" would be one name, and "σigma" and "oigma" another).
             ("ΣIGMA", "OIGMA"),
+            // Found by a third tester: words of two other scripts than Latin that look alike
+            // letter for letter (Greek and Cyrillic; kana and Han).
+            ("ΠΙΤΑ", "ПІТА"),
+            ("πιτα", "піта"),
+            ("Πίτα", "ПІТА"),
+            ("ΦΑΡΜΑ", "ФАРМА"),
+            ("φαρμα", "фарма"),
+            ("ΛΑΜΑ", "ЛАМА"),
+            ("λαμα", "лама"),
+            ("カ", "力"),
+            ("ロ", "口"),
+            ("ハ", "八"),
+            ("エ", "工"),
+            ("力レー", "カレー"),
+            ("口ーラ", "ローラ"),
         ] {
             assert_eq!(name_key(look_alike), name_key(same), "{look_alike:?}");
             assert_eq!(search_key(look_alike), search_key(same), "{look_alike:?}");
@@ -862,8 +926,9 @@ mod tests {
         assert_eq!(name_key("Tシャツ"), "tシャツ", "Latin and kana mix in Japanese");
         assert_eq!(
             name_key("Σίσυφος"),
-            "σισυφοσ",
-            "a Greek word that does not look Latin (and its tonos, which capitals leave off)"
+            "оіоуфоо",
+            "a Greek word that does not look Latin, in the Cyrillic letters that look like its \
+             own (and without its tonos, which capitals leave off)"
         );
     }
 
@@ -875,6 +940,9 @@ mod tests {
         assert!(search_key("Сыр Саша").contains(&search_key("Са")));
         assert!(search_key("Cafe").contains(&search_key("Саf")));
         assert!(search_key("Саша").starts_with(&search_key("Ca")));
+        assert!(search_key("ΠΙΤΑ Ελιά").starts_with(&search_key("Пі")));
+        assert!(search_key("ПІТА").starts_with(&search_key("πι")));
+        assert!(search_key("力レー").starts_with(&search_key("カ")));
     }
 
     /// A letter of another script reads as one letter in both cases when its cases look like one
@@ -1025,6 +1093,13 @@ mod tests {
             "ο",
             "Ι",
             "’",
+            // Words that other scripts than Latin can write (Cyrillic, Greek, kana and Han).
+            "Πίτα",
+            "лама",
+            "φ",
+            "ε",
+            "w",
+            "カ力",
         ]);
         prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
     }

@@ -6,8 +6,8 @@
 //! made by it; a change to it would make a fresh database differ from an upgraded one without
 //! anyone noticing. Version 1 is frozen as SQL files, one per role and engine, in
 //! `migrations/v1/` (embedded with `include_str!`); version 2 is [`version_2`], steps in SQL
-//! and Rust; version 3 computes the text keys again (`text_keys::rekey_steps`), as every
-//! change of the rules of `lemonade_domain::text` must. `tests/schema.rs` and `tests/postgres.rs` compare the schema a fresh database
+//! and Rust; versions 3 and 4 compute the text keys again (`text_keys::rekey_steps`), as
+//! every change of the rules of `lemonade_domain::text` must. `tests/schema.rs` and `tests/postgres.rs` compare the schema a fresh database
 //! gets at each version with a committed snapshot, so an edit of a shipped version fails.
 //!
 //! There is one schema per [`Role`]: the monolith holds the whole shop; in the distributed
@@ -189,6 +189,10 @@ fn migrations(role: Role, engine: Engine) -> Vec<Vec<Step>> {
         // Version 3: the text rules of 2026-12-01 (look-alike letters of other scripts, UTS #39
         // confusables, a word at a time), so every stored key is computed again.
         crate::text_keys::rekey_steps(role, engine),
+        // Version 4: the text rules of 2026-12-01, second part (a word of two other scripts
+        // than Latin written in one, Greek and Cyrillic, kana and Han; keyboard signs such as
+        // `/`, `*` and `·` and their look-alikes), so every stored key is computed again.
+        crate::text_keys::rekey_steps(role, engine),
     ]
 }
 
@@ -260,7 +264,7 @@ pub(crate) fn for_engine(sql: &str, engine: Engine) -> String {
 }
 
 /// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {

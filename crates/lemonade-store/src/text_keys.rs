@@ -43,7 +43,7 @@ pub(crate) fn steps(role: Role, engine: Engine) -> Vec<Step> {
 /// The steps of a version that computes every stored key again, for `role`: what a change of
 /// the text rules (`lemonade_domain::text`, including the Unicode data it is built on) needs,
 /// since a key computed by the old rules would let two rows have one name, or refuse a name no
-/// row has. Version 3 is one, for the look-alike letters of other scripts. Names that the new
+/// row has. Versions 3 and 4 are such versions (see `migrations`). Names that the new
 /// rules make one are renamed as version 2 renames them (the oldest keeps its name); the
 /// unique indexes are dropped meanwhile, since a row's new key can be another row's old one.
 pub(crate) fn rekey_steps(role: Role, engine: Engine) -> Vec<Step> {
@@ -353,24 +353,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(migrate_role(&mut conn, Role::Monolith).unwrap(), 2);
-        let names = |table: &str| -> Vec<(String, String)> {
-            let sql = format!("SELECT id, name FROM {table} ORDER BY id");
-            conn.prepare(&sql)
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter().map(|&(a, b)| (a.to_owned(), b.to_owned())).collect()
-        };
-        assert_eq!(names("products"), pairs(&[("p1", "Mix"), ("p2", "Мix (2)")]));
-        assert_eq!(names("ingredients"), pairs(&[("i1", "Кiwi"), ("i2", "Kiwi (2)")]));
+        assert_eq!(names(&conn, "products"), pairs(&[("p1", "Mix"), ("p2", "Мix (2)")]));
+        assert_eq!(
+            names(&conn, "ingredients"),
+            pairs(&[("i1", "Кiwi"), ("i2", "Kiwi (2)")])
+        );
         let search: String = conn
             .query_row("SELECT search_text FROM customers WHERE id = 'c1'", [], |r| r.get(0))
             .unwrap();
         assert!(search.contains(&lemonade_domain::text::search_key("Са")), "{search}");
+        let audit = crate::audit::audit(&conn).unwrap();
+        assert!(audit.violations.is_empty(), "{}", audit.to_text());
+    }
+
+    /// Each row's (id, name) of `table`, by id.
+    fn names(conn: &Connection, table: &str) -> Vec<(String, String)> {
+        let sql = format!("SELECT id, name FROM {table} ORDER BY id");
+        conn.prepare(&sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|&(a, b)| (a.to_owned(), b.to_owned())).collect()
+    }
+
+    /// Version 4's rules: a Greek word and the Cyrillic word that looks like it letter for
+    /// letter are one name, and so are the look-alikes of a keyboard sign.
+    #[test]
+    fn version_4_makes_greek_and_cyrillic_look_alikes_and_sign_look_alikes_one_name() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_role_to(&mut conn, Role::Monolith, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO recipe_versions (id, product_id, recipe, created_at)
+                 VALUES (1, 'p1', '[]', 1), (2, 'p2', '[]', 2), (3, 'p3', '[]', 3), (4, 'p4', '[]', 4);
+             INSERT INTO products (id, name, name_key, price, active, recipe_version, created_at, updated_at)
+                 VALUES ('p1', 'ПІТА', 'піта', 100, 1, 1, 1, 1), ('p2', 'ΠΙΤΑ', 'πιτα', 100, 1, 2, 2, 2),
+                        ('p3', 'Tea·Lemon', 'tea·lemon', 100, 1, 3, 3, 3), ('p4', 'Tea⋅Lemon', 'tea⋅lemon', 100, 1, 4, 4, 4);",
+        )
+        .unwrap();
+        assert_eq!(migrate_role(&mut conn, Role::Monolith).unwrap(), 3);
+        assert_eq!(
+            names(&conn, "products"),
+            pairs(&[
+                ("p1", "ПІТА"),
+                ("p2", "ΠΙΤΑ (2)"),
+                ("p3", "Tea·Lemon"),
+                ("p4", "Tea⋅Lemon (2)")
+            ])
+        );
         let audit = crate::audit::audit(&conn).unwrap();
         assert!(audit.violations.is_empty(), "{}", audit.to_text());
     }

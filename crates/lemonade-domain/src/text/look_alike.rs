@@ -21,7 +21,7 @@
 //! letter at a time ([`look_alike`]).
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::DecomposingNormalizerBorrowed;
@@ -31,13 +31,37 @@ use unicode_security::MixedScript;
 
 use super::category;
 
-/// The letters of one script, by their UTS #39 skeleton.
-type ByPrototype = HashMap<String, Vec<char>>;
+/// The letters of the scripts of [`WRITTEN_IN`] by their UTS #39 skeleton: of each skeleton
+/// that two letters or more of any script have, or a Latin letter has (the letters a
+/// prototype's base letter reads as, see [`readings`]). Built on first use from every letter
+/// of Unicode (about 158,000, mostly Han: half a second in a debug build, a tenth of that
+/// optimised) and kept for the life of the process (a few thousand letters).
+static LETTERS: LazyLock<HashMap<String, Vec<char>>> = LazyLock::new(|| {
+    let mut table: HashMap<String, Vec<char>> = HashMap::new();
+    for c in (0..=char::MAX as u32)
+        .filter_map(char::from_u32)
+        .filter(|&c| is_letter(c))
+    {
+        table.entry(skeleton(c.encode_utf8(&mut [0; 4]))).or_default().push(c);
+    }
+    table.retain(|_, letters| {
+        let shared = letters.len() > 1 || letters.iter().any(|&c| script_of(c) == Script::Latin);
+        letters.retain(|&c| WRITTEN_IN.contains(&script_of(c)));
+        shared && !letters.is_empty()
+    });
+    table.shrink_to_fit();
+    table
+});
 
-/// [`ByPrototype`] of each script asked for so far: built on first use, a script at a time
-/// (Latin has about 1,500 letters; the whole of Unicode, mostly Han, about 140,000), and kept
-/// for the life of the process (at most one table per script, about 170).
-static TABLES: LazyLock<Mutex<HashMap<Script, &'static ByPrototype>>> = LazyLock::new(Default::default);
+/// The letters of `script` whose skeleton is `shape`.
+fn letters_of(script: Script, shape: &str) -> impl Iterator<Item = char> {
+    LETTERS
+        .get(shape)
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(move |&e| script_of(e) == script)
+}
 
 fn skeleton(text: &str) -> String {
     unicode_security::skeleton(text).collect()
@@ -58,21 +82,6 @@ fn is_mark(c: char) -> bool {
 /// A script that letters belong to: not Common, Inherited or Unknown (`Zyyy`, `Zinh`, `Zzzz`).
 fn is_real_script(script: Script) -> bool {
     !matches!(script, Script::Common | Script::Inherited | Script::Unknown)
-}
-
-fn letters_of(script: Script) -> &'static ByPrototype {
-    let mut tables = TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tables.entry(script).or_insert_with(|| {
-        let mut table = ByPrototype::new();
-        let ranges = CodePointMapData::<Script>::new().iter_ranges_for_value(script);
-        for c in ranges
-            .flat_map(|r| r.filter_map(char::from_u32))
-            .filter(|&c| is_letter(c))
-        {
-            table.entry(skeleton(c.encode_utf8(&mut [0; 4]))).or_default().push(c);
-        }
-        Box::leak(Box::new(table))
-    })
 }
 
 /// `c` case-folded, when that is one character; `None` for a letter that case folding makes
@@ -120,13 +129,9 @@ fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
         return None;
     }
     let small = folded(c)?;
-    let table = letters_of(script);
     let read = |shape: &str, form: fn(char) -> char| {
-        table
-            .get(shape)
-            .into_iter()
-            .flatten()
-            .filter_map(|&e| folded(e))
+        letters_of(script, shape)
+            .filter_map(folded)
             .filter(|&d| skeleton(&form(d).to_string()) == shape)
             .filter(|&d| script != Script::Latin || is_ascii_based(d))
             .min_by_key(|&d| (!d.is_ascii(), d))
@@ -204,42 +209,106 @@ pub fn fold_words(text: &str, pass: Pass) -> String {
     out
 }
 
+/// Whether `c` is a letter that decides how its word reads: not one that case folding makes
+/// several (ß, ᾳ), which is read after case folding instead.
+fn deciding(c: char) -> bool {
+    is_letter(c) && folded(c).is_some()
+}
+
+/// The scripts a word is written in by look-alikes (rule 1 of [`fold_word`]), in the order
+/// they are tried: the alphabets of Europe, whose look-alikes names mix most, and the scripts
+/// of Japanese, Han and the kana. Not the scripts whose letters look like capitals of these
+/// (Cherokee, Lisu, Coptic): those are read as them, never the other way, for a person reads
+/// such a letter in a name as the Latin or Greek letter it looks like; and the look-alikes of
+/// three scripts do not always agree (Lisu `ꓪ` is Latin `W` and Cyrillic `Ԝ`, though `w` is
+/// not `ԝ`), so that a word of one script tried in too many could end in two.
+const WRITTEN_IN: [Script; 6] = [
+    Script::Latin,
+    Script::Cyrillic,
+    Script::Greek,
+    Script::Han,
+    Script::Hiragana,
+    Script::Katakana,
+];
+
+/// The letter `c` as a search reads it, a letter at a time: written in the first script of
+/// [`WRITTEN_IN`] that it is a letter of or reads as a letter of ([`written_as`]):
+/// Cyrillic `с` is `c`, Greek `π` is Cyrillic `п`, Katakana `ロ` is Han `口`. A letter of no
+/// script of its own, or that is no letter, is itself.
+pub fn first_reading(c: char) -> char {
+    if !deciding(c) || !is_real_script(script_of(c)) {
+        return c;
+    }
+    WRITTEN_IN
+        .into_iter()
+        .find_map(|script| match script == script_of(c) {
+            true => Some(c),
+            false => written_as(c, script),
+        })
+        .unwrap_or(c)
+}
+
+/// The letter of `script` that the letter `c` of another script is written as where a word is
+/// written in `script`: in Latin, the one it reads as in the case written ([`look_alike`]:
+/// "Νova" reads "Nova"); in any other script, only one that both its cases read as (Latin
+/// `W` looks like Cyrillic `Ԝ`, but `w` like `ш`: neither, or "KIWI" and "kiwi" would be two
+/// names once written in Cyrillic).
+fn written_as(c: char, script: Script) -> Option<char> {
+    reading(c, script, script == Script::Latin)
+}
+
+/// `word` with each letter of another script than `script` written as the letter of `script`
+/// it reads as ([`written_as`]); `None` when a letter reads as none.
+/// Letters of no script of their own are left as they are, and so is a letter that case
+/// folding makes several when `script` can write what it makes (`ᾳ`, which is `αι`, in
+/// Latin; not `ß`, which is `ss`, in Greek): the pass after case folding reads it.
+fn written_in(word: &str, script: Script) -> Option<String> {
+    let writes = |c: char| script_of(c) == script || !is_real_script(script_of(c));
+    word.chars()
+        .map(|c| match written_as(c, script) {
+            Some(d) => Some(d),
+            None if !is_letter(c) || writes(c) => Some(c),
+            None if folded(c).is_none() => {
+                let made = CaseMapperBorrowed::new()
+                    .fold_string(c.encode_utf8(&mut [0; 4]))
+                    .into_owned();
+                made.chars()
+                    .all(|d| !is_letter(d) || writes(d) || written_as(d, script).is_some())
+                    .then_some(c)
+            }
+            None => None,
+        })
+        .collect()
+}
+
 /// The word `word` written in one script where a person reads it so:
-/// 1. a word with a letter of another script than Latin, each of whose letters is Latin or
-///    looks like a Latin letter, is written in Latin letters: Cyrillic "сок" and Latin "cok",
-///    Cyrillic "рах" and the mixed "pах", look the same and are one name;
+/// 1. a word each of whose letters is of a script of [`WRITTEN_IN`] or looks like a letter of
+///    it is written in that script; where several can write it, in the first of them (Latin,
+///    Cyrillic, Greek, Han, Hiragana, Katakana). So Cyrillic "сок" and Latin
+///    "cok", and the mixed "pах", are "cok"; Greek "ΠΙΤΑ" and Cyrillic "ПІТА" are "ПІТА";
+///    Katakana "ロ" and Han "口" are "口". A word of one script is rewritten only here, and only
+///    in a script whose letters look like each of its letters (Cyrillic "Сыр" stays);
 /// 2. any other word that mixes scripts (UTS #39's single-script test, where Han, kana and
 ///    Hangul count as the writing systems they make together) is written in its main script:
-///    of its scripts, one that can write all of it ("Cyп" with a Latin C and y is the
-///    Cyrillic "Суп"), else the one that can write most of it; on a tie the one of most of
-///    its letters, then Latin, then the first in ICU's order of scripts. Each letter of
-///    another script that looks like a letter of the main one is written as it, but for a
-///    letter whose cases read as two letters, left as it is ([`Pass::Folded`] only);
-/// 3. every other word (of one script, not all of it like Latin) is left as it is.
+///    the one that can write most of it; on a tie the one of most of its letters, then
+///    Latin, then the first in ICU's order of scripts. Each letter of another script that
+///    looks like a letter of the main one is written as it, but for a letter whose cases read
+///    as two letters, left as it is ([`Pass::Folded`] only);
+/// 3. every other word is left as it is.
 ///
-/// A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is; the
-/// pass after case folding reads what it became.
+/// Letters of no script of their own (Common, Inherited: the kana length mark ー) belong to
+/// every script. A letter that case folding makes several (ß, ᾳ) decides nothing and is left
+/// as it is; the pass after case folding reads what it became.
 ///
 /// No word of Latin letters alone ever changes: UTS #39's look-alikes within one script ("rn"
 /// and "m", "l" and "I") stay apart, and "Corn" and "Com" are two products.
 pub fn fold_word(word: &str, pass: Pass) -> String {
-    // A letter that case folding makes several (ß, ᾳ) decides nothing and is left as it is:
-    // the second pass, after case folding, reads what it becomes.
-    let deciding = |c: char| is_letter(c) && folded(c).is_some();
     let letters = || word.chars().filter(|&c| deciding(c));
     if letters().all(|c| script_of(c) == Script::Latin) {
         return word.to_owned();
     }
-    let latin: Option<String> = word
-        .chars()
-        .map(|c| match look_alike(c, Script::Latin) {
-            Some(d) => Some(d),
-            None if !deciding(c) || script_of(c) == Script::Latin => Some(c),
-            None => None,
-        })
-        .collect();
-    if let Some(latin) = latin {
-        return latin;
+    if let Some(written) = WRITTEN_IN.into_iter().find_map(|script| written_in(word, script)) {
+        return written;
     }
     if pass == Pass::AsWritten || word.is_single_script() {
         return word.to_owned();

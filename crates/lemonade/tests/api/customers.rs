@@ -682,13 +682,15 @@ async fn search_finds_letters_whose_marks_do_not_decompose_by_their_base_letters
 /// first letters of a name in another script find it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_look_alike_letters_of_another_script() {
-    // "Мax" with a Cyrillic М; "Саша" (Sasha) in Cyrillic; "Kiwi" in Latin; the Greek "Νεο".
+    // "Мax" with a Cyrillic М; "Саша" (Sasha) in Cyrillic; "Kiwi" in Latin; the Greek "Νεο";
+    // the Greek "Πίτα", found by the first letters of the Cyrillic "Піта" that looks like it.
     each_query_finds_one(
         &[
             "\u{41c}ax",
             "\u{421}\u{430}\u{448}\u{430}",
             "Kiwi",
             "\u{39d}\u{3b5}\u{3bf}",
+            "\u{3a0}\u{3af}\u{3c4}\u{3b1}",
         ],
         &[
             ("max", 0),
@@ -696,6 +698,7 @@ async fn search_finds_look_alike_letters_of_another_script() {
             ("\u{41a}iwi", 2),
             ("\u{43a}\u{456}w\u{456}", 2),
             ("neo", 3),
+            ("\u{41f}\u{456}\u{442}", 4),
         ],
     )
     .await;

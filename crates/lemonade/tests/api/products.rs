@@ -557,6 +557,17 @@ async fn look_alike_letters_of_another_script_make_no_new_name() {
         // A third tester's: marks capitals do not write (the Turkish İ's dot, the Greek tonos).
         ("i\u{e7}ecek", "\u{130}\u{e7}ecek"),
         ("\u{395}\u{3bb}\u{3b9}\u{3ac}", "\u{395}\u{39b}\u{399}\u{391}"),
+        // And words of two other scripts than Latin that look alike letter for letter: the
+        // Cyrillic ПІТА and the Greek ΠΙΤΑ, Katakana カレー and カ written as Han 力; and signs
+        // that look like a keyboard's (⁄ and /, ⋅ and ·).
+        ("\u{41f}\u{406}\u{422}\u{410}", "\u{3a0}\u{399}\u{3a4}\u{391}"),
+        (
+            "\u{444}\u{430}\u{440}\u{43c}\u{430}",
+            "\u{3c6}\u{3b1}\u{3c1}\u{3bc}\u{3b1}",
+        ),
+        ("\u{30ab}\u{30ec}\u{30fc}", "\u{529b}\u{30ec}\u{30fc}"),
+        ("1/2 lemon", "1\u{2044}2 lemon"),
+        ("Tea\u{b7}Lemon", "Tea\u{22c5}Lemon"),
     ] {
         one_name_with(&app, &format!("{tag} {name}"), &[format!("{tag} {look_alike}")]).await;
     }
