@@ -2,13 +2,18 @@
 # The monolith's benchmark in one run: group commit against one commit per order, both at
 # concurrency 64, then latency at concurrency 1, and the server's peak resident memory.
 #   scripts/bench.sh [ORDERS] [BASELINE_ORDERS]
+# LEMONADE_BIN=path measures that binary instead of building this tree (to compare two
+# builds in alternating runs).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 orders="${1:-100000}"
 baseline_orders="${2:-20000}"
-cargo build --release -q -p lemonade
-bin="$root/target/release/lemonade"
+bin="${LEMONADE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release -q -p lemonade
+  bin="$root/target/release/lemonade"
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/lemonade-bench-XXXXXX")"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
