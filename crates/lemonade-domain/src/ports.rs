@@ -105,7 +105,7 @@ impl PageRequest {
 }
 
 /// The error of a `cursor` that is not of its list's kind.
-pub const CURSOR_REFUSED: &str = "not a cursor this server handed out";
+pub const CURSOR_REFUSED: &str = "not a position in this list: an id (for the stock ledger, a sequence number)";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {

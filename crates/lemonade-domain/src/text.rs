@@ -112,8 +112,9 @@ fn category(c: char) -> GeneralCategory {
     CodePointMapData::<GeneralCategory>::new().get(c)
 }
 
-/// Whether `c` alone shows something: a letter, number, punctuation or symbol (or a private
-/// use or unassigned code point, which shows as a box), and not one of [`BLANK_GLYPHS`].
+/// Whether `c` alone shows something: a letter, number, punctuation or symbol, and not one of
+/// [`BLANK_GLYPHS`] (nor a private-use or unassigned code point, which a text refuses:
+/// [`is_refused`]).
 /// A text [`is_blank`] when it holds none of these.
 pub fn is_visible(c: char) -> bool {
     use GeneralCategory as G;
@@ -122,6 +123,8 @@ pub fn is_visible(c: char) -> bool {
         && !matches!(
             category(c),
             G::Control
+                | G::PrivateUse
+                | G::Unassigned
                 | G::Format
                 | G::Surrogate
                 | G::NonspacingMark
@@ -139,9 +142,33 @@ pub fn is_blank(text: &str) -> bool {
 }
 
 /// Whether a text refuses `c` wherever it stands: a control character (`Cc`) that is not
-/// white space. A tab or a line break is white space, which the display form makes a space.
+/// white space (a tab or a line break is white space, which the display form makes a space),
+/// a private-use character (`Co`: U+E000..U+F8FF and the two planes of them, which each
+/// device draws as its fonts please, often as nothing), or a code point that Unicode has not
+/// assigned (`Cn`, the noncharacters among them), which every device draws as the same empty
+/// box, so that "A\u{378}" and "A\u{379}" would read as one name; but not one Unicode sets
+/// aside to draw as nothing (`Default_Ignorable_Code_Point`, as U+2065), which is dropped as
+/// the invisible characters are ([`is_ignorable`]).
 pub fn is_refused(c: char) -> bool {
-    c.is_control() && !c.is_whitespace()
+    (c.is_control() && !c.is_whitespace())
+        || category(c) == GeneralCategory::PrivateUse
+        || (category(c) == GeneralCategory::Unassigned && !is_ignorable(c))
+}
+
+/// Why a text that holds `c` is refused, when [`is_refused`]: the message of
+/// [`display_form`] and the other parsers of text.
+pub fn refusal(c: char) -> Option<String> {
+    if !is_refused(c) {
+        None
+    } else if c.is_control() {
+        Some("must not contain control characters".to_owned())
+    } else {
+        Some(format!(
+            "must not contain private-use or unassigned characters (U+{:04X}), which each device \
+             shows differently or as an empty box",
+            u32::from(c)
+        ))
+    }
 }
 
 fn nfc(text: &str) -> String {
@@ -151,8 +178,8 @@ fn nfc(text: &str) -> String {
 /// The display form of `raw` (see the module's doc). Refuses control characters other than
 /// white space (a tab or a line break becomes a space).
 pub fn display_form(raw: &str) -> Result<String, String> {
-    if raw.chars().any(is_refused) {
-        return Err("must not contain control characters".into());
+    if let Some(refusal) = raw.chars().find_map(refusal) {
+        return Err(refusal);
     }
     Ok(shown(raw))
 }
@@ -418,6 +445,30 @@ pub fn latin_base(c: char) -> Option<&'static str> {
         .map(String::as_str)
 }
 
+/// The Hiragana letters by their [`primary_key`] (the first of the letters with one key).
+static KANA_BASES: LazyLock<HashMap<Vec<u8>, char>> = LazyLock::new(|| {
+    let mut bases = HashMap::new();
+    for c in '\u{3041}'..='\u{3096}' {
+        bases.entry(primary_key(c.encode_utf8(&mut [0; 4]))).or_insert(c);
+    }
+    bases
+});
+
+/// The Hiragana letter that the kana `c` is equal to at primary strength ([`PRIMARY`]): a
+/// Katakana letter is its Hiragana (`'ラ'` is `'ら'`), a small or voiced kana the plain one
+/// (`'ガ'`, `'が'` and `'ァ'` are `'か'`, `'か'` and `'あ'`), as a search typed in either kana
+/// finds a name in the other. `None` for any other letter, and for a kana that is its own base.
+pub fn kana_base(c: char) -> Option<char> {
+    let script = CodePointMapData::<Script>::new().get(c);
+    if !matches!(script, Script::Hiragana | Script::Katakana) {
+        return None;
+    }
+    KANA_BASES
+        .get(&primary_key(c.encode_utf8(&mut [0; 4])))
+        .copied()
+        .filter(|&base| base != c)
+}
+
 /// What "the same name" compares (see the module's doc). Never shown; total for any input.
 ///
 /// Look-alike letters of different scripts (Latin `e` and Cyrillic `е`) are made one a word at
@@ -501,6 +552,7 @@ pub fn search_key(raw: &str) -> String {
         // The Turkish dotless ı, which the root collation keeps apart from i: a search typed
         // without Turkish letters ("YILMAZ", read as "yilmaz") finds "Yılmaz".
         let c = if c == 'ı' { 'i' } else { c };
+        let c = kana_base(c).unwrap_or(c);
         match latin_base(c) {
             Some(base) => bare.push_str(base),
             None => bare.push(c),
@@ -692,6 +744,18 @@ mod tests {
             display_form("a\u{7}b").unwrap_err(),
             "must not contain control characters"
         );
+        // Found by a third tester: characters each device shows as it pleases, or as one box.
+        for refused in [
+            "\u{e000}",
+            "A\u{e000}B",
+            "\u{378}",
+            "\u{ffff}",
+            "\u{10ffff}",
+            "\u{f0000}",
+        ] {
+            let message = display_form(refused).unwrap_err();
+            assert!(message.contains("private-use or unassigned"), "{refused:?}: {message}");
+        }
     }
 
     #[test]
@@ -822,9 +886,11 @@ mod tests {
         ] {
             assert!(is_blank(&display_form(blank).unwrap()), "{blank:?}");
         }
-        for shown in ["a", "7", "-", "€", "🍋", "葛", "\u{e000}"] {
+        for shown in ["a", "7", "-", "€", "🍋", "葛"] {
             assert!(!is_blank(shown), "{shown:?}");
         }
+        // Nor does a character a text refuses count as something shown.
+        assert!(is_blank("\u{e000}\u{378}") && display_form("\u{e000}").is_err());
     }
 
     #[test]
@@ -900,6 +966,9 @@ mod tests {
             ("エ", "工"),
             ("力レー", "カレー"),
             ("口ーラ", "ローラ"),
+            // Found by a fourth: the Han numeral one for the kana length mark.
+            ("ラ一メン", "ラーメン"),
+            ("一", "ー"),
         ] {
             assert_eq!(name_key(look_alike), name_key(same), "{look_alike:?}");
             assert_eq!(search_key(look_alike), search_key(same), "{look_alike:?}");
@@ -943,6 +1012,10 @@ mod tests {
         assert!(search_key("ΠΙΤΑ Ελιά").starts_with(&search_key("Пі")));
         assert!(search_key("ПІТА").starts_with(&search_key("πι")));
         assert!(search_key("力レー").starts_with(&search_key("カ")));
+        // Found by a third tester: Hiragana finds Katakana, as at primary strength.
+        assert!(search_key("ラーメン屋").contains(&search_key("らーめん")));
+        assert!(search_key("カト").contains(&search_key("かと")));
+        assert!(search_key("ガスト").contains(&search_key("かす")));
     }
 
     /// A letter of another script reads as one letter in both cases when its cases look like one

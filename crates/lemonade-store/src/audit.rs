@@ -51,11 +51,23 @@ pub fn audit_folder(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
         }));
     }
     let monolith = data.join(MONOLITH_DATABASE);
-    if monolith.exists() {
-        return audit_file_vetted(&monolith, vet);
-    }
-    if CLUSTER_DATABASES.iter().any(|(_, file)| data.join(file).exists()) {
-        return audit_cluster_vetted(data, vet);
+    let cluster: Vec<&str> = CLUSTER_DATABASES
+        .iter()
+        .map(|(_, file)| *file)
+        .filter(|file| data.join(file).exists())
+        .collect();
+    match (monolith.exists(), cluster.is_empty()) {
+        (true, false) => {
+            return Err(OpenError::Other(format!(
+                "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
+                 move one of them to a folder of its own and check each",
+                data.display(),
+                cluster.join(", ")
+            )));
+        }
+        (true, true) => return audit_file_vetted(&monolith, vet),
+        (false, false) => return audit_cluster_vetted(data, vet),
+        (false, true) => {}
     }
     Err(OpenError::Other(format!(
         "{} holds no shop: neither {MONOLITH_DATABASE} (lemonade serve) nor {} (lemonade cluster)",

@@ -116,7 +116,7 @@ impl ClusterArgs {
                         .context("--postgres (LEMONADE_POSTGRES)")?;
                 }
             }
-            None => crate::serve::check_data_folder(&self.data)?,
+            None => crate::serve::check_data_folder(&self.data, lemonade_store::migrations::Role::Coordinator)?,
         }
         if let Some(first) = self.services_port {
             anyhow::ensure!(

@@ -81,11 +81,11 @@ pub struct ServeArgs {
     /// printed once when listening beyond loopback without one.
     #[arg(long, env = "LEMONADE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Most orders committed together (group commit). 1 commits each order on its own. A
-    /// cap below the number of clients lets one batch sync while the next is written.
+    /// Most orders committed together (group commit; 1 to 4096). 1 commits each order on its
+    /// own. A cap below the number of clients lets one batch sync while the next is written.
     #[arg(long, env = "LEMONADE_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u32, value_parser = clap::value_parser!(u32).range(BATCH_MAX_RANGE))]
     pub batch_max: u32,
-    /// Loyalty: one point per this many minor currency units spent.
+    /// Loyalty: one point per this many minor currency units spent (1 to 1000000).
     #[arg(long, env = "LEMONADE_MINOR_UNITS_PER_POINT", default_value_t = MINOR_UNITS_PER_POINT_DEFAULT, value_parser = clap::value_parser!(u64).range(MINOR_UNITS_PER_POINT_RANGE))]
     pub minor_units_per_point: u64,
     /// Distributed mode: the token the services require of each other (at least 16
@@ -101,13 +101,16 @@ pub struct ServeArgs {
     /// Distributed mode: where the CRM service listens.
     #[arg(long, env = "LEMONADE_CRM_ADDR")]
     pub crm_addr: Option<SocketAddr>,
-    /// Coordinator: how long the stock service holds an uncommitted reservation.
+    /// Coordinator: how long the stock service holds an uncommitted reservation (1000 to
+    /// 600000; longer than --order-deadline-ms).
     #[arg(long, env = "LEMONADE_LEASE_MS", default_value_t = CoordinatorConfig::default().lease_ms, value_parser = clap::value_parser!(u64).range(LEASE_MS_RANGE))]
     pub lease_ms: u64,
-    /// Coordinator: how long placing an order may take before the answer is 202 (pending).
+    /// Coordinator: how long placing an order may take before the answer is 202 (pending; 100
+    /// to 60000).
     #[arg(long, env = "LEMONADE_ORDER_DEADLINE_MS", default_value_t = CoordinatorConfig::default().order_deadline_ms, value_parser = clap::value_parser!(u64).range(ORDER_DEADLINE_MS_RANGE))]
     pub order_deadline_ms: u64,
-    /// Distributed mode: requests per second a service takes before answering 429.
+    /// Distributed mode: requests per second a service takes before answering 429 (1 to
+    /// 10000000).
     #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
 }
@@ -159,7 +162,7 @@ impl ServeArgs {
     pub fn check(&self) -> anyhow::Result<()> {
         check_token(self.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
         if self.database_url.is_none() {
-            check_data_folder(&self.data)?;
+            check_data_folder(&self.data, self.role.store_role())?;
         }
         if let Some(url) = &self.database_url {
             anyhow::ensure!(
@@ -247,13 +250,34 @@ pub fn check_lease(lease_ms: u64, order_deadline_ms: u64) -> anyhow::Result<()> 
 }
 
 /// Refuses a `--data` that exists but is not a folder (a missing one is created later).
-pub fn check_data_folder(data: &std::path::Path) -> anyhow::Result<()> {
+pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<()> {
     anyhow::ensure!(
         !data.exists() || data.is_dir(),
         "--data {} is not a folder",
         data.display()
     );
-    Ok(())
+    // A data folder holds one shop: the monolith's database or a cluster's. A start of the
+    // other kind beside one would make a second shop there, which `check` cannot tell apart.
+    let cluster: Vec<String> = [Role::Coordinator, Role::Stock, Role::Orders, Role::Crm]
+        .into_iter()
+        .map(|r| database_path(data, r))
+        .filter(|path| path.exists())
+        .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    let monolith = database_path(data, Role::Monolith);
+    match role {
+        Role::Monolith if !cluster.is_empty() => anyhow::bail!(
+            "--data {} holds a cluster's databases ({}): start that shop with `lemonade cluster --data {0}`, or choose another --data",
+            data.display(),
+            cluster.join(", ")
+        ),
+        Role::Monolith => Ok(()),
+        _ if monolith.exists() => anyhow::bail!(
+            "--data {} holds a monolith's database (lemonade.db): start that shop with `lemonade serve --data {0}`, or choose another --data",
+            data.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Where a role keeps its database in a data folder.
@@ -411,4 +435,45 @@ fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
             Some(t)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    use super::*;
+
+    /// `--help` of `serve` and `cluster` gives the range of every flag that has one, as the
+    /// constants that check them say (found by a tester: `serve --help` gave none).
+    #[test]
+    fn the_help_of_serve_and_cluster_names_each_flag_s_range() {
+        let ranges = [
+            format!("{} to {}", BATCH_MAX_RANGE.start(), BATCH_MAX_RANGE.end()),
+            format!(
+                "{} to {}",
+                MINOR_UNITS_PER_POINT_RANGE.start(),
+                MINOR_UNITS_PER_POINT_RANGE.end()
+            ),
+            format!("{} to {}", LEASE_MS_RANGE.start(), LEASE_MS_RANGE.end()),
+            format!(
+                "{} to {}",
+                ORDER_DEADLINE_MS_RANGE.start(),
+                ORDER_DEADLINE_MS_RANGE.end()
+            ),
+            format!("{} to {}", RATE_PER_S_RANGE.start(), RATE_PER_S_RANGE.end()),
+        ];
+        let help = |command: clap::Command| command.term_width(1000).render_long_help().to_string();
+        for (name, text) in [
+            ("serve", help(ServeArgs::augment_args(clap::Command::new("serve")))),
+            (
+                "cluster",
+                help(crate::cluster::ClusterArgs::augment_args(clap::Command::new("cluster"))),
+            ),
+        ] {
+            for range in &ranges {
+                let wrapped = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(wrapped.contains(range.as_str()), "lemonade {name} --help: no {range:?}");
+            }
+        }
+    }
 }

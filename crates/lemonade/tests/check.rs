@@ -308,6 +308,19 @@ fn a_folder_that_cannot_be_audited_exits_2() {
     std::fs::write(garbage.join("lemonade.db"), vec![0x5a; 8192]).unwrap();
     let (code, _, stderr) = check(&garbage, false);
     assert_eq!(code, Some(2), "{stderr}");
+
+    // Two shops in one folder (as an older `serve` could make): neither is audited alone.
+    let two = tmp.path().join("two");
+    std::fs::create_dir(&two).unwrap();
+    for file in ["lemonade.db", "stock.db", "crm.db"] {
+        std::fs::write(two.join(file), vec![0x5a; 8192]).unwrap();
+    }
+    let (code, _, stderr) = check(&two, false);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("two shops") && stderr.contains("lemonade.db") && stderr.contains("stock.db, crm.db"),
+        "{stderr}"
+    );
 }
 
 /// A running shop writes its WAL beside the path it opened its database by: `check` on a hard

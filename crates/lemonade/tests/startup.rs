@@ -240,6 +240,55 @@ fn serve_on_a_port_in_use_refuses_and_creates_no_database() {
     assert!(!data.exists(), "it created {}", data.display());
 }
 
+/// A data folder holds one shop (found by a tester: `serve` on a cluster's folder made a
+/// monolith beside it, and `check` audited that one alone): a start of the other kind is
+/// refused, naming what the folder holds and the command that starts it, and adds nothing.
+#[test]
+fn a_start_of_the_other_kind_of_shop_on_a_folder_is_refused_naming_the_shop_there() {
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    for (holds, args, names) in [
+        (
+            "stock.db",
+            vec!["serve", "--addr", &addr],
+            ["a cluster's databases (stock.db)", "lemonade cluster --data"],
+        ),
+        (
+            "lemonade.db",
+            vec!["cluster", "--addr", &addr],
+            ["a monolith's database (lemonade.db)", "lemonade serve --data"],
+        ),
+        (
+            "lemonade.db",
+            vec![
+                "serve",
+                "--role",
+                "stock",
+                "--cluster-token",
+                "0123456789abcdef",
+                "--addr",
+                &addr,
+            ],
+            ["a monolith's database (lemonade.db)", "lemonade serve --data"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(holds), b"").unwrap();
+        let mut command = lemonade_command();
+        command.args(&args).arg("--data").arg(dir.path());
+        let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+        assert!(status.is_some_and(|s| !s.success()), "{args:?} started:\n{stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "{args:?}: no {name:?} in\n{stderr}");
+        }
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, [holds], "{args:?} left files");
+    }
+}
+
 /// Two monoliths on one database: the second refuses, naming the first, which keeps serving
 /// (and writing); once the first stops, a new one starts on the same folder.
 #[tokio::test]

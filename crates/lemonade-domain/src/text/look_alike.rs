@@ -27,6 +27,7 @@ use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::DecomposingNormalizerBorrowed;
 use icu_properties::CodePointMapData;
 use icu_properties::props::{CanonicalCombiningClass, GeneralCategoryGroup, Script};
+use icu_properties::script::ScriptWithExtensions;
 use unicode_security::MixedScript;
 
 use super::category;
@@ -46,7 +47,7 @@ static LETTERS: LazyLock<HashMap<String, Vec<char>>> = LazyLock::new(|| {
     }
     table.retain(|_, letters| {
         let shared = letters.len() > 1 || letters.iter().any(|&c| script_of(c) == Script::Latin);
-        letters.retain(|&c| WRITTEN_IN.contains(&script_of(c)));
+        letters.retain(|&c| WRITTEN_IN.iter().any(|&script| is_of(c, script)));
         shared && !letters.is_empty()
     });
     table.shrink_to_fit();
@@ -60,11 +61,27 @@ fn letters_of(script: Script, shape: &str) -> impl Iterator<Item = char> {
         .into_iter()
         .flatten()
         .copied()
-        .filter(move |&e| script_of(e) == script)
+        .filter(move |&e| is_of(e, script))
 }
 
 fn skeleton(text: &str) -> String {
     unicode_security::skeleton(text).collect()
+}
+
+/// Whether the letter `c` is of `script`: its script, or one its `Script_Extensions` name (the
+/// kana length mark `ー`, of no script of its own, is of Hiragana and Katakana).
+fn is_of(c: char, script: Script) -> bool {
+    ScriptWithExtensions::new().has_script(c, script)
+}
+
+/// Whether the letter `c` is one `script` writes with as it is: a letter [`is_of`] it, or of
+/// no script at all (Common or Inherited, and no `Script_Extensions` that name one).
+fn belongs_to(c: char, script: Script) -> bool {
+    is_of(c, script)
+        || ScriptWithExtensions::new()
+            .get_script_extensions_val(c)
+            .iter()
+            .all(|s| !is_real_script(s))
 }
 
 fn script_of(c: char) -> Script {
@@ -125,7 +142,7 @@ fn is_ascii_based(d: char) -> bool {
 /// ASCII first, then the lowest code point). `None` when `c` is not a letter or is of
 /// `script`.
 fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
-    if !is_letter(c) || script_of(c) == script {
+    if !is_letter(c) || belongs_to(c, script) {
         return None;
     }
     let small = folded(c)?;
@@ -217,7 +234,8 @@ fn deciding(c: char) -> bool {
 
 /// The scripts a word is written in by look-alikes (rule 1 of [`fold_word`]), in the order
 /// they are tried: the alphabets of Europe, whose look-alikes names mix most, and the scripts
-/// of Japanese, Han and the kana. Not the scripts whose letters look like capitals of these
+/// of Japanese, the kana before Han (a Katakana name such as "カト", whose letters all look
+/// like Han, stays in kana, where a search in Hiragana finds it). Not the scripts whose letters look like capitals of these
 /// (Cherokee, Lisu, Coptic): those are read as them, never the other way, for a person reads
 /// such a letter in a name as the Latin or Greek letter it looks like; and the look-alikes of
 /// three scripts do not always agree (Lisu `ꓪ` is Latin `W` and Cyrillic `Ԝ`, though `w` is
@@ -226,14 +244,14 @@ const WRITTEN_IN: [Script; 6] = [
     Script::Latin,
     Script::Cyrillic,
     Script::Greek,
-    Script::Han,
     Script::Hiragana,
     Script::Katakana,
+    Script::Han,
 ];
 
 /// The letter `c` as a search reads it, a letter at a time: written in the first script of
 /// [`WRITTEN_IN`] that it is a letter of or reads as a letter of ([`written_as`]):
-/// Cyrillic `с` is `c`, Greek `π` is Cyrillic `п`, Katakana `ロ` is Han `口`. A letter of no
+/// Cyrillic `с` is `c`, Greek `π` is Cyrillic `п`, Han `口` is Katakana `ロ`. A letter of no
 /// script of its own, or that is no letter, is itself.
 pub fn first_reading(c: char) -> char {
     if !deciding(c) || !is_real_script(script_of(c)) {
@@ -259,11 +277,11 @@ fn written_as(c: char, script: Script) -> Option<char> {
 
 /// `word` with each letter of another script than `script` written as the letter of `script`
 /// it reads as ([`written_as`]); `None` when a letter reads as none.
-/// Letters of no script of their own are left as they are, and so is a letter that case
+/// Letters that belong to `script` ([`belongs_to`]) are left as they are, and so is a letter that case
 /// folding makes several when `script` can write what it makes (`ᾳ`, which is `αι`, in
 /// Latin; not `ß`, which is `ss`, in Greek): the pass after case folding reads it.
 fn written_in(word: &str, script: Script) -> Option<String> {
-    let writes = |c: char| script_of(c) == script || !is_real_script(script_of(c));
+    let writes = |c: char| belongs_to(c, script);
     word.chars()
         .map(|c| match written_as(c, script) {
             Some(d) => Some(d),
@@ -284,9 +302,9 @@ fn written_in(word: &str, script: Script) -> Option<String> {
 /// The word `word` written in one script where a person reads it so:
 /// 1. a word each of whose letters is of a script of [`WRITTEN_IN`] or looks like a letter of
 ///    it is written in that script; where several can write it, in the first of them (Latin,
-///    Cyrillic, Greek, Han, Hiragana, Katakana). So Cyrillic "сок" and Latin
+///    Cyrillic, Greek, Hiragana, Katakana, Han). So Cyrillic "сок" and Latin
 ///    "cok", and the mixed "pах", are "cok"; Greek "ΠΙΤΑ" and Cyrillic "ПІТА" are "ПІТА";
-///    Katakana "ロ" and Han "口" are "口". A word of one script is rewritten only here, and only
+///    Katakana "ロ" and Han "口" are "ロ". A word of one script is rewritten only here, and only
 ///    in a script whose letters look like each of its letters (Cyrillic "Сыр" stays);
 /// 2. any other word that mixes scripts (UTS #39's single-script test, where Han, kana and
 ///    Hangul count as the writing systems they make together) is written in its main script:
@@ -296,8 +314,9 @@ fn written_in(word: &str, script: Script) -> Option<String> {
 ///    as two letters, left as it is ([`Pass::Folded`] only);
 /// 3. every other word is left as it is.
 ///
-/// Letters of no script of their own (Common, Inherited: the kana length mark ー) belong to
-/// every script. A letter that case folding makes several (ß, ᾳ) decides nothing and is left
+/// A letter of no script of its own (Common, Inherited) belongs to the scripts its
+/// `Script_Extensions` name (the kana length mark ー to the kana), or to every script
+/// ([`belongs_to`]). A letter that case folding makes several (ß, ᾳ) decides nothing and is left
 /// as it is; the pass after case folding reads what it became.
 ///
 /// No word of Latin letters alone ever changes: UTS #39's look-alikes within one script ("rn"

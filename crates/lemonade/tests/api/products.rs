@@ -330,6 +330,40 @@ async fn a_product_name_with_nothing_visible_is_refused_like_an_empty_one() {
     assert_eq!(app.state(&[], &[id], &[]).await, before);
 }
 
+/// Characters each device draws as it pleases (private use, often as nothing) or as one empty
+/// box (unassigned, noncharacters) are refused in any name, with a message that says so
+/// (found by a tester: "\u{e000}" was a product, and "A\u{e000}B" another beside "AB").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_a_private_use_or_unassigned_character_is_refused() {
+    let app = spawn_app().await;
+    let tag = unique();
+    for name in [
+        "\u{e000}",
+        "A\u{e000}B",
+        "A\u{378}",
+        "Tea\u{ffff}",
+        "\u{10ffff}",
+        "\u{f0000}",
+    ] {
+        let name = format!("{tag} {name}");
+        let problems = [
+            app.post("/products", &json!({"name": name, "price": 300, "recipe": []}))
+                .await
+                .invalid("name"),
+            app.post(
+                "/ingredients",
+                &json!({"name": name, "unit": "g", "on_hand": 0, "reorder_level": 0}),
+            )
+            .await
+            .invalid("name"),
+            app.post("/customers", &json!({"name": name})).await.invalid("name"),
+        ];
+        for problem in problems {
+            assert!(problem.to_string().contains("private-use or unassigned"), "{problem}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_a_person_reads_as_the_same_are_one_product_name() {
     let app = spawn_app().await;
