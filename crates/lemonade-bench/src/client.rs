@@ -232,8 +232,8 @@ fn retry_backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 << (attempt - 1).min(4))
 }
 
-/// One keep-alive HTTP/1.1 connection. Its driver runs in a task of its own (measured a
-/// little cheaper than polling it from the worker's task), which is aborted, closing the
+/// One keep-alive HTTP/1.1 connection. Its driver runs in a task of its own (cheaper than
+/// polling it from the worker's task: docs/decisions.md), which is aborted, closing the
 /// socket, when the `Conn` is dropped: a connection whose state is unknown is never reused.
 pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,

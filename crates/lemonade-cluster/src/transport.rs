@@ -31,8 +31,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, STEP_KEY_HEADER, Service};
 
 /// Requests out to one service at once; calls made while this many are out wait to be
-/// batched. Measured through the cluster at c=64, three alternating runs each: 2 gave 3,112
-/// orders/s, 4 gave 2,749 and 8 gave 2,663 (1 was no better than 2).
+/// batched. Two did best of 1, 2, 4 and 8 (figures: docs/decisions.md, "Figures out of code
+/// comments").
 pub const BATCHES_IN_FLIGHT_MAX: usize = 2;
 /// Calls waiting to go out to one service before callers are refused at once.
 pub const CALLS_WAITING_MAX: usize = 8_192;

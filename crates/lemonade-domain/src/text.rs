@@ -321,7 +321,9 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
 }
 
 /// The keyboard sign that a person reads `c` as, when `c` is another character (`None` for
-/// any other, and for the keyboard's signs themselves). What it folds, and the source of each:
+/// any other, and for the keyboard's signs themselves). What it folds, and the source of each,
+/// in the order they are tried (what a sign looks like before what it is: the swung dash `⁓`
+/// is `~`, not `-`; the low quotation mark `‚` is `,`, not `'`):
 /// - to `-`: the dashes, hyphens and minus signs, Unicode's `Dash` property (General_Category
 ///   Pd, and U+2212 MINUS SIGN, U+2053 SWUNG DASH and the super- and subscript minus);
 /// - to `'` and `"`: punctuation, symbols and modifier letters (General_Category P, S, Lm;
@@ -332,11 +334,12 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
 ///   (U+2018, U+2019, U+201A, U+201B; U+201C..U+201F, 〝〞), as the web app's `Intl.Collator`
 ///   compares them.
 ///
-/// - to any other sign of a keyboard (ASCII or Latin-1 punctuation and symbols): the signs of
-///   no script (Common) whose UTS #39 confusable prototype is that one sign: `⁄` and `∕` are
-///   `/`, `∗` and `⁎` `*`, `꞉` and `∶` `:`, `᛭` `+`, `⋅`, `∙` and `•` `·`, `‹` `<`. What a
-///   person types on a keyboard is then the same name as what a word processor or another
-///   keyboard wrote.
+/// - to a sign of a keyboard (ASCII or Latin-1 punctuation and symbols): the signs of no
+///   script (Common) whose UTS #39 confusable prototype is that one sign: `⁄` and `∕` are `/`,
+///   `∗` and `⁎` `*`, `꞉` and `∶` `:`, `᛭` `+`, `⋅`, `∙` and `•` `·`, `‹` `<`, `⁓` and `〜`
+///   `~`, `⹀` and `゠` `=`, `‚` `,`; and a sign of any script whose prototype is `'` (the
+///   Hebrew geresh `׳`). What a person types on a keyboard is then the same name as what a
+///   word processor or another keyboard wrote. Then, for the signs no prototype makes one:
 ///
 /// Emoji (`Extended_Pictographic`, such as 〰) are pictures and never folded. Not folded
 /// either: the look-alikes that belong to a script (U+06D4 ARABIC FULL STOP, which UTS #39
@@ -355,25 +358,30 @@ pub fn punctuation_fold(c: char) -> Option<char> {
     if !punctuation_or_symbol || pictographic(c) {
         return None;
     }
+    let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect();
+    // First what it looks like (a dash shaped like `~` or `=` is that, a low quotation mark
+    // shaped like a comma is a comma), then what it is.
+    let mut prototype = skeleton.chars();
+    if let (Some(sign), None) = (prototype.next(), prototype.next())
+        && sign != c
+        && is_keyboard_sign(sign)
+        && (sign == '\'' || is_common(c))
+    {
+        return Some(sign);
+    }
     if CodePointSetData::new::<Dash>().contains(c) {
         return Some('-');
     }
-    let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect();
-    match skeleton.as_str() {
-        "'" => return Some('\''),
-        "''" => return Some('"'),
-        _ => {}
+    if skeleton == "''" {
+        return Some('"');
     }
     let key = primary_key(c.encode_utf8(&mut [0; 4]));
     if key == *APOSTROPHE_KEY {
-        return Some('\'');
+        Some('\'')
     } else if key == *QUOTATION_MARK_KEY {
-        return Some('"');
-    }
-    let mut prototype = skeleton.chars();
-    match (prototype.next(), prototype.next()) {
-        (Some(sign), None) if sign != c && is_keyboard_sign(sign) && is_common(c) => Some(sign),
-        _ => None,
+        Some('"')
+    } else {
+        None
     }
 }
 
@@ -636,7 +644,7 @@ mod tests {
     /// punctuation types ’, a word processor –), and the display form keeps what was typed.
     #[test]
     fn look_alike_punctuation_has_one_key_and_is_shown_as_typed() {
-        let groups: [&[&str]; 7] = [
+        let groups: [&[&str]; 10] = [
             &["Lemon 1/2", "Lemon 1⁄2", "Lemon 1∕2", "Lemon ½"],
             &["Tea·Lemon", "Tea⋅Lemon", "Tea∙Lemon", "Tea•Lemon"],
             &["Tea*", "Tea∗", "Tea⁎", "Tea＊"],
@@ -652,8 +660,11 @@ mod tests {
                 "Grandma´s lemonade",
                 "Grandma`s lemonade",
                 "Grandma׳s lemonade",
-                "Grandma‚s lemonade",
             ],
+            // Found by a fifth tester: signs read by what they look like before what they are.
+            &["Lemon,lime", "Lemon‚lime", "Lemon，lime"],
+            &["X~Y", "X⁓Y", "X〜Y", "X～Y"],
+            &["X=Y", "X⹀Y", "X゠Y"],
             &[
                 "Iced-tea",
                 "Iced‐tea",
@@ -716,6 +727,11 @@ mod tests {
             ('⁎', '*'),
             ('꞉', ':'),
             ('‹', '<'),
+            ('⁓', '~'),
+            ('〜', '~'),
+            ('⹀', '='),
+            ('゠', '='),
+            ('‚', ','),
         ] {
             assert_eq!(punctuation_fold(c), Some(folded), "{c:?}");
         }

@@ -179,8 +179,7 @@ impl Database {
         if role != Role::Monolith {
             // A service's writer touches few pages per commit, and SQLite walks its page
             // cache's hash table at the end of a write transaction: a small cache makes that
-            // walk short (measured through the cluster at c=64: 3,801 against 3,289 orders/s with
-            // the 64 MiB cache, three alternating runs each).
+            // walk short (figures: docs/decisions.md, "Figures out of code comments").
             conn.pragma_update(None, "cache_size", -SERVICE_WRITER_CACHE_KIB)?;
         }
         let readers = (0..READERS_MAX)

@@ -98,8 +98,8 @@ impl Readers {
 
     /// Like [`read`](Readers::read), for a read by key of a row or two: from a local file
     /// it runs on the calling thread, which it holds for microseconds, rather than hopping
-    /// to a blocking thread and back (measured with the client's key looked up this way,
-    /// once per order: 5,952 against 5,634 orders/s through the cluster at concurrency 64).
+    /// to a blocking thread and back (faster through the cluster: docs/decisions.md,
+    /// "Figures out of code comments").
     /// From a server it is a [`read`](Readers::read). (A WAL reader waits only in SQLite's
     /// rare recovery of the WAL index, within the connection's busy timeout.)
     pub async fn lookup<T, F>(self: &Arc<Self>, work: F) -> Result<T, ShopError>

@@ -94,13 +94,6 @@ impl SqliteShop {
     }
 }
 
-fn is_rejection(e: &ShopError) -> bool {
-    matches!(
-        e,
-        ShopError::ValidationFailed { .. } | ShopError::InsufficientStock { .. } | ShopError::Conflict { .. }
-    )
-}
-
 #[async_trait]
 impl Shop for SqliteShop {
     async fn list_ingredients(&self, page: PageRequest) -> Result<Page<Ingredient>, ShopError> {
@@ -228,7 +221,8 @@ impl Shop for SqliteShop {
             // nothing behind and the key can record it in this same transaction.
             let changes_before = c.changes();
             let outcome = match orders::place(tx, &request.draft, per_point) {
-                Err(e) if !(is_rejection(&e) && c.changes() == changes_before) => return Err(e),
+                // A refusal is an answer the key keeps (the domain's rule, as the cluster's).
+                Err(e) if !(e.is_refusal() && c.changes() == changes_before) => return Err(e),
                 outcome => outcome,
             };
             if let Some(key) = &request.idempotency {

@@ -8,8 +8,8 @@
 //! The contract of a job: **check, then write**. A job that refuses (bad input, not enough
 //! stock) must do so before its first write, so its refusal leaves nothing behind and the
 //! batch goes on. A job that fails after writing cannot be undone alone (there are no
-//! savepoints: measured, they cost more than the rest of an order, copying every page they
-//! touch), so the whole batch is rolled back and every caller in it gets `Unavailable`, which
+//! savepoints: they cost more than the rest of an order, copying every page they touch; see
+//! docs/decisions.md), so the whole batch is rolled back and every caller in it gets `Unavailable`, which
 //! with idempotency keys is always safe to retry.
 //!
 //! Durability is pipelined ([`Durability::Syncer`]): SQLite commits without syncing
@@ -49,7 +49,8 @@ enum Work {
 pub type WriteConn = Box<dyn Db + Send>;
 
 /// Most jobs in one group commit by default: below the 64 clients of the benchmark, so one
-/// batch syncs while the next is written (measured: 32 gave 15.4k orders/s, 64 gave 12.8k).
+/// batch syncs while the next is written (figures: docs/decisions.md, "Figures out of code
+/// comments").
 pub const BATCH_MAX_DEFAULT: usize = 32;
 
 #[derive(Clone, Debug)]

@@ -218,12 +218,6 @@ const REAP_WITHIN: Duration = Duration::from_secs(5);
 /// Longest line of a child's log kept to explain why it stopped.
 const REASON_LEN_MAX: usize = 500;
 
-fn random_token() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
-}
-
 /// What every supervising task shares: how to start each process.
 struct Plan {
     args: ClusterArgs,
@@ -665,20 +659,10 @@ pub async fn run(
         (orders, services),
         (crm, services),
     ])?;
-    let token = match (&args.token, args.addr.ip().is_loopback()) {
-        (Some(token), _) => Some(token.clone()),
-        (None, true) => None,
-        (None, false) => {
-            let token = random_token();
-            crate::output::say(&format!(
-                "Listening beyond loopback: clients must send this access token (shown once):\n  {token}"
-            ));
-            Some(token)
-        }
-    };
+    let token = crate::serve::token_for(args.token.as_ref(), args.addr);
     let plan = Arc::new(Plan {
         exe: std::env::current_exe().context("finding this binary")?,
-        cluster_token: args.cluster_token.clone().unwrap_or_else(random_token),
+        cluster_token: args.cluster_token.clone().unwrap_or_else(crate::serve::random_token),
         token,
         log,
         addrs: [stock, crm, orders, args.addr],
@@ -826,7 +810,7 @@ pub async fn start_in_process_with_faults(
         }
     };
     let mut args = ServeArgs::for_tests(data.to_path_buf());
-    args.cluster_token = Some(random_token());
+    args.cluster_token = Some(crate::serve::random_token());
     // A test's answers should not turn into 202 because a busy machine was slow.
     args.order_deadline_ms = 10_000;
     configure(&mut args);

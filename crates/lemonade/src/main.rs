@@ -2,8 +2,8 @@ use std::io::Write as _;
 
 use clap::{Parser, Subcommand};
 
-// The write path allocates many small short-lived values per order; measured, glibc's malloc
-// took a tenth of the writer thread's time.
+// The write path allocates many small short-lived values per order, where glibc's malloc
+// costs more (docs/decisions.md, "Figures out of code comments").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use lemonade::serve::{ServeArgs, start};

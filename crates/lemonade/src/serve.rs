@@ -295,7 +295,8 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-fn generate_token() -> String {
+/// A fresh random token: 32 bytes, in hex.
+pub fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
@@ -424,17 +425,24 @@ async fn open_database(args: &ServeArgs, addr: SocketAddr) -> anyhow::Result<(Da
 /// loopback without one.
 fn public_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
     check_token(args.token.as_deref(), "--token (LEMONADE_TOKEN)")?;
-    Ok(match (&args.token, args.addr.ip().is_loopback()) {
+    Ok(token_for(args.token.as_ref(), args.addr))
+}
+
+/// The public API's token for a shop listening on `addr`: `given`; else none on loopback, and
+/// beyond it one made up and shown once (a shop reachable from the network never goes
+/// without one). The one rule of `serve` and `cluster`.
+pub fn token_for(given: Option<&String>, addr: SocketAddr) -> Option<String> {
+    match (given, addr.ip().is_loopback()) {
         (Some(t), _) => Some(t.clone()),
         (None, true) => None,
         (None, false) => {
-            let t = generate_token();
+            let t = random_token();
             crate::output::say(&format!(
                 "Listening beyond loopback: clients must send this access token (shown once):\n  {t}"
             ));
             Some(t)
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 //! A record is small: a placed order is stored as its id and the points it was answered with
 //! (the rest of the first answer is the order as it was created, which only a cancel changes,
 //! and a cancel changes nothing else of it but status, points and `updated_at`); a refusal as
-//! the error. Measured, storing the whole answered order instead cost a tenth of the
-//! throughput.
+//! the error (storing the whole answered order instead cost throughput: docs/decisions.md).
 
 use lemonade_domain::ShopError;
 use lemonade_domain::ids::OrderId;

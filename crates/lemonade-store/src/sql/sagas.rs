@@ -34,11 +34,13 @@ pub struct Saga {
 
 const COLUMNS: &str = "order_id, state, plan, outcome, fingerprint, attempts, created_at, updated_at";
 
-/// A row that cannot be read back, naming its saga.
+/// A row that cannot be read back, naming its saga and the column.
 fn unreadable(order: &str, column: usize, why: impl std::fmt::Display) -> DbError {
-    DbError::Column {
-        column,
-        why: format!("saga {order:?}: {why}"),
+    let name = COLUMNS.split(", ").nth(column).unwrap_or("a column");
+    DbError::Stored {
+        table: "sagas",
+        row: order.to_owned(),
+        what: format!("{why} in {name}"),
     }
 }
 

@@ -691,6 +691,7 @@ async fn search_finds_look_alike_letters_of_another_script() {
             "Kiwi",
             "\u{39d}\u{3b5}\u{3bf}",
             "\u{3a0}\u{3af}\u{3c4}\u{3b1}",
+            "\u{39d}\u{3af}\u{3ba}\u{3bf}\u{3c2} \u{392}\u{3ad}\u{3c1}\u{3bf}\u{3c2}",
         ],
         &[
             ("max", 0),
@@ -699,6 +700,9 @@ async fn search_finds_look_alike_letters_of_another_script() {
             ("\u{43a}\u{456}w\u{456}", 2),
             ("neo", 3),
             ("\u{41f}\u{456}\u{442}", 4),
+            // "Νίκος" found typed in small letters, whose ν reads v (a fifth tester's case).
+            ("\u{3bd}\u{3af}\u{3ba}\u{3bf}\u{3c2}", 5),
+            ("\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}", 5),
         ],
     )
     .await;
