@@ -221,7 +221,7 @@ pub fn email_char(c: char) -> Option<String> {
 pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     const BAD: &str = "not an email address";
     if raw.chars().count() > EMAIL_LEN_MAX {
-        return Err(BAD.into());
+        return Err(format!("{BAD}: at most {EMAIL_LEN_MAX} characters"));
     }
     let compatible = raw
         .chars()

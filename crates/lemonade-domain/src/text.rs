@@ -337,8 +337,9 @@ fn joins<'a>(side: impl Iterator<Item = &'a char>, towards: JoiningType) -> bool
 /// - to a sign of a keyboard (ASCII or Latin-1 punctuation and symbols): the signs of no
 ///   script (Common) whose UTS #39 confusable prototype is that one sign: `⁄` and `∕` are `/`,
 ///   `∗` and `⁎` `*`, `꞉` and `∶` `:`, `᛭` `+`, `⋅`, `∙` and `•` `·`, `‹` `<`, `⁓` and `〜`
-///   `~`, `⹀` and `゠` `=`, `‚` `,`; and a sign of any script whose prototype is `'` (the
-///   Hebrew geresh `׳`). What a person types on a keyboard is then the same name as what a
+///   `~`, `⹀` and `゠` `=`, `‚` `,`, `∣`, `︱` and `│` `|` (whose prototype, and theirs, is
+///   `l`), `⁒` `%`; and a sign of any script that looks like `'` or `"` (the Hebrew geresh
+///   `׳` and gershayim `״`). What a person types on a keyboard is then the same name as what a
 ///   word processor or another keyboard wrote. Then, for the signs no prototype makes one:
 ///
 /// Emoji (`Extended_Pictographic`, such as 〰) are pictures and never folded. Not folded
@@ -361,19 +362,14 @@ pub fn punctuation_fold(c: char) -> Option<char> {
     let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect();
     // First what it looks like (a dash shaped like `~` or `=` is that, a low quotation mark
     // shaped like a comma is a comma), then what it is.
-    let mut prototype = skeleton.chars();
-    if let (Some(sign), None) = (prototype.next(), prototype.next())
+    if let Some(&sign) = KEYBOARD_SIGNS.get(&skeleton)
         && sign != c
-        && is_keyboard_sign(sign)
-        && (sign == '\'' || is_common(c))
+        && (sign == '\'' || sign == '"' || is_common(c))
     {
         return Some(sign);
     }
     if CodePointSetData::new::<Dash>().contains(c) {
         return Some('-');
-    }
-    if skeleton == "''" {
-        return Some('"');
     }
     let key = primary_key(c.encode_utf8(&mut [0; 4]));
     if key == *APOSTROPHE_KEY {
@@ -384,6 +380,20 @@ pub fn punctuation_fold(c: char) -> Option<char> {
         None
     }
 }
+
+/// The keyboard signs ([`is_keyboard_sign`]) by their UTS #39 skeleton, the lowest of the
+/// signs of one skeleton first: `'` for `'`, `` ` `` and `´`, `"` for `''`, and `|` for `l`
+/// (the prototype UTS #39 gives the bar, which the signs that look like it share: `∣`, `︱`,
+/// `│`).
+static KEYBOARD_SIGNS: LazyLock<HashMap<String, char>> = LazyLock::new(|| {
+    let mut signs = HashMap::new();
+    for c in ('\u{21}'..='\u{ff}').filter(|&c| is_keyboard_sign(c)) {
+        signs
+            .entry(unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect())
+            .or_insert(c);
+    }
+    signs
+});
 
 /// Whether `c` is a sign of a keyboard: ASCII or Latin-1 punctuation or symbol (`/`, `*`,
 /// `·`, `°`).
@@ -644,7 +654,7 @@ mod tests {
     /// punctuation types ’, a word processor –), and the display form keeps what was typed.
     #[test]
     fn look_alike_punctuation_has_one_key_and_is_shown_as_typed() {
-        let groups: [&[&str]; 10] = [
+        let groups: [&[&str]; 11] = [
             &["Lemon 1/2", "Lemon 1⁄2", "Lemon 1∕2", "Lemon ½"],
             &["Tea·Lemon", "Tea⋅Lemon", "Tea∙Lemon", "Tea•Lemon"],
             &["Tea*", "Tea∗", "Tea⁎", "Tea＊"],
@@ -665,6 +675,7 @@ mod tests {
             &["Lemon,lime", "Lemon‚lime", "Lemon，lime"],
             &["X~Y", "X⁓Y", "X〜Y", "X～Y"],
             &["X=Y", "X⹀Y", "X゠Y"],
+            &["Mix|Max", "Mix∣Max", "Mix︱Max", "Mix│Max"],
             &[
                 "Iced-tea",
                 "Iced‐tea",
@@ -732,6 +743,11 @@ mod tests {
             ('⹀', '='),
             ('゠', '='),
             ('‚', ','),
+            // Found by a sixth: the bar's look-alikes, whose prototype (and the bar's) is `l`.
+            ('∣', '|'),
+            ('︱', '|'),
+            ('│', '|'),
+            ('⁒', '%'),
         ] {
             assert_eq!(punctuation_fold(c), Some(folded), "{c:?}");
         }
