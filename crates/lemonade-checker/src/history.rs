@@ -17,6 +17,10 @@ use crate::op::{Op, Told};
 /// Most events one history holds (two per operation).
 pub const EVENTS_MAX: usize = 2_000_000;
 
+/// Most bytes of a history's JSON that [`History::from_json`] reads (about 500 bytes for
+/// each of [`EVENTS_MAX`] events).
+pub const JSON_BYTES_MAX: usize = 1 << 30;
+
 /// Where an event stands in its operation's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,6 +93,8 @@ pub enum HistoryError {
     InvokeAsCompletion { index: u64 },
     #[error("event {index}: {what}")]
     TooBig { index: u64, what: String },
+    #[error("the history's JSON has {bytes} bytes, at most {max}")]
+    JsonTooBig { bytes: usize, max: usize },
     #[error("the history is not JSON of a history: {0}")]
     Json(String),
 }
@@ -213,8 +219,15 @@ impl History {
         Ok(history)
     }
 
-    /// Reads a history written by [`History::to_json`], refused when malformed.
+    /// Reads a history written by [`History::to_json`], refused when malformed or longer
+    /// than [`JSON_BYTES_MAX`].
     pub fn from_json(json: &str) -> Result<History, HistoryError> {
+        if json.len() > JSON_BYTES_MAX {
+            return Err(HistoryError::JsonTooBig {
+                bytes: json.len(),
+                max: JSON_BYTES_MAX,
+            });
+        }
         #[derive(Deserialize)]
         struct File {
             events: Vec<Event>,
