@@ -262,6 +262,24 @@ fn an_acknowledged_cancel_of_an_order_still_confirmed_is_invalid() {
 }
 
 #[test]
+fn an_order_under_a_key_whose_every_placement_was_refused_is_invalid() {
+    let (h, mut s) = consistent();
+    let mut applied = order("o3", Some("k3"), Some("c1"), OrderStatus::Failed, 100);
+    applied.consumption.clear();
+    s.orders.push(applied.clone());
+    assert!(check(&h, &s).all_valid(), "a failed order under a refused key is fine");
+    applied.status = OrderStatus::Cancelled;
+    s.orders.pop();
+    s.orders.push(applied);
+    assert_invalid(
+        &h,
+        &s,
+        Invariant::OrdersAcknowledged,
+        "was refused, yet cancelled order o3",
+    );
+}
+
+#[test]
 fn two_live_orders_for_one_key_are_invalid() {
     let (mut h, mut s) = consistent();
     h.record(

@@ -1,12 +1,14 @@
 //! Every acknowledged order exists and ends as its client was told: a placement answered
 //! `ok` made the order it named, as asked (customer and lines), and that order ends
 //! confirmed, or cancelled when a cancel of it was acknowledged (either, when a cancel's
-//! outcome is unknown); a cancel answered `ok` left its order cancelled.
+//! outcome is unknown); a cancel answered `ok` left its order cancelled. A refusal (`fail`)
+//! is an answer too, "definitely not applied": a key whose every placement was refused has
+//! no order that did not fail, and an order whose every cancel was refused is not cancelled.
 
 use lemonade_domain::order::OrderStatus;
 
 use super::{Context, as_asked};
-use crate::history::Phase;
+use crate::history::{Operation, Phase};
 use crate::op::Op;
 use crate::report::{Findings, Invariant, Report, Violation};
 use crate::state::Part;
@@ -16,6 +18,10 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
     let node = cx.state.node(Part::Orders);
     let mut without_id = 0;
     for op in &cx.ops {
+        if op.outcome() == Phase::Fail {
+            refused_not_applied(cx, op, &mut f);
+            continue;
+        }
         if op.outcome() != Phase::Ok {
             continue;
         }
@@ -78,6 +84,38 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
     }
     f.count("ok placements without an order id", without_id);
     f.report()
+}
+
+/// A refused placement or cancel did nothing, unless another request with the same key
+/// (placement) or for the same order (cancel) was not refused.
+fn refused_not_applied(cx: &Context<'_>, op: &Operation<'_>, f: &mut Findings) {
+    let node = cx.state.node(Part::Orders);
+    let all_refused = |ops: Option<&Vec<usize>>| ops.into_iter().flatten().all(|&i| cx.ops[i].outcome() == Phase::Fail);
+    let applied = match op.op() {
+        Op::PlaceOrder { key: Some(key), .. } if all_refused(cx.placements_by_key.get(key.as_str())) => cx
+            .orders_by_key
+            .get(key.as_str())
+            .into_iter()
+            .flatten()
+            .find(|o| o.status != OrderStatus::Failed)
+            .map(|o| {
+                format!(
+                    "placement with key {key} was refused, yet {} order {} has its key",
+                    o.status.as_str(),
+                    o.id
+                )
+            }),
+        Op::CancelOrder { order } if all_refused(cx.cancels_by_order.get(order.as_str())) => cx
+            .orders
+            .get(order.as_str())
+            .filter(|o| o.status == OrderStatus::Cancelled)
+            .map(|o| format!("every cancel of order {} was refused, yet it is cancelled", o.id)),
+        _ => None,
+    };
+    if let Some(message) = applied {
+        f.checked();
+        f.flag(Violation::at_op(op.index(), op.time_ms(), node, message));
+    }
 }
 
 /// The statuses an order told `status` may end in, given the cancels of it.

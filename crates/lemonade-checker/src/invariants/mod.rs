@@ -40,6 +40,8 @@ pub(crate) struct Context<'a> {
     pub ops: Vec<Operation<'a>>,
     /// Every stored order, by id.
     pub orders: BTreeMap<&'a str, &'a OrderState>,
+    /// The stored orders under each idempotency key.
+    pub orders_by_key: BTreeMap<&'a str, Vec<&'a OrderState>>,
     /// The placements (indexes into `ops`) that sent each idempotency key.
     pub placements_by_key: BTreeMap<&'a str, Vec<usize>>,
     /// The placements whose answer told each order id.
@@ -54,6 +56,7 @@ impl<'a> Context<'a> {
         let mut cx = Context {
             state,
             orders: state.orders.iter().map(|o| (o.id.as_str(), o)).collect(),
+            orders_by_key: BTreeMap::new(),
             placements_by_key: BTreeMap::new(),
             placements_by_order: BTreeMap::new(),
             cancels_by_order: BTreeMap::new(),
@@ -71,6 +74,11 @@ impl<'a> Context<'a> {
                 }
                 Op::CancelOrder { order } => cx.cancels_by_order.entry(order).or_default().push(i),
                 _ => {}
+            }
+        }
+        for order in &state.orders {
+            if let Some(key) = &order.key {
+                cx.orders_by_key.entry(key).or_default().push(order);
             }
         }
         cx.ops = ops;
