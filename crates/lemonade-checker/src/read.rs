@@ -75,6 +75,10 @@ pub fn read_baseline(data: &Path) -> Result<Baseline, ReadError> {
         let moves = read_moves(shop)?;
         Ok(Baseline {
             ledger_seq: moves.last().map_or(0, |(seq, _, _)| *seq),
+            ingredients: all("the ingredients", |page| sql::stock::list(&shop.conn, page))?
+                .into_iter()
+                .map(|i| i.id.as_str().to_owned())
+                .collect(),
             orders: read_orders(shop, &BTreeMap::new(), false)?
                 .into_iter()
                 .map(|o| o.id)

@@ -52,6 +52,11 @@ pub struct Baseline {
     pub ledger_seq: i64,
     /// The orders that existed before the run.
     pub orders: BTreeSet<String>,
+    /// The ingredients that existed before the run: only their adjustments are traced to
+    /// the history's (an ingredient created during the run has an opening move no
+    /// operation of the history made).
+    #[serde(default)]
+    pub ingredients: BTreeSet<String>,
 }
 
 /// One move of the ledger (`stock_moves`).

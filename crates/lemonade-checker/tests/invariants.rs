@@ -102,6 +102,7 @@ fn consistent() -> (History, FinalState) {
     h.complete(3, 20, Phase::Info, Told::status(503)).unwrap();
 
     let mut s = FinalState::empty(Layout::Monolith, 100);
+    s.baseline.ingredients.insert("lemons".into());
     s.ingredients.push(IngredientState {
         id: "lemons".into(),
         initial_on_hand: 100,
@@ -231,6 +232,37 @@ fn an_acknowledged_restock_missing_from_the_ledger_breaks_conservation() {
     };
     h.record(4, restock, 30, 31, told).unwrap();
     assert_invalid(&h, &s, Invariant::StockConserved, "not in the run's ledger");
+}
+
+#[test]
+fn a_restock_applied_twice_breaks_conservation() {
+    let (h, mut s) = consistent();
+    s.ingredients[0]
+        .moves
+        .push(mv(6, MoveReason::Restock, 10, None, Some("op-r1")));
+    s.ingredients[0].final_on_hand = 116;
+    assert_invalid(&h, &s, Invariant::StockConserved, "1 more than the operations");
+}
+
+#[test]
+fn a_restock_no_client_asked_for_breaks_conservation() {
+    let (h, mut s) = consistent();
+    s.ingredients[0].moves.push(mv(6, MoveReason::Waste, -1, None, None));
+    s.ingredients[0].final_on_hand = 105;
+    assert_invalid(&h, &s, Invariant::StockConserved, "1 waste moves");
+    let (mut h, _) = consistent();
+    let waste = Op::Waste {
+        ingredient: "lemons".into(),
+        quantity: 1,
+        note: None,
+    };
+    h.invoke(4, 30, waste).unwrap();
+    let reports = check(&h, &s);
+    assert!(
+        reports.get(Invariant::StockConserved).unwrap().is_valid(),
+        "an unanswered waste without a note may have made it: {}",
+        reports.to_text()
+    );
 }
 
 #[test]

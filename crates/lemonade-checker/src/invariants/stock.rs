@@ -1,7 +1,8 @@
 //! Stock is conserved per ingredient: final on-hand = initial + restocks − waste ± counts −
 //! what confirmed (not cancelled) orders took by their recipes; the ledger replayed from the
-//! initial on-hand never went below zero and sums to the final on-hand; and every adjustment
-//! a client was told was written (its move id) is in the ledger as asked.
+//! initial on-hand never went below zero and sums to the final on-hand; every adjustment
+//! a client was told was written (its move id) is in the ledger as asked; and every
+//! adjustment of an ingredient older than the run is one a client asked for, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +39,7 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
         );
     }
     acknowledged_moves_written(cx, &mut f);
+    adjustments_asked_for(cx, &mut f);
     f.report()
 }
 
@@ -159,6 +161,81 @@ fn acknowledged_moves_written(cx: &Context<'_>, f: &mut Findings) {
         };
         if let Some(message) = wrong {
             f.flag(Violation::at_op(op.index(), op.time_ms(), node, message));
+        }
+    }
+}
+
+/// Every restock, waste and count move of the run, of an ingredient older than the run, was
+/// asked for once: by an operation not refused that was told its move id, or that gave its
+/// note (one move per such operation), or else one of the operations that can be traced by
+/// neither (answered without a move id, or unanswered without a note), at most one move
+/// each. More moves than that is an adjustment applied twice, or one nobody asked for.
+fn adjustments_asked_for(cx: &Context<'_>, f: &mut Findings) {
+    let node = cx.state.node(Part::Stock);
+    for ingredient in &cx.state.ingredients {
+        if !cx.state.baseline.ingredients.contains(&ingredient.id) {
+            continue;
+        }
+        for kind in [MoveReason::Restock, MoveReason::Waste, MoveReason::Count] {
+            let (mut by_id, mut by_note, mut untraceable) = (BTreeSet::new(), BTreeMap::new(), 0u64);
+            for op in &cx.ops {
+                let note = match (op.op(), kind) {
+                    (
+                        Op::Restock {
+                            ingredient: i, note, ..
+                        },
+                        MoveReason::Restock,
+                    )
+                    | (
+                        Op::Waste {
+                            ingredient: i, note, ..
+                        },
+                        MoveReason::Waste,
+                    )
+                    | (
+                        Op::Count {
+                            ingredient: i, note, ..
+                        },
+                        MoveReason::Count,
+                    ) if *i == ingredient.id => note,
+                    _ => continue,
+                };
+                if op.outcome() == Phase::Fail {
+                    continue;
+                }
+                match (op.told().and_then(|t| t.move_id.as_deref()), note) {
+                    (Some(id), _) => {
+                        by_id.insert(id.parse::<i64>().unwrap_or(-1));
+                    }
+                    (None, Some(note)) => *by_note.entry(note.as_str()).or_insert(0u64) += 1,
+                    (None, None) => untraceable += 1,
+                }
+            }
+            let mut unasked = Vec::new();
+            for m in ingredient.moves.iter().filter(|m| m.kind == kind && m.order.is_none()) {
+                if by_id.contains(&m.seq) {
+                    continue;
+                }
+                match m.note.as_deref().and_then(|n| by_note.get_mut(n)) {
+                    Some(left) if *left > 0 => *left -= 1,
+                    _ => unasked.push(m),
+                }
+            }
+            if unasked.len() as u64 > untraceable {
+                let first = unasked[untraceable as usize];
+                f.flag(Violation::on(
+                    node,
+                    Some(first.at_ms),
+                    format!(
+                        "ingredient {}: {} {} moves, {} more than the operations that may have made them (first: move {})",
+                        ingredient.id,
+                        unasked.len(),
+                        kind.as_str(),
+                        unasked.len() as u64 - untraceable,
+                        first.seq
+                    ),
+                ));
+            }
         }
     }
 }
