@@ -49,6 +49,7 @@ impl Phase {
         }
     }
 
+    /// Its name in a history (`invoke`, `ok`, `fail`, `info`), as Jepsen's `:type`.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Invoke => "invoke",
@@ -108,7 +109,8 @@ pub struct History {
     outstanding: BTreeMap<u64, u64>,
 }
 
-/// An operation: its invoke and, once it came, its completion.
+/// An operation: its invoke and, once it came, its completion (`None`: never completed,
+/// which counts as `info`).
 #[derive(Clone, Copy, Debug)]
 pub struct Operation<'h> {
     pub invoke: &'h Event,
@@ -126,6 +128,7 @@ impl<'h> Operation<'h> {
         self.completion.and_then(|c| c.told.as_ref())
     }
 
+    /// What was asked.
     pub fn op(&self) -> &'h Op {
         &self.invoke.op
     }
@@ -142,6 +145,7 @@ impl<'h> Operation<'h> {
 }
 
 impl History {
+    /// An empty history, to record into.
     pub fn new() -> History {
         History::default()
     }

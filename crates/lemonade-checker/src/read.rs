@@ -9,7 +9,7 @@
 //! (`FinalState::breakers` is `None` for a cluster; a monolith has none), and the points rule
 //! is the caller's ([`ReadOptions::minor_units_per_point`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use lemonade_domain::ShopError;
@@ -386,9 +386,4 @@ fn read_undelivered(shop: &OpenShop) -> Result<Vec<UndeliveredEvent>, ReadError>
         }
     }
     Ok(events)
-}
-
-/// The ids of `orders`, for a baseline.
-pub fn order_ids(orders: &[OrderState]) -> BTreeSet<String> {
-    orders.iter().map(|o| o.id.clone()).collect()
 }

@@ -93,8 +93,12 @@ impl Violation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]
 pub enum Verdict {
+    /// It holds.
     Valid,
+    /// It does not: `count` violations, the first one found (in the history's order where
+    /// the invariant follows the history).
     Invalid { count: u64, first: Violation },
+    /// The history and state cannot tell, for `why` (something the checker was not given).
     Unknown { why: String },
 }
 
@@ -111,6 +115,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether the invariant was found to hold (neither invalid nor unknown).
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
     }

@@ -219,9 +219,4 @@ impl FinalState {
     pub fn node(&self, part: Part) -> &'static str {
         self.layout.node(part)
     }
-
-    /// The order `id`, if stored.
-    pub fn order(&self, id: &str) -> Option<&OrderState> {
-        self.orders.iter().find(|o| o.id == id)
-    }
 }
