@@ -31,18 +31,66 @@ pub fn audit_file(path: &Path) -> Result<AuditReport, OpenError> {
 
 /// [`audit_file`], once `vet` took the file.
 fn audit_file_vetted(path: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
+    audit_opened(&OpenShop {
+        conn: open_file_vetted(path, vet)?,
+        layout: Layout::Monolith,
+    })
+}
+
+/// The monolith's database file at `path`, opened read-only as [`audit_file`] opens it,
+/// once `vet` took it and its schema was found to be the monolith's at this binary's version.
+fn open_file_vetted(path: &Path, vet: Vet) -> Result<Connection, OpenError> {
     let conn = open_for_audit(path, vet)?;
     check_audited(&conn, "main", Role::Monolith, path)?;
-    conn.execute_batch("BEGIN")?;
-    let report = audit(&conn)?;
-    conn.execute_batch("COMMIT")?;
+    Ok(conn)
+}
+
+/// Which shop a data folder holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The monolith's one database (`lemonade serve`).
+    Monolith,
+    /// A cluster's four databases (`lemonade cluster`), attached under
+    /// `lemonade_audit::CLUSTER_SCHEMAS` with the monolith's tables as views over them
+    /// (`lemonade_audit::create_cluster_views`).
+    Cluster,
+}
+
+/// A shop's databases, opened read-only on one connection as the audit opens them: the
+/// monolith's file, or a cluster's four attached with the monolith's tables as views, so
+/// that a query of the monolith's tables reads either. No transaction is open: a caller
+/// that reads more than once begins one, for one snapshot.
+pub struct OpenShop {
+    pub conn: Connection,
+    pub layout: Layout,
+}
+
+/// Runs the audit of `layout` on `shop`, in one read transaction.
+pub fn audit_opened(shop: &OpenShop) -> Result<AuditReport, OpenError> {
+    shop.conn.execute_batch("BEGIN")?;
+    let report = audit_in_snapshot(shop)?;
+    shop.conn.execute_batch("COMMIT")?;
     Ok(report)
+}
+
+/// Runs the audit of `shop`'s layout inside the caller's read transaction.
+pub fn audit_in_snapshot(shop: &OpenShop) -> Result<AuditReport, OpenError> {
+    Ok(match shop.layout {
+        Layout::Monolith => audit(&shop.conn)?,
+        Layout::Cluster => lemonade_audit::audit_cluster(&shop.conn)?,
+    })
 }
 
 /// Audits what `data` holds: the monolith's database, or a cluster's four (see
 /// [`audit_cluster`]). A folder that holds neither is refused, naming what it should hold; so is
 /// one whose databases `vet` refuses, before any of them is opened.
 pub fn audit_folder(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
+    audit_opened(&open_folder(data, vet)?)
+}
+
+/// Opens what `data` holds for reading, as [`audit_folder`] does (the same refusals): the
+/// monolith's database, or a cluster's four.
+pub fn open_folder(data: &Path, vet: Vet) -> Result<OpenShop, OpenError> {
     if !data.is_dir() {
         return Err(OpenError::Other(if data.exists() {
             format!("{} is not a folder", data.display())
@@ -57,23 +105,26 @@ pub fn audit_folder(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
         .filter(|file| data.join(file).exists())
         .collect();
     match (monolith.exists(), cluster.is_empty()) {
-        (true, false) => {
-            return Err(OpenError::Other(format!(
-                "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
-                 move one of them to a folder of its own and check each",
-                data.display(),
-                cluster.join(", ")
-            )));
-        }
-        (true, true) => return audit_file_vetted(&monolith, vet),
-        (false, false) => return audit_cluster_vetted(data, vet),
-        (false, true) => {}
+        (true, false) => Err(OpenError::Other(format!(
+            "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
+             move one of them to a folder of its own and check each",
+            data.display(),
+            cluster.join(", ")
+        ))),
+        (true, true) => Ok(OpenShop {
+            conn: open_file_vetted(&monolith, vet)?,
+            layout: Layout::Monolith,
+        }),
+        (false, false) => Ok(OpenShop {
+            conn: open_cluster_vetted(data, vet)?,
+            layout: Layout::Cluster,
+        }),
+        (false, true) => Err(OpenError::Other(format!(
+            "{} holds no shop: neither {MONOLITH_DATABASE} (lemonade serve) nor {} (lemonade cluster)",
+            data.display(),
+            cluster_files()
+        ))),
     }
-    Err(OpenError::Other(format!(
-        "{} holds no shop: neither {MONOLITH_DATABASE} (lemonade serve) nor {} (lemonade cluster)",
-        data.display(),
-        cluster_files()
-    )))
 }
 
 /// The monolith's database file in its data folder.
@@ -156,6 +207,15 @@ pub fn audit_cluster(data: &Path) -> Result<AuditReport, OpenError> {
 
 /// [`audit_cluster`], once `vet` took each of the four files (all of them before any is opened).
 fn audit_cluster_vetted(data: &Path, vet: Vet) -> Result<AuditReport, OpenError> {
+    audit_opened(&OpenShop {
+        conn: open_cluster_vetted(data, vet)?,
+        layout: Layout::Cluster,
+    })
+}
+
+/// A cluster's four databases attached read-only to one connection, with the monolith's
+/// tables as views over them, once `vet` took each file (all of them before any is opened).
+fn open_cluster_vetted(data: &Path, vet: Vet) -> Result<Connection, OpenError> {
     for (_, file) in CLUSTER_DATABASES {
         let path = data.join(file);
         ensure_audited_file(&path)?;
@@ -178,10 +238,7 @@ fn audit_cluster_vetted(data: &Path, vet: Vet) -> Result<AuditReport, OpenError>
     // After the views: they are written to the connection's temporary schema.
     conn.pragma_update(None, "query_only", true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch("BEGIN")?;
-    let report = lemonade_audit::audit_cluster(&conn)?;
-    conn.execute_batch("COMMIT")?;
-    Ok(report)
+    Ok(conn)
 }
 
 /// The role whose database a cluster's schema name is.

@@ -238,7 +238,7 @@ fn set_status_at(
 
 /// What an order took from stock, from the recipe snapshots of its lines: exactly its sale
 /// moves (the audit proves they agree), read without an index on the ledger by order.
-fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
+pub fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
     let mut needs = Needs::new();
     let mut stmt = conn
         .prepare_cached(
