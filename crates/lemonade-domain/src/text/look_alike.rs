@@ -235,11 +235,12 @@ fn deciding(c: char) -> bool {
 /// The scripts a word is written in by look-alikes (rule 1 of [`fold_word`]), in the order
 /// they are tried: the alphabets of Europe, whose look-alikes names mix most, and the scripts
 /// of Japanese, the kana before Han (a Katakana name such as "カト", whose letters all look
-/// like Han, stays in kana, where a search in Hiragana finds it). Not the scripts whose letters look like capitals of these
-/// (Cherokee, Lisu, Coptic): those are read as them, never the other way, for a person reads
-/// such a letter in a name as the Latin or Greek letter it looks like; and the look-alikes of
-/// three scripts do not always agree (Lisu `ꓪ` is Latin `W` and Cyrillic `Ԝ`, though `w` is
-/// not `ԝ`), so that a word of one script tried in too many could end in two.
+/// like Han, stays in kana, where a search in Hiragana finds it). Not the scripts whose
+/// letters look like capitals of these (Cherokee, Lisu, Coptic): those are read as them,
+/// never the other way, for a person reads such a letter in a name as the Latin or Greek
+/// letter it looks like; and the look-alikes of three scripts do not always agree (Lisu `ꓪ`
+/// is Latin `W` and Cyrillic `Ԝ`, though `w` is not `ԝ`), so that a word of one script tried
+/// in too many could end in two.
 const WRITTEN_IN: [Script; 6] = [
     Script::Latin,
     Script::Cyrillic,
@@ -277,9 +278,9 @@ fn written_as(c: char, script: Script) -> Option<char> {
 
 /// `word` with each letter of another script than `script` written as the letter of `script`
 /// it reads as ([`written_as`]); `None` when a letter reads as none.
-/// Letters that belong to `script` ([`belongs_to`]) are left as they are, and so is a letter that case
-/// folding makes several when `script` can write what it makes (`ᾳ`, which is `αι`, in
-/// Latin; not `ß`, which is `ss`, in Greek): the pass after case folding reads it.
+/// Letters that belong to `script` ([`belongs_to`]) are left as they are, and so is a
+/// letter that case folding makes several when `script` can write what it makes (`ᾳ`, which
+/// is `αι`, in Latin; not `ß`, which is `ss`, in Greek): the pass after case folding reads it.
 fn written_in(word: &str, script: Script) -> Option<String> {
     let writes = |c: char| belongs_to(c, script);
     word.chars()
@@ -316,8 +317,8 @@ fn written_in(word: &str, script: Script) -> Option<String> {
 ///
 /// A letter of no script of its own (Common, Inherited) belongs to the scripts its
 /// `Script_Extensions` name (the kana length mark ー to the kana), or to every script
-/// ([`belongs_to`]). A letter that case folding makes several (ß, ᾳ) decides nothing and is left
-/// as it is; the pass after case folding reads what it became.
+/// ([`belongs_to`]). A letter that case folding makes several (ß, ᾳ) decides nothing and is
+/// left as it is; the pass after case folding reads what it became.
 ///
 /// No word of Latin letters alone ever changes: UTS #39's look-alikes within one script ("rn"
 /// and "m", "l" and "I") stay apart, and "Corn" and "Com" are two products.
