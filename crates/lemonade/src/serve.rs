@@ -249,7 +249,10 @@ pub fn check_lease(lease_ms: u64, order_deadline_ms: u64) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Refuses a `--data` that exists but is not a folder (a missing one is created later).
+/// Refuses a `--data` that exists but is not a folder (a missing one is created later), or
+/// that holds the other kind of shop than `role` starts: a monolith's `lemonade.db` for a
+/// service of the distributed mode, a cluster's databases for the monolith. The error names
+/// what the folder holds and the command that starts it.
 pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<()> {
     anyhow::ensure!(
         !data.exists() || data.is_dir(),
