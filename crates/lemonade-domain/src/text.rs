@@ -18,9 +18,11 @@
 //!   reads it (CLDR's root collation, the one the web app's `Intl.Collator` uses): without
 //!   diacritics (`Diacritic` nonspacing marks) and joiners, and with each Latin letter that
 //!   collation finds equal to one or two ASCII letters written as them ([`latin_base`]: ø is o,
-//!   ł is l, đ is d, æ is ae), and each letter of another script that looks like a Latin
-//!   letter written as it ([`look_alike::look_alike`]). So "zoe", "ZOË" and "Zoë" find each
-//!   other, "soren" finds "Søren", and "Са" typed in Cyrillic finds "Cafe".
+//!   ł is l, đ is d, æ is ae), each letter of another script that looks like a Latin letter
+//!   (or one of another script the name key writes words in first) written as it
+//!   ([`look_alike::first_reading`]), and each kana as its Hiragana ([`kana_base`]). So "zoe",
+//!   "ZOË" and "Zoë" find each other, "soren" finds "Søren", "Са" typed in Cyrillic finds
+//!   "Cafe", and "らーめん" finds "ラーメン".
 //!
 //! A text is [`is_blank`] when nothing in it is [`is_visible`]: only white space, ignorable
 //! characters, marks with no base, controls and format characters, or characters whose glyph
@@ -106,6 +108,11 @@ pub fn is_ignorable(c: char) -> bool {
 
 fn pictographic(c: char) -> bool {
     CodePointSetData::new::<ExtendedPictographic>().contains(c)
+}
+
+/// The script of `c` (`Script`, not its extensions).
+fn script_of(c: char) -> Script {
+    CodePointMapData::<Script>::new().get(c)
 }
 
 fn category(c: char) -> GeneralCategory {
@@ -406,7 +413,7 @@ fn is_keyboard_sign(c: char) -> bool {
 
 /// Whether `c` is of no script (`Zyyy`): a sign every script writes with.
 fn is_common(c: char) -> bool {
-    CodePointMapData::<Script>::new().get(c) == Script::Common
+    script_of(c) == Script::Common
 }
 
 /// `text` with every character that [`punctuation_fold`] folds folded.
@@ -452,10 +459,7 @@ static LATIN_BASES: LazyLock<HashMap<Vec<u8>, String>> = LazyLock::new(|| {
 /// collation does: a Danish reader's ø and æ are letters of their own, and "soren" finds
 /// "Søren"; a search that finds a little more is the kinder mistake at a counter.
 pub fn latin_base(c: char) -> Option<&'static str> {
-    if c.is_ascii()
-        || CodePointMapData::<Script>::new().get(c) != Script::Latin
-        || !GeneralCategoryGroup::Letter.contains(category(c))
-    {
+    if c.is_ascii() || script_of(c) != Script::Latin || !GeneralCategoryGroup::Letter.contains(category(c)) {
         return None;
     }
     LATIN_BASES
@@ -477,8 +481,7 @@ static KANA_BASES: LazyLock<HashMap<Vec<u8>, char>> = LazyLock::new(|| {
 /// (`'ガ'`, `'が'` and `'ァ'` are `'か'`, `'か'` and `'あ'`), as a search typed in either kana
 /// finds a name in the other. `None` for any other letter, and for a kana that is its own base.
 pub fn kana_base(c: char) -> Option<char> {
-    let script = CodePointMapData::<Script>::new().get(c);
-    if !matches!(script, Script::Hiragana | Script::Katakana) {
+    if !matches!(script_of(c), Script::Hiragana | Script::Katakana) {
         return None;
     }
     KANA_BASES
@@ -532,14 +535,13 @@ fn caseless(text: &str) -> String {
 /// of Greek words told apart by the tonos alone ("πότε", "ποτέ") is one name, as it is one
 /// word in capitals.
 fn without_unwritten_marks(decomposed: &str) -> String {
-    let scripts = CodePointMapData::<Script>::new();
     let mut out = String::with_capacity(decomposed.len());
     let mut base = None;
     for c in decomposed.chars() {
         let mark = GeneralCategoryGroup::Mark.contains(category(c));
         let unwritten = match (base, c) {
             (Some('i'), '\u{307}') => true,
-            (Some(b), '\u{301}') => scripts.get(b) == Script::Greek,
+            (Some(b), '\u{301}') => script_of(b) == Script::Greek,
             _ => false,
         };
         if !mark {

@@ -18,7 +18,7 @@
 //! then the lowest code point.
 //!
 //! Used by [`super::name_key`] a word at a time ([`fold_words`]) and by [`super::search_key`] a
-//! letter at a time ([`look_alike`]).
+//! letter at a time ([`first_reading`]).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -30,7 +30,7 @@ use icu_properties::props::{CanonicalCombiningClass, GeneralCategoryGroup, Scrip
 use icu_properties::script::ScriptWithExtensions;
 use unicode_security::MixedScript;
 
-use super::category;
+use super::{category, script_of};
 
 /// The letters of the scripts of [`WRITTEN_IN`] by their UTS #39 skeleton: of each skeleton
 /// that two letters or more of any script have, or a Latin letter has (the letters a
@@ -82,10 +82,6 @@ fn belongs_to(c: char, script: Script) -> bool {
             .get_script_extensions_val(c)
             .iter()
             .all(|s| !is_real_script(s))
-}
-
-fn script_of(c: char) -> Script {
-    CodePointMapData::<Script>::new().get(c)
 }
 
 fn is_letter(c: char) -> bool {
@@ -176,14 +172,16 @@ fn readings(c: char, script: Script) -> Option<(Option<char>, Option<char>)> {
 }
 
 /// The letter of `script`, case-folded, that the letter `c` of another script reads as (see
-/// the module's doc); `None` when `c` is not a letter, is of `script`, or looks like no letter
-/// of it. A letter whose two cases look like the same letter, or only one of whose cases looks
-/// like a letter, reads as that letter in both cases: `look_alike('М', Latin)` and
+/// the module's doc); `None` when `c` is not a letter, belongs to `script`, or looks like no
+/// letter of it. A letter whose two cases look like the same letter, or only one of whose
+/// cases looks like a letter, reads as that letter in both cases: `look_alike('М', Latin)` and
 /// `look_alike('м', Latin)` are both `Some('m')`. One whose small form and capital look like
-/// two different letters reads as the case it is written in: Greek `Ν` is `n`, `ν` is `v`
-/// (else "Νova", which reads "Nova", would be "vova").
+/// two different letters reads, in Latin, as the case it is written in: Greek `Ν` is `n`, `ν`
+/// is `v` (else "Νova", which reads "Nova", would be "vova"); in any other script as none
+/// (Latin `W` looks like Cyrillic `Ԝ`, but `w` like `ш`: "KIWI" and "kiwi" would otherwise be
+/// two names once written in Cyrillic).
 pub fn look_alike(c: char, script: Script) -> Option<char> {
-    reading(c, script, true)
+    reading(c, script, script == Script::Latin)
 }
 
 /// [`look_alike`]; when `as_written` is false, `None` for a letter whose two cases read as two
@@ -251,7 +249,7 @@ const WRITTEN_IN: [Script; 6] = [
 ];
 
 /// The letter `c` as a search reads it, a letter at a time: written in the first script of
-/// [`WRITTEN_IN`] that it is a letter of or reads as a letter of ([`written_as`]):
+/// [`WRITTEN_IN`] that it is a letter of or reads as a letter of ([`look_alike`]):
 /// Cyrillic `с` is `c`, Greek `π` is Cyrillic `п`, Han `口` is Katakana `ロ`. A letter of no
 /// script of its own, or that is no letter, is itself.
 pub fn first_reading(c: char) -> char {
@@ -262,29 +260,20 @@ pub fn first_reading(c: char) -> char {
         .into_iter()
         .find_map(|script| match script == script_of(c) {
             true => Some(c),
-            false => written_as(c, script),
+            false => look_alike(c, script),
         })
         .unwrap_or(c)
 }
 
-/// The letter of `script` that the letter `c` of another script is written as where a word is
-/// written in `script`: in Latin, the one it reads as in the case written ([`look_alike`]:
-/// "Νova" reads "Nova"); in any other script, only one that both its cases read as (Latin
-/// `W` looks like Cyrillic `Ԝ`, but `w` like `ш`: neither, or "KIWI" and "kiwi" would be two
-/// names once written in Cyrillic).
-fn written_as(c: char, script: Script) -> Option<char> {
-    reading(c, script, script == Script::Latin)
-}
-
 /// `word` with each letter of another script than `script` written as the letter of `script`
-/// it reads as ([`written_as`]); `None` when a letter reads as none.
+/// it reads as ([`look_alike`]); `None` when a letter reads as none.
 /// Letters that belong to `script` ([`belongs_to`]) are left as they are, and so is a
 /// letter that case folding makes several when `script` can write what it makes (`ᾳ`, which
 /// is `αι`, in Latin; not `ß`, which is `ss`, in Greek): the pass after case folding reads it.
 fn written_in(word: &str, script: Script) -> Option<String> {
     let writes = |c: char| belongs_to(c, script);
     word.chars()
-        .map(|c| match written_as(c, script) {
+        .map(|c| match look_alike(c, script) {
             Some(d) => Some(d),
             None if !is_letter(c) || writes(c) => Some(c),
             None if folded(c).is_none() => {
@@ -292,7 +281,7 @@ fn written_in(word: &str, script: Script) -> Option<String> {
                     .fold_string(c.encode_utf8(&mut [0; 4]))
                     .into_owned();
                 made.chars()
-                    .all(|d| !is_letter(d) || writes(d) || written_as(d, script).is_some())
+                    .all(|d| !is_letter(d) || writes(d) || look_alike(d, script).is_some())
                     .then_some(c)
             }
             None => None,
