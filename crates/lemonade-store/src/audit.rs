@@ -99,12 +99,11 @@ pub fn open_folder(data: &Path, vet: Vet) -> Result<OpenShop, OpenError> {
         }));
     }
     let monolith = data.join(MONOLITH_DATABASE);
-    let cluster: Vec<&str> = CLUSTER_DATABASES
-        .iter()
-        .map(|(_, file)| *file)
-        .filter(|file| data.join(file).exists())
-        .collect();
-    match (monolith.exists(), cluster.is_empty()) {
+    let ShopsIn {
+        monolith: holds_monolith,
+        cluster,
+    } = shops_in(data);
+    match (holds_monolith, cluster.is_empty()) {
         (true, false) => Err(OpenError::Other(format!(
             "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
              move one of them to a folder of its own and check each",
@@ -124,6 +123,27 @@ pub fn open_folder(data: &Path, vet: Vet) -> Result<OpenShop, OpenError> {
             data.display(),
             cluster_files()
         ))),
+    }
+}
+
+/// What a data folder holds of each kind of shop (a folder is to hold one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShopsIn {
+    /// The monolith's database, `lemonade.db`, is there.
+    pub monolith: bool,
+    /// The files of a cluster's databases that are there, of [`CLUSTER_DATABASES`], in its order.
+    pub cluster: Vec<&'static str>,
+}
+
+/// What `data` holds (see [`ShopsIn`]); nothing for a folder that does not exist.
+pub fn shops_in(data: &Path) -> ShopsIn {
+    ShopsIn {
+        monolith: data.join(MONOLITH_DATABASE).exists(),
+        cluster: CLUSTER_DATABASES
+            .iter()
+            .map(|(_, file)| *file)
+            .filter(|file| data.join(file).exists())
+            .collect(),
     }
 }
 

@@ -261,13 +261,7 @@ pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<(
     );
     // A data folder holds one shop: the monolith's database or a cluster's. A start of the
     // other kind beside one would make a second shop there, which `check` cannot tell apart.
-    let cluster: Vec<String> = [Role::Coordinator, Role::Stock, Role::Orders, Role::Crm]
-        .into_iter()
-        .map(|r| database_path(data, r))
-        .filter(|path| path.exists())
-        .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
-        .collect();
-    let monolith = database_path(data, Role::Monolith);
+    let lemonade_store::audit::ShopsIn { monolith, cluster } = lemonade_store::audit::shops_in(data);
     match role {
         Role::Monolith if !cluster.is_empty() => anyhow::bail!(
             "--data {} holds a cluster's databases ({}): start that shop with `lemonade cluster --data {0}`, or choose another --data",
@@ -275,7 +269,7 @@ pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<(
             cluster.join(", ")
         ),
         Role::Monolith => Ok(()),
-        _ if monolith.exists() => anyhow::bail!(
+        _ if monolith => anyhow::bail!(
             "--data {} holds a monolith's database (lemonade.db): start that shop with `lemonade serve --data {0}`, or choose another --data",
             data.display()
         ),
