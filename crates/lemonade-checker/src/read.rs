@@ -221,29 +221,21 @@ fn read_ingredients(shop: &OpenShop, baseline: &Baseline) -> Result<Vec<Ingredie
 /// The idempotency key of each order that has one: the monolith's `idempotency_keys`, the
 /// coordinator's saga log (which holds the public keys of the distributed mode).
 fn read_keys(shop: &OpenShop) -> Result<BTreeMap<String, String>, ReadError> {
-    let query = match shop.layout {
-        StoreLayout::Monolith => "SELECT order_id, key FROM idempotency_keys WHERE order_id IS NOT NULL",
-        StoreLayout::Cluster => "SELECT order_id, idempotency_key FROM sagas WHERE idempotency_key IS NOT NULL",
-    };
-    let sqlite = |error| ReadError::Sqlite {
-        what: "the idempotency keys",
-        error,
-    };
-    let mut stmt = shop.conn.prepare(query).map_err(sqlite)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(sqlite)?;
-    let mut keys = BTreeMap::new();
-    for row in rows {
-        let (order, key) = row.map_err(sqlite)?;
-        keys.insert(order, key);
-        if keys.len() > ROWS_MAX {
-            return Err(ReadError::TooMany {
-                what: "idempotency keys",
-            });
-        }
+    let limit = ROWS_MAX as u32 + 1;
+    let keys = match shop.layout {
+        StoreLayout::Monolith => sql::idempotency::order_keys(&shop.conn, limit),
+        StoreLayout::Cluster => sql::sagas::order_keys(&shop.conn, limit),
     }
-    Ok(keys)
+    .map_err(shop_error("the idempotency keys"))?;
+    if keys.len() > ROWS_MAX {
+        return Err(ReadError::TooMany {
+            what: "idempotency keys",
+        });
+    }
+    Ok(keys
+        .into_iter()
+        .map(|(order, key)| (order.as_str().to_owned(), key))
+        .collect())
 }
 
 /// Every order, oldest id first, with its key and (when `consumption`) what its lines take.
@@ -339,33 +331,22 @@ fn read_open_sagas(shop: &OpenShop) -> Result<Vec<OpenSaga>, ReadError> {
         .collect())
 }
 
-/// The stock service's reservations still held (the store counts them, `reservations::held`;
-/// the checker names them).
+/// The stock service's reservations still held (`sql::reservations::held_list`).
 fn read_held(shop: &OpenShop) -> Result<Vec<HeldReservation>, ReadError> {
-    let sqlite = |error| ReadError::Sqlite {
-        what: "the held reservations",
-        error,
-    };
-    let mut stmt = shop
-        .conn
-        .prepare("SELECT order_id, expires_at FROM reservations WHERE status = 'held' ORDER BY order_id LIMIT ?1")
-        .map_err(sqlite)?;
-    let held = stmt
-        .query_map([ROWS_MAX as i64 + 1], |r| {
-            Ok(HeldReservation {
-                order: r.get(0)?,
-                expires_at_ms: r.get(1)?,
-            })
-        })
-        .map_err(sqlite)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sqlite)?;
+    let held =
+        sql::reservations::held_list(&shop.conn, ROWS_MAX as u32 + 1).map_err(shop_error("the held reservations"))?;
     if held.len() > ROWS_MAX {
         return Err(ReadError::TooMany {
             what: "held reservations",
         });
     }
-    Ok(held)
+    Ok(held
+        .into_iter()
+        .map(|(order, expires_at)| HeldReservation {
+            order: order.as_str().to_owned(),
+            expires_at_ms: expires_at.millis(),
+        })
+        .collect())
 }
 
 /// The orders service's outbox events not delivered, to each destination.

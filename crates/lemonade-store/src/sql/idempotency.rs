@@ -92,6 +92,20 @@ pub fn store(tx: &Tx, key: &IdempotencyKey, outcome: &Outcome) -> Result<(), Sho
     Ok(())
 }
 
+/// The order each key answered with (keys whose answer was a refusal have none), by key: at
+/// most `limit` (order, key) pairs (for the checker).
+pub fn order_keys(conn: &dyn Db, limit: u32) -> Result<Vec<(OrderId, String)>, ShopError> {
+    conn.prepare_cached("SELECT order_id, key FROM idempotency_keys WHERE order_id IS NOT NULL ORDER BY key LIMIT ?1")
+        .db()?
+        .query_map(params![limit], |r| {
+            let (id, key): (String, String) = (r.get(0)?, r.get(1)?);
+            Ok((super::stored_id(OrderId::parse, &id, "idempotency_keys", &key)?, key))
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()
+}
+
 /// Deletes records older than `before`. Returns how many went.
 pub fn expire(conn: &dyn Db, before: Timestamp, limit: u32) -> Result<usize, ShopError> {
     conn.prepare_cached(

@@ -191,6 +191,25 @@ pub fn held(conn: &dyn Db) -> Result<u64, ShopError> {
     .map(|n| n as u64)
 }
 
+/// The reservations held right now, by order id, with the end of each one's lease: at most
+/// `limit` of what [`held`] counts (for the checker, which names them).
+pub fn held_list(conn: &dyn Db, limit: u32) -> Result<Vec<(OrderId, Timestamp)>, ShopError> {
+    conn.prepare_cached(
+        "SELECT order_id, expires_at FROM reservations WHERE status = 'held' ORDER BY order_id LIMIT ?1",
+    )
+    .db()?
+    .query_map(params![limit], |r| {
+        let id: String = r.get(0)?;
+        Ok((
+            stored_id(OrderId::parse, &id, "reservations", &id)?,
+            Timestamp(r.get(1)?),
+        ))
+    })
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
+
 #[cfg(test)]
 mod tests {
     use lemonade_domain::catalog::NewProduct;

@@ -67,6 +67,23 @@ fn from_row(r: &Row) -> crate::conn::DbResult<Saga> {
     })
 }
 
+/// The public idempotency key of each saga that holds one (a failed saga lets go of its key),
+/// by order id: at most `limit` (order, key) pairs (for the checker).
+pub fn order_keys(conn: &dyn Db, limit: u32) -> Result<Vec<(OrderId, String)>, ShopError> {
+    conn.prepare_cached(
+        "SELECT order_id, idempotency_key FROM sagas WHERE idempotency_key IS NOT NULL ORDER BY order_id LIMIT ?1",
+    )
+    .db()?
+    .query_map(params![limit], |r| {
+        let (id, key): (String, String) = (r.get(0)?, r.get(1)?);
+        let order = OrderId::parse(&id).ok_or_else(|| unreadable(&id, 0, "not an order id"))?;
+        Ok((order, key))
+    })
+    .db()?
+    .collect::<Result<Vec<_>, _>>()
+    .db()
+}
+
 /// Starts a saga for a priced and reserved order.
 pub fn start(tx: &Tx, plan: &OrderPlan, key: Option<&IdempotencyKey>) -> Result<(), ShopError> {
     let (conn, now) = (tx.conn, tx.now);
