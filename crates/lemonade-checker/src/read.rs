@@ -17,14 +17,14 @@ use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{OrderFilter, PAGE_LIMIT_MAX, Page, PageRequest};
 use lemonade_domain::saga::Destination;
 use lemonade_domain::values::Timestamp;
-use lemonade_store::audit::{Layout as StoreLayout, OpenShop, audit_in_snapshot, open_folder};
+use lemonade_store::audit::{Layout, OpenShop, audit_in_snapshot, open_folder};
 use lemonade_store::db::OpenError;
 use lemonade_store::sql;
 
 use crate::op::Line;
 use crate::state::{
-    AuditViolation, Baseline, CustomerState, FinalState, HeldReservation, IngredientState, Layout, LedgerMove,
-    OpenSaga, OrderState, PointsEntry, UndeliveredEvent,
+    AuditViolation, Baseline, CustomerState, FinalState, HeldReservation, IngredientState, LedgerMove, OpenSaga,
+    OrderState, PointsEntry, UndeliveredEvent,
 };
 
 /// Most rows of one kind (ledger moves, orders, customers, activity entries, ...) read; a
@@ -91,11 +91,11 @@ pub fn read_baseline(data: &Path) -> Result<Baseline, ReadError> {
 pub fn read_final_state(data: &Path, options: &ReadOptions) -> Result<FinalState, ReadError> {
     let shop = open_folder(data, &|_| Ok(()))?;
     in_snapshot(&shop, |shop| {
-        let cluster = shop.layout == StoreLayout::Cluster;
+        let cluster = shop.layout == Layout::Cluster;
         let (customers, points_ledger) = read_customers(shop)?;
         let audit = audit_in_snapshot(shop)?;
         Ok(FinalState {
-            layout: if cluster { Layout::Cluster } else { Layout::Monolith },
+            layout: shop.layout,
             minor_units_per_point: options.minor_units_per_point,
             ingredients: read_ingredients(shop, &options.baseline)?,
             orders: read_orders(shop, &read_keys(shop)?, true)?,
@@ -223,8 +223,8 @@ fn read_ingredients(shop: &OpenShop, baseline: &Baseline) -> Result<Vec<Ingredie
 fn read_keys(shop: &OpenShop) -> Result<BTreeMap<String, String>, ReadError> {
     let limit = ROWS_MAX as u32 + 1;
     let keys = match shop.layout {
-        StoreLayout::Monolith => sql::idempotency::order_keys(&shop.conn, limit),
-        StoreLayout::Cluster => sql::sagas::order_keys(&shop.conn, limit),
+        Layout::Monolith => sql::idempotency::order_keys(&shop.conn, limit),
+        Layout::Cluster => sql::sagas::order_keys(&shop.conn, limit),
     }
     .map_err(shop_error("the idempotency keys"))?;
     if keys.len() > ROWS_MAX {

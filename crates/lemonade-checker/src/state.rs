@@ -12,15 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::op::Line;
 
-/// Which shop the state was read from, which names the node that holds each part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// One process, one database: every part is the `monolith` node's.
-    Monolith,
-    /// The distributed mode: stock, orders, CRM and the coordinator each own a part.
-    Cluster,
-}
+/// Which shop the state was read from, which names the node that holds each part: the
+/// store's own (`lemonade_store::audit::Layout`).
+pub use lemonade_store::audit::Layout;
 
 /// A part of the shop, owned by one node of the distributed mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,19 +23,6 @@ pub enum Part {
     Orders,
     Crm,
     Coordinator,
-}
-
-impl Layout {
-    /// The node holding `part`: `monolith`, or the service's role name.
-    pub fn node(self, part: Part) -> &'static str {
-        match (self, part) {
-            (Layout::Monolith, _) => "monolith",
-            (Layout::Cluster, Part::Stock) => "stock",
-            (Layout::Cluster, Part::Orders) => "orders",
-            (Layout::Cluster, Part::Crm) => "crm",
-            (Layout::Cluster, Part::Coordinator) => "coordinator",
-        }
-    }
 }
 
 /// What existed before the run the history records: the ledger up to a move, and the orders
@@ -215,8 +196,14 @@ impl FinalState {
         }
     }
 
-    /// The node holding `part` in this shop.
+    /// The node holding `part` in this shop: `monolith`, or the service's role name.
     pub fn node(&self, part: Part) -> &'static str {
-        self.layout.node(part)
+        match (self.layout, part) {
+            (Layout::Monolith, _) => "monolith",
+            (Layout::Cluster, Part::Stock) => "stock",
+            (Layout::Cluster, Part::Orders) => "orders",
+            (Layout::Cluster, Part::Crm) => "crm",
+            (Layout::Cluster, Part::Coordinator) => "coordinator",
+        }
     }
 }

@@ -45,8 +45,10 @@ fn open_file_vetted(path: &Path, vet: Vet) -> Result<Connection, OpenError> {
     Ok(conn)
 }
 
-/// Which shop a data folder holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which shop a data folder holds (`monolith` or `cluster` in JSON: the checker's final
+/// state records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// The monolith's one database (`lemonade serve`).
     Monolith,
