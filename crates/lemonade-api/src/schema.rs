@@ -296,7 +296,7 @@ fn email_schema() -> Object {
             .max_length(Some(EMAIL_LEN_MAX))
             .pattern(Some(email_pattern()))
             .description(Some(format!(
-                "An email address `local@domain`: at most {EMAIL_LEN_MAX} characters as sent, one `@` with something before it, a `.` in the domain but not at either end of it, no white space inside (invisible characters are not counted as something), no control character. Each character is read in its compatibility form (NFKC: full-width `Ａ`, `＠`, `．` are `A`, `@`, `.`); one whose compatibility form is several characters holding `@`, `.` or white space (`‥`, `⒈`) is refused. Blank (nothing visible), empty or null: none. Stored like a name, the domain in lower case."
+                "An email address `local@domain`: at most {EMAIL_LEN_MAX} characters as sent, one `@` with something before it, a `.` in the domain but not at either end of it, no white space inside (invisible characters are not counted as something), no control, private-use or unassigned character. Each character is read in its compatibility form (NFKC: full-width `Ａ`, `＠`, `．` are `A`, `@`, `.`); one whose compatibility form is several characters holding `@`, `.` or white space (`‥`, `⒈`) is refused. Blank (nothing visible), empty or null: none. Stored like a name, the domain in lower case."
             ))),
         Type::String,
     )

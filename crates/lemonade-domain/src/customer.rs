@@ -223,6 +223,9 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, String> {
     if raw.chars().count() > EMAIL_LEN_MAX {
         return Err(format!("{BAD}: at most {EMAIL_LEN_MAX} characters"));
     }
+    if let Some(refusal) = raw.chars().find_map(crate::text::refusal) {
+        return Err(format!("{BAD}: {refusal}"));
+    }
     let compatible = raw
         .chars()
         .map(email_char)
@@ -444,6 +447,9 @@ mod tests {
         assert!(CustomerFields::try_parse(Some("Ada"), None, Some("call me"), true).is_err());
         let blank = CustomerFields::try_parse(Some("Ada"), Some(""), None, true).unwrap();
         assert_eq!(blank.email, Some(None));
+        // A refused character is named, as in a name (found by a tester).
+        let refused = parse_email("a\u{e000}@b.c").unwrap_err();
+        assert!(refused.contains("private-use or unassigned"), "{refused}");
     }
 
     #[test]

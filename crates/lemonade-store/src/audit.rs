@@ -101,18 +101,12 @@ pub fn open_folder(data: &Path, vet: Vet) -> Result<OpenShop, OpenError> {
         }));
     }
     let monolith = data.join(MONOLITH_DATABASE);
-    let ShopsIn {
-        monolith: holds_monolith,
-        cluster,
-    } = shops_in(data);
-    match (holds_monolith, cluster.is_empty()) {
-        (true, false) => Err(OpenError::Other(format!(
-            "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
-             move one of them to a folder of its own and check each",
-            data.display(),
-            cluster.join(", ")
-        ))),
-        (true, true) => Ok(OpenShop {
+    let shops = shops_in(data);
+    if let Some(refusal) = shops.two_shops(data) {
+        return Err(OpenError::Other(format!("{refusal}, and check each")));
+    }
+    match (shops.monolith, shops.cluster.is_empty()) {
+        (true, _) => Ok(OpenShop {
             conn: open_file_vetted(&monolith, vet)?,
             layout: Layout::Monolith,
         }),
@@ -135,6 +129,21 @@ pub struct ShopsIn {
     pub monolith: bool,
     /// The files of a cluster's databases that are there, of [`CLUSTER_DATABASES`], in its order.
     pub cluster: Vec<&'static str>,
+}
+
+impl ShopsIn {
+    /// The refusal of a folder that holds both kinds of shop, naming them (`data` is the
+    /// folder), or `None`: what `check`, `serve` and `cluster` all say of such a folder.
+    pub fn two_shops(&self, data: &Path) -> Option<String> {
+        (self.monolith && !self.cluster.is_empty()).then(|| {
+            format!(
+                "{} holds two shops, a monolith's {MONOLITH_DATABASE} and a cluster's {}: a folder holds one shop; \
+                 move one of them to a folder of its own",
+                data.display(),
+                self.cluster.join(", ")
+            )
+        })
+    }
 }
 
 /// What `data` holds (see [`ShopsIn`]); nothing for a folder that does not exist.

@@ -261,7 +261,11 @@ pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<(
     );
     // A data folder holds one shop: the monolith's database or a cluster's. A start of the
     // other kind beside one would make a second shop there, which `check` cannot tell apart.
-    let lemonade_store::audit::ShopsIn { monolith, cluster } = lemonade_store::audit::shops_in(data);
+    let shops = lemonade_store::audit::shops_in(data);
+    if let Some(refusal) = shops.two_shops(data) {
+        anyhow::bail!("--data {refusal}");
+    }
+    let lemonade_store::audit::ShopsIn { monolith, cluster } = shops;
     match role {
         Role::Monolith if !cluster.is_empty() => anyhow::bail!(
             "--data {} holds a cluster's databases ({}): start that shop with `lemonade cluster --data {0}`, or choose another --data",

@@ -287,6 +287,18 @@ fn a_start_of_the_other_kind_of_shop_on_a_folder_is_refused_naming_the_shop_ther
             .collect();
         assert_eq!(files, [holds], "{args:?} left files");
     }
+    // A folder holding both: each start says so (found by a tester: each sent to the other).
+    let both = tempfile::tempdir().unwrap();
+    for file in ["lemonade.db", "stock.db"] {
+        std::fs::write(both.path().join(file), b"").unwrap();
+    }
+    for args in [vec!["serve", "--addr", &addr], vec!["cluster", "--addr", &addr]] {
+        let mut command = lemonade_command();
+        command.args(&args).arg("--data").arg(both.path());
+        let (status, stderr) = run_bounded(command, REFUSED_WITHIN);
+        assert!(status.is_some_and(|s| !s.success()), "{args:?} started:\n{stderr}");
+        assert!(stderr.contains("holds two shops"), "{args:?}:\n{stderr}");
+    }
 }
 
 /// Two monoliths on one database: the second refuses, naming the first, which keeps serving
