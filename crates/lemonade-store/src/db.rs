@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{Db, DbError, PgConn};
 use crate::migrations::Role;
-use crate::readers::{ReadConn, Readers, Source};
+use crate::readers::{Reads, ReadConn, Readers, Source};
 use crate::sql::cache::WriterCache;
 use crate::tasks::Tasks;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
@@ -186,8 +186,9 @@ impl Database {
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
         // Group commit syncs in its own thread (see `writer`); the one-commit-per-order
-        // baseline lets SQLite sync inside each COMMIT.
-        let durability = if writer_config.batch_max > 1 {
+        // baseline and an inline writer (which has no thread) let SQLite sync inside each
+        // COMMIT.
+        let durability = if writer_config.batch_max > 1 && !writer_config.execution.is_inline() {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             let mut wal_path = path.as_os_str().to_owned();
             wal_path.push("-wal");
@@ -261,6 +262,17 @@ impl Database {
         }
     }
 
+    /// Stops as a crash of the process would, for simulations and tests of recovery: every
+    /// task cut at its next await ([`Tasks::stop`]), the writer crashed
+    /// ([`Writer::crash`]: what waits for it dropped, unanswered), and no clean-up (the WAL
+    /// stays as it is; the next open recovers it). Reads refused from here on. What was
+    /// committed stays in the database, as after a real crash.
+    pub async fn crash(&self) {
+        self.tasks.stop().await;
+        self.writer.crash().await;
+        self.readers.close(std::time::Duration::ZERO).await;
+    }
+
     /// Tries [`Db::scrub`] between the writer's batches until it is done or `within_ms` has
     /// passed, backing off from 5 ms to 1 s. Whether it was done.
     async fn scrub_for(&self, tables: &'static [&'static str], within_ms: u64) -> bool {
@@ -295,10 +307,15 @@ impl Database {
     ) -> Database {
         let cache = Arc::new(WriterCache::default());
         let forget = Arc::clone(&cache);
+        let reads = if writer_config.execution.is_inline() {
+            Reads::Inline
+        } else {
+            Reads::Blocking
+        };
         Database {
             writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
             cache,
-            readers: Arc::new(Readers::new(readers, source)),
+            readers: Arc::new(Readers::new(readers, source, reads)),
             role,
             tasks: Tasks::default(),
         }

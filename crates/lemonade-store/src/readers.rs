@@ -28,6 +28,16 @@ pub enum Source {
     Server,
 }
 
+/// Where a read runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// On one of tokio's blocking threads, so a long read never holds the runtime.
+    Blocking,
+    /// On the caller's task ([`Execution::Inline`](crate::writer::Execution::Inline)): no
+    /// thread but the runtime's, for a deterministic simulation.
+    Inline,
+}
+
 pub struct Readers {
     /// Idle connections. Never held across a read or anything that can panic, and not
     /// poisoned by a panic elsewhere (parking_lot's lock has no poisoning).
@@ -37,6 +47,7 @@ pub struct Readers {
     /// How many connections the pool has.
     size: u32,
     source: Source,
+    reads: Reads,
 }
 
 /// A connection out of the pool with the permit that let it out; both go back on drop.
@@ -72,25 +83,30 @@ impl Drop for Lent {
 }
 
 impl Readers {
-    pub fn new(conns: Vec<ReadConn>, source: Source) -> Self {
+    pub fn new(conns: Vec<ReadConn>, source: Source, reads: Reads) -> Self {
         assert!(!conns.is_empty());
         Readers {
             permits: Arc::new(Semaphore::new(conns.len())),
             size: u32::try_from(conns.len()).expect("a pool of fewer than 2^32 connections"),
             idle: Mutex::new(conns),
             source,
+            reads,
         }
     }
 
-    /// Runs `work` on a read connection in a blocking thread, inside one read transaction so
-    /// that everything it reads is from one snapshot. Dropping the returned future does not
-    /// stop a read that has begun: it runs to its end and gives its connection back.
+    /// Runs `work` on a read connection in a blocking thread (or, with [`Reads::Inline`],
+    /// on the caller's), inside one read transaction so that everything it reads is from one
+    /// snapshot. Dropping the returned future does not stop a read that has begun: it runs
+    /// to its end and gives its connection back.
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
         let lent = self.lend().await?;
+        if self.reads == Reads::Inline {
+            return lent.run(work);
+        }
         tokio::task::spawn_blocking(move || lent.run(work))
             .await
             .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
@@ -170,7 +186,7 @@ mod tests {
 
     fn pool(source: Source) -> Arc<Readers> {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        Arc::new(Readers::new(vec![Box::new(conn)], source))
+        Arc::new(Readers::new(vec![Box::new(conn)], source, Reads::Blocking))
     }
 
     fn this_thread() -> Result<std::thread::ThreadId, ShopError> {
@@ -274,7 +290,7 @@ mod tests {
         let conns = (0..2)
             .map(|_| Box::new(crate::db::open_connection(&dir.path().join("r.db")).unwrap()) as ReadConn)
             .collect();
-        let readers = Arc::new(Readers::new(conns, Source::LocalFile));
+        let readers = Arc::new(Readers::new(conns, Source::LocalFile, Reads::Blocking));
         let slow = |c: &dyn Db| {
             std::thread::sleep(Duration::from_micros(300));
             answer(c)

@@ -24,10 +24,11 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use lemonade_domain::ShopError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::conn::{Begin, Db};
 
@@ -44,6 +45,8 @@ enum Work {
     Chore(Chore),
     /// Stop after the batch in hand: close the connection, wait for the syncer, then answer.
     Stop(oneshot::Sender<()>),
+    /// Nothing: wakes a writer waiting for work so that it sees a crash.
+    Wake,
 }
 /// The writer's connection.
 pub type WriteConn = Box<dyn Db + Send>;
@@ -62,6 +65,9 @@ pub struct WriterConfig {
     /// What a failure nothing can repair (a failed fsync of the WAL) does: by default, abort
     /// the process.
     pub on_fatal: Fatal,
+    /// Where the writer and the readers run: their own threads (production), or inline on
+    /// the runtime that opened the database (a deterministic simulation).
+    pub execution: Execution,
 }
 
 impl Default for WriterConfig {
@@ -70,6 +76,44 @@ impl Default for WriterConfig {
             batch_max: BATCH_MAX_DEFAULT,
             queue_max: 8_192,
             on_fatal: Fatal::default(),
+            execution: Execution::Threads,
+        }
+    }
+}
+
+/// How long one group commit takes to reach the disk, asked once per commit (a slow disk,
+/// in a simulation).
+pub type DiskDelay = Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+
+/// Where a database's writer and readers run.
+#[derive(Clone, Default)]
+pub enum Execution {
+    /// The writer on a thread of its own (and, with group commit, a syncer thread), reads on
+    /// tokio's blocking threads: a slow query or fsync never holds the runtime.
+    #[default]
+    Threads,
+    /// Everything on the tokio runtime that opened the database: the writer is a task of it,
+    /// every commit is synced inside COMMIT, and reads run on the caller's task. Nothing runs
+    /// on another thread, so a current-thread runtime with paused time runs it all in an
+    /// order its seed decides (the simulation, issue 12). With `disk`, each commit's answers
+    /// wait the time it gives, on the runtime's clock, in a task of their own while the
+    /// writer goes on (as the syncer thread does): the window between a commit and its
+    /// answer where a crash loses only the answer.
+    Inline { disk: Option<DiskDelay> },
+}
+
+impl Execution {
+    /// Whether this is [`Execution::Inline`].
+    pub fn is_inline(&self) -> bool {
+        matches!(self, Execution::Inline { .. })
+    }
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Execution::Threads => f.write_str("Threads"),
+            Execution::Inline { disk } => write!(f, "Inline {{ disk: {} }}", if disk.is_some() { "slow" } else { "none" }),
         }
     }
 }
@@ -123,10 +167,14 @@ pub enum Durability {
 /// Most committed batches waiting for the syncer before the writer waits for it.
 const SYNC_QUEUE_MAX: usize = 64;
 
-/// A handle to the writer thread. Cheap to clone.
+/// A handle to the writer thread (or task). Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Work>,
+    /// Set by [`Writer::crash`]: the writer drops what it holds and stops.
+    crashed: Arc<AtomicBool>,
+    /// Becomes `true` once the writer has stopped and closed its connection.
+    ended: watch::Receiver<bool>,
 }
 
 fn storage_down(detail: impl std::fmt::Display) -> ShopError {
@@ -141,6 +189,8 @@ impl Writer {
     /// Like [`Writer::start`], with a choice of [`Durability`] (the connection's `synchronous`
     /// setting must match it); `on_rollback` runs on the writer thread whenever a batch is
     /// rolled back, so in-memory state derived from its writes can be dropped.
+    /// With [`Execution::Inline`], `durability` must be [`Durability::InCommit`] and this
+    /// must be called inside a tokio runtime.
     pub fn start_with(
         conn: WriteConn,
         config: WriterConfig,
@@ -149,26 +199,65 @@ impl Writer {
     ) -> Writer {
         assert!(config.batch_max >= 1 && config.queue_max >= 1);
         let (jobs, rx) = mpsc::channel(config.queue_max);
-        let synced = match durability {
-            Durability::InCommit => None,
-            Durability::Syncer { wal_path } => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE_MAX);
-                let on_fatal = config.on_fatal.clone();
-                let syncer = std::thread::Builder::new()
-                    .name("lemonade-syncer".into())
-                    .spawn(move || sync_loop(wal_path, rx, on_fatal))
-                    .expect("spawn the syncer thread");
-                Some(Syncer {
-                    batches: tx,
-                    thread: syncer,
-                })
-            }
+        let crashed = Arc::new(AtomicBool::new(false));
+        let (ended_tx, ended) = watch::channel(false);
+        let loop_ = Loop {
+            rx,
+            batch_max: config.batch_max,
+            on_rollback,
+            crashed: Arc::clone(&crashed),
         };
-        std::thread::Builder::new()
-            .name("lemonade-writer".into())
-            .spawn(move || run(conn, rx, config.batch_max, synced, on_rollback))
-            .expect("spawn the writer thread");
-        Writer { jobs }
+        match config.execution {
+            Execution::Threads => {
+                let synced = match durability {
+                    Durability::InCommit => None,
+                    Durability::Syncer { wal_path } => {
+                        let (tx, rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE_MAX);
+                        let on_fatal = config.on_fatal.clone();
+                        let syncer = std::thread::Builder::new()
+                            .name("lemonade-syncer".into())
+                            .spawn(move || sync_loop(wal_path, rx, on_fatal))
+                            .expect("spawn the syncer thread");
+                        Some(Syncer {
+                            batches: tx,
+                            thread: syncer,
+                        })
+                    }
+                };
+                std::thread::Builder::new()
+                    .name("lemonade-writer".into())
+                    .spawn(move || {
+                        run(conn, loop_, synced);
+                        let _ = ended_tx.send(true);
+                    })
+                    .expect("spawn the writer thread");
+            }
+            Execution::Inline { disk } => {
+                assert!(
+                    matches!(durability, Durability::InCommit),
+                    "an inline writer syncs inside COMMIT"
+                );
+                tokio::spawn(async move {
+                    run_inline(conn, loop_, disk).await;
+                    let _ = ended_tx.send(true);
+                });
+            }
+        }
+        Writer { jobs, crashed, ended }
+    }
+
+    /// Stops the writer as a crash of its process would: the batch in hand, if any, is
+    /// committed or not as it happens, and then every job waiting and every commit not yet
+    /// answered is dropped (their callers are told the write may not have happened, which
+    /// an idempotency key makes safe to retry); the connection closes without any clean-up.
+    /// Returns once the writer has closed its connection. For simulations and tests of
+    /// recovery: what is committed stays in the file, as after a crash.
+    pub async fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+        // Wakes a writer waiting for work; one busy sees the flag at its next batch.
+        let _ = self.jobs.try_send(Work::Wake);
+        let mut ended = self.ended.clone();
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 
     /// Whether the writer thread still takes jobs. It stops only on a fault nothing in
@@ -288,22 +377,101 @@ struct Syncer {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// The writer thread: group commits until every handle is dropped or [`Work::Stop`] comes,
-/// then closes its connection and, after the syncer has answered all it held, the stopper.
-fn run(
-    conn: WriteConn,
+/// What the writer's loop works from: its queue, its batch size, what a rollback does, and
+/// the crash flag.
+struct Loop {
     rx: mpsc::Receiver<Work>,
     batch_max: usize,
-    synced: Option<Syncer>,
     on_rollback: Box<dyn Fn() + Send>,
-) {
-    let stopper = commit_loop(
-        &*conn,
-        rx,
-        batch_max,
-        synced.as_ref().map(|s| &s.batches),
-        &*on_rollback,
-    );
+    crashed: Arc<AtomicBool>,
+}
+
+/// What one turn of the writer's loop did.
+enum Turn {
+    /// Go on; the batch committed, if one did, and how to answer its jobs.
+    Next(Option<Vec<Deliver>>),
+    /// Stop: a stop came (its answer), or the writer cannot go on (`None`).
+    Stop(Option<oneshot::Sender<()>>, Option<Vec<Deliver>>),
+}
+
+impl Loop {
+    /// One turn from the work `first`: a chore, a stop, or a group commit of `first` and the
+    /// jobs already waiting, then what came after them.
+    fn turn(&mut self, conn: &dyn Db, first: Work) -> Turn {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Turn::Stop(None, None);
+        }
+        let mut batch: Vec<Job> = Vec::with_capacity(self.batch_max);
+        match first {
+            Work::Job(job) => batch.push(job),
+            Work::Chore(chore) => {
+                run_chore(conn, chore);
+                return Turn::Next(None);
+            }
+            Work::Stop(stopper) => return Turn::Stop(Some(stopper), None),
+            Work::Wake => return Turn::Next(None),
+        }
+        // A chore or stop that arrived while the batch was being gathered: it comes after it.
+        let after = gather(&mut self.rx, &mut batch, self.batch_max);
+        let started = Instant::now();
+        let size = batch.len();
+        let committer = Committer {
+            conn,
+            on_rollback: &*self.on_rollback,
+        };
+        let committed = match conn.begin(Begin::Write) {
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                batch.clear(); // dropping the jobs answers their callers with Unavailable
+                None
+            }
+            Ok(()) => {
+                let mut delivers = Vec::with_capacity(size);
+                let aborted = committer.run_jobs(&mut batch, &mut delivers);
+                let committed = committer.end(aborted, size, delivers);
+                metrics::histogram!("lemonade_commit_jobs").record(size as f64);
+                metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
+                committed
+            }
+        };
+        match after {
+            Some(Work::Stop(stopper)) => Turn::Stop(Some(stopper), committed),
+            Some(Work::Chore(chore)) => {
+                run_chore(conn, chore);
+                Turn::Next(committed)
+            }
+            _ => Turn::Next(committed),
+        }
+    }
+}
+
+/// The writer thread: group commits until every handle is dropped, [`Work::Stop`] comes or
+/// it crashes, then closes its connection and, after the syncer has answered all it held,
+/// the stopper.
+fn run(conn: WriteConn, mut loop_: Loop, synced: Option<Syncer>) {
+    let mut stopper = None;
+    while let Some(first) = loop_.rx.blocking_recv() {
+        let (committed, stop) = match loop_.turn(&*conn, first) {
+            Turn::Next(committed) => (committed, None),
+            Turn::Stop(stop, committed) => (committed, Some(stop)),
+        };
+        if let Some(delivers) = committed {
+            match &synced {
+                None => delivers.into_iter().for_each(|d| d(None)),
+                Some(syncer) => {
+                    if syncer.batches.send(delivers).is_err() {
+                        // Dropped delivers answer their callers "rolled back, retry".
+                        tracing::error!("the syncer has stopped; stopping the writer");
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(stop) = stop {
+            stopper = stop;
+            break;
+        }
+    }
     drop(conn);
     if let Some(Syncer { batches, thread }) = synced {
         drop(batches);
@@ -314,56 +482,42 @@ fn run(
     }
 }
 
-/// Group commits until the queue closes (`None`) or a stop comes (its answer).
-fn commit_loop(
-    conn: &dyn Db,
-    mut rx: mpsc::Receiver<Work>,
-    batch_max: usize,
-    synced: Option<&std::sync::mpsc::SyncSender<Vec<Deliver>>>,
-    on_rollback: &dyn Fn(),
-) -> Option<oneshot::Sender<()>> {
-    let committer = Committer {
-        conn,
-        batch_max,
-        synced,
-        on_rollback,
-    };
-    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
-    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch_max);
-    while let Some(first) = rx.blocking_recv() {
-        match first {
-            Work::Job(job) => batch.push(job),
-            Work::Chore(chore) => {
-                run_chore(conn, chore);
-                continue;
-            }
-            Work::Stop(stopper) => return Some(stopper),
-        }
-        // A chore or stop that arrived while the batch was being gathered: it comes after it.
-        let after = gather(&mut rx, &mut batch, batch_max);
-        let started = Instant::now();
-        let size = batch.len();
-        match conn.begin(Begin::Write) {
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a write transaction");
-                batch.clear(); // dropping the jobs answers their callers with Unavailable
-            }
-            Ok(()) => {
-                let aborted = committer.run_jobs(&mut batch, &mut delivers);
-                if committer.end(aborted, size, &mut delivers).is_err() {
-                    return None; // dropped delivers answer their callers "rolled back, retry"
+/// The writer as a task ([`Execution::Inline`]): the same turns as the thread's, on the
+/// runtime; with `disk`, each commit is answered by a task of its own after the disk's
+/// delay (unless the writer crashed meanwhile), and a stop waits for those answers.
+async fn run_inline(conn: WriteConn, mut loop_: Loop, disk: Option<DiskDelay>) {
+    let answering = tokio_util::task::TaskTracker::new();
+    let mut stopper = None;
+    while let Some(first) = loop_.rx.recv().await {
+        let (committed, stop) = match loop_.turn(&*conn, first) {
+            Turn::Next(committed) => (committed, None),
+            Turn::Stop(stop, committed) => (committed, Some(stop)),
+        };
+        if let Some(delivers) = committed {
+            match &disk {
+                None => delivers.into_iter().for_each(|d| d(None)),
+                Some(delay) => {
+                    let (delay, crashed) = (delay(), Arc::clone(&loop_.crashed));
+                    answering.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if !crashed.load(Ordering::SeqCst) {
+                            delivers.into_iter().for_each(|d| d(None));
+                        }
+                    });
                 }
-                metrics::histogram!("lemonade_commit_jobs").record(size as f64);
-                metrics::histogram!("lemonade_commit_seconds").record(started.elapsed().as_secs_f64());
             }
         }
-        match after {
-            Some(Work::Stop(stopper)) => return Some(stopper),
-            Some(Work::Chore(chore)) => run_chore(conn, chore),
-            _ => {}
+        if let Some(stop) = stop {
+            stopper = stop;
+            break;
         }
     }
-    None
+    drop(conn);
+    answering.close();
+    answering.wait().await;
+    if let Some(stopper) = stopper {
+        let _ = stopper.send(());
+    }
 }
 
 /// Adds to `batch` the jobs already waiting, without waiting for more, until it holds
@@ -380,14 +534,9 @@ fn gather(rx: &mut mpsc::Receiver<Work>, batch: &mut Vec<Job>, batch_max: usize)
     None
 }
 
-/// The syncer has stopped, so the writer stops too.
-struct SyncerStopped;
-
-/// What the writer thread runs and commits batches with.
+/// What the writer runs and commits batches with.
 struct Committer<'a> {
     conn: &'a dyn Db,
-    batch_max: usize,
-    synced: Option<&'a std::sync::mpsc::SyncSender<Vec<Deliver>>>,
     on_rollback: &'a dyn Fn(),
 }
 
@@ -423,10 +572,10 @@ impl Committer<'_> {
         aborted
     }
 
-    /// Ends the batch's transaction: commits it unless `aborted`, then answers its jobs (at
-    /// once, or through the syncer once the commit is on disk); a batch that does not commit
-    /// is rolled back and every job in it answered "unavailable".
-    fn end(&self, aborted: bool, size: usize, delivers: &mut Vec<Deliver>) -> Result<(), SyncerStopped> {
+    /// Ends the batch's transaction: commits it unless `aborted`, and returns how to answer
+    /// its jobs once the commit is durable; a batch that does not commit is rolled back and
+    /// every job in it answered "unavailable" at once (`None`).
+    fn end(&self, aborted: bool, size: usize, mut delivers: Vec<Deliver>) -> Option<Vec<Deliver>> {
         let conn = self.conn;
         let committed = if aborted {
             Err("the transaction was aborted".to_owned())
@@ -434,24 +583,15 @@ impl Committer<'_> {
             conn.commit().map_err(|e| e.to_string())
         };
         match committed {
-            Ok(()) => match self.synced {
-                None => delivers.drain(..).for_each(|d| d(None)),
-                Some(syncer) => {
-                    let batch = std::mem::replace(delivers, Vec::with_capacity(self.batch_max));
-                    if syncer.send(batch).is_err() {
-                        tracing::error!("the syncer has stopped; stopping the writer");
-                        return Err(SyncerStopped);
-                    }
-                }
-            },
+            Ok(()) => Some(delivers),
             Err(e) => {
                 tracing::error!(error = %e, jobs = size, "group commit failed; every job in it is rolled back");
                 let _ = conn.rollback();
                 (self.on_rollback)();
                 delivers.drain(..).for_each(|d| d(Some(storage_down(&e))));
+                None
             }
         }
-        Ok(())
     }
 }
 
@@ -485,6 +625,72 @@ pub(crate) mod tests {
         conn.execute("INSERT INTO t (v) VALUES (1)", crate::params![])
             .map(drop)
             .map_err(crate::sql::storage_error)
+    }
+
+    /// An inline writer on a current-thread runtime with paused time: `disk` says how long
+    /// each commit takes to be answered.
+    fn inline_writer(disk: Option<DiskDelay>) -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)").unwrap();
+        let config = WriterConfig {
+            batch_max: 8,
+            queue_max: 64,
+            execution: Execution::Inline { disk },
+            ..WriterConfig::default()
+        };
+        (
+            Writer::start_with(Box::new(conn), config, Durability::InCommit, Box::new(|| {})),
+            dir,
+        )
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn an_inline_writer_group_commits_on_the_runtime_and_answers_after_the_disk_delay() {
+        let (w, dir) = inline_writer(Some(Arc::new(|| std::time::Duration::from_millis(40))));
+        let started = tokio::time::Instant::now();
+        let jobs: Vec<_> = (0..5)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { w.execute(insert).await })
+            })
+            .collect();
+        for job in futures_join(jobs.into_iter()).await {
+            assert_eq!(job, Ok(()));
+        }
+        // Five jobs in one group commit, answered after one disk delay on the virtual clock.
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(40));
+        assert_eq!(count(&dir), 5);
+        w.stop().await;
+        assert!(!w.is_running());
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_crash_between_commit_and_answer_keeps_the_commit_and_loses_only_the_answer() {
+        let (w, dir) = inline_writer(Some(Arc::new(|| std::time::Duration::from_millis(500))));
+        let committed = tokio::spawn({
+            let w = w.clone();
+            async move { w.execute(insert).await }
+        });
+        // The commit is done at once; its answer waits for the slow disk.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(count(&dir), 1);
+        w.crash().await;
+        let answer = committed.await.unwrap();
+        assert!(answer.is_err(), "a crashed writer answers nothing as done: {answer:?}");
+        assert_eq!(count(&dir), 1, "what was committed stays");
+        assert!(w.execute(insert).await.is_err(), "a crashed writer takes no more work");
+        assert_eq!(count(&dir), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crashed_writer_thread_drops_what_waits_and_closes_its_connection() {
+        let (w, dir) = writer(4);
+        assert_eq!(w.execute(insert).await, Ok(()));
+        w.crash().await;
+        assert!(!w.is_running());
+        assert!(w.execute(insert).await.is_err());
+        assert_eq!(count(&dir), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
