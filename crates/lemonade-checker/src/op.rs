@@ -153,6 +153,34 @@ impl Told {
         Told::default()
     }
 
+    /// What an answer of the shop's public API told: its status, and from its JSON body
+    /// (`null` when it had none or it was not JSON) the order (`id` and `status`), the
+    /// customer (`id` of a body with a `name`), the ledger move (`move.id`) and a problem's
+    /// `type`. `None`: no answer came.
+    pub fn of_answer(answer: Option<(u16, &serde_json::Value)>) -> Told {
+        let Some((status, body)) = answer else {
+            return Told::nothing();
+        };
+        let order = body["status"]
+            .as_str()
+            .and_then(OrderStatus::parse)
+            .zip(body["id"].as_str())
+            .map(|(status, id)| OrderTold {
+                id: id.to_owned(),
+                status,
+            });
+        Told {
+            http_status: Some(status),
+            order,
+            customer: body["id"]
+                .as_str()
+                .filter(|_| body.get("name").is_some())
+                .map(str::to_owned),
+            move_id: body["move"]["id"].as_str().map(str::to_owned),
+            error: body["type"].as_str().map(str::to_owned),
+        }
+    }
+
     /// What is too big here for the checker to hold, if anything.
     pub(crate) fn too_big(&self) -> Option<String> {
         [

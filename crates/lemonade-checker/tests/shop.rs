@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use lemonade::serve::{ServeArgs, start};
 use lemonade_checker::read::{ReadOptions, read_baseline, read_final_state};
-use lemonade_checker::{FinalState, History, Invariant, Line, Op, OrderTold, Told, Verdict, check};
-use lemonade_domain::order::OrderStatus;
+use lemonade_checker::{FinalState, History, Invariant, Line, Op, Told, Verdict, check};
 use serde_json::{Value, json};
 
 /// A running shop reached over HTTP, with the history of what its clients saw.
@@ -120,36 +119,11 @@ impl Run {
             Op::EraseCustomer { customer } => (Method::DELETE, format!("/customers/{customer}"), None, None),
         };
         let answer = self.send(method, &path, body, key.as_deref()).await;
-        let told = told(answer.as_ref());
+        let told = Told::of_answer(answer.as_ref().map(|(status, body)| (*status, body)));
         self.history
             .record(process, op, invoked, self.now_ms(), told)
             .expect("one operation at a time per client");
         answer.map(|(_, body)| body).unwrap_or(Value::Null)
-    }
-}
-
-/// What an answer told, as the checker records it.
-fn told(answer: Option<&(u16, Value)>) -> Told {
-    let Some((status, body)) = answer else {
-        return Told::nothing();
-    };
-    let order = body["status"]
-        .as_str()
-        .and_then(OrderStatus::parse)
-        .zip(body["id"].as_str())
-        .map(|(status, id)| OrderTold {
-            id: id.to_owned(),
-            status,
-        });
-    Told {
-        http_status: Some(*status),
-        order,
-        customer: body["id"]
-            .as_str()
-            .filter(|_| body.get("name").is_some())
-            .map(str::to_owned),
-        move_id: body["move"]["id"].as_str().map(str::to_owned),
-        error: body["type"].as_str().map(str::to_owned),
     }
 }
 

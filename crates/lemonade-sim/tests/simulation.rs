@@ -1,0 +1,65 @@
+//! The simulation as CI runs it: a sample of seeds, each valid on every invariant; a
+//! sample run twice with the same digests (the same seed is the same run); and a calm run
+//! whose history the checker finds whole.
+
+use lemonade_checker::{Invariant, Verdict};
+use lemonade_sim::cli::run_seeds;
+use lemonade_sim::{Options, run};
+
+/// The first of the seeds CI runs: fixed, so that a failure names a seed anyone replays.
+const CI_FROM: u64 = 1_000;
+/// How many seeds CI runs (issue 12: at least 200).
+const CI_SEEDS: u64 = 200;
+
+#[test]
+fn every_invariant_holds_on_two_hundred_seeds_of_swarm_faults() {
+    let options = Options::default();
+    let mut failures = Vec::new();
+    let summary = run_seeds(CI_FROM, CI_SEEDS, Some(2), &options, |outcome, _| {
+        if !outcome.is_valid() {
+            failures.push(format!(
+                "seed {} ({}):\n{}\nreplay: lemonade simulate --seed {} --trace",
+                outcome.seed,
+                outcome.rates.describe(),
+                outcome.reports.to_text(),
+                outcome.seed
+            ));
+        }
+    });
+    println!("{}", summary.to_text());
+    assert_eq!(summary.seeds, CI_SEEDS);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(summary.info > 0, "some outcomes were unknown: the faults bit");
+    assert!(
+        summary.faults.len() >= 8,
+        "most kinds of fault were injected: {:?}",
+        summary.faults
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run_and_another_seed_another() {
+    let options = Options::default();
+    for seed in [7, 8, 9, 10, 11] {
+        let first = run(seed, &options);
+        let second = run(seed, &options);
+        assert_eq!(first.digest, second.digest, "seed {seed} ran two ways");
+        assert_eq!(first.history, second.history, "seed {seed}'s clients saw two things");
+    }
+    assert_ne!(run(7, &options).digest, run(8, &options).digest);
+}
+
+#[test]
+fn a_calm_run_is_valid_and_settles() {
+    let options = Options {
+        faults: Vec::new(),
+        ..Options::default()
+    };
+    let outcome = run(42, &options);
+    println!("{}", outcome.reports.to_text());
+    assert!(outcome.is_valid(), "{}", outcome.reports.to_text());
+    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+    assert!(outcome.outcomes.ok > 20, "{:?}", outcome.outcomes);
+    let liveness = outcome.reports.get(Invariant::Liveness).expect("liveness is reported");
+    assert_eq!(liveness.verdict, Verdict::Valid, "{}", liveness.to_text());
+}
