@@ -130,6 +130,11 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole application: `/api/v1/...` and the web app. Built by a function so tests can
 /// serve it on their own port or call it without a socket.
 pub fn router(state: AppState) -> Router {
+    // Only a head start: the table is a process-wide `OnceLock` that the first request fills
+    // if this has not yet, and it is the same whoever fills it (pure computation of the
+    // OpenAPI document). So a run on paused time (the simulation) answers the same whether
+    // this thread won or not; while it runs tokio holds the paused clock still, which costs
+    // wall time only, never the order of virtual events.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn_blocking(declared::warm);
     }

@@ -192,6 +192,22 @@ enum Circuit {
     },
 }
 
+/// What a circuit breaker's state holds, as a node reports it (to the checker's liveness):
+/// `Closed` lets calls through; `Open` fails them fast; `HalfOpen` has one probe out, whose
+/// outcome closes the circuit or opens it again. It is the state as held, not as the next
+/// call would find it: an `Open` circuit whose wait is over stays `Open` until a probe is
+/// admitted (so a circuit nobody probes any more reads `Open`, which is what a liveness check
+/// should see), and a `HalfOpen` one whose probe is overdue stays `HalfOpen` until another
+/// call or the prober replaces it. Named as `lemonade_checker::state::BreakerPhase` is, and
+/// serialised alike (`closed`, `open`, `half_open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerPhase {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
 /// A consecutive-failure circuit breaker: `failures_max` failures in a row open the circuit
 /// for `open_ms`; then one probe at a time (the prober's, see [`Breaker::admit`]) finds out
 /// whether the service is back, and its outcome closes or opens it again.
@@ -309,6 +325,16 @@ impl Breaker {
         !matches!(*self.circuit.lock(), Circuit::Closed { .. })
     }
 
+    /// What the circuit holds now (see [`BreakerPhase`]): `Probing` is `HalfOpen`, and
+    /// neither `Open` nor `Probing` is read against the clock.
+    fn phase(&self) -> BreakerPhase {
+        match *self.circuit.lock() {
+            Circuit::Closed { .. } => BreakerPhase::Closed,
+            Circuit::Open { .. } => BreakerPhase::Open,
+            Circuit::Probing { .. } => BreakerPhase::HalfOpen,
+        }
+    }
+
     /// Whether the circuit's wait is over and no probe holds it: the prober should probe.
     fn probe_due(&self) -> bool {
         match *self.circuit.lock() {
@@ -383,30 +409,56 @@ impl RetryBudget {
     }
 }
 
-/// The calling side of every service: one transport, a breaker per service, one retry budget.
+/// The calling side of the services a process calls: one transport, a breaker per service
+/// it calls, one retry budget.
 pub struct Clients {
     transport: Arc<dyn Transport>,
     policy: CallPolicy,
+    /// One for each service these clients call, and none for the others (looked up only).
     breakers: HashMap<Service, Breaker>,
     budget: RetryBudget,
     jitter: Mutex<SmallRng>,
 }
 
 impl Clients {
-    /// `seed` drives the jitter: a simulation passes its own, production a random one.
+    /// Clients of every service (the coordinator's). `seed` drives the jitter: a simulation
+    /// passes its own, production a random one.
     pub fn new(transport: Arc<dyn Transport>, policy: CallPolicy, seed: u64) -> Self {
+        Self::calling(transport, policy, seed, &Service::ALL)
+    }
+
+    /// Clients of `services` only (the orders service's relay calls stock and CRM): a breaker
+    /// for each of them, none for the others. Calling any other service is a bug, and panics.
+    pub fn calling(transport: Arc<dyn Transport>, policy: CallPolicy, seed: u64, services: &[Service]) -> Self {
         Clients {
             transport,
-            breakers: Service::ALL.into_iter().map(|s| (s, Breaker::new(&policy))).collect(),
+            breakers: services.iter().map(|&s| (s, Breaker::new(&policy))).collect(),
             budget: RetryBudget::new(&policy),
             policy,
             jitter: Mutex::new(SmallRng::seed_from_u64(seed)),
         }
     }
 
-    /// Whether calls to `service` are failing fast right now.
+    fn breaker(&self, service: Service) -> &Breaker {
+        self.breakers
+            .get(&service)
+            .unwrap_or_else(|| panic!("these clients were made without {service}: they do not call it"))
+    }
+
+    /// Whether calls to `service` are failing fast right now (never for a service these
+    /// clients do not call).
     pub fn circuit_open(&self, service: Service) -> bool {
-        self.breakers[&service].is_open()
+        self.breakers.get(&service).is_some_and(Breaker::is_open)
+    }
+
+    /// Each breaker's state, one per service these clients call, in [`Service::ALL`] order:
+    /// `[(Stock, Closed), (Orders, Open), (Crm, HalfOpen)]` for the coordinator's. What each
+    /// circuit holds, not read against the clock ([`BreakerPhase`]).
+    pub fn breakers(&self) -> Vec<(Service, BreakerPhase)> {
+        Service::ALL
+            .into_iter()
+            .filter_map(|s| self.breakers.get(&s).map(|b| (s, b.phase())))
+            .collect()
     }
 
     /// Makes `call`, retrying what may pass until `deadline`. A call that changes something
@@ -487,7 +539,7 @@ impl Clients {
             loop {
                 tick.tick().await;
                 for service in Service::ALL {
-                    if this.breakers[&service].probe_due() {
+                    if this.breakers.get(&service).is_some_and(Breaker::probe_due) {
                         // A probe cut by the stop lets the next go at once (see
                         // `a_task_aborted_mid_probe_lets_the_next_probe_go_at_once`).
                         probes.spawn_short(Arc::clone(&this).probe(service));
@@ -538,7 +590,7 @@ impl Clients {
         if timeout.is_zero() {
             return Err(CallError::failed(service, Failure::NoTimeLeft, false));
         }
-        let breaker = &self.breakers[&service];
+        let breaker = self.breaker(service);
         let admitted = match asker {
             Asker::Call => breaker.admit(),
             Asker::Prober => breaker.admit_probe(),
@@ -836,11 +888,11 @@ mod tests {
         assert_eq!(retries, 20, "capped at ten seconds of the floor");
     }
 
-    /// A transport whose service answers, refuses connections, or does not answer within
-    /// the request's timeout.
+    /// A transport whose service answers, refuses connections, answers [`LATE_MS`] late, or
+    /// does not answer within the request's timeout.
     #[derive(Default)]
     struct Scripted {
-        /// 0 answers, 1 refuses, 2 hangs.
+        /// 0 answers, 1 refuses, 2 hangs, 3 answers late.
         mode: AtomicUsize,
         sent: AtomicUsize,
     }
@@ -848,18 +900,29 @@ mod tests {
     const ANSWERS: usize = 0;
     const REFUSES: usize = 1;
     const HANGS: usize = 2;
+    const ANSWERS_LATE: usize = 3;
+    /// How late a service in `ANSWERS_LATE` answers (well within an attempt's timeout).
+    const LATE_MS: u64 = 100;
+
+    fn answer() -> Reply {
+        Reply {
+            status: 200,
+            retry_after: None,
+            body: Bytes::from_static(br#"{"waiting":0}"#),
+        }
+    }
 
     #[async_trait]
     impl Transport for Scripted {
         async fn send(&self, request: Request) -> Result<Reply, TransportError> {
             self.sent.fetch_add(1, Ordering::Relaxed);
             match self.mode.load(Ordering::Relaxed) {
-                ANSWERS => Ok(Reply {
-                    status: 200,
-                    retry_after: None,
-                    body: Bytes::from_static(br#"{"waiting":0}"#),
-                }),
+                ANSWERS => Ok(answer()),
                 REFUSES => Err(TransportError::Unsent(request.service, "refused".into())),
+                ANSWERS_LATE => {
+                    tokio::time::sleep(Duration::from_millis(LATE_MS)).await;
+                    Ok(answer())
+                }
                 _ => {
                     tokio::time::sleep(request.timeout).await;
                     Err(TransportError::TimedOut(request.service, request.timeout.as_millis()))
@@ -1034,6 +1097,72 @@ mod tests {
         transport.mode.store(ANSWERS, Ordering::Relaxed);
         Arc::clone(&clients).probe(Service::Stock).await;
         assert!(!clients.circuit_open(Service::Stock), "probed again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breakers_report_each_called_service_closed_open_until_probed_half_open_while_probed_then_closed() {
+        use BreakerPhase::{Closed, HalfOpen, Open};
+        let (clients, transport) = clients(policy());
+        let all = |stock| {
+            vec![
+                (Service::Stock, stock),
+                (Service::Orders, Closed),
+                (Service::Crm, Closed),
+            ]
+        };
+        assert_eq!(clients.breakers(), all(Closed), "every service, in Service::ALL order");
+        open_circuit_now(&clients, &transport).await;
+        assert_eq!(clients.breakers(), all(Open));
+        advance_ms(OPEN_MS * 10).await;
+        assert_eq!(
+            clients.breakers(),
+            all(Open),
+            "a wait over is still open until a probe goes"
+        );
+        transport.mode.store(ANSWERS_LATE, Ordering::Relaxed);
+        let sent = transport.sent.load(Ordering::Relaxed);
+        let probing = tokio::spawn(Arc::clone(&clients).probe(Service::Stock));
+        while transport.sent.load(Ordering::Relaxed) == sent {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(clients.breakers(), all(HalfOpen), "a probe is out");
+        advance_ms(LATE_MS).await;
+        probing.await.unwrap();
+        assert_eq!(clients.breakers(), all(Closed), "the probe's answer closed it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clients_of_some_services_report_only_their_breakers_in_service_order() {
+        let transport = Arc::new(Scripted::default());
+        let clients = Arc::new(Clients::calling(
+            transport.clone(),
+            policy(),
+            7,
+            &[Service::Crm, Service::Stock],
+        ));
+        assert_eq!(
+            clients.breakers(),
+            [
+                (Service::Stock, BreakerPhase::Closed),
+                (Service::Crm, BreakerPhase::Closed)
+            ]
+        );
+        assert!(!clients.circuit_open(Service::Orders));
+        open_circuit_now(&clients, &transport).await;
+        assert_eq!(
+            clients.breakers(),
+            [
+                (Service::Stock, BreakerPhase::Open),
+                (Service::Crm, BreakerPhase::Closed)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    #[should_panic(expected = "made without orders")]
+    async fn calling_a_service_the_clients_were_not_made_for_is_a_bug() {
+        let clients = Clients::calling(Arc::new(Scripted::default()), policy(), 7, &[Service::Stock]);
+        let _ = clients.call(&OrdersStatus {}, None, in_ms(1_000)).await;
     }
 
     #[tokio::test(start_paused = true)]

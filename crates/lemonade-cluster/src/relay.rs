@@ -24,11 +24,14 @@ use tokio::time::Instant;
 
 use crate::client::Clients;
 use crate::node::Node;
-use crate::rpc::{CrmEvents, EVENTS_PER_DELIVERY_MAX, OutboxMarks, PROGRESS_HOLD_MS_MAX, StockEvents};
+use crate::rpc::{CrmEvents, EVENTS_PER_DELIVERY_MAX, OutboxMarks, PROGRESS_HOLD_MS_MAX, Service, StockEvents};
 
 /// How often a lane with nothing to deliver looks at the outbox anyway. Commits wake it;
 /// this only bounds how long an event could wait if a wake were missed.
 pub const RELAY_SAFETY_POLL_MS: u64 = 1_000;
+/// The services a relay calls, the receivers of [`Destination::ALL`]: what the clients it is
+/// given must be made for ([`Clients::calling`]).
+pub const CALLS: [Service; 2] = [Service::Stock, Service::Crm];
 /// Longest one delivery may take, retries included.
 const DELIVERY_DEADLINE_MS: u64 = 5_000;
 /// How long a lane rests after it could not read the outbox.

@@ -20,11 +20,12 @@ use std::time::Duration;
 
 use axum::Router;
 use lemonade_api::AppState;
+use lemonade_cluster::client::BreakerPhase;
 use lemonade_cluster::node::Kept;
 use lemonade_cluster::orders::OrdersService;
 use lemonade_cluster::relay::Relay;
 use lemonade_cluster::transport::Transport;
-use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection};
+use lemonade_cluster::{CallPolicy, Clients, Coordinator, CoordinatorConfig, Node, Protection, Service};
 use lemonade_domain::ShopError;
 use lemonade_domain::ports::{Clock, IdSource};
 use lemonade_domain::saga::Destination;
@@ -127,6 +128,9 @@ pub struct Assembled {
     router: Router,
     db: Database,
     seeded: bool,
+    /// The node's calling side, whose circuit breakers [`Assembled::breakers`] reports: the
+    /// coordinator's and the orders service's; `None` for the roles that call no one.
+    clients: Option<Arc<Clients>>,
 }
 
 impl Assembled {
@@ -149,6 +153,16 @@ impl Assembled {
     /// Whether [`build`] created the demo shop.
     pub fn seeded(&self) -> bool {
         self.seeded
+    }
+
+    /// The state of each of the node's circuit breakers, one per service it calls, in
+    /// [`Service::ALL`] order: the coordinator's `[(Stock, _), (Orders, _), (Crm, _)]`, the
+    /// orders service's `[(Stock, _), (Crm, _)]`, and `[]` for the monolith, stock and CRM,
+    /// which call no one. What each circuit holds, not read against the clock (an `Open`
+    /// circuit whose wait is over stays `Open` until a probe goes; see [`BreakerPhase`]). For
+    /// a simulation's checker, at the end of a run.
+    pub fn breakers(&self) -> Vec<(Service, BreakerPhase)> {
+        self.clients.as_ref().map(|c| c.breakers()).unwrap_or_default()
     }
 
     /// The node's database (for tests that look inside).
@@ -208,9 +222,12 @@ async fn assemble(config: NodeConfig, seams: Seams) -> Result<Assembled, BuildEr
         false
     };
     let db = seams.db.clone();
-    let router = match role {
-        Role::Monolith => monolith(&config, seams),
-        Role::Coordinator => coordinator(&config, seams)?,
+    let (router, clients) = match role {
+        Role::Monolith => (monolith(&config, seams), None),
+        Role::Coordinator => {
+            let (router, clients) = coordinator(&config, seams)?;
+            (router, Some(clients))
+        }
         Role::Stock | Role::Orders | Role::Crm => service(&config, seams)?,
     };
     Ok(Assembled {
@@ -218,6 +235,7 @@ async fn assemble(config: NodeConfig, seams: Seams) -> Result<Assembled, BuildEr
         router,
         db,
         seeded,
+        clients,
     })
 }
 
@@ -264,7 +282,8 @@ fn monolith(config: &NodeConfig, seams: Seams) -> Router {
     lemonade_api::router(state)
 }
 
-fn coordinator(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
+/// The coordinator's router, and its clients of every service.
+fn coordinator(config: &NodeConfig, seams: Seams) -> Result<(Router, Arc<Clients>), BuildError> {
     let clients = Arc::new(Clients::new(
         transport(Role::Coordinator, &seams)?,
         CallPolicy::default(),
@@ -276,24 +295,31 @@ fn coordinator(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> 
         minor_units_per_point: config.minor_units_per_point,
         ..CoordinatorConfig::default()
     };
-    let coordinator = Coordinator::new(Node::new(seams.db.clone(), seams.clock, seams.ids), clients, settings);
+    let coordinator = Coordinator::new(
+        Node::new(seams.db.clone(), seams.clock, seams.ids),
+        Arc::clone(&clients),
+        settings,
+    );
     coordinator.spawn_sweeper();
     coordinator.spawn_prober();
     coordinator.spawn_maintenance();
     let state = AppState::new(Arc::new(coordinator), config.token.clone(), seams.metrics);
-    Ok(lemonade_api::router(state))
+    Ok((lemonade_api::router(state), clients))
 }
 
-fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
+/// A service's router, and its clients if it calls other services (the orders service's
+/// relay calls stock and CRM).
+fn service(config: &NodeConfig, seams: Seams) -> Result<(Router, Option<Arc<Clients>>), BuildError> {
     let role = config.role;
     let cluster_token = config.cluster_token.as_deref().unwrap_or_default();
     let protection = config.protection();
     // Everything that can be refused is, before any task starts.
     let clients = match role {
-        Role::Orders => Some(Arc::new(Clients::new(
+        Role::Orders => Some(Arc::new(Clients::calling(
             transport(role, &seams)?,
             CallPolicy::default(),
             seams.seed,
+            &lemonade_cluster::relay::CALLS,
         ))),
         _ => None,
     };
@@ -306,7 +332,7 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
             lemonade_cluster::stock::router(node, cluster_token, protection)
         }
         Role::Orders => {
-            let clients = clients.expect("made above for the orders service");
+            let clients = Arc::clone(clients.as_ref().expect("made above for the orders service"));
             node.spawn_expiry(Kept::DeliveredEvents);
             clients.spawn_prober(&node.db.tasks);
             // The one path of events: woken by the commits that write them (the router's
@@ -323,7 +349,7 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<Router, BuildError> {
         }
         Role::Monolith | Role::Coordinator => unreachable!("services only"),
     };
-    Ok(router)
+    Ok((router, clients))
 }
 
 #[cfg(test)]
@@ -461,6 +487,41 @@ mod tests {
         assert_eq!(Arc::strong_count(&hangs.held), 1, "no call is left under way");
         let answered = placing.await.unwrap().unwrap();
         assert_eq!(answered.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_coordinator_reports_one_closed_breaker_per_service_an_orders_node_its_relays_and_a_stock_node_none() {
+        use BreakerPhase::Closed;
+        let dir = tempfile::tempdir().unwrap();
+        let hangs: Arc<dyn Transport> = Arc::new(Hangs {
+            held: Arc::new(()),
+            sent: Default::default(),
+        });
+        let mut nodes = Vec::new();
+        for role in [Role::Coordinator, Role::Orders, Role::Stock] {
+            let (db, _) = open(&dir, role);
+            let mut config = NodeConfig::new(role);
+            config.cluster_token = Some("a-cluster-token-of-the-test".into());
+            let mut seams = seams(db);
+            seams.transport = Some(Arc::clone(&hangs));
+            nodes.push(build(config, seams).await.unwrap());
+        }
+        let breakers: Vec<_> = nodes.iter().map(Assembled::breakers).collect();
+        assert_eq!(
+            breakers,
+            [
+                vec![
+                    (Service::Stock, Closed),
+                    (Service::Orders, Closed),
+                    (Service::Crm, Closed)
+                ],
+                vec![(Service::Stock, Closed), (Service::Crm, Closed)],
+                vec![],
+            ]
+        );
+        for node in nodes {
+            node.stop().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -591,7 +591,11 @@ async fn processes_down_at_once_come_back_each_on_its_own_and_a_frozen_one_is_re
     signal(coordinator, "KILL");
     let coordinator = wait_restarted(&cluster, "coordinator", coordinator, Duration::from_secs(20), &log).await;
     let restarted = get_json(&http, format!("{base}/health")).await;
-    assert_eq!(restarted["serving"], json!(true), "the restarted coordinator serves: {restarted}");
+    assert_eq!(
+        restarted["serving"],
+        json!(true),
+        "the restarted coordinator serves: {restarted}"
+    );
 
     let crm = pid_of(&cluster, "crm").unwrap();
     signal(crm, "KILL");
