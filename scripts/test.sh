@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, the Rust tests (unit, API, crash and
-# audit tests against real servers), the API suite again against the distributed mode on
+# audit tests against real servers, the cluster's deterministic simulation on a sample of
+# seeds), planted bugs the simulation must catch, the API suite again against the distributed mode on
 # SQLite and on PostgreSQL, schemathesis against the served OpenAPI document, and the browser
 # tests of the web app.
 # Installs or starts what is missing (PostgreSQL, Chromium, the browser tests' npm packages,
@@ -31,6 +32,17 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# Proof that the simulation has teeth: a build per bug planted in one production function
+# (crates/lemonade-sim/tests/plants.rs), each caught within 1,000 seeds.
+echo "== planted bugs the simulation must catch"
+for plant in inbox-forgets step-forgets-result breaker-stuck-half-open; do
+  if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run -p lemonade-sim --test plants --features "plant-$plant" --locked --no-fail-fast
+  else
+    cargo test -p lemonade-sim --test plants --features "plant-$plant" --locked --no-fail-fast
+  fi
+done
 
 # The same black-box API suite against the distributed mode: the coordinator and the stock,
 # orders and CRM services in-process, each on its own port and database.

@@ -29,6 +29,10 @@ pub struct SimulateArgs {
     /// Print the run's timeline: node, virtual time in ms, event (with `--seed`).
     #[arg(long, requires = "seed")]
     pub trace: bool,
+    /// Write the run's history (what every client asked and was told, Jepsen's model) to
+    /// this file as JSON (with `--seed`).
+    #[arg(long, requires = "seed")]
+    pub history: Option<std::path::PathBuf>,
     /// The fault kinds a seed may switch on, comma-separated (default: all): refuse,
     /// rate-limit, garble, lose-reply, timeout, duplicate, delay, partition, crash, clock,
     /// slow-disk; `none` for a calm run.
@@ -94,6 +98,12 @@ pub fn run(args: &SimulateArgs) -> std::process::ExitCode {
         let outcome = crate::run(seed, &options);
         for line in &outcome.trace {
             println!("{line}");
+        }
+        if let Some(path) = &args.history
+            && let Err(e) = std::fs::write(path, outcome.history.to_json())
+        {
+            eprintln!("error: writing the history to {}: {e}", path.display());
+            return std::process::ExitCode::from(2);
         }
         println!("seed {seed}: {}", outcome.rates.describe());
         println!("{}", outcome.reports.to_text());

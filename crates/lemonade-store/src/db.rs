@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{Db, DbError, PgConn};
 use crate::migrations::Role;
-use crate::readers::{Reads, ReadConn, Readers, Source};
+use crate::readers::{ReadConn, Readers, Reads, Source};
 use crate::sql::cache::WriterCache;
 use crate::tasks::Tasks;
 use crate::writer::{Durability, WriteConn, Writer, WriterConfig};

@@ -113,7 +113,9 @@ impl std::fmt::Debug for Execution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Execution::Threads => f.write_str("Threads"),
-            Execution::Inline { disk } => write!(f, "Inline {{ disk: {} }}", if disk.is_some() { "slow" } else { "none" }),
+            Execution::Inline { disk } => {
+                write!(f, "Inline {{ disk: {} }}", if disk.is_some() { "slow" } else { "none" })
+            }
         }
     }
 }

@@ -38,6 +38,9 @@ enum Command {
     Check(CheckArgs),
     /// Place orders against a running shop as fast as it takes them and report the figures.
     Bench(lemonade_bench::BenchArgs),
+    /// Run the whole cluster in a seeded deterministic simulation, with faults, and check
+    /// what its clients saw; exits non-zero if a seed broke an invariant.
+    Simulate(lemonade_sim::cli::SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -137,6 +140,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
         Command::Check(args) => return check(&args),
+        // Each seed runs on a runtime of its own, on threads of its own.
+        Command::Simulate(args) => return tokio::task::block_in_place(|| lemonade_sim::cli::run(&args)),
         Command::Bench(args) => {
             let json = args.json;
             lemonade_bench::run(args)
