@@ -282,8 +282,6 @@ impl Breaker {
         let probe = match *circuit {
             Circuit::Closed { .. } if grace.is_some() => None,
             Circuit::Closed { .. } => return None,
-            #[cfg(feature = "plant-breaker-stuck-half-open")]
-            Circuit::Probing { .. } => return None,
             Circuit::Open { until } | Circuit::Probing { until, .. } if now >= until + grace.unwrap_or_default() => {
                 let probe = self.probes.fetch_add(1, Ordering::Relaxed);
                 *circuit = Circuit::Probing {
@@ -315,12 +313,6 @@ impl Breaker {
     /// A probe that ended without an outcome: it says nothing of the service, so the next
     /// call probes instead.
     fn abandon(&self, probe: u64) {
-        // A planted bug (issue 12's proof of teeth): a probe dropped without an outcome
-        // leaves the circuit half-open, and (below) a half-open circuit never times out.
-        #[cfg(feature = "plant-breaker-stuck-half-open")]
-        if probe < u64::MAX {
-            return;
-        }
         let mut circuit = self.circuit.lock();
         if let Circuit::Probing { probe: out, .. } = *circuit
             && out == probe

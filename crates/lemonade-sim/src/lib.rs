@@ -164,12 +164,17 @@ async fn simulate(seed: u64, options: &Options, data: PathBuf) -> Outcome {
     }
     let shared = Shared::new(net.clone(), catalog);
     let until = tokio::time::Instant::now() + Duration::from_millis(options.safety_ms);
-    let clients: Vec<_> = (1..=options.clients)
+    let mut clients: Vec<_> = (1..=options.clients)
         .map(|process| {
             let seed = rng.random();
             tokio::spawn(workload::client(shared.clone(), process, seed, until))
         })
         .collect();
+    clients.push(tokio::spawn(workload::tablet(
+        shared.clone(),
+        options.clients + 1,
+        until,
+    )));
     nemesis(&mut world, &net, &trace, &rates, &mut rng, until).await;
 
     // Heal: every node up, every link whole, every clock right, no fault.

@@ -93,6 +93,15 @@ struct Call {
 }
 
 impl Call {
+    fn get(path: String) -> Call {
+        Call {
+            method: Method::GET,
+            path,
+            body: None,
+            key: None,
+        }
+    }
+
     fn of(op: &Op) -> Call {
         let post = |path: String, body: Value| Call {
             method: Method::POST,
@@ -215,6 +224,26 @@ impl Shared {
     }
 }
 
+/// How often the counter's tablet asks the shop's health (the web app's "Online /
+/// Degraded / Offline"), in virtual ms, and how long it waits for the answer.
+pub const HEALTH_POLL_MS: u64 = 2_000;
+pub const HEALTH_DEADLINE_MS: u64 = 1_000;
+
+/// The tablet's health poll until `until`: a read whose answer depends on every service
+/// answering within a bound, and which hangs up after [`HEALTH_DEADLINE_MS`].
+pub async fn tablet(shared: Shared, process: u64, until: tokio::time::Instant) {
+    while tokio::time::Instant::now() < until {
+        send(
+            &shared.net,
+            process,
+            &Call::get("/api/v1/health".into()),
+            HEALTH_DEADLINE_MS,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(HEALTH_POLL_MS)).await;
+    }
+}
+
 /// One client: operations until `until` (virtual), then it stops.
 pub async fn client(shared: Shared, process: u64, seed: u64, until: tokio::time::Instant) {
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -229,7 +258,7 @@ pub async fn client(shared: Shared, process: u64, seed: u64, until: tokio::time:
         };
         let roll: u32 = rng.random_range(0..100);
         let op = match roll {
-            0..60 => {
+            0..50 => {
                 placed += 1;
                 let op = place_order(&shared, &mut rng, process, placed);
                 // An unknown outcome is sent again with the same key and body, a few times.
@@ -244,10 +273,24 @@ pub async fn client(shared: Shared, process: u64, seed: u64, until: tokio::time:
                 }
                 continue;
             }
-            60..70 => match pick(&shared.orders, &mut rng) {
+            50..58 => match pick(&shared.orders, &mut rng) {
                 Some(order) => Op::CancelOrder { order },
                 None => continue,
             },
+            58..70 => {
+                // Reads change nothing, so the history does not hold them; they are here for
+                // what a reader's hang-up does to the calls behind it.
+                let path = match rng.random_range(0..4) {
+                    0 => pick(&shared.orders, &mut rng).map(|o| format!("/api/v1/orders/{o}")),
+                    1 => pick(&shared.customers, &mut rng).map(|c| format!("/api/v1/customers/{c}")),
+                    2 => Some("/api/v1/orders?limit=20".to_owned()),
+                    _ => Some("/api/v1/products?limit=20".to_owned()),
+                };
+                if let Some(path) = path {
+                    send(&shared.net, process, &Call::get(path), deadline_ms).await;
+                }
+                continue;
+            }
             70..85 => stock_op(&shared, &mut rng, process),
             85..92 => Op::CreateCustomer {
                 name: format!("Customer {process}-{}", rng.random_range(0..1_000_000)),
@@ -333,12 +376,7 @@ pub async fn catalog(net: &Net) -> Catalog {
             })
             .unwrap_or_default()
     };
-    let get = |path: &str| Call {
-        method: Method::GET,
-        path: path.into(),
-        body: None,
-        key: None,
-    };
+    let get = |path: &str| Call::get(path.into());
     let products = send(net, 0, &get("/api/v1/products?limit=200"), PATIENT_DEADLINE_MS)
         .await
         .expect("the coordinator lists the products");

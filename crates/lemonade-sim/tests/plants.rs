@@ -63,8 +63,8 @@ fn a_step_whose_key_is_not_stored_with_its_result_is_caught_doing_it_twice() {
     ]);
 }
 
-#[cfg(feature = "plant-breaker-stuck-half-open")]
+#[cfg(feature = "plant-sweeper-forgets-sagas")]
 #[test]
-fn a_breaker_that_can_stay_half_open_is_caught_by_the_liveness_phase() {
-    caught(&[Invariant::Liveness]);
+fn a_sweeper_that_forgets_unfinished_sagas_is_caught_by_the_liveness_phase() {
+    caught(&[Invariant::Liveness, Invariant::IndefiniteResolved]);
 }
