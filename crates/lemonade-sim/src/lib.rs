@@ -102,7 +102,7 @@ pub struct Outcome {
     pub wall: Duration,
     /// The trace's lines, when kept.
     pub trace: Vec<String>,
-    /// The history, as JSON (Jepsen's model).
+    /// What every client asked and was told (Jepsen's model; `History::to_json` writes it).
     pub history: History,
 }
 

@@ -474,6 +474,8 @@ fn run(conn: WriteConn, mut loop_: Loop, synced: Option<Syncer>) {
             break;
         }
     }
+    // The queue closes first: from here on `is_running` is false and new work refused.
+    drop(loop_);
     drop(conn);
     if let Some(Syncer { batches, thread }) = synced {
         drop(batches);
@@ -514,6 +516,7 @@ async fn run_inline(conn: WriteConn, mut loop_: Loop, disk: Option<DiskDelay>) {
             break;
         }
     }
+    drop(loop_);
     drop(conn);
     answering.close();
     answering.wait().await;

@@ -12,9 +12,10 @@ use lemonade::serve::{ServeArgs, start};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Log filter, e.g. `info` or `lemonade=debug`.
-    #[arg(long, env = "LEMONADE_LOG", default_value = "info", global = true, value_parser = parse_log_filter)]
-    log: String,
+    /// Log filter, e.g. `info` or `lemonade=debug` [default: `info`; `error` for `simulate`,
+    /// whose simulated nodes of many seeds at once would fill the log with their faults].
+    #[arg(long, env = "LEMONADE_LOG", global = true, value_parser = parse_log_filter)]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,11 +135,15 @@ async fn shutdown_signal() {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Dropped last, at the end of `main`: what is still queued is written out then.
-    let _output = lemonade::output::init(&cli.log, colour_logs());
+    let log = cli.log.clone().unwrap_or_else(|| match cli.command {
+        Command::Simulate(_) => "error".into(),
+        _ => "info".into(),
+    });
+    let _output = lemonade::output::init(&log, colour_logs());
     lemonade::output::spawn_dropped_reports();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Cluster(args) => lemonade::cluster::run(args, cli.log.clone(), shutdown_signal()).await,
+        Command::Cluster(args) => lemonade::cluster::run(args, log.clone(), shutdown_signal()).await,
         Command::Check(args) => return check(&args),
         // Each seed runs on a runtime of its own, on threads of its own.
         Command::Simulate(args) => return tokio::task::block_in_place(|| lemonade_sim::cli::run(&args)),
