@@ -106,7 +106,7 @@ pub fn run(args: &SimulateArgs) -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
         println!("seed {seed}: {}", outcome.rates.describe());
-        println!("{}", outcome.reports.to_text());
+        println!("{}", outcome.to_text());
         println!(
             "digest {}; {} virtual s in {:.2} s",
             outcome.digest,
@@ -125,6 +125,9 @@ pub fn run(args: &SimulateArgs) -> std::process::ExitCode {
         if !outcome.is_valid() {
             bar.suspend(|| {
                 eprintln!("seed {} FAILED ({}):", outcome.seed, outcome.rates.describe());
+                if let Some(why) = &outcome.panic {
+                    eprintln!("  the run panicked: {why}");
+                }
                 for report in outcome.reports.0.iter().filter(|r| !r.is_valid()) {
                     eprintln!("  {}", report.to_text());
                 }
@@ -148,6 +151,8 @@ fn exit(valid: bool) -> std::process::ExitCode {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub seeds: u64,
+    /// Seeds that drew no fault at all (swarm testing leaves some calm).
+    pub calm: u64,
     /// The seeds whose run broke an invariant, in the order they ended.
     pub failed: Vec<u64>,
     pub simulated: Duration,
@@ -163,6 +168,9 @@ pub struct Summary {
 impl Summary {
     fn add(&mut self, outcome: &Outcome) {
         self.seeds += 1;
+        if outcome.rates.on().next().is_none() {
+            self.calm += 1;
+        }
         if !outcome.is_valid() {
             self.failed.push(outcome.seed);
         }
@@ -190,8 +198,9 @@ impl Summary {
     /// The summary as a person reads it.
     pub fn to_text(&self) -> String {
         let mut text = format!(
-            "{} seeds run, {} failed{}\n",
+            "{} seeds run ({} calm), {} failed{}\n",
             self.seeds,
+            self.calm,
             self.failed.len(),
             if self.failed.is_empty() {
                 String::new()

@@ -18,9 +18,10 @@ pub enum FaultKind {
     Garble,
     /// A call is carried out and its reply is lost: the unknown outcome.
     LoseReply,
-    /// A call is carried out only after the caller's timeout (or never answered in time).
+    /// A call is not answered within the caller's timeout, and reaches its service only
+    /// after it (up to 5 s late), carried out all the same.
     Timeout,
-    /// A call is delivered twice.
+    /// A call is delivered twice: the copy up to 5 s later, after a retry or a compensation.
     Duplicate,
     /// A call or its reply is delayed (so replies come back in another order).
     Delay,
@@ -31,7 +32,8 @@ pub enum FaultKind {
     Crash,
     /// A node's clock jumps forward or back, beyond the lease lengths, or drifts.
     Clock,
-    /// A node's commits take long to reach the disk.
+    /// A node's commits take long (up to 200 ms) to be answered; its rate is a chance per
+    /// commit.
     SlowDisk,
 }
 
@@ -144,7 +146,7 @@ impl FaultRates {
         }
         self.on()
             .map(|(kind, rate)| {
-                if kind.is_per_call() {
+                if kind.is_per_call() || kind == FaultKind::SlowDisk {
                     format!("{} {:.1}%", kind.as_str(), rate * 100.0)
                 } else {
                     format!("{} {:.2}/s", kind.as_str(), rate)

@@ -104,12 +104,23 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// What every client asked and was told (Jepsen's model; `History::to_json` writes it).
     pub history: History,
+    /// Why the run itself broke, if it did: a panic of the simulation or of a node's code
+    /// that reached it (the run is then invalid, whatever its reports say).
+    pub panic: Option<String>,
 }
 
 impl Outcome {
-    /// Whether every invariant holds.
+    /// Whether the run ended and every invariant holds.
     pub fn is_valid(&self) -> bool {
-        self.reports.all_valid()
+        self.panic.is_none() && self.reports.all_valid()
+    }
+
+    /// The reports as text, or why the run broke.
+    pub fn to_text(&self) -> String {
+        match &self.panic {
+            Some(why) => format!("the run panicked: {why}"),
+            None => self.reports.to_text(),
+        }
     }
 }
 
@@ -127,7 +138,30 @@ pub fn run(seed: u64, options: &Options) -> Outcome {
         None => tempfile::Builder::new().prefix("lemonade-sim-").tempdir(),
     }
     .expect("a scratch folder for the run");
-    let mut outcome = runtime.block_on(simulate(seed, options, scratch.path().join("data")));
+    let data = scratch.path().join("data");
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(simulate(seed, options, data))
+    }));
+    let mut outcome = ran.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".into());
+        Outcome {
+            seed,
+            rates: FaultRates::calm(),
+            digest: String::new(),
+            reports: Reports(Vec::new()),
+            outcomes: Outcomes::default(),
+            faults: Default::default(),
+            simulated: Duration::ZERO,
+            wall: Duration::ZERO,
+            trace: Vec::new(),
+            history: History::new(),
+            panic: Some(why),
+        }
+    });
     // Tasks the nodes left (none should) go with the runtime, before the folder.
     drop(runtime);
     outcome.wall = wall.elapsed();
@@ -242,6 +276,7 @@ async fn simulate(seed: u64, options: &Options, data: PathBuf) -> Outcome {
         wall: Duration::ZERO,
         trace: trace.lines(),
         history,
+        panic: None,
     }
 }
 

@@ -66,6 +66,13 @@ pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
 pub const DELAY_MAX_MS: u64 = 400;
 /// Most `Retry-After` a [`FaultKind::RateLimit`] answer asks for.
 pub const RETRY_AFTER_MAX_S: u64 = 2;
+/// The range of every hop's latency, each way, in µs (loopback to a busy LAN): so that a
+/// crash or a hang-up can fall between any two steps of a handler, not only where
+/// something already waits.
+pub const LATENCY_US: (u64, u64) = (100, 5_000);
+/// Most a late copy (of a timed-out or duplicated call) arrives after its caller's
+/// deadline, in ms: late enough to come after the caller's retry or its compensation.
+pub const LATE_COPY_MS_MAX: u64 = 5_000;
 
 /// A node as the network reaches it: its router while it runs, and the token its crash
 /// cancels.
@@ -98,11 +105,16 @@ struct Fate {
     rate_limit: Option<u64>,
     garble: bool,
     lose_reply: bool,
-    /// Held this long past the caller's timeout before it is delivered.
+    /// Delivered only after the caller's timeout (a late copy), and never answered to it.
     timeout: bool,
     duplicate: bool,
     delay_request_ms: u64,
     delay_reply_ms: u64,
+    /// The hop's latency each way.
+    latency_request: Duration,
+    latency_reply: Duration,
+    /// How long after the original a late copy (timeout, duplicate) arrives.
+    late_copy_ms: u64,
 }
 
 impl Net {
@@ -182,6 +194,11 @@ impl Net {
         let delay_reply = hit(FaultKind::Delay);
         let retry_after_s = rng.random_range(0..=RETRY_AFTER_MAX_S);
         let delays = (rng.random_range(1..=DELAY_MAX_MS), rng.random_range(1..=DELAY_MAX_MS));
+        let latency = (
+            Duration::from_micros(rng.random_range(LATENCY_US.0..=LATENCY_US.1)),
+            Duration::from_micros(rng.random_range(LATENCY_US.0..=LATENCY_US.1)),
+        );
+        let late_copy_ms = rng.random_range(0..=LATE_COPY_MS_MAX);
         Fate {
             refuse,
             rate_limit: rate_limit.then_some(retry_after_s),
@@ -191,6 +208,9 @@ impl Net {
             duplicate,
             delay_request_ms: if delay_request { delays.0 } else { 0 },
             delay_reply_ms: if delay_reply { delays.1 } else { 0 },
+            latency_request: latency.0,
+            latency_reply: latency.1,
+            late_copy_ms,
         }
     }
 
@@ -261,8 +281,33 @@ impl Net {
                 ),
             });
         }
+        if fate.timeout {
+            // The call reaches the service only after its caller gave up (a queue, a GC
+            // pause, a congested link): a late copy, carried out on its own.
+            self.trace.fault(
+                who,
+                FaultKind::Timeout,
+                format_args!(
+                    "{path} to {} arrives {} ms after the caller's {timeout_ms} ms",
+                    to.as_str(),
+                    fate.late_copy_ms
+                ),
+            );
+            self.send_late(to, &request, request.timeout + Duration::from_millis(fate.late_copy_ms));
+            tokio::time::sleep(request.timeout).await;
+            return Err(TransportError::TimedOut(service, timeout_ms));
+        }
+        if fate.duplicate {
+            self.trace.fault(
+                who,
+                FaultKind::Duplicate,
+                format_args!("{path} to {}, again {} ms later", to.as_str(), fate.late_copy_ms),
+            );
+            self.send_late(to, &request, Duration::from_millis(fate.late_copy_ms));
+        }
         let http = self.http_request(&request);
         let exchange = async {
+            tokio::time::sleep(fate.latency_request).await;
             if fate.delay_request_ms > 0 {
                 self.trace.fault(
                     who,
@@ -270,22 +315,6 @@ impl Net {
                     format_args!("{path} to {} held {} ms", to.as_str(), fate.delay_request_ms),
                 );
                 tokio::time::sleep(Duration::from_millis(fate.delay_request_ms)).await;
-            }
-            if fate.timeout {
-                self.trace.fault(
-                    who,
-                    FaultKind::Timeout,
-                    format_args!("{path} to {} held past {timeout_ms} ms", to.as_str()),
-                );
-                tokio::time::sleep(request.timeout).await;
-            }
-            if fate.duplicate {
-                self.trace
-                    .fault(who, FaultKind::Duplicate, format_args!("{path} to {}", to.as_str()));
-                let (net, again) = (self.clone(), self.http_request(&request));
-                tokio::spawn(async move {
-                    let _ = net.deliver(to, again).await;
-                });
             }
             let Some((status, headers, body)) = self.deliver(to, http).await else {
                 return Err(TransportError::Unsent(
@@ -303,9 +332,7 @@ impl Net {
                 );
                 return Err(TransportError::Broken(service, "connection reset (simulated)".into()));
             }
-            if fate.delay_reply_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(fate.delay_reply_ms)).await;
-            }
+            tokio::time::sleep(fate.latency_reply + Duration::from_millis(fate.delay_reply_ms)).await;
             let body = if fate.garble {
                 self.trace.fault(
                     who,
@@ -334,6 +361,21 @@ impl Net {
         }
     }
 
+    /// Delivers a copy of `request` to `to` after `after`, on its own: nobody waits for
+    /// its answer (a duplicate, or a call that arrives after its caller gave up).
+    fn send_late(&self, to: NodeId, request: &Request, after: Duration) {
+        let (net, copy, path) = (self.clone(), self.http_request(request), request.path);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Some((status, _, _)) = net.deliver(to, copy).await {
+                net.trace.event(
+                    to.as_str(),
+                    format_args!("a late copy of {path} answered {status}, to nobody"),
+                );
+            }
+        });
+    }
+
     fn http_request(&self, request: &Request) -> http::Request<Body> {
         let mut builder = http::Request::post(request.path)
             .header(header::CONTENT_TYPE, "application/json")
@@ -352,12 +394,13 @@ impl Net {
     pub async fn public(&self, client: u64, request: http::Request<Body>) -> Option<(u16, Bytes)> {
         let who = format!("client {client}");
         let line = format!("{} {}", request.method(), request.uri());
-        let lose = self.fate().lose_reply;
+        let fate = self.fate();
+        tokio::time::sleep(fate.latency_request).await;
         let Some((status, _, body)) = self.deliver(NodeId::Coordinator, request).await else {
             self.trace.event(&who, format_args!("{line}: no connection"));
             return None;
         };
-        if lose {
+        if fate.lose_reply {
             self.trace.fault(
                 &who,
                 FaultKind::LoseReply,
@@ -365,6 +408,7 @@ impl Net {
             );
             return None;
         }
+        tokio::time::sleep(fate.latency_reply).await;
         self.trace.event(&who, format_args!("{line}: {status}"));
         Some((status, body))
     }

@@ -342,7 +342,8 @@ fn stock_op(shared: &Shared, rng: &mut SmallRng, process: u64) -> Op {
             name: format!("Customer {process}"),
         };
     };
-    let note = Some(format!("client {process}"));
+    // One note per operation: the checker tells an unanswered adjustment's fate by it.
+    let note = Some(format!("client {process} adjustment {}", rng.random::<u64>()));
     match rng.random_range(0..10) {
         0..6 => Op::Restock {
             ingredient,

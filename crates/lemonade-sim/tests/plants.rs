@@ -31,7 +31,7 @@ fn caught(expected: &[Invariant]) {
         "caught by seed {} after {seeds} seeds ({}):\n{}",
         outcome.seed,
         outcome.rates.describe(),
-        outcome.reports.to_text()
+        outcome.to_text()
     );
     let invalid = outcome.reports.invalid();
     assert!(

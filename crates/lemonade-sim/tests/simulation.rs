@@ -28,7 +28,7 @@ fn every_invariant_holds_on_two_hundred_seeds_of_swarm_faults() {
                 "seed {} ({}):\n{}\nreplay: lemonade simulate --seed {} --safety-s 10 --trace",
                 outcome.seed,
                 outcome.rates.describe(),
-                outcome.reports.to_text(),
+                outcome.to_text(),
                 outcome.seed
             ));
         }
@@ -63,8 +63,8 @@ fn a_calm_run_is_valid_and_settles() {
         ..Options::default()
     };
     let outcome = run(42, &options);
-    println!("{}", outcome.reports.to_text());
-    assert!(outcome.is_valid(), "{}", outcome.reports.to_text());
+    println!("{}", outcome.to_text());
+    assert!(outcome.is_valid(), "{}", outcome.to_text());
     assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
     assert!(outcome.outcomes.ok > 20, "{:?}", outcome.outcomes);
     let liveness = outcome.reports.get(Invariant::Liveness).expect("liveness is reported");
