@@ -21,6 +21,9 @@ pub enum Invariant {
     /// Points per customer equal what their confirmed orders earned, awarded and taken back
     /// at most once.
     PointsMatchOrders,
+    /// Every erasure answered 2xx (done, or 202: accepted, finishing by itself) ends with
+    /// its customer erased.
+    ErasuresDone,
     /// Nothing left in flight: sagas, reservations, events, 202 orders, breakers.
     Liveness,
     /// What `lemonade check` audits.
@@ -29,13 +32,14 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in the order reports list them.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::StockConserved,
         Invariant::OrdersAcknowledged,
         Invariant::OneOrderPerKey,
         Invariant::NoPhantomOrders,
         Invariant::IndefiniteResolved,
         Invariant::PointsMatchOrders,
+        Invariant::ErasuresDone,
         Invariant::Liveness,
         Invariant::Audit,
     ];
@@ -49,6 +53,7 @@ impl Invariant {
             Invariant::NoPhantomOrders => "no-phantom-orders",
             Invariant::IndefiniteResolved => "indefinite-resolved",
             Invariant::PointsMatchOrders => "points-match-orders",
+            Invariant::ErasuresDone => "erasures-done",
             Invariant::Liveness => "liveness",
             Invariant::Audit => "audit",
         }

@@ -312,6 +312,60 @@ fn an_order_under_a_key_whose_every_placement_was_refused_is_invalid() {
 }
 
 #[test]
+fn a_retry_refused_after_its_key_made_an_order_is_invalid() {
+    let (mut h, s) = consistent();
+    // k1's order o1 is confirmed; a retry with k1 told "insufficient stock" hid it.
+    let mut refused = Told::status(409);
+    refused.error = Some("https://lemonade.example/problems/insufficient_stock".into());
+    h.record(1, place("k1", Some("c1"), 2), 30, 31, refused).unwrap();
+    assert_invalid(
+        &h,
+        &s,
+        Invariant::OrdersAcknowledged,
+        "a retry with key k1 was refused (https://lemonade.example/problems/insufficient_stock), yet an earlier try made order o1",
+    );
+
+    let (mut h, s) = consistent();
+    let mut in_progress = Told::status(409);
+    in_progress.error = Some("https://lemonade.example/problems/request_in_progress".into());
+    h.record(1, place("k1", Some("c1"), 2), 30, 31, in_progress).unwrap();
+    let reports = check(&h, &s);
+    assert!(
+        reports.all_valid(),
+        "'in progress' is a retry's fair answer: {}",
+        reports.to_text()
+    );
+}
+
+#[test]
+fn an_erasure_answered_yes_whose_customer_is_not_erased_is_invalid() {
+    for status in [200, 202] {
+        let (mut h, s) = consistent();
+        h.record(
+            4,
+            Op::EraseCustomer { customer: "c1".into() },
+            30,
+            31,
+            Told::status(status),
+        )
+        .unwrap();
+        assert_invalid(
+            &h,
+            &s,
+            Invariant::ErasuresDone,
+            &format!("customer c1's erasure was answered {status}, yet they are not erased"),
+        );
+    }
+    let (mut h, s) = consistent();
+    h.record(4, Op::EraseCustomer { customer: "c1".into() }, 30, 31, Told::nothing())
+        .unwrap();
+    assert!(
+        check(&h, &s).get(Invariant::ErasuresDone).unwrap().is_valid(),
+        "an erasure whose answer was lost may not have happened"
+    );
+}
+
+#[test]
 fn two_live_orders_for_one_key_are_invalid() {
     let (mut h, mut s) = consistent();
     h.record(

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use lemonade_checker::read::{ReadOptions, read_baseline, read_final_state};
 use lemonade_checker::state::{BreakerPhase, BreakerState};
-use lemonade_checker::{History, Reports, check};
+use lemonade_checker::{History, Invariant, Reports, check};
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom as _;
 use rand::{Rng, SeedableRng};
@@ -234,31 +234,19 @@ async fn simulate(seed: u64, options: &Options, data: PathBuf) -> Outcome {
     let settle_until = tokio::time::Instant::now() + Duration::from_millis(options.liveness_ms_max);
     loop {
         tokio::time::sleep(Duration::from_millis(SETTLE_POLL_MS)).await;
-        let state = read_final_state(&data, &options_read).expect("the state reads while the cluster runs");
-        let settled = state.open_sagas.is_empty()
-            && state.held_reservations.is_empty()
-            && state.undelivered_events.is_empty()
-            && world
-                .breakers()
-                .iter()
-                .all(|(_, _, p)| *p == lemonade_cluster::client::BreakerPhase::Closed);
+        let mut state = read_final_state(&data, &options_read).expect("the state reads while the cluster runs");
+        state.breakers = Some(breaker_states(&world));
+        // Settled: what the checker calls in flight is done (the same judgement, so the
+        // phase cannot end early by a looser test of its own).
+        let reports = check(&shared.history.lock(), &state);
+        let settled = [Invariant::Liveness, Invariant::ErasuresDone]
+            .into_iter()
+            .all(|i| reports.get(i).is_some_and(|r| r.is_valid()));
         if settled || tokio::time::Instant::now() >= settle_until {
             break;
         }
     }
-    let breakers = world
-        .breakers()
-        .into_iter()
-        .map(|(node, target, phase)| BreakerState {
-            node: node.as_str().into(),
-            target: target.into(),
-            phase: match phase {
-                lemonade_cluster::client::BreakerPhase::Closed => BreakerPhase::Closed,
-                lemonade_cluster::client::BreakerPhase::Open => BreakerPhase::Open,
-                lemonade_cluster::client::BreakerPhase::HalfOpen => BreakerPhase::HalfOpen,
-            },
-        })
-        .collect();
+    let breakers = breaker_states(&world);
     world.stop().await;
     trace.event("nemesis", "stopped");
     let mut state = read_final_state(&data, &options_read).expect("the final state reads");
@@ -278,6 +266,23 @@ async fn simulate(seed: u64, options: &Options, data: PathBuf) -> Outcome {
         history,
         panic: None,
     }
+}
+
+/// Every running node's breakers, as the checker reads them.
+fn breaker_states(world: &World) -> Vec<BreakerState> {
+    world
+        .breakers()
+        .into_iter()
+        .map(|(node, target, phase)| BreakerState {
+            node: node.as_str().into(),
+            target: target.into(),
+            phase: match phase {
+                lemonade_cluster::client::BreakerPhase::Closed => BreakerPhase::Closed,
+                lemonade_cluster::client::BreakerPhase::Open => BreakerPhase::Open,
+                lemonade_cluster::client::BreakerPhase::HalfOpen => BreakerPhase::HalfOpen,
+            },
+        })
+        .collect()
 }
 
 /// An action of the nemesis that undoes an earlier one.

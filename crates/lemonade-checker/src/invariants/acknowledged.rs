@@ -87,8 +87,11 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
 }
 
 /// A refused placement or cancel did nothing, unless another request with the same key
-/// (placement) or for the same order (cancel) was not refused.
+/// (placement) or for the same order (cancel) was not refused. And a retry is told what its
+/// key already did: a placement refused (for anything but "in progress") after an earlier
+/// try with its key, whose order ends other than failed, should have replayed that order.
 fn refused_not_applied(cx: &Context<'_>, op: &Operation<'_>, f: &mut Findings) {
+    refused_retry(cx, op, f);
     let node = cx.state.node(Part::Orders);
     let all_refused = |ops: Option<&Vec<usize>>| ops.into_iter().flatten().all(|&i| cx.ops[i].outcome() == Phase::Fail);
     let applied = match op.op() {
@@ -133,5 +136,53 @@ fn ends_as(cx: &Context<'_>, id: &str, status: OrderStatus) -> Vec<OrderStatus> 
         Pending => vec![Confirmed, Failed],
         Failed => vec![Failed],
         Cancelled => vec![Cancelled],
+    }
+}
+
+/// The problem type the API gives a request refused because another with its key is still
+/// being carried out: the one refusal a retry may get while its key's order exists.
+const IN_PROGRESS: &str = "request_in_progress";
+
+/// A refused retry of a key whose earlier try made an order that did not fail: the refusal
+/// hid that order from its client, who was told nothing was placed.
+fn refused_retry(cx: &Context<'_>, op: &Operation<'_>, f: &mut Findings) {
+    let Op::PlaceOrder { key: Some(key), .. } = op.op() else {
+        return;
+    };
+    if op
+        .told()
+        .and_then(|t| t.error.as_deref())
+        .is_some_and(|e| e.ends_with(IN_PROGRESS))
+    {
+        return;
+    }
+    let earlier_try = cx
+        .placements_by_key
+        .get(key.as_str())
+        .into_iter()
+        .flatten()
+        .any(|&i| cx.ops[i].index() < op.index());
+    if !earlier_try {
+        return;
+    }
+    let live = cx
+        .orders_by_key
+        .get(key.as_str())
+        .into_iter()
+        .flatten()
+        .find(|o| o.status != OrderStatus::Failed);
+    if let Some(order) = live {
+        f.checked();
+        f.flag(Violation::at_op(
+            op.index(),
+            op.time_ms(),
+            cx.state.node(Part::Orders),
+            format!(
+                "a retry with key {key} was refused ({}), yet an earlier try made order {}, which ends {}: a retry is told what its key did",
+                op.told().and_then(|t| t.error.as_deref()).unwrap_or("no problem type"),
+                order.id,
+                order.status.as_str()
+            ),
+        ));
     }
 }

@@ -3,6 +3,7 @@
 
 mod acknowledged;
 mod audit;
+mod erasures;
 mod indefinite;
 mod keys;
 mod liveness;
@@ -28,6 +29,7 @@ pub fn check(history: &History, state: &FinalState) -> Reports {
         phantom::check(&cx),
         indefinite::check(&cx),
         points::check(&cx),
+        erasures::check(&cx),
         liveness::check(&cx),
         audit::check(&cx),
     ])
