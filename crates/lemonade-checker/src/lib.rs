@@ -20,6 +20,6 @@ pub mod state;
 
 pub use history::{Event, History, HistoryError, Operation, Phase};
 pub use invariants::check;
-pub use op::{Line, Op, OrderTold, Told};
+pub use op::{ApiRequest, Line, Op, OrderTold, Told};
 pub use report::{Invariant, Report, Reports, Verdict, Violation};
 pub use state::FinalState;

@@ -102,6 +102,93 @@ impl Op {
     }
 }
 
+/// The public API request that performs an [`Op`] (`Op::request`): what a workload sends,
+/// whatever it sends it with (the simulation's router, the chaos run's HTTP client).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// `GET`, `POST`, `PATCH` or `DELETE`.
+    pub method: &'static str,
+    /// Under `/api/v1`, with the ids in it: `/orders`, `/orders/{id}/cancel`, ...
+    pub path: String,
+    /// The JSON body, if the request has one.
+    pub body: Option<serde_json::Value>,
+    /// The `Idempotency-Key` header, if sent.
+    pub key: Option<String>,
+}
+
+impl Op {
+    /// The request of the public API that performs this operation (the customer update sets
+    /// a phone number: the history records only whom it changed).
+    pub fn request(&self) -> ApiRequest {
+        use serde_json::json;
+        let post = |path: String, body: serde_json::Value| ApiRequest {
+            method: "POST",
+            path,
+            body: Some(body),
+            key: None,
+        };
+        match self {
+            Op::PlaceOrder { key, customer, lines } => {
+                let lines: Vec<serde_json::Value> = lines
+                    .iter()
+                    .map(|l| json!({"product_id": l.product, "quantity": l.quantity}))
+                    .collect();
+                let body = match customer {
+                    Some(c) => json!({"customer_id": c, "lines": lines}),
+                    None => json!({"lines": lines}),
+                };
+                ApiRequest {
+                    key: key.clone(),
+                    ..post("/orders".into(), body)
+                }
+            }
+            Op::CancelOrder { order } => ApiRequest {
+                method: "POST",
+                path: format!("/orders/{order}/cancel"),
+                body: None,
+                key: None,
+            },
+            Op::Restock {
+                ingredient,
+                quantity,
+                note,
+            } => post(
+                format!("/ingredients/{ingredient}/restock"),
+                json!({"quantity": quantity, "note": note}),
+            ),
+            Op::Waste {
+                ingredient,
+                quantity,
+                note,
+            } => post(
+                format!("/ingredients/{ingredient}/waste"),
+                json!({"quantity": quantity, "note": note}),
+            ),
+            Op::Count {
+                ingredient,
+                on_hand,
+                note,
+            } => post(
+                format!("/ingredients/{ingredient}/count"),
+                json!({"on_hand": on_hand, "note": note}),
+            ),
+            Op::CreateCustomer { name } => post("/customers".into(), json!({"name": name})),
+            Op::UpdateCustomer { customer } => ApiRequest {
+                method: "PATCH",
+                path: format!("/customers/{customer}"),
+                body: Some(json!({"phone": "+44 7700 900123"})),
+                key: None,
+            },
+            Op::EraseCustomer { customer } => ApiRequest {
+                method: "DELETE",
+                path: format!("/customers/{customer}"),
+                body: None,
+                key: None,
+            },
+        }
+    }
+}
+
 /// An order as an answer described it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderTold {

@@ -64,61 +64,12 @@ impl Run {
 
     /// Sends `op` for client `process` and records its invoke and its completion; returns the body.
     async fn perform(&mut self, process: u64, op: Op) -> Value {
-        use reqwest::Method;
         let invoked = self.now_ms();
-        let (method, path, body, key) = match &op {
-            Op::PlaceOrder { key, customer, lines } => {
-                let lines: Vec<Value> = lines
-                    .iter()
-                    .map(|l| json!({"product_id": l.product, "quantity": l.quantity}))
-                    .collect();
-                let body = match customer {
-                    Some(c) => json!({"customer_id": c, "lines": lines}),
-                    None => json!({"lines": lines}),
-                };
-                (Method::POST, "/orders".to_owned(), Some(body), key.clone())
-            }
-            Op::CancelOrder { order } => (Method::POST, format!("/orders/{order}/cancel"), None, None),
-            Op::Restock {
-                ingredient,
-                quantity,
-                note,
-            } => (
-                Method::POST,
-                format!("/ingredients/{ingredient}/restock"),
-                Some(json!({"quantity": quantity, "note": note})),
-                None,
-            ),
-            Op::Waste {
-                ingredient,
-                quantity,
-                note,
-            } => (
-                Method::POST,
-                format!("/ingredients/{ingredient}/waste"),
-                Some(json!({"quantity": quantity, "note": note})),
-                None,
-            ),
-            Op::Count {
-                ingredient,
-                on_hand,
-                note,
-            } => (
-                Method::POST,
-                format!("/ingredients/{ingredient}/count"),
-                Some(json!({"on_hand": on_hand, "note": note})),
-                None,
-            ),
-            Op::CreateCustomer { name } => (Method::POST, "/customers".to_owned(), Some(json!({"name": name})), None),
-            Op::UpdateCustomer { customer } => (
-                Method::PATCH,
-                format!("/customers/{customer}"),
-                Some(json!({"phone": "+44 7700 900123"})),
-                None,
-            ),
-            Op::EraseCustomer { customer } => (Method::DELETE, format!("/customers/{customer}"), None, None),
-        };
-        let answer = self.send(method, &path, body, key.as_deref()).await;
+        let request = op.request();
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).expect("the API's methods");
+        let answer = self
+            .send(method, &request.path, request.body, request.key.as_deref())
+            .await;
         let told = Told::of_answer(answer.as_ref().map(|(status, body)| (*status, body)));
         self.history
             .record(process, op, invoked, self.now_ms(), told)

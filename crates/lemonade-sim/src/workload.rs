@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom as _;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::net::Net;
 
@@ -103,70 +103,12 @@ impl Call {
     }
 
     fn of(op: &Op) -> Call {
-        let post = |path: String, body: Value| Call {
-            method: Method::POST,
-            path,
-            body: Some(body),
-            key: None,
-        };
-        match op {
-            Op::PlaceOrder { key, customer, lines } => {
-                let lines: Vec<Value> = lines
-                    .iter()
-                    .map(|l| json!({"product_id": l.product, "quantity": l.quantity}))
-                    .collect();
-                let body = match customer {
-                    Some(c) => json!({"customer_id": c, "lines": lines}),
-                    None => json!({"lines": lines}),
-                };
-                Call {
-                    key: key.clone(),
-                    ..post("/api/v1/orders".into(), body)
-                }
-            }
-            Op::CancelOrder { order } => Call {
-                method: Method::POST,
-                path: format!("/api/v1/orders/{order}/cancel"),
-                body: None,
-                key: None,
-            },
-            Op::Restock {
-                ingredient,
-                quantity,
-                note,
-            } => post(
-                format!("/api/v1/ingredients/{ingredient}/restock"),
-                json!({"quantity": quantity, "note": note}),
-            ),
-            Op::Waste {
-                ingredient,
-                quantity,
-                note,
-            } => post(
-                format!("/api/v1/ingredients/{ingredient}/waste"),
-                json!({"quantity": quantity, "note": note}),
-            ),
-            Op::Count {
-                ingredient,
-                on_hand,
-                note,
-            } => post(
-                format!("/api/v1/ingredients/{ingredient}/count"),
-                json!({"on_hand": on_hand, "note": note}),
-            ),
-            Op::CreateCustomer { name } => post("/api/v1/customers".into(), json!({"name": name})),
-            Op::UpdateCustomer { customer } => Call {
-                method: Method::PATCH,
-                path: format!("/api/v1/customers/{customer}"),
-                body: Some(json!({"phone": "+44 7700 900123"})),
-                key: None,
-            },
-            Op::EraseCustomer { customer } => Call {
-                method: Method::DELETE,
-                path: format!("/api/v1/customers/{customer}"),
-                body: None,
-                key: None,
-            },
+        let request = op.request();
+        Call {
+            method: Method::from_bytes(request.method.as_bytes()).expect("the API's methods"),
+            path: format!("/api/v1{}", request.path),
+            body: request.body,
+            key: request.key,
         }
     }
 
