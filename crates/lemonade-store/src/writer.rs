@@ -389,11 +389,25 @@ struct Loop {
 }
 
 /// What one turn of the writer's loop did.
-enum Turn {
-    /// Go on; the batch committed, if one did, and how to answer its jobs.
-    Next(Option<Vec<Deliver>>),
-    /// Stop: a stop came (its answer), or the writer cannot go on (`None`).
-    Stop(Option<oneshot::Sender<()>>, Option<Vec<Deliver>>),
+struct Turn {
+    /// How to answer the jobs of the batch it committed, if it committed one.
+    committed: Option<Vec<Deliver>>,
+    /// `Some` when the writer stops after this turn: with the stopper to answer, or `None`
+    /// when it cannot go on (a crash).
+    stop: Option<Option<oneshot::Sender<()>>>,
+}
+
+impl Turn {
+    fn next(committed: Option<Vec<Deliver>>) -> Turn {
+        Turn { committed, stop: None }
+    }
+
+    fn stop(stopper: Option<oneshot::Sender<()>>, committed: Option<Vec<Deliver>>) -> Turn {
+        Turn {
+            committed,
+            stop: Some(stopper),
+        }
+    }
 }
 
 impl Loop {
@@ -401,17 +415,17 @@ impl Loop {
     /// jobs already waiting, then what came after them.
     fn turn(&mut self, conn: &dyn Db, first: Work) -> Turn {
         if self.crashed.load(Ordering::SeqCst) {
-            return Turn::Stop(None, None);
+            return Turn::stop(None, None);
         }
         let mut batch: Vec<Job> = Vec::with_capacity(self.batch_max);
         match first {
             Work::Job(job) => batch.push(job),
             Work::Chore(chore) => {
                 run_chore(conn, chore);
-                return Turn::Next(None);
+                return Turn::next(None);
             }
-            Work::Stop(stopper) => return Turn::Stop(Some(stopper), None),
-            Work::Wake => return Turn::Next(None),
+            Work::Stop(stopper) => return Turn::stop(Some(stopper), None),
+            Work::Wake => return Turn::next(None),
         }
         // A chore or stop that arrived while the batch was being gathered: it comes after it.
         let after = gather(&mut self.rx, &mut batch, self.batch_max);
@@ -437,12 +451,12 @@ impl Loop {
             }
         };
         match after {
-            Some(Work::Stop(stopper)) => Turn::Stop(Some(stopper), committed),
+            Some(Work::Stop(stopper)) => Turn::stop(Some(stopper), committed),
             Some(Work::Chore(chore)) => {
                 run_chore(conn, chore);
-                Turn::Next(committed)
+                Turn::next(committed)
             }
-            _ => Turn::Next(committed),
+            _ => Turn::next(committed),
         }
     }
 }
@@ -453,10 +467,7 @@ impl Loop {
 fn run(conn: WriteConn, mut loop_: Loop, synced: Option<Syncer>) {
     let mut stopper = None;
     while let Some(first) = loop_.rx.blocking_recv() {
-        let (committed, stop) = match loop_.turn(&*conn, first) {
-            Turn::Next(committed) => (committed, None),
-            Turn::Stop(stop, committed) => (committed, Some(stop)),
-        };
+        let Turn { committed, stop } = loop_.turn(&*conn, first);
         if let Some(delivers) = committed {
             match &synced {
                 None => delivers.into_iter().for_each(|d| d(None)),
@@ -493,10 +504,7 @@ async fn run_inline(conn: WriteConn, mut loop_: Loop, disk: Option<DiskDelay>) {
     let answering = tokio_util::task::TaskTracker::new();
     let mut stopper = None;
     while let Some(first) = loop_.rx.recv().await {
-        let (committed, stop) = match loop_.turn(&*conn, first) {
-            Turn::Next(committed) => (committed, None),
-            Turn::Stop(stop, committed) => (committed, Some(stop)),
-        };
+        let Turn { committed, stop } = loop_.turn(&*conn, first);
         if let Some(delivers) = committed {
             match &disk {
                 None => delivers.into_iter().for_each(|d| d(None)),
