@@ -5,6 +5,7 @@
 //! is an answer too, "definitely not applied": a key whose every placement was refused has
 //! no order that did not fail, and an order whose every cancel was refused is not cancelled.
 
+use lemonade_domain::ShopError;
 use lemonade_domain::order::OrderStatus;
 
 use super::{Context, as_asked};
@@ -139,10 +140,6 @@ fn ends_as(cx: &Context<'_>, id: &str, status: OrderStatus) -> Vec<OrderStatus> 
     }
 }
 
-/// The problem type the API gives a request refused because another with its key is still
-/// being carried out: the one refusal a retry may get while its key's order exists.
-const IN_PROGRESS: &str = "request_in_progress";
-
 /// A refused retry of a key whose earlier try made an order that did not fail: the refusal
 /// hid that order from its client, who was told nothing was placed.
 fn refused_retry(cx: &Context<'_>, op: &Operation<'_>, f: &mut Findings) {
@@ -152,7 +149,9 @@ fn refused_retry(cx: &Context<'_>, op: &Operation<'_>, f: &mut Findings) {
     if op
         .told()
         .and_then(|t| t.error.as_deref())
-        .is_some_and(|e| e.ends_with(IN_PROGRESS))
+        // "Another request with this key is still being carried out": the one refusal a
+        // retry may get while its key's order exists.
+        .is_some_and(|e| e.ends_with(ShopError::RequestInProgress.code()))
     {
         return;
     }
