@@ -11,6 +11,7 @@ use std::time::Duration;
 use lemonade_cluster::client::BreakerPhase;
 use lemonade_node::{Assembled, NodeConfig, Role, Seams};
 use lemonade_store::Database;
+use lemonade_store::audit::database_path;
 use lemonade_store::writer::{DiskDelay, Execution, WriterConfig};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -54,11 +55,6 @@ fn role(node: NodeId) -> Role {
         NodeId::Orders => Role::Orders,
         NodeId::Crm => Role::Crm,
     }
-}
-
-/// Where `lemonade cluster` keeps `role`'s database in `data`.
-pub fn database_path(data: &Path, node: NodeId) -> PathBuf {
-    data.join(format!("{}.db", node.as_str()))
 }
 
 impl World {
@@ -126,7 +122,7 @@ impl World {
             execution: Execution::Inline { disk: Some(disk) },
             ..WriterConfig::default()
         };
-        let db = Database::open_role(&database_path(&self.data, node), role(node), config)
+        let db = Database::open_role(&database_path(&self.data, role(node)), role(node), config)
             .unwrap_or_else(|e| panic!("the {} database opens: {e}", node.as_str()));
         let mut settings = NodeConfig::new(role(node));
         settings.cluster_token = Some(CLUSTER_TOKEN.into());

@@ -218,6 +218,21 @@ fn check_audited_version(version: i64, what: &str) -> Result<(), OpenError> {
     }
 }
 
+/// Where `role` keeps its database in a data folder: the monolith's [`MONOLITH_DATABASE`],
+/// a cluster role's file of [`CLUSTER_DATABASES`]. The one map of a folder's files, for
+/// `serve`, `cluster`, the audit and the simulation.
+pub fn database_path(data: &Path, role: Role) -> std::path::PathBuf {
+    let file = match role {
+        Role::Monolith => MONOLITH_DATABASE,
+        cluster => CLUSTER_DATABASES
+            .iter()
+            .find(|(name, _)| *name == cluster.as_str())
+            .map(|(_, file)| *file)
+            .expect("every cluster role has its file"),
+    };
+    data.join(file)
+}
+
 /// The files of a cluster's databases, by the schema name the audit attaches them under
 /// (`lemonade_audit::CLUSTER_SCHEMAS`, in its order).
 pub const CLUSTER_DATABASES: [(&str, &str); 4] = [

@@ -281,13 +281,8 @@ pub fn check_data_folder(data: &std::path::Path, role: Role) -> anyhow::Result<(
     }
 }
 
-/// Where a role keeps its database in a data folder.
-pub fn database_path(data: &std::path::Path, role: Role) -> PathBuf {
-    match role {
-        Role::Monolith => data.join("lemonade.db"),
-        other => data.join(format!("{}.db", other.as_str())),
-    }
-}
+/// Where a role keeps its database in a data folder (the store's one map of the files).
+pub use lemonade_store::audit::database_path;
 
 /// A started shop: where it listens and the token it wants (if any).
 pub struct Running {
