@@ -6,7 +6,8 @@
 //! them, and the audit runs in that same snapshot.
 //!
 //! What the databases do not hold is not read: the breakers' states live in the processes
-//! (`FinalState::breakers` is `None` for a cluster; a monolith has none), and the points rule
+//! (`FinalState::breakers` is `None` for a cluster; a monolith has none), and so do the read
+//! pools and the answers to final reads (`None`, not judged), and the points rule
 //! is the caller's ([`ReadOptions::minor_units_per_point`]).
 
 use std::collections::BTreeMap;
@@ -105,6 +106,8 @@ pub fn read_final_state(data: &Path, options: &ReadOptions) -> Result<FinalState
             held_reservations: if cluster { read_held(shop)? } else { Vec::new() },
             undelivered_events: if cluster { read_undelivered(shop)? } else { Vec::new() },
             breakers: if cluster { None } else { Some(Vec::new()) },
+            read_pools: None,
+            final_reads: None,
             audit: Some(
                 audit
                     .violations

@@ -148,6 +148,33 @@ pub struct BreakerState {
     pub phase: BreakerPhase,
 }
 
+/// One node's pool of read connections, as its process saw it: whole when every permit
+/// came with an idle connection, and every connection came back by the node's clean stop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPoolState {
+    pub node: String,
+    /// Reads refused because their permit came without an idle connection (a connection
+    /// lent twice, or a permit freed while its connection was out), over all of the node's
+    /// runs, crashed ones included.
+    pub strays: u64,
+    /// Whether every read connection was back in the pool when the node stopped cleanly at
+    /// the end; `None` if it did not stop cleanly.
+    pub returned_at_stop: Option<bool>,
+}
+
+/// A read asked of the healed shop at the end, as Jepsen's final reads are: the shop must
+/// answer it again, whatever the faults did to its pools and breakers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalRead {
+    /// What was asked, e.g. `GET /api/v1/orders?limit=20`.
+    pub request: String,
+    /// Whether the answer was what a healthy shop gives (2xx; for health, every
+    /// dependency ok).
+    pub answered: bool,
+    /// The status and what was wrong, when it was not.
+    pub detail: String,
+}
+
 /// A violation `lemonade check` reported (`lemonade_audit::Violation`, owned).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditViolation {
@@ -173,6 +200,12 @@ pub struct FinalState {
     pub undelivered_events: Vec<UndeliveredEvent>,
     /// Every breaker's state; `None` when nobody asked the nodes (no database holds them).
     pub breakers: Option<Vec<BreakerState>>,
+    /// Every node's read pool; `None` when nobody asked the processes (not judged then).
+    #[serde(default)]
+    pub read_pools: Option<Vec<ReadPoolState>>,
+    /// The reads asked of the healed shop; `None` when none were (not judged then).
+    #[serde(default)]
+    pub final_reads: Option<Vec<FinalRead>>,
     /// What `lemonade check` found; `None` when it did not run.
     pub audit: Option<Vec<AuditViolation>>,
 }
@@ -192,6 +225,8 @@ impl FinalState {
             held_reservations: Vec::new(),
             undelivered_events: Vec::new(),
             breakers: Some(Vec::new()),
+            read_pools: None,
+            final_reads: None,
             audit: Some(Vec::new()),
         }
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use lemonade_checker::state::{
-    AuditViolation, BreakerPhase, BreakerState, CustomerState, FinalState, HeldReservation, IngredientState, Layout,
-    LedgerMove, OpenSaga, OrderState, PointsEntry, UndeliveredEvent,
+    AuditViolation, BreakerPhase, BreakerState, CustomerState, FinalRead, FinalState, HeldReservation, IngredientState,
+    Layout, LedgerMove, OpenSaga, OrderState, PointsEntry, ReadPoolState, UndeliveredEvent,
 };
 use lemonade_checker::{History, Invariant, Line, Op, Phase, Told, Verdict, check};
 use lemonade_domain::customer::ActivityKind;
@@ -523,6 +523,31 @@ fn a_held_reservation_an_undelivered_event_and_an_open_breaker_are_liveness_viol
     assert_invalid(&h, &s, Invariant::Liveness, "HalfOpen");
     s.breakers = None;
     assert_unknown(&h, &s, Invariant::Liveness);
+}
+
+#[test]
+fn a_read_pool_not_whole_and_a_final_read_unanswered_are_liveness_violations() {
+    let (h, mut s) = consistent();
+    s.layout = Layout::Cluster;
+    let pool = |strays, returned_at_stop| ReadPoolState {
+        node: "crm".into(),
+        strays,
+        returned_at_stop,
+    };
+    s.read_pools = Some(vec![pool(0, Some(true)), pool(0, None)]);
+    let whole = verdict(&h, &s, Invariant::Liveness);
+    assert_eq!(whole, Verdict::Valid, "{whole:?}");
+    s.read_pools = Some(vec![pool(2, Some(true))]);
+    assert_invalid(&h, &s, Invariant::Liveness, "2 permit(s) without a connection");
+    s.read_pools = Some(vec![pool(0, Some(false))]);
+    assert_invalid(&h, &s, Invariant::Liveness, "still out when the node stopped");
+    s.read_pools = None;
+    s.final_reads = Some(vec![FinalRead {
+        request: "GET /api/v1/orders?limit=20".into(),
+        answered: false,
+        detail: "503: no read connection is free".into(),
+    }]);
+    assert_invalid(&h, &s, Invariant::Liveness, "did not answer GET /api/v1/orders");
 }
 
 #[test]

@@ -174,9 +174,9 @@ impl Assembled {
     /// waits for each (a placement cut so is as after a crash: its saga log and the sweeper
     /// take it on), then closes the database (SQLite: the WAL folded back and removed, the
     /// writer and readers closed; see [`Database::close`]). Serve nothing from its router
-    /// after this.
-    pub async fn stop(self) {
-        self.db.close().await;
+    /// after this. Says which steps of the database's close were done.
+    pub async fn stop(self) -> lemonade_store::db::Closed {
+        self.db.close().await
     }
 }
 

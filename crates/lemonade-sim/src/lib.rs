@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lemonade_checker::read::{ReadOptions, read_baseline, read_final_state};
-use lemonade_checker::state::{BreakerPhase, BreakerState};
+use lemonade_checker::state::{BreakerPhase, BreakerState, ReadPoolState};
 use lemonade_checker::{History, Invariant, Reports, check};
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom as _;
@@ -247,10 +247,21 @@ async fn simulate(seed: u64, options: &Options, data: PathBuf) -> Outcome {
         }
     }
     let breakers = breaker_states(&world);
-    world.stop().await;
+    let final_reads = workload::final_reads(&net, options.clients + 2).await;
+    let ends = world.stop().await;
     trace.event("nemesis", "stopped");
     let mut state = read_final_state(&data, &options_read).expect("the final state reads");
     state.breakers = Some(breakers);
+    state.final_reads = Some(final_reads);
+    state.read_pools = Some(
+        ends.into_iter()
+            .map(|end| ReadPoolState {
+                node: end.node.as_str().into(),
+                strays: end.read_strays,
+                returned_at_stop: Some(end.closed.readers_returned),
+            })
+            .collect(),
+    );
     let history = shared.history.lock().clone();
     let reports = check(&history, &state);
     Outcome {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{self, Method, header};
+use lemonade_checker::state::FinalRead;
 use lemonade_checker::{History, Line, Op, Phase, Told};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -184,6 +185,37 @@ pub async fn tablet(shared: Shared, process: u64, until: tokio::time::Instant) {
         .await;
         tokio::time::sleep(Duration::from_millis(HEALTH_POLL_MS)).await;
     }
+}
+
+/// What the healed shop is asked at the end, as Jepsen's final reads: its health and a page
+/// of each list, every one through the read pools and the coordinator's calls.
+pub const FINAL_READS: [&str; 5] = [
+    "/api/v1/health",
+    "/api/v1/orders?limit=20",
+    "/api/v1/customers?limit=20",
+    "/api/v1/ingredients?limit=20",
+    "/api/v1/stock/moves?limit=20",
+];
+
+/// Asks the healed shop each of [`FINAL_READS`] as client `process`, with a patient
+/// deadline: answered means 2xx (and, for health, every dependency ok).
+pub async fn final_reads(net: &Net, process: u64) -> Vec<FinalRead> {
+    let mut reads = Vec::new();
+    for path in FINAL_READS {
+        let answer = send(net, process, &Call::get(path.into()), PATIENT_DEADLINE_MS).await;
+        let healthy = |body: &Value| !path.ends_with("/health") || body["ok"] == Value::Bool(true);
+        let (answered, detail) = match &answer {
+            Some((status, body)) if (200..300).contains(status) && healthy(body) => (true, String::new()),
+            Some((status, body)) => (false, format!("{status}: {body}")),
+            None => (false, format!("no answer within {PATIENT_DEADLINE_MS} ms")),
+        };
+        reads.push(FinalRead {
+            request: format!("GET {path}"),
+            answered,
+            detail,
+        });
+    }
+    reads
 }
 
 /// One client: operations until `until` (virtual), then it stops.

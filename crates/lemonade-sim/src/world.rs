@@ -12,7 +12,8 @@ use lemonade_cluster::client::BreakerPhase;
 use lemonade_node::{Assembled, NodeConfig, Role, Seams};
 use lemonade_store::Database;
 use lemonade_store::audit::database_path;
-use lemonade_store::writer::{DiskDelay, Execution, WriterConfig};
+use lemonade_store::db::Closed;
+use lemonade_store::writer::{DiskDelay, DiskOp, Execution, WriterConfig};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -25,11 +26,11 @@ use crate::trace::Trace;
 /// The token the simulated services require of each other.
 pub const CLUSTER_TOKEN: &str = "simulated-cluster-token";
 
-/// The most a slow disk adds to one commit.
-pub const SLOW_COMMIT_MS_MAX: u64 = 200;
+/// The most a slow disk adds to one commit or one read.
+pub const SLOW_DISK_MS_MAX: u64 = 200;
 
-/// A node's disk: how slow its commits are now (a probability that a commit is slow, and
-/// the most it then takes), drawn from the node's own seeded stream.
+/// A node's disk: how slow its commits and reads are now (a probability that one is slow,
+/// and the most it then takes), drawn from the node's own seeded stream.
 struct Disk {
     rng: SmallRng,
     slow_rate: f64,
@@ -46,6 +47,21 @@ pub struct World {
     nodes: [Option<Assembled>; 4],
     /// How many times each node was started, for its seeds.
     starts: [u64; 4],
+    /// How many read connections each node's database opens: 1 to
+    /// [`READERS_MAX`](lemonade_store::db::READERS_MAX), drawn per seed, so that reads queue
+    /// for their connections and hang up while they hold one.
+    readers: [usize; 4],
+    /// Reads each node's crashed runs refused for a permit without a connection
+    /// (`Readers::strays`), kept past the crash as a process's log would be.
+    strays: [u64; 4],
+}
+
+/// How a node ended the run: its read pool's strays over all its runs, and how its last,
+/// clean stop went.
+pub struct NodeEnd {
+    pub node: NodeId,
+    pub read_strays: u64,
+    pub closed: Closed,
 }
 
 fn role(node: NodeId) -> Role {
@@ -66,15 +82,19 @@ impl World {
                 slow_rate: 0.0,
             }))
         };
+        let mut pools = SmallRng::seed_from_u64(seed ^ 0x9EAD);
+        let readers = std::array::from_fn(|_| pools.random_range(1..=lemonade_store::db::READERS_MAX));
         World {
             data,
             net,
             trace,
             seed,
+            readers,
             clocks: std::array::from_fn(|_| Arc::new(SimClock::new())),
             disks: [disk(0), disk(1), disk(2), disk(3)],
             nodes: [None, None, None, None],
             starts: [0; 4],
+            strays: [0; 4],
         }
     }
 
@@ -103,23 +123,28 @@ impl World {
         let i = node as usize;
         self.starts[i] += 1;
         let (disk_state, trace) = (Arc::clone(&self.disks[i]), self.trace.clone());
-        let disk: DiskDelay = Arc::new(move || {
+        let disk: DiskDelay = Arc::new(move |op| {
             let mut disk = disk_state.lock();
             let Disk { rng, slow_rate } = &mut *disk;
             let slow = rng.random::<f64>() < *slow_rate;
-            let ms = rng.random_range(1..=SLOW_COMMIT_MS_MAX);
+            let ms = rng.random_range(1..=SLOW_DISK_MS_MAX);
             if !slow {
                 return Duration::ZERO;
             }
+            let what = match op {
+                DiskOp::Commit => "commit",
+                DiskOp::Read => "read",
+            };
             trace.fault(
                 node.as_str(),
                 FaultKind::SlowDisk,
-                format_args!("a commit takes {ms} ms"),
+                format_args!("a {what} takes {ms} ms"),
             );
             Duration::from_millis(ms)
         });
         let config = WriterConfig {
             execution: Execution::Inline { disk: Some(disk) },
+            readers: self.readers[i],
             ..WriterConfig::default()
         };
         let db = Database::open_role(&database_path(&self.data, role(node)), role(node), config)
@@ -147,7 +172,10 @@ impl World {
             .unwrap_or_else(|e| panic!("the {} node builds: {e}", node.as_str()));
         self.net.up(node, assembled.router());
         self.nodes[i] = Some(assembled);
-        self.trace.event(node.as_str(), "started");
+        self.trace.event(
+            node.as_str(),
+            format_args!("started ({} read connections)", self.readers[i]),
+        );
     }
 
     /// Crashes `node`: the network drops it (every request it handles is cut where it
@@ -159,6 +187,7 @@ impl World {
         };
         self.net.down(node);
         assembled.database().crash().await;
+        self.strays[node as usize] += assembled.database().readers.strays();
         drop(assembled);
         self.trace
             .fault("nemesis", FaultKind::Crash, format_args!("{} crashed", node.as_str()));
@@ -178,13 +207,21 @@ impl World {
     }
 
     /// Stops every node cleanly (as `lemonade cluster` does at Ctrl-C), so that each
-    /// database is one file the checker can read.
-    pub async fn stop(&mut self) {
+    /// database is one file the checker can read; how each ended.
+    pub async fn stop(&mut self) -> Vec<NodeEnd> {
+        let mut ends = Vec::new();
         for node in NodeId::ALL {
             if let Some(assembled) = self.nodes[node as usize].take() {
                 self.net.down(node);
-                assembled.stop().await;
+                let read_strays = self.strays[node as usize] + assembled.database().readers.strays();
+                let closed = assembled.stop().await;
+                ends.push(NodeEnd {
+                    node,
+                    read_strays,
+                    closed,
+                });
             }
         }
+        ends
     }
 }

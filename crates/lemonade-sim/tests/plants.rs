@@ -68,3 +68,9 @@ fn a_step_whose_key_is_not_stored_with_its_result_is_caught_doing_it_twice() {
 fn a_sweeper_that_forgets_unfinished_sagas_is_caught_by_the_liveness_phase() {
     caught(&[Invariant::Liveness, Invariant::IndefiniteResolved]);
 }
+
+#[cfg(feature = "plant-read-permit-with-caller")]
+#[test]
+fn a_read_pool_that_frees_a_permit_with_its_caller_is_caught_by_the_liveness_phase() {
+    caught(&[Invariant::Liveness]);
+}

@@ -13,7 +13,7 @@ use crate::migrations::Role;
 use crate::readers::{ReadConn, Readers, Reads, Source};
 use crate::sql::cache::WriterCache;
 use crate::tasks::Tasks;
-use crate::writer::{Durability, WriteConn, Writer, WriterConfig};
+use crate::writer::{Durability, Execution, WriteConn, Writer, WriterConfig};
 
 /// Why the database could not be opened. Like [`DbError`], its text says everything and it
 /// has no `source`, so a chain of contexts above it names the engine's message once.
@@ -81,7 +81,8 @@ pub const SCRUB_BACKGROUND_MS: u64 = 600_000;
 /// How long a clean stop tries to leave the database in its one file.
 const CLOSE_WAIT_MS: u64 = 5_000;
 
-/// How many read connections serve GET requests at once.
+/// How many read connections serve GET requests at once, unless
+/// [`WriterConfig::readers`] says otherwise.
 pub const READERS_MAX: usize = 4;
 
 /// How long a SQLite connection waits for a lock another one holds.
@@ -114,6 +115,17 @@ pub fn open_connection(path: &Path) -> Result<Connection, OpenError> {
     }
     configure(&conn)?;
     Ok(conn)
+}
+
+/// How a clean stop went ([`Database::close`]): whether each step was done within its wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// The WAL was copied back and truncated.
+    pub wal_truncated: bool,
+    /// The writer stopped.
+    pub writer_stopped: bool,
+    /// Every read connection came back to the pool and was closed.
+    pub readers_returned: bool,
 }
 
 /// The opened database: the single writer and the reader pool.
@@ -182,7 +194,7 @@ impl Database {
             // walk short (figures: docs/decisions.md, "Figures out of code comments").
             conn.pragma_update(None, "cache_size", -SERVICE_WRITER_CACHE_KIB)?;
         }
-        let readers = (0..READERS_MAX)
+        let readers = (0..writer_config.readers.max(1))
             .map(|_| open_connection(path))
             .collect::<Result<Vec<_>, _>>()?;
         // Group commit syncs in its own thread (see `writer`); the one-commit-per-order
@@ -247,18 +259,27 @@ impl Database {
     /// SQLite shop is one file (the last connection to close removes the `-wal` and `-shm`
     /// files). Waits up to
     /// [`CLOSE_WAIT_MS`] for each step; what is still busy then closes with the process.
-    /// Every use of the database after this is refused as unavailable.
-    pub async fn close(&self) {
+    /// Every use of the database after this is refused as unavailable. Says which steps
+    /// were done (each is also logged when it was not).
+    pub async fn close(&self) -> Closed {
         self.tasks.stop().await;
-        if !self.scrub_for(&[], CLOSE_WAIT_MS).await {
+        let wal_truncated = self.scrub_for(&[], CLOSE_WAIT_MS).await;
+        if !wal_truncated {
             tracing::warn!("could not truncate the WAL at stop");
         }
         let wait = std::time::Duration::from_millis(CLOSE_WAIT_MS);
-        if tokio::time::timeout(wait, self.writer.stop()).await.is_err() {
+        let writer_stopped = tokio::time::timeout(wait, self.writer.stop()).await.is_ok();
+        if !writer_stopped {
             tracing::warn!("the writer did not stop within {CLOSE_WAIT_MS} ms");
         }
-        if !self.readers.close(wait).await {
+        let readers_returned = self.readers.close(wait).await;
+        if !readers_returned {
             tracing::warn!("reads still under way at stop; their connections close with the process");
+        }
+        Closed {
+            wal_truncated,
+            writer_stopped,
+            readers_returned,
         }
     }
 
@@ -307,10 +328,9 @@ impl Database {
     ) -> Database {
         let cache = Arc::new(WriterCache::default());
         let forget = Arc::clone(&cache);
-        let reads = if writer_config.execution.is_inline() {
-            Reads::Inline
-        } else {
-            Reads::Blocking
+        let reads = match &writer_config.execution {
+            Execution::Threads => Reads::Blocking,
+            Execution::Inline { disk } => Reads::Inline { disk: disk.clone() },
         };
         Database {
             writer: Writer::start_with(conn, writer_config, durability, Box::new(move || forget.clear())),
@@ -354,7 +374,7 @@ impl Database {
                 redact(url)
             )));
         }
-        let readers = (0..READERS_MAX)
+        let readers = (0..writer_config.readers.max(1))
             .map(|_| PgConn::connect(url).map(|c| Box::new(c) as _))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Database::assemble(

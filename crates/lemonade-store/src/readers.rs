@@ -8,6 +8,7 @@
 //! a free permit always has an idle connection behind it, whatever happens to the caller.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lemonade_domain::ShopError;
@@ -15,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::{Begin, Db};
+use crate::writer::{DiskDelay, DiskOp};
 
 /// A reader's connection.
 pub type ReadConn = Box<dyn Db + Send>;
@@ -29,13 +31,15 @@ pub enum Source {
 }
 
 /// Where a read runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Reads {
     /// On one of tokio's blocking threads, so a long read never holds the runtime.
     Blocking,
-    /// On the caller's task ([`Execution::Inline`](crate::writer::Execution::Inline)): no
-    /// thread but the runtime's, for a deterministic simulation.
-    Inline,
+    /// In a task of the caller's runtime ([`Execution::Inline`](crate::writer::Execution::Inline)):
+    /// no thread but the runtime's, for a deterministic simulation. As on a blocking thread,
+    /// the read goes on when its caller hangs up; with `disk`, it holds its connection for the
+    /// time the disk gives ([`DiskOp::Read`]) before it runs.
+    Inline { disk: Option<DiskDelay> },
 }
 
 pub struct Readers {
@@ -48,14 +52,17 @@ pub struct Readers {
     size: u32,
     source: Source,
     reads: Reads,
+    /// How many times a permit came without an idle connection (see [`Readers::strays`]).
+    strays: AtomicU64,
 }
 
 /// A connection out of the pool with the permit that let it out; both go back on drop.
 struct Lent {
     conn: Option<ReadConn>,
     pool: Arc<Readers>,
-    /// Released after the connection is back (fields drop after [`Drop::drop`] ran).
-    _permit: OwnedSemaphorePermit,
+    /// Released after the connection is back (fields drop after [`Drop::drop`] ran); `None`
+    /// only in the planted bug's build ([`callers_share`]).
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Lent {
@@ -91,7 +98,16 @@ impl Readers {
             idle: Mutex::new(conns),
             source,
             reads,
+            strays: AtomicU64::new(0),
         }
+    }
+
+    /// How many times a read was refused because its permit came without an idle
+    /// connection: always 0 unless the pool's bookkeeping is broken (a connection lent twice,
+    /// or a permit freed while its connection is still out). Counted for a simulation's
+    /// checker, which holds the pool to it (issue 12).
+    pub fn strays(&self) -> u64 {
+        self.strays.load(Ordering::Relaxed)
     }
 
     /// Runs `work` on a read connection in a blocking thread (or, with [`Reads::Inline`],
@@ -103,12 +119,21 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&dyn Db) -> Result<T, ShopError> + Send + 'static,
     {
-        let lent = self.lend().await?;
-        if self.reads == Reads::Inline {
-            return lent.run(work);
-        }
-        tokio::task::spawn_blocking(move || lent.run(work))
-            .await
+        let mut lent = self.lend().await?;
+        let _callers = callers_share(&mut lent);
+        let read = match &self.reads {
+            Reads::Blocking => tokio::task::spawn_blocking(move || lent.run(work)),
+            Reads::Inline { disk } => {
+                let slow = disk.as_ref().map_or(Duration::ZERO, |d| d(DiskOp::Read));
+                tokio::spawn(async move {
+                    if !slow.is_zero() {
+                        tokio::time::sleep(slow).await;
+                    }
+                    lent.run(work)
+                })
+            }
+        };
+        read.await
             .unwrap_or_else(|_| Err(ShopError::unavailable("a read failed unexpectedly")))
     }
 
@@ -170,14 +195,31 @@ impl Readers {
             Some(conn) => Ok(Lent {
                 conn: Some(conn),
                 pool: Arc::clone(self),
-                _permit: permit,
+                _permit: Some(permit),
             }),
             None => {
+                self.strays.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("a read permit came without an idle connection");
                 Err(ShopError::unavailable("no read connection is free"))
             }
         }
     }
+}
+
+/// What of a lent connection the caller of [`Readers::read`] keeps while the read runs:
+/// nothing. Everything travels with the read, so a caller that hangs up frees nothing the
+/// read still uses.
+#[cfg(not(feature = "plant-read-permit-with-caller"))]
+fn callers_share(_lent: &mut Lent) -> Option<OwnedSemaphorePermit> {
+    None
+}
+
+/// A planted bug, for the simulation's proof that it has teeth (issue 12): the hardening
+/// issue's read pool, whose permit stayed with the caller, so a caller that hung up freed it
+/// while its connection was still out, and the next read found a permit without a connection.
+#[cfg(feature = "plant-read-permit-with-caller")]
+fn callers_share(lent: &mut Lent) -> Option<OwnedSemaphorePermit> {
+    lent._permit.take()
 }
 
 #[cfg(test)]
@@ -312,6 +354,38 @@ mod tests {
             let (a, b, c) = tokio::join!(readers.read(answer), readers.read(answer), readers.lookup(answer));
             assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (42, 42, 42));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inline_read_on_a_slow_disk_goes_on_when_its_caller_hangs_up_and_keeps_its_connection_until_done() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let disk: DiskDelay = Arc::new(|op| {
+            assert_eq!(op, DiskOp::Read);
+            Duration::from_millis(100)
+        });
+        let readers = Arc::new(Readers::new(
+            vec![Box::new(conn)],
+            Source::LocalFile,
+            Reads::Inline { disk: Some(disk) },
+        ));
+        let (ran_tx, ran) = std::sync::mpsc::channel();
+        let started = tokio::time::Instant::now();
+        let hung_up = tokio::time::timeout(
+            Duration::from_millis(10),
+            readers.read(move |c| {
+                ran_tx.send(tokio::time::Instant::now()).unwrap();
+                answer(c)
+            }),
+        )
+        .await;
+        assert!(hung_up.is_err(), "the caller gave up before the disk answered");
+        // The next read waits for the connection the first one still holds, then runs.
+        assert_eq!(readers.read(answer).await.unwrap(), 42);
+        let first_ran = ran.try_recv().expect("the first read ran though its caller hung up");
+        assert_eq!(first_ran - started, Duration::from_millis(100));
+        assert_eq!(started.elapsed(), Duration::from_millis(200), "one slow read after the other");
+        assert_eq!(readers.strays(), 0);
+        assert!(readers.close(Duration::ZERO).await, "every connection is back");
     }
 
     #[tokio::test]

@@ -68,6 +68,10 @@ pub struct WriterConfig {
     /// Where the writer and the readers run: their own threads (production), or inline on
     /// the runtime that opened the database (a deterministic simulation).
     pub execution: Execution,
+    /// How many read connections the database's pool opens (at least 1); by default
+    /// [`READERS_MAX`](crate::db::READERS_MAX). A simulation draws fewer, so that its
+    /// readers queue for them.
+    pub readers: usize,
 }
 
 impl Default for WriterConfig {
@@ -77,13 +81,23 @@ impl Default for WriterConfig {
             queue_max: 8_192,
             on_fatal: Fatal::default(),
             execution: Execution::Threads,
+            readers: crate::db::READERS_MAX,
         }
     }
 }
 
-/// How long one group commit takes to reach the disk, asked once per commit (a slow disk,
-/// in a simulation).
-pub type DiskDelay = Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+/// What a [`DiskDelay`] is asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    /// One group commit, until it is on disk.
+    Commit,
+    /// One read, until its pages are in memory.
+    Read,
+}
+
+/// How long one group commit or one read takes on the disk, asked once for each (a slow
+/// disk, in a simulation); zero for a fast one.
+pub type DiskDelay = Arc<dyn Fn(DiskOp) -> std::time::Duration + Send + Sync>;
 
 /// Where a database's writer and readers run.
 #[derive(Clone, Default)]
@@ -93,12 +107,13 @@ pub enum Execution {
     #[default]
     Threads,
     /// Everything on the tokio runtime that opened the database: the writer is a task of it,
-    /// every commit is synced inside COMMIT, and reads run on the caller's task. Nothing runs
-    /// on another thread, so a current-thread runtime with paused time runs it all in an
-    /// order its seed decides (the simulation, issue 12). With `disk`, each commit's answers
-    /// wait the time it gives, on the runtime's clock, in a task of their own while the
-    /// writer goes on (as the syncer thread does): the window between a commit and its
-    /// answer where a crash loses only the answer.
+    /// every commit is synced inside COMMIT, and reads run in tasks of it (as on blocking
+    /// threads: a read goes on when its caller hangs up). Nothing runs on another thread, so
+    /// a current-thread runtime with paused time runs it all in an order its seed decides
+    /// (the simulation, issue 12). With `disk`, each commit's answers wait the time it gives,
+    /// on the runtime's clock, in a task of their own while the writer goes on (as the syncer
+    /// thread does): the window between a commit and its answer where a crash loses only the
+    /// answer; and each read holds its connection for the time it gives before it runs.
     Inline { disk: Option<DiskDelay> },
 }
 
@@ -509,7 +524,7 @@ async fn run_inline(conn: WriteConn, mut loop_: Loop, disk: Option<DiskDelay>) {
             match &disk {
                 None => delivers.into_iter().for_each(|d| d(None)),
                 Some(delay) => {
-                    let (delay, crashed) = (delay(), Arc::clone(&loop_.crashed));
+                    let (delay, crashed) = (delay(DiskOp::Commit), Arc::clone(&loop_.crashed));
                     answering.spawn(async move {
                         tokio::time::sleep(delay).await;
                         if !crashed.load(Ordering::SeqCst) {
@@ -660,7 +675,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn an_inline_writer_group_commits_on_the_runtime_and_answers_after_the_disk_delay() {
-        let (w, dir) = inline_writer(Some(Arc::new(|| std::time::Duration::from_millis(40))));
+        let (w, dir) = inline_writer(Some(Arc::new(|_| std::time::Duration::from_millis(40))));
         let started = tokio::time::Instant::now();
         let jobs: Vec<_> = (0..5)
             .map(|_| {
@@ -680,7 +695,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_crash_between_commit_and_answer_keeps_the_commit_and_loses_only_the_answer() {
-        let (w, dir) = inline_writer(Some(Arc::new(|| std::time::Duration::from_millis(500))));
+        let (w, dir) = inline_writer(Some(Arc::new(|_| std::time::Duration::from_millis(500))));
         let committed = tokio::spawn({
             let w = w.clone();
             async move { w.execute(insert).await }

@@ -1,7 +1,10 @@
 //! Liveness, once the faults are healed and the shop had time to settle: no saga running or
 //! compensating, no reservation held, every outbox event delivered, no order pending (so
 //! every order answered 202 ended confirmed, failed or cancelled, and exists), every breaker
-//! closed. Unknown when the breaker states were not given and nothing else is wrong.
+//! closed, every read pool whole (no permit without its connection; every connection back
+//! at the clean stop), and the healed shop answering its final reads. Unknown when the
+//! breaker states were not given and nothing else is wrong; the pools and final reads are
+//! judged when given.
 
 use lemonade_domain::order::OrderStatus;
 
@@ -80,6 +83,36 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
                     ));
                 }
             }
+        }
+    }
+    for pool in state.read_pools.iter().flatten() {
+        f.checked();
+        if pool.strays > 0 {
+            f.flag(Violation::on(
+                &pool.node,
+                None,
+                format!(
+                    "the read pool gave {} permit(s) without a connection (a connection lent twice, or a permit freed while its connection was out)",
+                    pool.strays
+                ),
+            ));
+        }
+        if pool.returned_at_stop == Some(false) {
+            f.flag(Violation::on(
+                &pool.node,
+                None,
+                "a read connection was still out when the node stopped, with nothing left to read",
+            ));
+        }
+    }
+    for read in state.final_reads.iter().flatten() {
+        f.checked();
+        if !read.answered {
+            f.flag(Violation::on(
+                state.node(Part::Coordinator),
+                None,
+                format!("the healed shop did not answer {}: {}", read.request, read.detail),
+            ));
         }
     }
     f.report()

@@ -198,7 +198,14 @@ impl Coordinator {
             }
             return Err(e);
         }
-        let _driving = self.inner.driving.claim(plan.order_id.as_str())?;
+        // The saga is logged: from here its outcome is the log's, whoever drives it. The
+        // sweeper may have taken it already, if it read the log while this write waited for
+        // its disk (a slow commit, or a clock that jumped and aged it): the order is then
+        // accepted and pending, never "in progress", which would tell the client that
+        // another request with its key was running and that this one did nothing.
+        let Ok(_driving) = self.inner.driving.claim(plan.order_id.as_str()) else {
+            return Ok(self.answer(&plan, Stop::Pending));
+        };
         let (state, stop) = self.drive(SagaState::start(plan), deadline).await;
         Ok(self.answer(state.plan(), stop))
     }
