@@ -55,6 +55,9 @@ pub enum Op {
     UpdateCustomer { customer: String },
     /// `DELETE /customers/{customer}` (an erasure).
     EraseCustomer { customer: String },
+    /// `GET /orders/{order}`: a read, which changes nothing; what it saw is judged against
+    /// what was acknowledged before it was asked (reads-see-writes).
+    ReadOrder { order: String },
 }
 
 impl Op {
@@ -69,7 +72,14 @@ impl Op {
             Op::CreateCustomer { .. } => "create_customer",
             Op::UpdateCustomer { .. } => "update_customer",
             Op::EraseCustomer { .. } => "erase_customer",
+            Op::ReadOrder { .. } => "read_order",
         }
+    }
+
+    /// Whether the operation asks the shop to change something (every one but a read): only
+    /// those have an outcome to resolve when it is unknown.
+    pub fn writes(&self) -> bool {
+        !matches!(self, Op::ReadOrder { .. })
     }
 
     /// What is too big in this operation for the checker to hold ([`TEXT_BYTES_MAX`],
@@ -86,7 +96,7 @@ impl Op {
                     .chain(lines.iter().map(|l| l.product.as_str()))
                     .collect()
             }
-            Op::CancelOrder { order } => vec![order],
+            Op::CancelOrder { order } | Op::ReadOrder { order } => vec![order],
             Op::Restock { ingredient, note, .. }
             | Op::Waste { ingredient, note, .. }
             | Op::Count { ingredient, note, .. } => {
@@ -182,6 +192,12 @@ impl Op {
             Op::EraseCustomer { customer } => ApiRequest {
                 method: "DELETE",
                 path: format!("/customers/{customer}"),
+                body: None,
+                key: None,
+            },
+            Op::ReadOrder { order } => ApiRequest {
+                method: "GET",
+                path: format!("/orders/{order}"),
                 body: None,
                 key: None,
             },

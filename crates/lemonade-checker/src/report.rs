@@ -24,6 +24,9 @@ pub enum Invariant {
     /// Every erasure answered 2xx (done, or 202: accepted, finishing by itself) ends with
     /// its customer erased.
     ErasuresDone,
+    /// A read of an order sees what was acknowledged before the read was asked: confirmed
+    /// (or cancelled since), cancelled after an acknowledged cancel; never missing.
+    ReadsSeeWrites,
     /// Nothing left in flight: sagas, reservations, events, 202 orders, breakers.
     Liveness,
     /// What `lemonade check` audits.
@@ -32,7 +35,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in the order reports list them.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::StockConserved,
         Invariant::OrdersAcknowledged,
         Invariant::OneOrderPerKey,
@@ -40,6 +43,7 @@ impl Invariant {
         Invariant::IndefiniteResolved,
         Invariant::PointsMatchOrders,
         Invariant::ErasuresDone,
+        Invariant::ReadsSeeWrites,
         Invariant::Liveness,
         Invariant::Audit,
     ];
@@ -54,6 +58,7 @@ impl Invariant {
             Invariant::IndefiniteResolved => "indefinite-resolved",
             Invariant::PointsMatchOrders => "points-match-orders",
             Invariant::ErasuresDone => "erasures-done",
+            Invariant::ReadsSeeWrites => "reads-see-writes",
             Invariant::Liveness => "liveness",
             Invariant::Audit => "audit",
         }

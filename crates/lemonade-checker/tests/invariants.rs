@@ -526,6 +526,44 @@ fn a_held_reservation_an_undelivered_event_and_an_open_breaker_are_liveness_viol
 }
 
 #[test]
+fn a_read_that_misses_an_acknowledged_write_is_invalid() {
+    let (mut h, s) = consistent();
+    let read = |o: &str| Op::ReadOrder { order: o.into() };
+    // o1 was acknowledged confirmed and o2's cancel was: reads that see so are valid, and a
+    // read without an answer is not judged.
+    h.record(9, read("o1"), 30, 31, Told::order(200, "o1", OrderStatus::Confirmed))
+        .unwrap();
+    h.record(9, read("o2"), 32, 33, Told::order(200, "o2", OrderStatus::Cancelled))
+        .unwrap();
+    h.record(9, read("o1"), 34, 35, Told::status(503)).unwrap();
+    assert_eq!(verdict(&h, &s, Invariant::ReadsSeeWrites), Verdict::Valid);
+    let after = |answer: Told| {
+        let mut h = h.clone();
+        h.record(9, read(answer.order.as_ref().map_or("o1", |o| o.id.as_str())), 36, 37, answer.clone())
+            .unwrap();
+        h
+    };
+    assert_invalid(
+        &after(Told::order(200, "o2", OrderStatus::Confirmed)),
+        &s,
+        Invariant::ReadsSeeWrites,
+        "a read of order o2 found confirmed, after it was acknowledged cancelled",
+    );
+    assert_invalid(
+        &after(Told::status(404)),
+        &s,
+        Invariant::ReadsSeeWrites,
+        "a read of order o1 found no such order, after it was acknowledged confirmed",
+    );
+    assert_invalid(
+        &after(Told::order(200, "o1", OrderStatus::Pending)),
+        &s,
+        Invariant::ReadsSeeWrites,
+        "found pending",
+    );
+}
+
+#[test]
 fn a_read_pool_not_whole_and_a_final_read_unanswered_are_liveness_violations() {
     let (h, mut s) = consistent();
     s.layout = Layout::Cluster;

@@ -251,13 +251,17 @@ pub async fn client(shared: Shared, process: u64, seed: u64, until: tokio::time:
                 Some(order) => Op::CancelOrder { order },
                 None => continue,
             },
-            58..70 => {
-                // Reads change nothing, so the history does not hold them; they are here for
-                // what a reader's hang-up does to the calls behind it.
-                let path = match rng.random_range(0..4) {
-                    0 => pick(&shared.orders, &mut rng).map(|o| format!("/api/v1/orders/{o}")),
-                    1 => pick(&shared.customers, &mut rng).map(|c| format!("/api/v1/customers/{c}")),
-                    2 => Some("/api/v1/orders?limit=20".to_owned()),
+            58..64 => match pick(&shared.orders, &mut rng) {
+                // A read of an order is recorded: it must see what was acknowledged before.
+                Some(order) => Op::ReadOrder { order },
+                None => continue,
+            },
+            64..70 => {
+                // Other reads are not judged; they are here for what a reader's hang-up does
+                // to the calls behind it.
+                let path = match rng.random_range(0..3) {
+                    0 => pick(&shared.customers, &mut rng).map(|c| format!("/api/v1/customers/{c}")),
+                    1 => Some("/api/v1/orders?limit=20".to_owned()),
                     _ => Some("/api/v1/products?limit=20".to_owned()),
                 };
                 if let Some(path) = path {

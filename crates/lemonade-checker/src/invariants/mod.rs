@@ -9,6 +9,7 @@ mod keys;
 mod liveness;
 mod phantom;
 mod points;
+mod reads;
 mod stock;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub fn check(history: &History, state: &FinalState) -> Reports {
         indefinite::check(&cx),
         points::check(&cx),
         erasures::check(&cx),
+        reads::check(&cx),
         liveness::check(&cx),
         audit::check(&cx),
     ])
