@@ -537,29 +537,74 @@ fn a_read_that_misses_an_acknowledged_write_is_invalid() {
         .unwrap();
     h.record(9, read("o1"), 34, 35, Told::status(503)).unwrap();
     assert_eq!(verdict(&h, &s, Invariant::ReadsSeeWrites), Verdict::Valid);
+    // With no read before it, the acknowledgements alone judge a read.
+    let (mut first, _) = consistent();
+    first
+        .record(9, read("o2"), 30, 31, Told::order(200, "o2", OrderStatus::Confirmed))
+        .unwrap();
+    assert_invalid(
+        &first,
+        &s,
+        Invariant::ReadsSeeWrites,
+        "a read of order o2 found confirmed, after it was acknowledged cancelled",
+    );
     let after = |answer: Told| {
         let mut h = h.clone();
-        h.record(9, read(answer.order.as_ref().map_or("o1", |o| o.id.as_str())), 36, 37, answer.clone())
-            .unwrap();
+        h.record(
+            9,
+            read(answer.order.as_ref().map_or("o1", |o| o.id.as_str())),
+            36,
+            37,
+            answer.clone(),
+        )
+        .unwrap();
         h
     };
     assert_invalid(
         &after(Told::order(200, "o2", OrderStatus::Confirmed)),
         &s,
         Invariant::ReadsSeeWrites,
-        "a read of order o2 found confirmed, after it was acknowledged cancelled",
+        "a read of order o2 found confirmed, after",
     );
     assert_invalid(
         &after(Told::status(404)),
         &s,
         Invariant::ReadsSeeWrites,
-        "a read of order o1 found no such order, after it was acknowledged confirmed",
+        "a read of order o1 found no such order, after",
     );
     assert_invalid(
         &after(Told::order(200, "o1", OrderStatus::Pending)),
         &s,
         Invariant::ReadsSeeWrites,
         "found pending",
+    );
+}
+
+#[test]
+fn a_read_that_goes_back_from_what_an_earlier_read_found_is_invalid() {
+    let (mut h, s) = consistent();
+    let read = |o: &str| Op::ReadOrder { order: o.into() };
+    // o5 was never acknowledged to anyone: a read found it pending, then one confirmed.
+    h.record(9, read("o5"), 30, 31, Told::order(200, "o5", OrderStatus::Pending))
+        .unwrap();
+    h.record(9, read("o5"), 32, 33, Told::order(200, "o5", OrderStatus::Confirmed))
+        .unwrap();
+    assert_eq!(verdict(&h, &s, Invariant::ReadsSeeWrites), Verdict::Valid);
+    let mut back = h.clone();
+    back.record(9, read("o5"), 34, 35, Told::order(200, "o5", OrderStatus::Pending))
+        .unwrap();
+    assert_invalid(
+        &back,
+        &s,
+        Invariant::ReadsSeeWrites,
+        "a read of order o5 found pending, after an earlier read found it confirmed",
+    );
+    h.record(9, read("o5"), 34, 35, Told::status(404)).unwrap();
+    assert_invalid(
+        &h,
+        &s,
+        Invariant::ReadsSeeWrites,
+        "found no such order, after an earlier read found it",
     );
 }
 

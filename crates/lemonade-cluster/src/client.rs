@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -70,7 +70,8 @@ pub enum CallError {
     /// The service answered, and the answer is no. Retrying would give the same answer.
     Refused(ShopError),
     /// No usable answer: the service may be down, overloaded or slow, or its reply was lost
-    /// or garbled. `unknown` means the request may have been carried out.
+    /// or garbled. `unknown` means the request may have been carried out: some attempt of it
+    /// may have reached the service (not only the last one).
     Failed {
         service: Service,
         /// Why the call stopped.
@@ -607,7 +608,11 @@ impl Clients {
             timeout,
         };
         trying.attempts.fetch_add(1, Ordering::Relaxed);
-        let outcome = match self.transport.send(request).await {
+        let sent = self.transport.send(request).await;
+        if !matches!(sent, Err(TransportError::Unsent(..))) {
+            trying.reached.store(true, Ordering::Relaxed);
+        }
+        let outcome = match sent {
             Err(e) => {
                 let unknown = !matches!(e, TransportError::Unsent(..));
                 Err(CallError::failed(service, Failure::Attempt(e.to_string()), unknown))
@@ -648,6 +653,9 @@ enum Asker {
 struct Trying {
     attempts: AtomicU32,
     last: Mutex<Option<String>>,
+    /// Whether some attempt may have reached the service (anything but a connection that was
+    /// never made): then the call's outcome is unknown, whatever its last attempt met.
+    reached: AtomicBool,
 }
 
 impl Trying {
@@ -672,7 +680,7 @@ impl Trying {
                 },
                 service,
                 why,
-                unknown,
+                unknown: unknown || self.reached.load(Ordering::Relaxed),
                 retry_after,
             },
             refused => refused,
@@ -962,6 +970,52 @@ mod tests {
             ShopError::Unavailable { detail } => detail,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Its first attempt times out (it may have been carried out); every later one finds the
+    /// connection refused (certainly not sent).
+    #[derive(Default)]
+    struct TimesOutThenRefuses {
+        sent: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Transport for TimesOutThenRefuses {
+        async fn send(&self, request: Request) -> Result<Reply, TransportError> {
+            match self.sent.fetch_add(1, Ordering::Relaxed) {
+                0 => Err(TransportError::TimedOut(request.service, 1)),
+                _ => Err(TransportError::Unsent(request.service, "refused".into())),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_earlier_attempt_may_have_reached_the_service_stays_unknown_when_its_last_was_refused() {
+        let policy = CallPolicy {
+            retries_max: 1,
+            budget_floor_per_s: 20,
+            ..policy()
+        };
+        let transport = Arc::new(TimesOutThenRefuses::default());
+        let calling = Clients::new(transport.clone(), policy, 7);
+        let failed = calling.call(&StockStatus {}, None, in_ms(5_000)).await.unwrap_err();
+        assert_eq!(transport.sent.load(Ordering::Relaxed), 2, "it was retried once");
+        let CallError::Failed { unknown, why, .. } = &failed else {
+            panic!("{failed:?}");
+        };
+        assert!(
+            matches!(why, Failure::Attempt(last) if last.contains("refused")),
+            "{why:?}"
+        );
+        assert!(unknown, "the first attempt may have been carried out: {failed:?}");
+
+        let (never_sent, scripted) = clients(policy);
+        scripted.mode.store(REFUSES, Ordering::Relaxed);
+        let refused = never_sent.call(&StockStatus {}, None, in_ms(5_000)).await.unwrap_err();
+        assert!(
+            matches!(refused, CallError::Failed { unknown: false, .. }),
+            "no attempt was sent: {refused:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -46,11 +46,20 @@ fn every_invariant_holds_on_two_hundred_seeds_of_swarm_faults() {
 
 /// Seeds that once broke an invariant, with what they found; each runs on every `cargo test`
 /// (a seed's run changes with the code, so this is a sample that once bit, not a replay).
-const SEEDS_THAT_FOUND_BUGS: [(u64, &str); 1] = [(
-    1_779,
-    "a placement whose saga the sweeper took while its log write waited for a slow disk \
-     answered 409 in progress, though its order was placed (2026-12-01)",
-)];
+const SEEDS_THAT_FOUND_BUGS: [(u64, &str); 4] = [
+    (
+        1_779,
+        "a placement whose saga the sweeper took while its log write waited for a slow disk \
+         answered 409 in progress, though its order was placed (2026-12-01)",
+    ),
+    (
+        770_088,
+        "an order whose create step's reply was lost, read confirmed and cancelled, was then \
+         read pending from the saga log while the orders service did not answer (2026-12-01)",
+    ),
+    (200_791, "the same stale pending read (2026-12-01)"),
+    (201_878, "the same stale pending read (2026-12-01)"),
+];
 
 #[test]
 fn seeds_that_once_found_bugs_are_valid() {

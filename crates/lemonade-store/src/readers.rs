@@ -383,7 +383,11 @@ mod tests {
         assert_eq!(readers.read(answer).await.unwrap(), 42);
         let first_ran = ran.try_recv().expect("the first read ran though its caller hung up");
         assert_eq!(first_ran - started, Duration::from_millis(100));
-        assert_eq!(started.elapsed(), Duration::from_millis(200), "one slow read after the other");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(200),
+            "one slow read after the other"
+        );
         assert_eq!(readers.strays(), 0);
         assert!(readers.close(Duration::ZERO).await, "every connection is back");
     }

@@ -867,28 +867,29 @@ async fn until_held(shop: &Shop, service: Service) {
     }
 }
 
-/// The orders service frozen (its calls held past any timeout) while an order is pending:
-/// the 202's `Location` is answered from the saga log, `pending`, by the coordinator's own
-/// short wait, while the frozen service still holds the calls made to it. (Before, the read
-/// waited for the orders service its whole deadline, and here, for ever.) Once it answers
-/// again, the order is confirmed.
+/// A placement whose create call was carried out at the orders service but whose replies
+/// were lost: the order is there, confirmed, while the saga log still says `running` (a
+/// client could read it confirmed there and cancel it). With the orders service then down,
+/// the 202's `Location` is not answered `pending` from the log, which is not certain of it
+/// (the simulation's seed 770088 read `pending` after an acknowledged cancel): it is 503.
+/// Once the service answers again, the order reads confirmed. (With every create call
+/// certainly unsent, the log answers `pending`: `with_orders_down_the_saga_log_answers_...`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_orders_frozen_the_location_of_a_202_answers_pending_from_the_saga_log_at_once() {
+async fn an_order_whose_create_call_may_have_been_carried_out_is_not_read_pending_from_the_saga_log() {
     let shop = shop(|a| a.order_deadline_ms = 300).await;
     let (product, customer) = (shop.product().await, shop.customer().await);
-    shop.plan.take_down(Service::Orders);
-    let (status, pending) = shop.place(&customer, &product, "k-frozen").await;
+    shop.plan.inject(CreateOrder::PATH, Fault::LoseReply, 10_000);
+    let (status, pending) = shop.place(&customer, &product, "k-lost").await;
     assert_eq!((status, &pending["status"]), (202, &json!("pending")), "{pending}");
-    shop.plan.freeze(Service::Orders);
-    until_held(&shop, Service::Orders).await;
-
-    let location = format!("/orders/{}", pending["id"].as_str().unwrap());
-    let read = shop.get(&location).await;
-    assert_eq!(read, pending, "the saga log's answer");
     assert!(
-        shop.plan.held(Service::Orders) > 0,
-        "the orders service still holds its calls"
+        shop.plan.injected(CreateOrder::PATH) > 0,
+        "the create call was carried out"
     );
+
+    shop.plan.take_down(Service::Orders);
+    let location = format!("/orders/{}", pending["id"].as_str().unwrap());
+    let (status, problem) = shop.send(reqwest::Method::GET, &location, None, None).await;
+    assert_eq!((status, &problem["code"]), (503, &json!("unavailable")), "{problem}");
 
     shop.plan.heal();
     shop.assert_settles_clean().await;

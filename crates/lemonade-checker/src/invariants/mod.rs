@@ -52,6 +52,8 @@ pub(crate) struct Context<'a> {
     pub placements_by_order: BTreeMap<&'a str, Vec<usize>>,
     /// The cancels of each order id.
     pub cancels_by_order: BTreeMap<&'a str, Vec<usize>>,
+    /// The reads of each order id.
+    pub reads_by_order: BTreeMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Context<'a> {
@@ -64,6 +66,7 @@ impl<'a> Context<'a> {
             placements_by_key: BTreeMap::new(),
             placements_by_order: BTreeMap::new(),
             cancels_by_order: BTreeMap::new(),
+            reads_by_order: BTreeMap::new(),
             ops: Vec::new(),
         };
         for (i, op) in ops.iter().enumerate() {
@@ -77,6 +80,7 @@ impl<'a> Context<'a> {
                     }
                 }
                 Op::CancelOrder { order } => cx.cancels_by_order.entry(order).or_default().push(i),
+                Op::ReadOrder { order } => cx.reads_by_order.entry(order).or_default().push(i),
                 _ => {}
             }
         }

@@ -2,8 +2,10 @@
 //! real-time order: a write whose `ok` came before a read's invoke precedes it). After a
 //! placement answered confirmed, a read finds the order confirmed, or cancelled when a cancel
 //! of it was asked before the read's answer; after a cancel answered `ok`, it finds it
-//! cancelled. A read answered neither 200 nor 404 (a timeout, a 5xx) saw nothing and is not
-//! judged.
+//! cancelled. Reads never go back either: a read invoked after another read of the order was
+//! answered finds it as far on in its life (pending, then confirmed or failed, then
+//! cancelled), and never missing after it was found. A read answered neither 200 nor 404
+//! (a timeout, a 5xx) saw nothing and is not judged.
 
 use lemonade_domain::order::OrderStatus;
 
@@ -31,6 +33,18 @@ pub(crate) fn check(cx: &Context<'_>) -> Report {
             }
         };
         f.checked();
+        if let Some(before) = went_back(cx, order, read, seen) {
+            f.flag(Violation::at_op(
+                read.index(),
+                read.time_ms(),
+                node,
+                format!(
+                    "a read of order {order} found {}, after an earlier read found it {before}",
+                    seen.map_or("no such order", OrderStatus::as_str)
+                ),
+            ));
+            continue;
+        }
         let Some(expected) = expected(cx, order, read) else {
             continue;
         };
@@ -81,4 +95,29 @@ fn expected(cx: &Context<'_>, order: &str, read: &Operation<'_>) -> Option<&'sta
     } else {
         &[OrderStatus::Confirmed]
     })
+}
+
+/// How far on in its life an order is: pending, then confirmed or failed, then cancelled.
+fn stage(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Pending => 0,
+        OrderStatus::Confirmed | OrderStatus::Failed => 1,
+        OrderStatus::Cancelled => 2,
+    }
+}
+
+/// What an earlier read of `order` (answered before `read` was invoked) found that `seen`
+/// goes back from, if any: it existed and now is missing, or it was further on in its life.
+fn went_back(cx: &Context<'_>, order: &str, read: &Operation<'_>, seen: Option<OrderStatus>) -> Option<&'static str> {
+    let asked = read.invoke.index;
+    cx.reads_by_order
+        .get(order)
+        .into_iter()
+        .flatten()
+        .map(|&i| &cx.ops[i])
+        .filter(|earlier| earlier.completion.is_some_and(|c| c.index < asked))
+        .filter(|earlier| earlier.told().and_then(|t| t.http_status) == Some(200))
+        .filter_map(|earlier| earlier.told().and_then(|t| t.order.as_ref()).map(|o| o.status))
+        .find(|&before| seen.is_none_or(|now| stage(now) < stage(before)))
+        .map(OrderStatus::as_str)
 }

@@ -163,37 +163,58 @@ impl Shop for Coordinator {
         self.ask(ListOrders { filter, page }).await
     }
 
-    /// The orders service's answer; while the saga log knows the order for certain (an
-    /// unfinished saga's order is `pending`, a failed one's `failed`, a rejected one has
-    /// none), that answer is given rather than wait for a service that does not answer
-    /// ([`Coordinator::unless_known`]). A confirmed order may have been cancelled since, so
-    /// for it the orders service alone answers, with the full deadline.
+    /// The orders service's answer. The saga log answers in its stead only what it knows for
+    /// good: a failed saga's order is `failed`, a rejected one has none; that answer is given
+    /// rather than wait for a service that does not answer ([`Coordinator::unless_known`]).
+    /// An unfinished saga's order is `pending` only while the orders service does not have
+    /// it: once a call that writes it may have reached that service (its reply lost, or a
+    /// late copy), a client may have read it confirmed there and cancelled it since (the
+    /// simulation's seed 770088). So the log answers `pending` in the service's stead only
+    /// for a saga this coordinator holds as unwritten ([`Coordinator::order_unwritten`]:
+    /// every such call certainly unsent, as when the orders service is down); for any
+    /// other, as for a confirmed order, the orders service answers, with the full deadline,
+    /// and its "no such order" means not created yet: pending.
     async fn get_order(&self, id: OrderId) -> Result<Order, ShopError> {
-        let known = match self.order_from_saga_log(&id).await {
-            // Confirmed here a moment ago, not yet in the log: the orders service alone knows
-            // (it may have been cancelled since).
-            Ok(Some(_)) if self.log_lags(&id) => return self.ask(GetOrder { id }).await,
-            Ok(Some(order)) => Ok(order),
-            Err(e @ ShopError::NotFound { .. }) => Err(e),
-            Ok(None) => return self.ask(GetOrder { id }).await,
+        let logged = match self.order_from_saga_log(&id).await {
+            Ok(logged) => logged,
+            Err(e @ ShopError::NotFound { .. }) => return Err(e),
             Err(e) => {
                 tracing::warn!(order = %id, error = %e, "cannot read the saga log; asking the orders service alone");
-                return self.ask(GetOrder { id }).await;
+                None
             }
         };
-        match self
-            .unless_known(self.asking(Sees::All, GetOrder { id: id.clone() }))
-            .await
-        {
-            Some(Ok(order)) => Ok(order),
-            // Not at the orders service yet: a saga that has not created it shows it pending.
-            Some(Err(ShopError::NotFound { what })) => match known {
-                Ok(order) if order.status == OrderStatus::Pending => Ok(order),
-                _ => Err(ShopError::NotFound { what }),
-            },
-            Some(Err(refusal)) => Err(refusal),
-            // The orders service cannot tell now: what the saga log knows for certain.
-            None => known,
+        match logged {
+            // Failed for good; if it never reached the orders service, it is still this.
+            Some(failed) if failed.status == OrderStatus::Failed => {
+                match self.unless_known(self.asking(Sees::All, GetOrder { id })).await {
+                    Some(Err(ShopError::NotFound { .. })) | None => Ok(failed),
+                    Some(answer) => answer,
+                }
+            }
+            // Certainly not at the orders service yet: pending, for certain.
+            Some(pending) if self.order_unwritten(&id) => {
+                match self.unless_known(self.asking(Sees::All, GetOrder { id })).await {
+                    Some(Err(ShopError::NotFound { .. })) | None => Ok(pending),
+                    Some(answer) => answer,
+                }
+            }
+            // Confirmed here a moment ago, not yet in the log: the orders service alone knows
+            // (it may have been cancelled since).
+            Some(pending) if !self.log_lags(&id) => {
+                // Bounded by a timer of its own too, whatever the transport does.
+                let within_ms = self.inner.config.call_deadline_ms;
+                let asked =
+                    tokio::time::timeout(Duration::from_millis(within_ms), self.ask(GetOrder { id: id.clone() }));
+                match asked.await {
+                    Ok(Err(ShopError::NotFound { .. })) => Ok(pending),
+                    Ok(answer) => answer,
+                    Err(_) => Err(ShopError::unavailable(format!(
+                        "order {id} is being placed, and the orders service did not answer within {within_ms} ms, \
+                         so whether it is confirmed yet is not known here; try again in a moment"
+                    ))),
+                }
+            }
+            _ => self.ask(GetOrder { id }).await,
         }
     }
 

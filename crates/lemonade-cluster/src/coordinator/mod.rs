@@ -102,6 +102,9 @@ const BEST_EFFORT_MS: u64 = 250;
 const KNOWN_ANSWER_MS: u64 = 300;
 /// Most confirmed sagas waiting to be recorded; past that one is left to the sweeper.
 const CONFIRMS_WAITING_MAX: usize = 4_096;
+/// Most sagas held as "their order is not at the orders service yet"; past that a new one
+/// is not held, and a read of its order asks the orders service (the safe side).
+const UNWRITTEN_MAX: usize = 65_536;
 
 #[derive(Clone)]
 pub struct Coordinator {
@@ -123,6 +126,12 @@ struct Inner {
     /// [`Coordinator::log_lags`]). Bounded by the sagas unfinished in the log: each is
     /// removed by the write that records its end.
     unrecorded: Arc<Mutex<HashSet<OrderId>>>,
+    /// Sagas this coordinator logged whose order certainly is not at the orders service: no
+    /// call of theirs that writes it (create, or fail) may have reached that service yet. For
+    /// them, and only for them, the log's `pending` is certain (see
+    /// [`Coordinator::order_unwritten`]). Lost with the process, which is the safe side: an
+    /// order not held here is asked of the orders service. At most [`UNWRITTEN_MAX`].
+    unwritten: Arc<Mutex<HashSet<OrderId>>>,
     /// Where the events of this coordinator's steps lie in the outbox, for the reads that
     /// must see them.
     written: Written,
@@ -147,6 +156,7 @@ impl Coordinator {
                 driving: InFlight::default(),
                 confirms: Arc::new(Group::new(CONFIRMS_WAITING_MAX)),
                 unrecorded: Arc::default(),
+                unwritten: Arc::default(),
                 written: Written::default(),
                 clients,
             }),

@@ -17,7 +17,7 @@ use lemonade_store::sql::directory::{self, Standing};
 use lemonade_store::sql::sagas::{self, Saga};
 use tokio::time::Instant;
 
-use super::{Coordinator, step_key};
+use super::{Coordinator, UNWRITTEN_MAX, step_key};
 use crate::client::CallError;
 use crate::group::Joined;
 use crate::rpc::*;
@@ -206,6 +206,12 @@ impl Coordinator {
         let Ok(_driving) = self.inner.driving.claim(plan.order_id.as_str()) else {
             return Ok(self.answer(&plan, Stop::Pending));
         };
+        {
+            let mut unwritten = self.inner.unwritten.lock();
+            if unwritten.len() < UNWRITTEN_MAX {
+                unwritten.insert(plan.order_id.clone());
+            }
+        }
         let (state, stop) = self.drive(SagaState::start(plan), deadline).await;
         Ok(self.answer(state.plan(), stop))
     }
@@ -231,6 +237,9 @@ impl Coordinator {
                     if let Stop::Confirmed(_) = &stop {
                         self.confirmed(&state.plan().order_id);
                     }
+                    if !matches!(stop, Stop::Pending) {
+                        self.inner.unwritten.lock().remove(&state.plan().order_id);
+                    }
                     return (state, stop);
                 }
                 action => self.run_step(state.plan(), action, deadline).await,
@@ -251,7 +260,10 @@ impl Coordinator {
             }
             Action::Create => {
                 let create = CreateOrder { plan: plan.clone() };
-                match clients.call(&create, step_key(id, "place"), deadline).await {
+                let created = self
+                    .writing_the_order(id, clients.call(&create, step_key(id, "place"), deadline))
+                    .await;
+                match created {
                     Ok(settled) => {
                         // The relay delivers its events; a client's next read of the customer
                         // waits for it to pass these marks.
@@ -266,7 +278,10 @@ impl Coordinator {
                     plan: plan.clone(),
                     reason: reason.clone(),
                 };
-                step_result(clients.call(&fail, step_key(id, "fail"), deadline).await)
+                step_result(
+                    self.writing_the_order(id, clients.call(&fail, step_key(id, "fail"), deadline))
+                        .await,
+                )
             }
             Action::Release => {
                 let release = ReleaseReservation { order_id: id.clone() };
@@ -407,6 +422,31 @@ impl Coordinator {
         }
     }
 
+    /// Runs `call`, which writes saga `id`'s order at the orders service (create, or fail):
+    /// from the moment it may go out, the order may be there, so the saga is no longer held
+    /// as unwritten ([`Coordinator::order_unwritten`]), unless the call certainly never
+    /// reached the service (refused before it was sent: `unknown` is false) and it was held
+    /// before. Dropped mid-call, the saga stays not held: the safe side.
+    async fn writing_the_order<T>(
+        &self,
+        id: &OrderId,
+        call: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let was_unwritten = self.inner.unwritten.lock().remove(id);
+        let outcome = call.await;
+        if was_unwritten && matches!(outcome, Err(CallError::Failed { unknown: false, .. })) {
+            self.inner.unwritten.lock().insert(id.clone());
+        }
+        outcome
+    }
+
+    /// Whether saga `id`'s order certainly is not at the orders service yet: this coordinator
+    /// logged the saga, and no call that writes the order may have reached that service. The
+    /// log's `pending` is then the truth, and the orders service need not be asked.
+    pub(super) fn order_unwritten(&self, id: &OrderId) -> bool {
+        self.inner.unwritten.lock().contains(id)
+    }
+
     /// Whether this coordinator confirmed saga `id` and the log does not say so yet (its end
     /// is recorded in a group write, after the client's answer): the log's `running` is then
     /// out of date, and no answer of the coordinator's own.
@@ -414,10 +454,10 @@ impl Coordinator {
         self.inner.unrecorded.lock().contains(id)
     }
 
-    /// An order of the saga log, for when the orders service cannot be asked: what the log
-    /// knows for certain. An unfinished saga's order is `pending` (the client was told so);
-    /// a failed saga's order failed for good; a rejected saga has no order (not found). A
-    /// confirmed saga's order may have been cancelled since, so the log cannot answer for it.
+    /// An order of the saga log ([`Logged::order`]): an unfinished saga's order is `pending`
+    /// while the orders service does not have it; a failed saga's order failed for good; a
+    /// rejected saga has no order (not found). A confirmed saga's order may have been
+    /// cancelled since, so the log cannot answer for it (`None`).
     pub(super) async fn order_from_saga_log(&self, id: &OrderId) -> Result<Option<Order>, ShopError> {
         let lookup = id.clone();
         let Some(saga) = self.inner.node.lookup(move |db| sagas::get(db, &lookup)).await? else {

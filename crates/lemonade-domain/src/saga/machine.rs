@@ -173,9 +173,11 @@ impl Logged {
         }
     }
 
-    /// The order as the saga log alone knows it, for when the orders service cannot be asked:
-    /// an unfinished saga's order is `pending` (what the client was told), a failed one's is
-    /// `failed` with its reason and no points. `None` for a confirmed saga (its order may have
+    /// The order as the saga log alone knows it: an unfinished saga's order is `pending`
+    /// (what the client was told) while the orders service does not have it (once its create
+    /// step reached the orders service, that service's answer is the truth: the order may
+    /// be confirmed, or cancelled, before the log says so), and a failed one's is `failed`
+    /// with its reason and no points, for good. `None` for a confirmed saga (its order may have
     /// been cancelled since, which only the orders service knows) and a rejected one (it has
     /// no order). `updated_at` is when the log last changed: a failed order's update time. A
     /// pending order has not changed since it was placed, so its `updated_at` is its
