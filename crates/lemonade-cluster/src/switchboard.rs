@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use std::future::Future;
+use std::pin::Pin;
+
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -304,13 +306,22 @@ impl SwitchboardTransport {
     }
 }
 
-#[async_trait]
+/// Written out rather than through `#[async_trait]`: with nothing set, the call is the inner
+/// transport's own future, handed on after one atomic load, with no box of its own around it
+/// (that box cost more than the load: docs/decisions.md, 2026-12-01).
 impl Transport for SwitchboardTransport {
-    async fn send(&self, request: CallRequest) -> Result<Reply, TransportError> {
+    fn send<'life0, 'async_trait>(
+        &'life0 self,
+        request: CallRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, TransportError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         if !self.board.calls_armed.load(Ordering::Acquire) {
-            return self.inner.send(request).await;
+            return self.inner.send(request);
         }
-        self.board.send_through(&*self.inner, request).await
+        Box::pin(self.board.send_through(&*self.inner, request))
     }
 }
 

@@ -150,7 +150,7 @@ fn a_refusal_names_the_column_and_what_was_expected_there() {
 
 #[test]
 fn the_limits_are_refused_at_the_first_thing_past_them() {
-    let rules = vec!["refuse 1%"; RULES_PER_TARGET_MAX].join(", ");
+    let rules = ["refuse 1%"; RULES_PER_TARGET_MAX].join(", ");
     assert!(parse(&format!("stock: {rules}")).is_ok());
     let e = parse(&format!("stock: {rules}, hang")).unwrap_err();
     assert!(

@@ -68,7 +68,7 @@ impl fmt::Display for Percent {
         let (whole, part) = (self.0 / 100, self.0 % 100);
         match part {
             0 => write!(f, "{whole}%"),
-            p if p % 10 == 0 => write!(f, "{whole}.{}%", p / 10),
+            p if p.is_multiple_of(10) => write!(f, "{whole}.{}%", p / 10),
             p => write!(f, "{whole}.{p:02}%"),
         }
     }
@@ -313,7 +313,7 @@ struct Ms(u64);
 
 impl fmt::Display for Ms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 > 0 && self.0 % 1_000 == 0 {
+        if self.0 > 0 && self.0.is_multiple_of(1_000) {
             write!(f, "{}s", self.0 / 1_000)
         } else {
             write!(f, "{}ms", self.0)
