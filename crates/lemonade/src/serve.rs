@@ -361,7 +361,9 @@ pub async fn start_with_faults(
         RoleArg::Monolith => None,
         role => {
             let board = Arc::new(Switchboard::new(role.store_role(), seed ^ SWITCHBOARD_SEED_MIX)?);
-            board.set(args.faults.clone())?;
+            if !args.faults.is_empty() {
+                board.set(args.faults.clone())?;
+            }
             Some(board)
         }
     };
@@ -520,6 +522,21 @@ mod tests {
     use clap::Args as _;
 
     use super::*;
+
+    #[test]
+    fn faults_are_refused_on_the_monolith_and_another_process_s_section_on_a_service() {
+        let mut args = ServeArgs::for_tests("unused-data".into());
+        args.faults = "stock: refuse".parse().unwrap();
+        let refused = args.check().unwrap_err().to_string();
+        assert!(refused.contains("the monolith makes no calls"), "{refused}");
+        args.role = RoleArg::Stock;
+        args.cluster_token = Some("a-cluster-token-of-the-test".into());
+        args.faults = "@crm: clock +1s".parse().unwrap();
+        let refused = args.check().unwrap_err().to_string();
+        assert!(refused.contains("this process is stock"), "{refused}");
+        args.faults = "crm: refuse; @stock: exit after-commit 1%".parse().unwrap();
+        args.check().unwrap();
+    }
 
     /// `--help` of `serve` and `cluster` gives the range of every flag that has one, as the
     /// constants that check them say (found by a tester: `serve --help` gave none).

@@ -31,7 +31,7 @@ struct Cluster {
 impl Cluster {
     /// A cluster with every service up, the cluster token known to the test. Another
     /// process may take a port between picking and binding: then it is started again.
-    async fn start(dir: &Path, http: &reqwest::Client) -> Cluster {
+    async fn start(dir: &Path, http: &reqwest::Client, extra: &[&str]) -> Cluster {
         for attempt in 1..=3 {
             let port = free_port();
             let log = dir.join(format!("cluster-{attempt}.log"));
@@ -39,6 +39,7 @@ impl Cluster {
                 .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--data"])
                 .arg(dir.join("data"))
                 .args(["--cluster-token", CLUSTER_TOKEN, "--seed", "20261201"])
+                .args(extra)
                 .env("LEMONADE_LOG", "warn")
                 .env_remove("LEMONADE_TOKEN")
                 .env_remove("LEMONADE_FAULTS")
@@ -169,9 +170,18 @@ async fn injected_lines(http: &reqwest::Client, url: &str, kind: &str) -> Vec<St
 async fn faults_set_through_the_cli_are_injected_counted_and_cleared_and_orders_still_end_201_or_202() {
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let cluster = Cluster::start(dir.path(), &http).await;
+    // Given at start, each process gets the calls' sections and its own: the orders
+    // service would refuse to start with the coordinator's.
+    let at_start = "stock: delay 1ms; @coordinator: clock +1s";
+    let cluster = Cluster::start(dir.path(), &http, &["--faults", at_start]).await;
     let url = cluster.url.clone();
     let product = a_product(&http, &url).await;
+    let (status, out) = cluster.faults(&["show"]);
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.contains(&format!("coordinator process: faults {at_start}")),
+        "{out}"
+    );
 
     let faults = "stock: delay 2ms±2ms, rate-limit 100ms 20%; orders: duplicate 50%, lose-reply 10%";
     let (status, out) = cluster.faults(&["set", faults]);
@@ -246,7 +256,7 @@ async fn faults_set_through_the_cli_are_injected_counted_and_cleared_and_orders_
 async fn a_coordinator_that_exits_after_its_commit_is_restarted_and_the_retry_gets_the_one_order() {
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let mut cluster = Cluster::start(dir.path(), &http).await;
+    let mut cluster = Cluster::start(dir.path(), &http, &[]).await;
     let url = cluster.url.clone();
     let product = a_product(&http, &url).await;
 
