@@ -26,6 +26,7 @@ pub mod relay;
 pub mod rpc;
 pub mod server;
 pub mod stock;
+pub mod switchboard;
 pub mod transport;
 
 pub use client::{CallPolicy, Clients};

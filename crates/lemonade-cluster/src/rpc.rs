@@ -79,6 +79,10 @@ macro_rules! calls {
                 const CHANGES: bool = $changes;
             }
         )*
+
+        /// Every call of the internal API: its service, its path, and whether it changes
+        /// something (for the fault switchboard, which names calls by path).
+        pub const PATHS: &[(Service, &str, bool)] = &[$((Service::$service, concat!("/internal/v1/", $path), $changes)),*];
     };
 }
 

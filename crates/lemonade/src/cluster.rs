@@ -85,6 +85,16 @@ pub struct ClusterArgs {
     /// Requests per second each service takes before answering 429 (1 to 10000000).
     #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
+    /// Faults to inject from the start (see `serve --faults`): each process is given the
+    /// sections of calls (used by those that make such calls: the coordinator, and the
+    /// orders service's relay) and its own `@process` section. A restarted process starts
+    /// with these again, not with what `lemonade faults` set since.
+    #[arg(long, env = "LEMONADE_FAULTS", default_value = "", hide_default_value = true, value_parser = crate::faults::parse_spec)]
+    pub faults: lemonade_cluster::switchboard::FaultSpec,
+    /// The seed of the processes' randomness: each process gets this plus its place (stock
+    /// 0, crm 1, orders 2, coordinator 3); random when not given.
+    #[arg(long, env = "LEMONADE_SEED")]
+    pub seed: Option<u64>,
 }
 
 /// `--addr` of the cluster: a socket address with a port the supervisor can find again (the
@@ -304,6 +314,13 @@ impl Plan {
         }
         if self.args.empty {
             command.arg("--empty");
+        }
+        let faults = self.args.faults.for_role(role.store_role());
+        if !faults.is_empty() {
+            command.args(["--faults", &faults.to_string()]);
+        }
+        if let Some(seed) = self.args.seed {
+            command.args(["--seed", &seed.wrapping_add(place_of(role) as u64).to_string()]);
         }
         if let Some(base) = &self.args.postgres {
             command.env(

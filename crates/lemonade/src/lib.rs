@@ -2,6 +2,7 @@
 //! cluster (used by `main` and by the tests, which start real servers on their own ports).
 
 pub mod cluster;
+pub mod faults;
 pub mod footprint;
 pub mod lock;
 pub mod output;

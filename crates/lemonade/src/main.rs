@@ -42,6 +42,9 @@ enum Command {
     /// Run the whole cluster in a seeded deterministic simulation, with faults, and check
     /// what its clients saw; exits non-zero if a seed broke an invariant.
     Simulate(lemonade_sim::cli::SimulateArgs),
+    /// Show, set or clear the faults a running process of the distributed mode injects on
+    /// purpose (the fault switchboard; see `serve --faults`).
+    Faults(lemonade::faults::FaultsArgs),
 }
 
 #[derive(clap::Args)]
@@ -145,6 +148,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Cluster(args) => lemonade::cluster::run(args, log.clone(), shutdown_signal()).await,
         Command::Check(args) => return check(&args),
+        Command::Faults(args) => lemonade::faults::run(args).await,
         // Each seed runs on a runtime of its own, on threads of its own.
         Command::Simulate(args) => return tokio::task::block_in_place(|| lemonade_sim::cli::run(&args)),
         Command::Bench(args) => {

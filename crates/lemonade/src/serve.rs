@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lemonade_cluster::faults::{FaultPlan, FaultyTransport};
+use lemonade_cluster::switchboard::{
+    ExitPoint, ExitSeam, FaultSpec, OffsetClock, Switchboard, SwitchboardTransport, exit_points,
+};
 use lemonade_cluster::transport::{HttpTransport, Transport};
 use lemonade_cluster::{CoordinatorConfig, Protection, Service};
+use lemonade_domain::ports::Clock;
 use lemonade_node::{NodeConfig, Seams};
 use lemonade_store::migrations::Role;
 use lemonade_store::shop::MINOR_UNITS_PER_POINT_DEFAULT;
@@ -113,6 +117,15 @@ pub struct ServeArgs {
     /// 10000000).
     #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
+    /// Distributed mode: faults to inject from the start (the fault switchboard), e.g.
+    /// `"stock: lose-reply 10%, delay 50ms±20ms; crm: refuse 5%; @orders: exit after-commit 1%"`
+    /// (syntax: README). Changed at runtime with `lemonade faults`.
+    #[arg(long, env = "LEMONADE_FAULTS", default_value = "", hide_default_value = true, value_parser = crate::faults::parse_spec)]
+    pub faults: FaultSpec,
+    /// The seed of this process's randomness (retry jitter, the faults drawn); random when
+    /// not given. A run with the same seed draws the same faults for the same calls.
+    #[arg(long, env = "LEMONADE_SEED")]
+    pub seed: Option<u64>,
 }
 
 impl ServeArgs {
@@ -134,6 +147,8 @@ impl ServeArgs {
             lease_ms: CoordinatorConfig::default().lease_ms,
             order_deadline_ms: CoordinatorConfig::default().order_deadline_ms,
             rate_per_s: Protection::default().rate_per_s,
+            faults: FaultSpec::default(),
+            seed: None,
         }
     }
 
@@ -171,6 +186,20 @@ impl ServeArgs {
             );
             // The same parsing that names the cluster's databases: refuse what it refuses.
             lemonade_store::postgres::role_url(url, self.role.store_role())?;
+        }
+        if self.role == RoleArg::Monolith {
+            anyhow::ensure!(
+                self.faults.is_empty(),
+                "--faults is for the processes of the distributed mode: the monolith makes no calls between services"
+            );
+        }
+        let role = self.role.store_role();
+        if let Some((other, _)) = self.faults.processes().iter().find(|(r, _)| *r != role) {
+            anyhow::bail!(
+                "--faults: this process is {}; the faults of @{} belong to that process",
+                role.as_str(),
+                other.as_str()
+            );
         }
         match self.role {
             RoleArg::Monolith => {}
@@ -325,6 +354,19 @@ pub async fn start_with_faults(
         .with_context(|| format!("listening on {} (is it in use?); choose another with --addr", args.addr))?;
     let addr = listener.local_addr()?;
     let (db, lock) = open_database(&args, addr).await?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    // The switchboard draws from a stream of its own, so that setting faults does not
+    // change the jitter the node draws from `seed`.
+    let board = match args.role {
+        RoleArg::Monolith => None,
+        role => {
+            let board = Arc::new(Switchboard::new(role.store_role(), seed ^ SWITCHBOARD_SEED_MIX)?);
+            if !args.faults.is_empty() {
+                board.set(args.faults.clone())?;
+            }
+            Some(board)
+        }
+    };
     let transport: Option<Arc<dyn Transport>> = match args.role {
         RoleArg::Coordinator => {
             let http: Arc<dyn Transport> = Arc::new(HttpTransport::new(args.peers()?, args.cluster_token()?));
@@ -342,6 +384,16 @@ pub async fn start_with_faults(
         }
         RoleArg::Monolith | RoleArg::Stock | RoleArg::Crm => None,
     };
+    let transport = match (transport, &board) {
+        (Some(inner), Some(board)) => {
+            Some(Arc::new(SwitchboardTransport::new(inner, Arc::clone(board))) as Arc<dyn Transport>)
+        }
+        (transport, _) => transport,
+    };
+    let clock: Arc<dyn Clock> = match &board {
+        Some(board) => Arc::new(OffsetClock::new(Arc::new(SystemClock), Arc::clone(board))),
+        None => Arc::new(SystemClock),
+    };
     let token = match args.role {
         RoleArg::Monolith | RoleArg::Coordinator => public_token(&args)?,
         RoleArg::Stock | RoleArg::Orders | RoleArg::Crm => None,
@@ -358,10 +410,10 @@ pub async fn start_with_faults(
     };
     let seams = Seams {
         db,
-        clock: Arc::new(SystemClock),
+        clock,
         ids: Arc::new(UuidV7Ids),
         transport,
-        seed: rand::random(),
+        seed,
         // The binary installs the process's recorder; the node only renders it.
         metrics: Some(lemonade_api::metrics_handle()),
     };
@@ -369,7 +421,10 @@ pub async fn start_with_faults(
     if node.seeded() {
         tracing::info!("created the demo shop");
     }
-    let app = node.router();
+    let app = match &board {
+        None => node.router(),
+        Some(board) => with_switchboard(node.router(), board, args.cluster_token()?),
+    };
     let server = tokio::spawn(async move {
         // The database's writer lock is held for as long as this process serves it.
         let _lock = lock;
@@ -380,6 +435,27 @@ pub async fn start_with_faults(
         served
     });
     Ok(Running { addr, token, server })
+}
+
+/// Mixed into the process's seed to seed its switchboard.
+const SWITCHBOARD_SEED_MIX: u64 = 0x5717_c4b0_a2d0_f417;
+
+/// The exit status of a process that exits at a point of the switchboard.
+pub const EXIT_ON_PURPOSE: i32 = 86;
+
+/// A process's router with its switchboard: the admin routes beside it, and the exit
+/// points around every request.
+fn with_switchboard(router: axum::Router, board: &Arc<Switchboard>, cluster_token: &str) -> axum::Router {
+    let seam = ExitSeam {
+        board: Arc::clone(board),
+        exit: Arc::new(|point: ExitPoint| {
+            crate::output::tell(&format!("exiting on purpose at {} (fault switchboard)", point.name()));
+            std::process::exit(EXIT_ON_PURPOSE);
+        }),
+    };
+    router
+        .merge(crate::faults::admin_router(Arc::clone(board), cluster_token))
+        .layer(axum::middleware::from_fn_with_state(seam, exit_points))
 }
 
 /// Opens this role's database: on PostgreSQL (whose writer takes a session lock), or in its
@@ -446,6 +522,21 @@ mod tests {
     use clap::Args as _;
 
     use super::*;
+
+    #[test]
+    fn faults_are_refused_on_the_monolith_and_another_process_s_section_on_a_service() {
+        let mut args = ServeArgs::for_tests("unused-data".into());
+        args.faults = "stock: refuse".parse().unwrap();
+        let refused = args.check().unwrap_err().to_string();
+        assert!(refused.contains("the monolith makes no calls"), "{refused}");
+        args.role = RoleArg::Stock;
+        args.cluster_token = Some("a-cluster-token-of-the-test".into());
+        args.faults = "@crm: clock +1s".parse().unwrap();
+        let refused = args.check().unwrap_err().to_string();
+        assert!(refused.contains("this process is stock"), "{refused}");
+        args.faults = "crm: refuse; @stock: exit after-commit 1%".parse().unwrap();
+        args.check().unwrap();
+    }
 
     /// `--help` of `serve` and `cluster` gives the range of every flag that has one, as the
     /// constants that check them say (found by a tester: `serve --help` gave none).
