@@ -113,6 +113,11 @@ pub struct ServeArgs {
     /// 10000000).
     #[arg(long, env = "LEMONADE_RATE_PER_S", default_value_t = Protection::default().rate_per_s, value_parser = clap::value_parser!(u32).range(RATE_PER_S_RANGE))]
     pub rate_per_s: u32,
+    /// Distributed mode: how far ahead of this process's clock another process's clock
+    /// stamp may be before its call is refused (`503 clock_skew`; 1 to 3600000 ms). Every
+    /// process of one cluster should have the same.
+    #[arg(long, env = "LEMONADE_MAX_CLOCK_OFFSET_MS", default_value_t = lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub max_clock_offset_ms: u64,
 }
 
 impl ServeArgs {
@@ -134,6 +139,7 @@ impl ServeArgs {
             lease_ms: CoordinatorConfig::default().lease_ms,
             order_deadline_ms: CoordinatorConfig::default().order_deadline_ms,
             rate_per_s: Protection::default().rate_per_s,
+            max_clock_offset_ms: lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT as u64,
         }
     }
 
@@ -318,6 +324,17 @@ pub async fn start_with_faults(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     faults: Option<FaultPlan>,
 ) -> anyhow::Result<Running> {
+    start_with(args, shutdown, faults, Arc::new(SystemClock)).await
+}
+
+/// [`start_with_faults`], reading `clock` instead of the system clock (tests that skew one
+/// process's clock).
+pub async fn start_with(
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    faults: Option<FaultPlan>,
+    clock: Arc<dyn lemonade_domain::ports::Clock>,
+) -> anyhow::Result<Running> {
     // Refuse bad settings before opening anything: nothing may be left running on a refusal.
     args.check()?;
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -356,9 +373,10 @@ pub async fn start_with_faults(
         rate_per_s: args.rate_per_s,
         seed_demo: !args.empty,
     };
+    db.hlc.set_bound_ms(args.max_clock_offset_ms as i64);
     let seams = Seams {
         db,
-        clock: Arc::new(SystemClock),
+        clock,
         ids: Arc::new(UuidV7Ids),
         transport,
         seed: rand::random(),
