@@ -35,7 +35,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         stock::list, stock::create, stock::get, stock::restock, stock::waste, stock::count, stock::moves,
         products::list, products::create, products::get, products::update,
         customers::list, customers::create, customers::get, customers::update, customers::anonymise, customers::orders, customers::export,
-        orders::place, orders::list, orders::get, orders::cancel,
+        orders::place, orders::list, orders::get, orders::cancel, orders::timeline,
         reports::sales,
         system::health, system::metrics, system::openapi,
     ),
