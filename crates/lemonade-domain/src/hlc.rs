@@ -260,6 +260,8 @@ impl Sent {
 /// Most events one order's timeline lists (from all services together); an order has a
 /// dozen or so, a saga retried for long many more, of which the first are kept.
 pub const TIMELINE_EVENTS_MAX: u32 = 500;
+// The OpenAPI document says 500 (`Timeline::events`'s `max_items`, which must be a literal).
+const _: () = assert!(TIMELINE_EVENTS_MAX == 500);
 
 /// What happened, as recorded by the process it happened in. `what` is one of the words of
 /// [`What`]; `detail` says more in a few words (a reason, an amount), never personal data.
@@ -274,7 +276,10 @@ pub struct TimelineEvent {
     /// two processes' wall clocks may disagree, so this may go backwards along a timeline.
     #[schema(value_type = String, format = DateTime)]
     pub wall_time: Timestamp,
-    /// What happened (a word of [`What`]).
+    /// What happened: `order_placed`, `saga_started`, `saga_step`, `saga_retried`,
+    /// `saga_rejected`, `stock_reserved`, `stock_committed`, `stock_released`,
+    /// `stock_returned`, `order_confirmed`, `order_failed`, `order_cancelled`,
+    /// `points_awarded`, `points_taken_back` (`What`).
     pub what: String,
     /// More about it, in a few words; empty when there is nothing to add.
     pub detail: String,
@@ -353,11 +358,11 @@ impl What {
 }
 
 /// One order's timeline as the public API answers it: its events from every process in
-/// stamp order, at most [`TIMELINE_EVENTS_MAX`], and the services that could not be asked.
+/// stamp order, at most 500 (`TIMELINE_EVENTS_MAX`), and the services that could not be
+/// asked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timeline {
-    /// The events, in hybrid-logical-clock order (ties by service name); at most
-    /// [`TIMELINE_EVENTS_MAX`].
+    /// The events, in hybrid-logical-clock order (ties by service name); at most 500.
     #[schema(max_items = 500)]
     pub events: Vec<TimelineEvent>,
     /// Whether there were more than the bound (the first are kept).
@@ -424,6 +429,24 @@ mod tests {
         assert_eq!(hlc.last(), before);
         assert_eq!(hlc.peers()["stock"].stamps_refused, 1);
         assert!(hlc.merge("stock", Stamp::new(1_500, 0), Timestamp(1_000)).is_ok());
+    }
+
+    #[test]
+    fn a_timeline_merges_in_stamp_order_and_is_cut_at_its_bound() {
+        let event = |service: &str, ms: i64| TimelineEvent {
+            service: service.into(),
+            hlc: Stamp::new(ms, 0),
+            wall_time: Timestamp(ms),
+            what: "x".into(),
+            detail: String::new(),
+        };
+        let stock: Vec<_> = (0..400).map(|i| event("stock", 2 * i)).collect();
+        let crm: Vec<_> = (0..200).map(|i| event("crm", 2 * i + 1)).collect();
+        let timeline = Timeline::of(vec![stock, crm], vec!["orders".into()]);
+        assert_eq!(timeline.events.len(), TIMELINE_EVENTS_MAX as usize);
+        assert!(timeline.truncated);
+        assert!(timeline.events.windows(2).all(|w| w[0].hlc < w[1].hlc));
+        assert_eq!(timeline.unreachable, ["orders"]);
     }
 
     #[test]

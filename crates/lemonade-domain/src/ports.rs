@@ -217,7 +217,7 @@ pub struct ClockHealth {
     /// How far ahead a peer's stamp may be before it is refused.
     pub bound_ms: i64,
     /// Per peer (by name), the offset of its last stamp to this process's wall clock and the
-    /// stamps seen and refused. At most [`crate::hlc::PEERS_MAX`] peers.
+    /// stamps seen and refused. At most 16 peers (`hlc::PEERS_MAX`).
     pub peers: std::collections::BTreeMap<String, crate::hlc::PeerOffset>,
 }
 
