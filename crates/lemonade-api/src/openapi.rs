@@ -85,7 +85,7 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "503",
         "Unavailable",
-        "`unavailable`: the shop cannot answer now (storage busy, a service down, the request took too long); retry after `Retry-After` seconds, with the same `Idempotency-Key`.",
+        "`unavailable`: the shop cannot answer now (storage busy, a service down, the request took too long); retry after `Retry-After` seconds, with the same `Idempotency-Key`. Or, in the distributed mode, `clock_skew` (no `Retry-After`): one process's clock is further ahead of another's than `--max-clock-offset-ms` allows, and the call between them was refused; it fails until the machines' clocks are put right.",
     ),
 ];
 

@@ -119,8 +119,8 @@ impl Serving for crate::node::Node {
 /// Merges the caller's stamp ([`HLC_HEADER`]) before the call runs, and stamps the reply.
 /// A stamp more than the bound ahead of this process's wall clock is refused, `503
 /// clock_skew`, and the call does not run: the clocks must be put right, not this one
-/// dragged forward (docs/decisions.md, 2026-12-01). A header that cannot be read is a 400
-/// problem; a call without one (a batch's calls, which their batch's header stamped) is
+/// dragged forward (docs/decisions.md, 2026-12-01). A header that cannot be read is refused
+/// as a bad field (422); a call without one (a batch's calls, which their batch's header stamped) is
 /// not merged.
 async fn stamp(State(clocks): State<Clocks>, request: Request, next: Next) -> Response {
     if let Some(raw) = request.headers().get(HLC_HEADER) {
