@@ -65,10 +65,55 @@ pub fn of_order(conn: &dyn Db, order: &OrderId, limit: u32) -> Result<Vec<Timeli
 }
 
 /// The largest stamp recorded here (none when nothing was): where a restarted process's
-/// clock starts, so its stamps never go below what it recorded before.
+/// clock starts, so its stamps never go below what it recorded before. It is the last row's:
+/// one writer draws the stamps in its turn and inserts in that order, and a restart resumes
+/// above the last, so stamps grow with `seq` (a lookup by the key, not a scan).
 pub fn last_stamp(conn: &dyn Db) -> Result<Option<Stamp>, ShopError> {
-    let max: Option<i64> = conn
-        .query_row("SELECT MAX(hlc) FROM timeline", params![], |r| r.get(0))
-        .db()?;
-    Ok(max.map(Stamp))
+    let last: Option<i64> = super::optional(conn.query_row(
+        "SELECT hlc FROM timeline ORDER BY seq DESC LIMIT 1",
+        params![],
+        |r| r.get(0),
+    ))?;
+    Ok(last.map(Stamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::{Role, migrate_role};
+    use crate::sql::cache::WriterCache;
+    use crate::system::UuidV7Ids;
+    use lemonade_domain::values::Timestamp;
+
+    #[test]
+    fn an_orders_events_come_back_in_stamp_order_and_the_last_stamp_is_the_last_rows() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate_role(&mut conn, Role::Stock).unwrap();
+        let cache = WriterCache::default();
+        assert_eq!(last_stamp(&conn).unwrap(), None);
+        let (order, other) = (OrderId::parse("o1").unwrap(), OrderId::parse("o2").unwrap());
+        // Stamps as one writer draws them: growing, whatever the wall clock says.
+        for (n, wall) in [(1, 5_000), (2, 4_000), (3, 4_500)] {
+            let tx = Tx {
+                stamp: Stamp::new(5_000, n),
+                service: "stock",
+                ..Tx::new(&conn, &cache, &UuidV7Ids, Timestamp(wall))
+            };
+            let what = if n == 2 {
+                What::StockCommitted
+            } else {
+                What::StockReserved
+            };
+            let of = if n == 3 { &other } else { &order };
+            record(&tx, what, Some(of), None, &"x".repeat(DETAIL_CHARS_MAX + 1)).unwrap();
+        }
+        let events = of_order(&conn, &order, 10).unwrap();
+        let stamps: Vec<_> = events.iter().map(|e| e.hlc.logical()).collect();
+        assert_eq!(stamps, [1, 2]);
+        assert_eq!(events[1].what, "stock_committed");
+        assert_eq!(events[1].wall_time, Timestamp(4_000));
+        assert_eq!(events[0].detail.chars().count(), DETAIL_CHARS_MAX);
+        assert_eq!(of_order(&conn, &order, 1).unwrap().len(), 1);
+        assert_eq!(last_stamp(&conn).unwrap(), Some(Stamp::new(5_000, 3)));
+    }
 }
