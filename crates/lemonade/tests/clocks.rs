@@ -250,3 +250,26 @@ async fn leases_and_idempotency_keys_follow_only_their_owners_clock() {
     }
     shop.cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_names_the_service_it_could_not_reach_and_gives_the_rest() {
+    let mut shop = shop(500, |_| 0).await;
+    let (product, customer) = shop.product_and_customer().await;
+    let body = json!({"customer_id": customer, "lines": [{"product_id": product, "quantity": 1}]});
+    let (status, order) = shop.post("/orders", body, None).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap();
+    shop.plan.take_down(lemonade_cluster::rpc::Service::Crm);
+    let timeline = shop.ok(&format!("/orders/{id}/timeline")).await;
+    assert_eq!(timeline["unreachable"], json!(["crm"]), "{timeline}");
+    let events = timeline["events"].as_array().unwrap();
+    assert!(events.iter().all(|e| e["service"] != "crm"), "{timeline}");
+    assert!(
+        at(events, "stock_committed") < at(events, "order_confirmed"),
+        "{timeline}"
+    );
+    // An order no one knows is still 404, with a service down or not.
+    shop.plan.heal();
+    assert_eq!(shop.get("/orders/no-such-order/timeline").await.0, 404);
+    shop.cluster.stop().await.unwrap();
+}
