@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", get(orders::list).post(orders::place))
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/orders/{id}/timeline", get(orders::timeline))
         .route("/reports/sales", get(reports::sales))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))

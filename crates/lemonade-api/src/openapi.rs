@@ -35,7 +35,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         stock::list, stock::create, stock::get, stock::restock, stock::waste, stock::count, stock::moves,
         products::list, products::create, products::get, products::update,
         customers::list, customers::create, customers::get, customers::update, customers::anonymise, customers::orders, customers::export,
-        orders::place, orders::list, orders::get, orders::cancel,
+        orders::place, orders::list, orders::get, orders::cancel, orders::timeline,
         reports::sales,
         system::health, system::metrics, system::openapi,
     ),
@@ -85,7 +85,7 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "503",
         "Unavailable",
-        "`unavailable`: the shop cannot answer now (storage busy, a service down, the request took too long); retry after `Retry-After` seconds, with the same `Idempotency-Key`.",
+        "`unavailable`: the shop cannot answer now (storage busy, a service down, the request took too long); retry after `Retry-After` seconds, with the same `Idempotency-Key`. Or, in the distributed mode, `clock_skew` (no `Retry-After`): one process's clock is further ahead of another's than `--max-clock-offset-ms` allows, and the call between them was refused; it fails until the machines' clocks are put right.",
     ),
 ];
 

@@ -28,6 +28,7 @@ impl Transport for Answers {
             status: 200,
             retry_after: None,
             body: Bytes::from_static(b"null"),
+            hlc: None,
         })
     }
 }
@@ -39,6 +40,7 @@ fn request() -> Request {
         step_key: Some("saga-1/commit".into()),
         body: Bytes::from_static(br#"{"order_id":"o-1"}"#),
         timeout: Duration::from_secs(2),
+        hlc: None,
     }
 }
 

@@ -12,6 +12,8 @@
 //! receiver keeps its first result under it: a call whose outcome is unknown (the request
 //! went out, the reply never came) is simply asked again.
 
+use lemonade_domain::hlc::Hlc;
+use lemonade_domain::ports::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -419,6 +421,10 @@ pub struct Clients {
     breakers: HashMap<Service, Breaker>,
     budget: RetryBudget,
     jitter: Mutex<SmallRng>,
+    /// This process's hybrid logical clock and the clock it reads: every attempt carries a
+    /// stamp, every reply's stamp is merged. None until [`Clients::stamping`] (tests that
+    /// need no clock).
+    stamps: Option<(Arc<Hlc>, Arc<dyn Clock>)>,
 }
 
 impl Clients {
@@ -437,7 +443,15 @@ impl Clients {
             budget: RetryBudget::new(&policy),
             policy,
             jitter: Mutex::new(SmallRng::seed_from_u64(seed)),
+            stamps: None,
         }
+    }
+
+    /// These clients, stamping every call with `hlc` read at `clock` and merging every
+    /// reply's stamp into it.
+    pub fn stamping(mut self, hlc: Arc<Hlc>, clock: Arc<dyn Clock>) -> Self {
+        self.stamps = Some((hlc, clock));
+        self
     }
 
     fn breaker(&self, service: Service) -> &Breaker {
@@ -606,6 +620,7 @@ impl Clients {
             step_key,
             body,
             timeout,
+            hlc: self.stamps.as_ref().map(|(hlc, clock)| hlc.send(clock.now())),
         };
         trying.attempts.fetch_add(1, Ordering::Relaxed);
         let sent = self.transport.send(request).await;
@@ -617,7 +632,10 @@ impl Clients {
                 let unknown = !matches!(e, TransportError::Unsent(..));
                 Err(CallError::failed(service, Failure::Attempt(e.to_string()), unknown))
             }
-            Ok(reply) => decode::<C>(service, reply),
+            Ok(reply) => {
+                self.merge_reply(service, &reply);
+                decode::<C>(service, reply)
+            }
         };
         // A refusal is the service working; 429 is it protecting itself, not failing.
         let healthy = match &outcome {
@@ -635,6 +653,25 @@ impl Clients {
         metrics::counter!("lemonade_calls", "service" => service.as_str(), "ok" => if outcome.is_ok() { "true" } else { "false" })
             .increment(1);
         outcome
+    }
+}
+
+impl Clients {
+    /// Merges a reply's stamp. The work is done and its answer is used either way; a stamp
+    /// beyond the bound is not merged (it would drag this clock forward), and is counted
+    /// against its sender in `/health`.
+    fn merge_reply(&self, service: Service, reply: &crate::transport::Reply) {
+        let (Some((hlc, clock)), Some(sent)) = (&self.stamps, &reply.hlc) else {
+            return;
+        };
+        if let Err(skew) = hlc.receive(sent, clock.now()) {
+            tracing::warn!(
+                %service,
+                ahead_ms = skew.ahead_ms,
+                bound_ms = skew.bound_ms,
+                "a reply's clock stamp is beyond the bound: not merged"
+            );
+        }
     }
 }
 
@@ -711,6 +748,11 @@ fn decode<C: Call>(service: Service, reply: crate::transport::Reply) -> Result<C
             Ok(e) => Err(CallError::Refused(e)),
             Err(e) => Err(garbled(e)),
         },
+        // A stamp refused for clock skew is an answer (the service works; its clock and ours
+        // disagree): retrying would meet the same clocks, so it is not retried.
+        503 if let Ok(e @ ShopError::ClockSkew { .. }) = serde_json::from_slice::<ShopError>(&reply.body) => {
+            Err(CallError::Refused(e))
+        }
         status => Err(CallError::failed(
             service,
             Failure::Attempt(format!("it answered {status}")),
@@ -917,6 +959,7 @@ mod tests {
             status: 200,
             retry_after: None,
             body: Bytes::from_static(br#"{"waiting":0}"#),
+            hlc: None,
         }
     }
 

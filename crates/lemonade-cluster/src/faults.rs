@@ -174,6 +174,7 @@ impl Transport for FaultyTransport {
                 status: 429,
                 retry_after: Some(Duration::from_millis(50)),
                 body: Bytes::from_static(br#"{"code":"unavailable","detail":"too many requests"}"#),
+                hlc: None,
             }),
             Some(Fault::Hang) => {
                 tokio::time::sleep(timeout).await;

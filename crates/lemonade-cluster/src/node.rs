@@ -160,6 +160,7 @@ impl Node {
                 detail: database.err().map(|e| e.to_string()),
                 degrades: if ok { vec![] } else { vec!["everything".into()] },
             }],
+            clock: lemonade_domain::ports::ClockHealth::of(&self.db.hlc),
         }
     }
 }

@@ -26,6 +26,9 @@ impl Serving for OrdersService {
     fn health(&self) -> impl Future<Output = Health> + Send {
         self.node.health()
     }
+    fn clocks(&self) -> crate::server::Clocks {
+        self.node.clocks()
+    }
 }
 
 impl OrdersService {
@@ -80,6 +83,17 @@ pub fn router(service: OrdersService, cluster_token: &str, protection: Protectio
                 .read(move |db| {
                     let (days, products) = orders::sales(db, &c.query)?;
                     Ok(build_sales_report(&c.query, &days, products))
+                })
+                .await
+        })
+        .handle(|s: OrdersService, c: OrdersTimeline, _| async move {
+            s.node
+                .read(move |db| {
+                    lemonade_store::sql::timeline::of_order(
+                        db,
+                        &c.order_id,
+                        c.limit.min(lemonade_domain::hlc::TIMELINE_EVENTS_MAX + 1),
+                    )
                 })
                 .await
         })

@@ -10,6 +10,7 @@
 use lemonade_domain::FieldError;
 use lemonade_domain::catalog::{CatalogRefs, NewProduct, Product, ProductPatch};
 use lemonade_domain::customer::{Activity, Customer, CustomerFields};
+use lemonade_domain::hlc::TimelineEvent;
 use lemonade_domain::ids::{CustomerId, IngredientId, OrderId, ProductId};
 use lemonade_domain::order::{Order, OrderDraft};
 use lemonade_domain::ports::{OrderFilter, Page, PageRequest};
@@ -103,6 +104,7 @@ calls! {
     Stock "reservations/release" true ReleaseReservation { order_id: OrderId } -> ();
     Stock "stock/events" false StockEvents { events: Vec<Envelope>, delivered_below: Option<i64> } -> ();
     Stock "stock/status" false StockStatus {} -> ServiceStatus;
+    Stock "stock/timeline" false StockTimeline { order_id: OrderId, limit: u32 } -> Vec<TimelineEvent>;
 
     Orders "orders/create-confirmed" true CreateOrder { plan: OrderPlan } -> Settled;
     Orders "orders/fail" true FailOrder { plan: OrderPlan, reason: String } -> Order;
@@ -112,6 +114,7 @@ calls! {
     Orders "orders/of-customer" false CustomerOrders { customer_id: CustomerId } -> Vec<Order>;
     Orders "reports/sales" false Sales { query: SalesQuery } -> SalesReport;
     Orders "orders/status" false OrdersStatus {} -> ServiceStatus;
+    Orders "orders/timeline" false OrdersTimeline { order_id: OrderId, limit: u32 } -> Vec<TimelineEvent>;
     Orders "outbox/progress" false OutboxProgress { to: Destination, at_least: i64, hold_ms: u64 } -> i64;
 
     Crm "customers/list" false ListCustomers { search: Option<String>, page: PageRequest } -> Page<Customer>;
@@ -122,6 +125,7 @@ calls! {
     Crm "customers/activity" false CustomerActivity { id: CustomerId } -> Vec<Activity>;
     Crm "crm/events" false CrmEvents { events: Vec<Envelope>, delivered_below: Option<i64> } -> ();
     Crm "crm/status" false CrmStatus {} -> ServiceStatus;
+    Crm "crm/timeline" false CrmTimeline { order_id: OrderId, limit: u32 } -> Vec<TimelineEvent>;
 }
 
 /// `StockEvents` and `CrmEvents`: `delivered_below` is the relay's word, with each delivery,
@@ -200,6 +204,11 @@ pub const EVENTS_PER_DELIVERY_MAX: usize = 256;
 pub const BATCH_PATH: &str = "/batch";
 /// The header saying how many calls a batch holds: a service's limits count calls.
 pub const BATCH_CALLS_HEADER: &str = "x-lemonade-batch-calls";
+
+/// The header of every call between services and every reply: the sender's name and its
+/// hybrid logical clock stamp (`lemonade_domain::hlc::Sent`, `<name> <ms>.<counter>`). A
+/// batch carries the latest stamp of its calls; its reply, one stamp for all of them.
+pub const HLC_HEADER: &str = "x-lemonade-hlc";
 /// Most calls in one batch.
 pub const BATCH_CALLS_MAX: usize = 64;
 

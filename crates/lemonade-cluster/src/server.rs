@@ -20,7 +20,12 @@ use lemonade_domain::ports::{Health, IdempotencyKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, BatchCall, Call, STEP_KEY_HEADER};
+use lemonade_domain::hlc::{Hlc, Sent};
+use lemonade_domain::ports::Clock;
+
+use crate::rpc::{
+    BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, BatchCall, Call, HLC_HEADER, STEP_KEY_HEADER,
+};
 
 /// What protects a service. Units are in the names.
 #[derive(Clone, Copy, Debug)]
@@ -88,12 +93,63 @@ fn parse<C: Call>(headers: &HeaderMap, body: &[u8]) -> Result<(C, Option<Idempot
 /// not, so that a supervisor restarts it). Other services being down is not its health.
 pub trait Serving: Clone + Send + Sync + 'static {
     fn health(&self) -> impl Future<Output = Health> + Send;
+    /// The process's hybrid logical clock and the wall clock it reads (see [`stamp`]).
+    fn clocks(&self) -> Clocks;
+}
+
+/// A process's hybrid logical clock and the wall clock it reads.
+#[derive(Clone)]
+pub struct Clocks {
+    pub hlc: Arc<Hlc>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Serving for crate::node::Node {
     fn health(&self) -> impl Future<Output = Health> + Send {
         crate::node::Node::health(self)
     }
+    fn clocks(&self) -> Clocks {
+        Clocks {
+            hlc: Arc::clone(&self.db.hlc),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+/// Merges the caller's stamp ([`HLC_HEADER`]) before the call runs, and stamps the reply.
+/// A stamp more than the bound ahead of this process's wall clock is refused, `503
+/// clock_skew`, and the call does not run: the clocks must be put right, not this one
+/// dragged forward (docs/decisions.md, 2026-12-01). A header that cannot be read is refused
+/// as a bad field (422); a call without one (a batch's calls, which their batch's header stamped) is
+/// not merged.
+async fn stamp(State(clocks): State<Clocks>, request: Request, next: Next) -> Response {
+    if let Some(raw) = request.headers().get(HLC_HEADER) {
+        let Some(sent) = raw.to_str().ok().and_then(Sent::parse) else {
+            return answer::<()>(Err(ShopError::validation(
+                HLC_HEADER,
+                "must be a process name and a stamp: `<name> <ms>.<counter>`",
+            )));
+        };
+        if let Err(skew) = clocks.hlc.receive(&sent, clocks.clock.now()) {
+            metrics::counter!("lemonade_clock_skew_refused", "from" => sent.from.clone()).increment(1);
+            return answer::<()>(Err(ShopError::ClockSkew {
+                detail: format!(
+                    "{}'s clock stamp is {} ms ahead of {}'s clock, more than the {} ms allowed: the call was refused; \
+                     the clocks of the cluster's machines must be synchronised",
+                    sent.from,
+                    skew.ahead_ms,
+                    clocks.hlc.name(),
+                    skew.bound_ms
+                ),
+            }));
+        }
+    }
+    let mut response = next.run(request).await;
+    let sent = clocks.hlc.send(clocks.clock.now());
+    if let Ok(value) = HeaderValue::from_str(&sent.to_header()) {
+        response.headers_mut().insert(HLC_HEADER, value);
+    }
+    response
 }
 
 /// `/health`'s answer: the health as JSON, 200 while the process can serve, else 503.
@@ -156,6 +212,7 @@ impl<S: Serving> Internal<S> {
             limiter: crate::rate::Limiter::new(protection.rate_per_s, protection.burst),
             in_flight: Semaphore::new(protection.in_flight_max),
         });
+        let clocks = state.clocks();
         let calls = self.router.with_state(state);
         let batch = Batch {
             calls: calls.clone(),
@@ -166,6 +223,7 @@ impl<S: Serving> Internal<S> {
                 BATCH_PATH,
                 post(move |headers: HeaderMap, body: Bytes| run_batch(batch.clone(), headers, body)),
             )
+            .layer(middleware::from_fn_with_state(clocks, stamp))
             .layer(middleware::from_fn_with_state(guard, protect))
             .merge(health_of)
             .layer(DefaultBodyLimit::max(protection.body_bytes_max))

@@ -252,6 +252,8 @@ impl Switchboard {
                 status: 429,
                 retry_after: Some(Duration::from_millis(retry_after_ms)),
                 body: Bytes::from_static(br#"{"code":"unavailable","detail":"too many requests (injected)"}"#),
+                // An answer made up on the caller's side carries no service's clock.
+                hlc: None,
             }),
             CallFault::Hang => {
                 tokio::time::sleep(timeout).await;

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, STEP_KEY_HEADER, Service};
+use lemonade_domain::hlc::Sent;
+
+use crate::rpc::{BATCH_CALLS_HEADER, BATCH_CALLS_MAX, BATCH_PATH, BatchAnswer, HLC_HEADER, STEP_KEY_HEADER, Service};
 
 /// Requests out to one service at once; calls made while this many are out wait to be
 /// batched. Two did best of 1, 2, 4 and 8 (figures: docs/decisions.md, "Figures out of code
@@ -48,6 +50,8 @@ pub struct Request {
     pub step_key: Option<String>,
     pub body: Bytes,
     pub timeout: Duration,
+    /// The sender's hybrid logical clock stamp, sent as [`HLC_HEADER`].
+    pub hlc: Option<Sent>,
 }
 
 /// What came back, undecoded.
@@ -56,6 +60,8 @@ pub struct Reply {
     pub status: u16,
     pub retry_after: Option<Duration>,
     pub body: Bytes,
+    /// The replying service's stamp, from [`HLC_HEADER`] (none when it sent none).
+    pub hlc: Option<Sent>,
 }
 
 /// Why no reply came back. `Unsent` means the request certainly did not reach the service;
@@ -150,6 +156,11 @@ async fn drive(http: Arc<Http>, service: Service, mut waiting: mpsc::Receiver<Wa
     }
 }
 
+/// The stamp a reply carries in [`HLC_HEADER`]; one that cannot be read is ignored.
+pub fn stamp_of(headers: &hyper::HeaderMap) -> Option<Sent> {
+    Sent::parse(headers.get(HLC_HEADER)?.to_str().ok()?)
+}
+
 /// `Retry-After` in seconds (the only form our services send; an HTTP date is ignored).
 fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     let seconds: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
@@ -191,6 +202,7 @@ impl Http {
             })?;
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
+            let hlc = stamp_of(response.headers());
             let body = Limited::new(response.into_body(), REPLY_BYTES_MAX)
                 .collect()
                 .await
@@ -200,6 +212,7 @@ impl Http {
                 status,
                 retry_after,
                 body,
+                hlc,
             })
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -210,7 +223,9 @@ impl Http {
 
     /// One call as a request of its own.
     async fn send_one(&self, request: Request) -> Result<Reply, TransportError> {
-        let headers: Vec<_> = request.step_key.into_iter().map(|key| (STEP_KEY_HEADER, key)).collect();
+        let headers: Vec<_> = (request.step_key.into_iter().map(|key| (STEP_KEY_HEADER, key)))
+            .chain(request.hlc.map(|sent| (HLC_HEADER, sent.to_header())))
+            .collect();
         self.post(request.service, request.path, &headers, request.body, request.timeout)
             .await
     }
@@ -226,7 +241,13 @@ impl Http {
             return;
         }
         let timeout = batch.iter().map(|w| w.request.timeout).max().expect("not empty");
-        let headers = [(BATCH_CALLS_HEADER, batch.len().to_string())];
+        let mut headers = vec![(BATCH_CALLS_HEADER, batch.len().to_string())];
+        // One stamp stands for all: the latest, which every other one of them precedes.
+        let latest = batch
+            .iter()
+            .filter_map(|w| w.request.hlc.as_ref())
+            .max_by_key(|s| s.stamp);
+        headers.extend(latest.map(|sent| (HLC_HEADER, sent.to_header())));
         let answers = match self
             .post(service, BATCH_PATH, &headers, batch_body(&batch), timeout)
             .await
@@ -239,6 +260,7 @@ impl Http {
                             status: a.status,
                             retry_after: a.retry_after_s.map(Duration::from_secs),
                             body: Bytes::from(a.body.get().to_owned()),
+                            hlc: reply.hlc.clone(),
                         })
                     })
                     .collect(),

@@ -55,6 +55,7 @@ impl Transport for Receivers {
             status: 200,
             retry_after: None,
             body: Bytes::from_static(b"null"),
+            hlc: None,
         })
     }
 }

@@ -205,6 +205,7 @@ impl Transport for Answers {
             status: 200,
             retry_after: None,
             body: Bytes::from_static(b"null"),
+            hlc: None,
         })
     }
 }

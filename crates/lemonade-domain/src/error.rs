@@ -53,6 +53,12 @@ pub enum ShopError {
     /// Safe to retry with the same idempotency key.
     #[error("{detail}")]
     Unavailable { detail: String },
+    /// A message from another process of the cluster carried a hybrid-logical-clock stamp
+    /// more than the bound ahead of the receiver's wall clock: refused rather than let one
+    /// clock drag the others forward (see [`crate::hlc`]). Not retried by the caller: the
+    /// clocks, not the load, must change.
+    #[error("{detail}")]
+    ClockSkew { detail: String },
 }
 
 impl ShopError {
@@ -91,7 +97,7 @@ impl ShopError {
             ShopError::ValidationFailed { .. } | ShopError::IdempotencyKeyReused => 422,
             ShopError::NotFound { .. } => 404,
             ShopError::InsufficientStock { .. } | ShopError::Conflict { .. } | ShopError::RequestInProgress => 409,
-            ShopError::Unavailable { .. } => 503,
+            ShopError::Unavailable { .. } | ShopError::ClockSkew { .. } => 503,
         }
     }
     /// The stable machine-readable code clients switch on.
@@ -104,6 +110,7 @@ impl ShopError {
             ShopError::IdempotencyKeyReused => "idempotency_key_reused",
             ShopError::RequestInProgress => "request_in_progress",
             ShopError::Unavailable { .. } => "unavailable",
+            ShopError::ClockSkew { .. } => "clock_skew",
         }
     }
 }

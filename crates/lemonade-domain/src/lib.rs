@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod customer;
 pub mod error;
+pub mod hlc;
 pub mod ids;
 pub mod order;
 pub mod ports;

@@ -203,6 +203,33 @@ pub struct Health {
     /// `monolith`, or the role of this process in the distributed mode.
     pub mode: String,
     pub dependencies: Vec<DependencyHealth>,
+    /// This process's hybrid logical clock: its last stamp, its bound, and what it measured
+    /// of each peer from the stamps it received (empty in the monolith, which has none).
+    pub clock: ClockHealth,
+}
+
+/// What `/health` says of a process's hybrid logical clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClockHealth {
+    /// Its last stamp, `<ms>.<counter>`.
+    #[schema(value_type = String)]
+    pub last: crate::hlc::Stamp,
+    /// How far ahead a peer's stamp may be before it is refused.
+    pub bound_ms: i64,
+    /// Per peer (by name), the offset of its last stamp to this process's wall clock and the
+    /// stamps seen and refused. At most 16 peers (`hlc::PEERS_MAX`).
+    pub peers: std::collections::BTreeMap<String, crate::hlc::PeerOffset>,
+}
+
+impl ClockHealth {
+    /// What `hlc` says now.
+    pub fn of(hlc: &crate::hlc::Hlc) -> Self {
+        ClockHealth {
+            last: hlc.last(),
+            bound_ms: hlc.bound_ms(),
+            peers: hlc.peers(),
+        }
+    }
 }
 
 /// Everything the public API can ask of the shop. One implementation per deployment: the
@@ -250,6 +277,10 @@ pub trait Shop: Send + Sync + 'static {
     async fn list_orders(&self, filter: OrderFilter, page: PageRequest) -> Result<Page<Order>, ShopError>;
     async fn get_order(&self, id: OrderId) -> Result<Order, ShopError>;
     async fn cancel_order(&self, id: OrderId) -> Result<Order, ShopError>;
+    /// What happened to order `id`, from every process that recorded something of it, in
+    /// hybrid-logical-clock order (at most [`crate::hlc::TIMELINE_EVENTS_MAX`] events), with
+    /// the services that could not be asked. 404 for an order the shop does not know.
+    async fn order_timeline(&self, id: OrderId) -> Result<crate::hlc::Timeline, ShopError>;
 
     async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError>;
     /// What the shop can do now, and which dependency is down if not: `GET /api/v1/health`.

@@ -214,6 +214,17 @@ async fn assemble(config: NodeConfig, seams: Seams) -> Result<Assembled, BuildEr
         });
     }
     check(&config)?;
+    // The clock resumes after the last stamp this process recorded, whatever its wall clock
+    // says now.
+    if let Some(last) = seams
+        .db
+        .readers
+        .read(lemonade_store::sql::timeline::last_stamp)
+        .await
+        .map_err(BuildError::Seed)?
+    {
+        seams.db.hlc.resume(last);
+    }
     let seeded = if config.seed_demo && matches!(role, Role::Monolith | Role::Stock) {
         lemonade_store::seed::seed_demo_if_empty(&seams.db, Arc::clone(&seams.clock), Arc::clone(&seams.ids))
             .await
@@ -284,11 +295,10 @@ fn monolith(config: &NodeConfig, seams: Seams) -> Router {
 
 /// The coordinator's router, and its clients of every service.
 fn coordinator(config: &NodeConfig, seams: Seams) -> Result<(Router, Arc<Clients>), BuildError> {
-    let clients = Arc::new(Clients::new(
-        transport(Role::Coordinator, &seams)?,
-        CallPolicy::default(),
-        seams.seed,
-    ));
+    let clients = Arc::new(
+        Clients::new(transport(Role::Coordinator, &seams)?, CallPolicy::default(), seams.seed)
+            .stamping(Arc::clone(&seams.db.hlc), Arc::clone(&seams.clock)),
+    );
     let settings = CoordinatorConfig {
         lease_ms: config.lease_ms,
         order_deadline_ms: config.order_deadline_ms,
@@ -315,12 +325,15 @@ fn service(config: &NodeConfig, seams: Seams) -> Result<(Router, Option<Arc<Clie
     let protection = config.protection();
     // Everything that can be refused is, before any task starts.
     let clients = match role {
-        Role::Orders => Some(Arc::new(Clients::calling(
-            transport(role, &seams)?,
-            CallPolicy::default(),
-            seams.seed,
-            &lemonade_cluster::relay::CALLS,
-        ))),
+        Role::Orders => Some(Arc::new(
+            Clients::calling(
+                transport(role, &seams)?,
+                CallPolicy::default(),
+                seams.seed,
+                &lemonade_cluster::relay::CALLS,
+            )
+            .stamping(Arc::clone(&seams.db.hlc), Arc::clone(&seams.clock)),
+        )),
         _ => None,
     };
     let node = Node::new(seams.db.clone(), Arc::clone(&seams.clock), Arc::clone(&seams.ids));

@@ -279,6 +279,7 @@ impl Net {
                 body: Bytes::from_static(
                     br#"{"type":"https://lemonade.example/problems/rate-limited","title":"Too many requests","status":429}"#,
                 ),
+                hlc: None,
             });
         }
         if fate.timeout {
@@ -347,6 +348,8 @@ impl Net {
                 status,
                 retry_after: retry_after(&headers),
                 body,
+                // The simulated network carries no clock stamps yet (issue 13's simulation part).
+                hlc: None,
             })
         };
         match tokio::time::timeout(request.timeout, exchange).await {

@@ -140,6 +140,10 @@ pub struct Database {
     pub cache: Arc<WriterCache>,
     /// The background tasks that keep this database's part of the shop going.
     pub tasks: Tasks,
+    /// The hybrid logical clock of the process that owns this database, named after its
+    /// role: every write's [`Tx::stamp`](crate::Tx) is one of its stamps, drawn in the
+    /// write's turn, and the cluster's calls carry and merge its stamps.
+    pub hlc: Arc<lemonade_domain::hlc::Hlc>,
 }
 
 /// Longest a health check waits for its read (a connection included): under the 2 s a
@@ -338,6 +342,10 @@ impl Database {
             readers: Arc::new(Readers::new(readers, source, reads)),
             role,
             tasks: Tasks::default(),
+            hlc: Arc::new(lemonade_domain::hlc::Hlc::new(
+                role.as_str(),
+                lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT,
+            )),
         }
     }
 

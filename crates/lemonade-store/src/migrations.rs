@@ -193,8 +193,30 @@ fn migrations(role: Role, engine: Engine) -> Vec<Vec<Step>> {
         // than Latin written in one, Greek and Cyrillic, kana and Han; keyboard signs such as
         // `/`, `*` and `·` and their look-alikes), so every stored key is computed again.
         crate::text_keys::rekey_steps(role, engine),
+        // Version 5: every process records its events with their hybrid logical clock stamps
+        // (issue 13), for an order's timeline across the services.
+        vec![Step::Sql(for_engine(TIMELINE_V5, engine))],
     ]
 }
+
+/// Version 5, every role: what happened here, each with the stamp of this process's hybrid
+/// logical clock drawn in the write's turn (`hlc`, see `lemonade_domain::hlc::Stamp`), the
+/// process's name and its wall-clock reading, and the order or customer it concerns.
+/// Written in the transaction of the change it records; append-only.
+const TIMELINE_V5: &str = r#"
+    CREATE TABLE timeline (
+        seq         INTEGER PRIMARY KEY,
+        order_id    TEXT,
+        customer_id TEXT,
+        hlc         INTEGER NOT NULL,
+        service     TEXT NOT NULL,
+        wall_ms     INTEGER NOT NULL,
+        what        TEXT NOT NULL,
+        detail      TEXT NOT NULL
+    );
+    CREATE INDEX timeline_by_order ON timeline (order_id, hlc) WHERE order_id IS NOT NULL;
+    CREATE INDEX timeline_by_customer ON timeline (customer_id, hlc) WHERE customer_id IS NOT NULL;
+"#;
 
 /// Version 2: one piece per concern, appended in order.
 fn version_2(role: Role, engine: Engine) -> Vec<Step> {
@@ -264,7 +286,7 @@ pub(crate) fn for_engine(sql: &str, engine: Engine) -> String {
 }
 
 /// The schema version this binary writes (every role is at the same version today).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Brings a monolith database up to [`SCHEMA_VERSION`]. Returns the version it started from.
 pub fn migrate(conn: &mut Connection) -> Result<i64, crate::db::OpenError> {

@@ -260,6 +260,18 @@ impl Shop for SqliteShop {
         self.write(move |tx| orders::cancel(tx, &id)).await
     }
 
+    async fn order_timeline(&self, id: OrderId) -> Result<lemonade_domain::hlc::Timeline, ShopError> {
+        self.db
+            .readers
+            .read(move |c| {
+                orders::require(c, &id)?;
+                let max = lemonade_domain::hlc::TIMELINE_EVENTS_MAX;
+                let events = crate::sql::timeline::of_order(c, &id, max + 1)?;
+                Ok(lemonade_domain::hlc::Timeline::of(vec![events], Vec::new()))
+            })
+            .await
+    }
+
     async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError> {
         self.db
             .readers
@@ -291,6 +303,7 @@ impl Shop for SqliteShop {
                 detail: database.err().map(|e| e.to_string()),
                 degrades: if ok { vec![] } else { vec!["everything".into()] },
             }],
+            clock: lemonade_domain::ports::ClockHealth::of(&self.db.hlc),
         }
     }
 

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use lemonade_domain::ShopError;
+use lemonade_domain::hlc::Stamp;
 use lemonade_domain::ports::{Clock, IdSource};
 use lemonade_domain::values::Timestamp;
 
@@ -33,11 +34,26 @@ pub struct Tx<'a> {
     pub ids: &'a dyn IdSource,
     /// The time of the write, read when the job's turn came (never while it queued).
     pub now: Timestamp,
+    /// The write's hybrid-logical-clock stamp, drawn from the database's clock in the job's
+    /// turn, after every stamp this process made or merged before: what the events the job
+    /// records are ordered by across processes.
+    pub stamp: Stamp,
+    /// The name of the process (its role) that stamped it.
+    pub service: &'static str,
 }
 
 impl<'a> Tx<'a> {
+    /// A job's context whose stamp is the first of `now` (tests, and jobs outside the
+    /// writer); [`Database::write`] stamps from the process's clock.
     pub fn new(conn: &'a dyn Db, cache: &'a WriterCache, ids: &'a dyn IdSource, now: Timestamp) -> Self {
-        Tx { conn, cache, ids, now }
+        Tx {
+            conn,
+            cache,
+            ids,
+            now,
+            stamp: Stamp::at(now),
+            service: "test",
+        }
     }
 
     /// A fresh id from the id source, as text.
@@ -62,9 +78,22 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, ShopError> + Send + 'static,
     {
-        let (clock, ids, cache) = (Arc::clone(clock), Arc::clone(ids), Arc::clone(&self.cache));
+        let (clock, ids, cache, hlc) = (
+            Arc::clone(clock),
+            Arc::clone(ids),
+            Arc::clone(&self.cache),
+            Arc::clone(&self.hlc),
+        );
         self.writer
-            .execute(move |conn| work(&Tx::new(conn, &cache, ids.as_ref(), clock.now())))
+            .execute(move |conn| {
+                let now = clock.now();
+                let tx = Tx {
+                    stamp: hlc.tick(now),
+                    service: hlc.name(),
+                    ..Tx::new(conn, &cache, ids.as_ref(), now)
+                };
+                work(&tx)
+            })
             .await
     }
 }

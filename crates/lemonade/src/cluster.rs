@@ -33,7 +33,7 @@ use lemonade_store::writer::BATCH_MAX_DEFAULT;
 
 use crate::serve::{
     BATCH_MAX_RANGE, LEASE_MS_RANGE, MINOR_UNITS_PER_POINT_RANGE, ORDER_DEADLINE_MS_RANGE, RATE_PER_S_RANGE, RoleArg,
-    Running, ServeArgs, start_with_faults,
+    Running, ServeArgs,
 };
 
 #[derive(Clone, Debug, clap::Args)]
@@ -95,6 +95,11 @@ pub struct ClusterArgs {
     /// 0, crm 1, orders 2, coordinator 3); random when not given.
     #[arg(long, env = "LEMONADE_SEED")]
     pub seed: Option<u64>,
+    /// Distributed mode: how far ahead of this process's clock another process's clock
+    /// stamp may be before its call is refused (`503 clock_skew`; 1 to 3600000 ms). Every
+    /// process of one cluster should have the same.
+    #[arg(long, env = "LEMONADE_MAX_CLOCK_OFFSET_MS", default_value_t = lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub max_clock_offset_ms: u64,
 }
 
 /// `--addr` of the cluster: a socket address with a port the supervisor can find again (the
@@ -292,6 +297,7 @@ impl Plan {
             .args(["--batch-max", &self.args.batch_max.to_string()])
             .args(["--minor-units-per-point", &self.args.minor_units_per_point.to_string()])
             .args(["--rate-per-s", &self.args.rate_per_s.to_string()])
+            .args(["--max-clock-offset-ms", &self.args.max_clock_offset_ms.to_string()])
             .env("LEMONADE_CLUSTER_TOKEN", &self.cluster_token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -819,6 +825,18 @@ pub async fn start_in_process_with_faults(
     configure: impl FnOnce(&mut ServeArgs),
     faults: Option<FaultPlan>,
 ) -> anyhow::Result<InProcess> {
+    let system: Arc<dyn lemonade_domain::ports::Clock> = Arc::new(lemonade_store::system::SystemClock);
+    start_in_process_with(data, configure, faults, |_| Arc::clone(&system)).await
+}
+
+/// [`start_in_process_with_faults`], each process reading the clock `clock_of` gives for its
+/// role (tests that skew the machines' clocks).
+pub async fn start_in_process_with(
+    data: &Path,
+    configure: impl FnOnce(&mut ServeArgs),
+    faults: Option<FaultPlan>,
+    clock_of: impl Fn(RoleArg) -> Arc<dyn lemonade_domain::ports::Clock>,
+) -> anyhow::Result<InProcess> {
     let (stop, stopped) = watch::channel(false);
     let shutdown = || {
         let mut stopped = stopped.clone();
@@ -852,7 +870,7 @@ pub async fn start_in_process_with_faults(
         service.database_url = url_of(*role)?;
         // The relay's calls meet the same faults as the coordinator's.
         let faults = (*role == RoleArg::Orders).then(|| faults.clone()).flatten();
-        let running = start_with_faults(service, shutdown(), faults).await?;
+        let running = crate::serve::start_with(service, shutdown(), faults, clock_of(*role)).await?;
         match role {
             RoleArg::Stock => args.stock_addr = Some(running.addr),
             RoleArg::Crm => args.crm_addr = Some(running.addr),
@@ -863,7 +881,7 @@ pub async fn start_in_process_with_faults(
     }
     args.role = RoleArg::Coordinator;
     args.database_url = url_of(RoleArg::Coordinator)?;
-    let coordinator = start_with_faults(args, shutdown(), faults).await?;
+    let coordinator = crate::serve::start_with(args, shutdown(), faults, clock_of(RoleArg::Coordinator)).await?;
     Ok(InProcess {
         coordinator,
         services,

@@ -126,6 +126,11 @@ pub struct ServeArgs {
     /// not given. A run with the same seed draws the same faults for the same calls.
     #[arg(long, env = "LEMONADE_SEED")]
     pub seed: Option<u64>,
+    /// Distributed mode: how far ahead of this process's clock another process's clock
+    /// stamp may be before its call is refused (`503 clock_skew`; 1 to 3600000 ms). Every
+    /// process of one cluster should have the same.
+    #[arg(long, env = "LEMONADE_MAX_CLOCK_OFFSET_MS", default_value_t = lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub max_clock_offset_ms: u64,
 }
 
 impl ServeArgs {
@@ -149,6 +154,7 @@ impl ServeArgs {
             rate_per_s: Protection::default().rate_per_s,
             faults: FaultSpec::default(),
             seed: None,
+            max_clock_offset_ms: lemonade_domain::hlc::SKEW_BOUND_MS_DEFAULT as u64,
         }
     }
 
@@ -347,6 +353,17 @@ pub async fn start_with_faults(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     faults: Option<FaultPlan>,
 ) -> anyhow::Result<Running> {
+    start_with(args, shutdown, faults, Arc::new(SystemClock)).await
+}
+
+/// [`start_with_faults`], reading `clock` instead of the system clock (tests that skew one
+/// process's clock).
+pub async fn start_with(
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    faults: Option<FaultPlan>,
+    clock: Arc<dyn lemonade_domain::ports::Clock>,
+) -> anyhow::Result<Running> {
     // Refuse bad settings before opening anything: nothing may be left running on a refusal.
     args.check()?;
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -391,8 +408,8 @@ pub async fn start_with_faults(
         (transport, _) => transport,
     };
     let clock: Arc<dyn Clock> = match &board {
-        Some(board) => Arc::new(OffsetClock::new(Arc::new(SystemClock), Arc::clone(board))),
-        None => Arc::new(SystemClock),
+        Some(board) => Arc::new(OffsetClock::new(clock, Arc::clone(board))),
+        None => clock,
     };
     let token = match args.role {
         RoleArg::Monolith | RoleArg::Coordinator => public_token(&args)?,
@@ -408,6 +425,7 @@ pub async fn start_with_faults(
         rate_per_s: args.rate_per_s,
         seed_demo: !args.empty,
     };
+    db.hlc.set_bound_ms(args.max_clock_offset_ms as i64);
     let seams = Seams {
         db,
         clock,

@@ -855,18 +855,6 @@ async fn with_a_service_frozen_a_refusal_is_answered_without_what_only_it_could_
     shop.assert_settles_clean().await;
 }
 
-/// Waits until a call to `service` is held by the freeze (the sweeper's, driving a saga on).
-async fn until_held(shop: &Shop, service: Service) {
-    let since = Instant::now();
-    while shop.plan.held(service) == 0 {
-        assert!(
-            since.elapsed() < Duration::from_secs(20),
-            "no call to {service} was held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A placement whose create call was carried out at the orders service but whose replies
 /// were lost: the order is there, confirmed, while the saga log still says `running` (a
 /// client could read it confirmed there and cancel it). With the orders service then down,

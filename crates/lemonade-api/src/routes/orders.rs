@@ -181,6 +181,25 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     Ok(Json(app.shop.get_order(path_id(&id, OrderId::parse, "order")?).await?))
 }
 
+/// What happened to one order, from every process that recorded something of it: each
+/// event with its process (`service`), its hybrid logical clock stamp (`hlc`, what the list
+/// is ordered by, so a cause always comes before its effect), the wall-clock time as that
+/// process read it (`wall_time`, which may go backwards along the list when the machines'
+/// clocks disagree) and what happened. At most 500 events (`truncated` says when there were
+/// more; the first are kept). In the distributed mode the coordinator asks each service for
+/// its part, each within 1 s; one that does not answer is named in `unreachable` and its
+/// events are missing. The monolith reads its one database (`unreachable` is empty).
+#[utoipa::path(get, path = "/orders/{id}/timeline", tag = "orders", operation_id = "order_timeline",
+    responses((status = 200, body = lemonade_domain::hlc::Timeline)))]
+pub async fn timeline(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<lemonade_domain::hlc::Timeline>, ApiError> {
+    Ok(Json(
+        app.shop.order_timeline(path_id(&id, OrderId::parse, "order")?).await?,
+    ))
+}
+
 /// Nothing: a cancellation has no fields. The body may be left out, or be `{}`.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -15,6 +15,10 @@ use lemonade_domain::report::{SalesQuery, SalesReport};
 use lemonade_domain::stock::{Ingredient, NewIngredient, StockAdjustment, StockMove};
 use lemonade_domain::{FieldError, ShopError};
 
+use lemonade_domain::hlc::{TIMELINE_EVENTS_MAX, Timeline};
+use lemonade_domain::saga::machine::Logged;
+use lemonade_store::sql::{sagas, timeline};
+
 use super::Coordinator;
 use super::read_your_writes::Sees;
 use crate::client::CallError;
@@ -22,6 +26,9 @@ use crate::rpc::*;
 
 /// Longest `/health` waits for each service's status.
 const HEALTH_CHECK_MS: u64 = 500;
+
+/// Longest an order's timeline waits for each service's part of it.
+pub const TIMELINE_CALL_MS: u64 = 1_000;
 
 #[async_trait]
 impl Shop for Coordinator {
@@ -227,6 +234,69 @@ impl Shop for Coordinator {
         Ok(settled.order)
     }
 
+    /// The coordinator's own events (the saga log's) and each service's, asked at once, each
+    /// within [`TIMELINE_CALL_MS`]; a service that does not answer is named in `unreachable`
+    /// and the rest is answered. An order neither the saga log nor any service knows is 404
+    /// (503 when a service that might know did not answer).
+    async fn order_timeline(&self, id: OrderId) -> Result<Timeline, ShopError> {
+        let within = Duration::from_millis(TIMELINE_CALL_MS);
+        let limit = TIMELINE_EVENTS_MAX + 1;
+        let clients = &self.inner.clients;
+        let own_id = id.clone();
+        let own = self.inner.node.read(move |db| {
+            let saga = sagas::get(db, &own_id)?;
+            Ok((saga, timeline::of_order(db, &own_id, limit)?))
+        });
+        let (of_stock, of_orders, of_crm) = (
+            StockTimeline {
+                order_id: id.clone(),
+                limit,
+            },
+            OrdersTimeline {
+                order_id: id.clone(),
+                limit,
+            },
+            CrmTimeline {
+                order_id: id.clone(),
+                limit,
+            },
+        );
+        let (own, stock, orders, crm) = tokio::join!(
+            own,
+            clients.call_within(&of_stock, within),
+            clients.call_within(&of_orders, within),
+            clients.call_within(&of_crm, within),
+        );
+        let (saga, mine) = own?;
+        if let Some(saga) = &saga
+            && matches!(saga.state, Logged::Rejected { .. })
+        {
+            return Err(ShopError::not_found("order"));
+        }
+        let mut parts = vec![mine];
+        let mut unreachable = Vec::new();
+        for (service, answer) in [(Service::Stock, stock), (Service::Orders, orders), (Service::Crm, crm)] {
+            match answer {
+                Ok(events) => parts.push(events),
+                Err(e) => {
+                    tracing::debug!(%service, order = %id, error = ?e, "a service's part of a timeline is missing");
+                    unreachable.push(service.as_str().to_owned());
+                }
+            }
+        }
+        if saga.is_none() && parts.iter().all(Vec::is_empty) {
+            return Err(if unreachable.is_empty() {
+                ShopError::not_found("order")
+            } else {
+                ShopError::unavailable(format!(
+                    "this order is not in the saga log, and {} could not be asked",
+                    unreachable.join(" and ")
+                ))
+            });
+        }
+        Ok(Timeline::of(parts, unreachable))
+    }
+
     async fn sales_report(&self, query: SalesQuery) -> Result<SalesReport, ShopError> {
         self.ask(Sales { query }).await
     }
@@ -252,6 +322,7 @@ impl Shop for Coordinator {
             serving,
             mode: "coordinator".into(),
             dependencies,
+            clock: lemonade_domain::ports::ClockHealth::of(&self.inner.node.db.hlc),
         }
     }
 }

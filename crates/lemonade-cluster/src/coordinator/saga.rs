@@ -86,7 +86,11 @@ impl Coordinator {
 
     /// Places an order, from the client's request to the end of the saga or its deadline.
     async fn place(&self, request: PlaceOrder) -> Result<Placed, ShopError> {
+        // The id and the creation time are drawn together, so the newest-first list (by id)
+        // never shows `created_at` going backwards within this coordinator, however the
+        // placements under way interleave.
         let order_id = new_id(self.inner.node.ids.as_ref(), OrderId::parse);
+        let created_at = self.inner.node.now();
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
         let draft = request.draft;
         let reserve = Reserve {
@@ -115,7 +119,7 @@ impl Coordinator {
                     customer_id: draft.customer_id.clone(),
                     priced,
                     points,
-                    created_at: self.inner.node.now(),
+                    created_at,
                 };
                 return self.run(plan, request.idempotency, deadline).await;
             }

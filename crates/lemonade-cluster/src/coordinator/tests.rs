@@ -48,6 +48,7 @@ impl Transport for NoSuchOrder {
             status: 404,
             retry_after: None,
             body: serde_json::to_vec(&ShopError::not_found("order")).unwrap().into(),
+            hlc: None,
         })
     }
 }

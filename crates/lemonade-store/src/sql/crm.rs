@@ -5,6 +5,7 @@ use lemonade_domain::customer::{
     ANONYMISED_NAME, Activity, ActivityKind, Customer, CustomerFields, CustomerSearch, check_order_customer,
     search_text,
 };
+use lemonade_domain::hlc::What;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::{Page, PageRequest};
 
@@ -139,6 +140,17 @@ pub fn order_points(
     };
     if applies {
         record_activity(tx, activity_id, customer, kind, Some(order), delta)?;
+        let what = match kind {
+            ActivityKind::OrderPlaced => What::PointsAwarded,
+            _ => What::PointsTakenBack,
+        };
+        super::timeline::record(
+            tx,
+            what,
+            Some(order),
+            Some(customer),
+            &format!("{} points", delta.abs()),
+        )?;
     }
     Ok(applies)
 }
@@ -190,6 +202,7 @@ pub fn create(tx: &Tx, id: CustomerId, fields: &CustomerFields) -> Result<Custom
     ])
     .db()?;
     record_activity(tx, activity_id, &id, ActivityKind::Created, None, 0)?;
+    super::timeline::record(tx, What::CustomerCreated, None, Some(&id), "")?;
     require(conn, &id)
 }
 
@@ -218,6 +231,7 @@ pub fn update(tx: &Tx, id: &CustomerId, fields: &CustomerFields) -> Result<Custo
     ])
     .db()?;
     record_activity(tx, activity_id, id, ActivityKind::Updated, None, 0)?;
+    super::timeline::record(tx, What::CustomerChanged, None, Some(id), "")?;
     require(conn, id)
 }
 
@@ -246,5 +260,6 @@ pub fn anonymise(tx: &Tx, id: &CustomerId) -> Result<Customer, ShopError> {
     .db()?;
     let forfeited = -(current.points as i64);
     record_activity(tx, activity_id, id, ActivityKind::Anonymised, None, forfeited)?;
+    super::timeline::record(tx, What::CustomerErased, None, Some(id), "")?;
     require(conn, id)
 }

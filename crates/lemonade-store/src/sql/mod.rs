@@ -13,6 +13,7 @@ pub mod reservations;
 pub mod sagas;
 pub mod steps;
 pub mod stock;
+pub mod timeline;
 
 use lemonade_domain::ShopError;
 use lemonade_domain::customer::Standing;

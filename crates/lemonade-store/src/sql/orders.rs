@@ -17,10 +17,11 @@ use lemonade_domain::values::{Money, Timestamp};
 use lemonade_domain::{FieldError, ShopError};
 
 use super::cache::WriterCache;
-use super::{SqlResult, Stored, crm, events, optional, stock, stored_id, ts, unsigned};
+use super::{SqlResult, Stored, crm, events, optional, stock, stored_id, timeline, ts, unsigned};
 use crate::conn::{Db, Row};
 use crate::params;
 use crate::tx::Tx;
+use lemonade_domain::hlc::What;
 
 /// Places an order: checks the customer, prices the lines, checks stock, then writes the order,
 /// its lines, one sale move per ingredient, the points and the CRM activity. Every refusal
@@ -58,6 +59,7 @@ pub fn place(tx: &Tx, draft: &OrderDraft, minor_units_per_point: u64) -> Result<
         updated_at: now,
     };
     insert(conn, &order, &priced.recipe_versions)?;
+    timeline::record(tx, What::OrderPlaced, Some(&order.id), draft.customer_id.as_ref(), "")?;
     take_stock(tx, &order.id, &needs)?;
     if let Some(customer_id) = &draft.customer_id {
         crm::order_points(tx, customer_id, &order.id, ActivityKind::OrderPlaced, points)?;
@@ -270,7 +272,9 @@ pub fn needs_of(conn: &dyn Db, id: &OrderId) -> Result<Needs, ShopError> {
 pub fn cancel(tx: &Tx, id: &OrderId) -> Result<Order, ShopError> {
     let order = require(tx.conn, id)?;
     order.status.check_cancel()?;
+    timeline::record(tx, What::OrderCancelled, Some(id), order.customer_id.as_ref(), "")?;
     return_stock(tx, id, &needs_of(tx.conn, id)?)?;
+    timeline::record(tx, What::StockReturned, Some(id), None, "")?;
     if let Some(customer_id) = &order.customer_id {
         crm::order_points(tx, customer_id, id, ActivityKind::OrderCancelled, order.points)?;
     }
@@ -458,6 +462,13 @@ pub fn place_confirmed(tx: &Tx, plan: &OrderPlan) -> Result<(Order, Vec<Envelope
             order
         }
     };
+    timeline::record(
+        tx,
+        What::OrderConfirmed,
+        Some(&order.id),
+        order.customer_id.as_ref(),
+        "",
+    )?;
     let mut sent = Vec::new();
     if let Some(customer_id) = &order.customer_id {
         let placed = Event::OrderPlaced {
@@ -477,11 +488,27 @@ pub fn fail(tx: &Tx, plan: &OrderPlan, reason: &str) -> Result<Order, ShopError>
         let mut order = plan.order(OrderStatus::Failed, tx.now);
         order.failure_reason = Some(reason.to_owned());
         insert(tx.conn, &order, &plan.priced.recipe_versions)?;
+        timeline::record(
+            tx,
+            What::OrderFailed,
+            Some(&order.id),
+            order.customer_id.as_ref(),
+            reason,
+        )?;
         return Ok(order);
     };
     match order.status {
         OrderStatus::Failed => Ok(order),
-        OrderStatus::Pending => set_status(tx, &order.id, OrderStatus::Failed, Some(reason)),
+        OrderStatus::Pending => {
+            timeline::record(
+                tx,
+                What::OrderFailed,
+                Some(&order.id),
+                order.customer_id.as_ref(),
+                reason,
+            )?;
+            set_status(tx, &order.id, OrderStatus::Failed, Some(reason))
+        }
         OrderStatus::Confirmed | OrderStatus::Cancelled => {
             Err(ShopError::conflict("this order was confirmed and cannot fail"))
         }
@@ -494,6 +521,7 @@ pub fn fail(tx: &Tx, plan: &OrderPlan, reason: &str) -> Result<Order, ShopError>
 pub fn cancel_with_events(tx: &Tx, id: &OrderId) -> Result<(Order, Vec<Envelope>), ShopError> {
     let order = require(tx.conn, id)?;
     order.status.check_cancel()?;
+    timeline::record(tx, What::OrderCancelled, Some(id), order.customer_id.as_ref(), "")?;
     let mut sent = vec![events::push(tx, Event::ReturnStock { order_id: id.clone() })?];
     if let Some(customer_id) = &order.customer_id {
         let cancelled = Event::OrderCancelled {

@@ -10,6 +10,7 @@
 //! an order already given up.
 
 use lemonade_domain::ShopError;
+use lemonade_domain::hlc::What;
 use lemonade_domain::ids::OrderId;
 use lemonade_domain::order::OrderDraft;
 use lemonade_domain::saga::PricedOrder;
@@ -91,6 +92,7 @@ pub fn reserve(tx: &Tx, order: &OrderId, draft: &OrderDraft, expires_at: Timesta
         }));
     }
     orders::take_stock(tx, order, &needs)?;
+    super::timeline::record(tx, What::StockReserved, Some(order), None, "")?;
     Ok(priced)
 }
 
@@ -107,7 +109,7 @@ pub fn commit(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
         .execute(params![order.as_str(), now.millis()])
         .db()?;
     if committed == 1 {
-        return Ok(());
+        return super::timeline::record(tx, What::StockCommitted, Some(order), None, "");
     }
     match find(conn, order)? {
         None => Err(ShopError::not_found("reservation")),
@@ -122,6 +124,11 @@ pub fn commit(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
 /// Gives back what the order holds. Releasing twice is fine; releasing an order that holds
 /// nothing leaves a tombstone so it never will.
 pub fn release(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
+    release_because(tx, order, "")
+}
+
+/// [`release`], with why for the order's timeline.
+fn release_because(tx: &Tx, order: &OrderId, why: &str) -> Result<(), ShopError> {
     let (conn, now) = (tx.conn, tx.now);
     match find(conn, order)? {
         Some((Status::Released, _)) => Ok(()),
@@ -133,9 +140,9 @@ pub fn release(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
             .db()?
             .execute(params![order.as_str(), now.millis()])
             .db()?;
-            Ok(())
+            super::timeline::record(tx, What::StockReleased, Some(order), None, "nothing was held")
         }
-        Some((Status::Held | Status::Committed, needs)) => {
+        Some((status @ (Status::Held | Status::Committed), needs)) => {
             orders::return_stock(tx, order, &needs)?;
             conn.prepare_cached(
                 "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = ?2 WHERE order_id = ?1",
@@ -143,7 +150,11 @@ pub fn release(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
             .db()?
             .execute(params![order.as_str(), now.millis()])
             .db()?;
-            Ok(())
+            let what = match status {
+                Status::Held => What::StockReleased,
+                _ => What::StockReturned,
+            };
+            super::timeline::record(tx, what, Some(order), None, why)
         }
     }
 }
@@ -164,7 +175,7 @@ pub fn expire(tx: &Tx, limit: u32) -> Result<Vec<OrderId>, ShopError> {
         .collect::<Result<Vec<_>, _>>()
         .db()?;
     for order in &expired {
-        release(tx, order)?;
+        release_because(tx, order, "its lease ran out")?;
     }
     Ok(expired)
 }

@@ -10,6 +10,7 @@
 use std::sync::LazyLock;
 
 use lemonade_domain::ShopError;
+use lemonade_domain::hlc::What;
 use lemonade_domain::ids::{CustomerId, OrderId};
 use lemonade_domain::ports::IdempotencyKey;
 use lemonade_domain::saga::OrderPlan;
@@ -102,7 +103,13 @@ pub fn start(tx: &Tx, plan: &OrderPlan, key: Option<&IdempotencyKey>) -> Result<
         Phase::Running.as_str()
     ])
     .db()?;
-    Ok(())
+    super::timeline::record(
+        tx,
+        What::SagaStarted,
+        Some(&plan.order_id),
+        plan.customer_id.as_ref(),
+        "",
+    )
 }
 
 /// Records a placement refused before it held anything, so its key replays the refusal.
@@ -122,7 +129,7 @@ pub fn reject(tx: &Tx, order: &OrderId, key: &IdempotencyKey, refusal: &ShopErro
         Phase::Rejected.as_str()
     ])
     .db()?;
-    Ok(())
+    super::timeline::record(tx, What::SagaRejected, Some(order), None, refusal.code())
 }
 
 /// Moves a saga on. A failed saga lets go of its idempotency key.
@@ -145,7 +152,11 @@ pub fn set_state(tx: &Tx, order: &OrderId, mark: &Mark) -> Result<(), ShopError>
         now.millis()
     ])
     .db()?;
-    Ok(())
+    let detail = match mark.outcome() {
+        Some(outcome) => format!("{}: {outcome}", mark.phase().as_str()),
+        None => mark.phase().as_str().to_owned(),
+    };
+    super::timeline::record(tx, What::SagaStep, Some(order), None, &detail)
 }
 
 /// Counts one more attempt to drive a saga on (the sweeper backs off by it).
@@ -155,7 +166,7 @@ pub fn attempted(tx: &Tx, order: &OrderId) -> Result<(), ShopError> {
         .db()?
         .execute(params![order.as_str(), now.millis()])
         .db()?;
-    Ok(())
+    super::timeline::record(tx, What::SagaRetried, Some(order), None, "")
 }
 
 fn one(conn: &dyn Db, sql: &str, arg: &str) -> Result<Option<Saga>, ShopError> {

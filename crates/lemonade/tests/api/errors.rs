@@ -157,6 +157,7 @@ async fn ids_that_cannot_be_ids_are_404_problems() {
             format!("/customers/{bad}/orders"),
             format!("/customers/{bad}/export"),
             format!("/orders/{bad}"),
+            format!("/orders/{bad}/timeline"),
         ] {
             app.get(&path).await.problem(404, "not_found");
         }

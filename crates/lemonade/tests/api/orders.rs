@@ -430,3 +430,80 @@ async fn cancelling_after_the_recipe_changed_returns_what_the_order_took() {
     assert!(app.moves_of(l).await.iter().all(|m| m["reason"] == "restock"));
     app.assert_audit_clean().await;
 }
+
+/// The words of an order's timeline, in its order.
+fn whats(timeline: &Value) -> Vec<&str> {
+    timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(&e["what"]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_timeline_lists_what_each_process_did_in_clock_order() {
+    let app = spawn_app().await;
+    let stand = app.stand(10).await;
+    let c = app.create_customer("Timeline").await;
+    let cid = s(&c["id"]);
+    let order = app.sell(Some(cid), &[(&stand.product_id, 2)]).await;
+    let oid = s(&order["id"]);
+    app.post(&format!("/orders/{oid}/cancel"), &json!({})).await.expect(200);
+    // Reading the customer and the stock waits, in the distributed mode, for CRM to have
+    // taken the points back and stock to have had its stock back, so their parts of the
+    // timeline are there too.
+    assert_eq!(app.customer(cid).await["points"], 0);
+    assert_eq!(app.on_hand(&stand.ingredient_id).await, 10 * stand.per_unit);
+
+    let timeline = app.get(&format!("/orders/{oid}/timeline")).await.expect(200);
+    assert_eq!(timeline["unreachable"], json!([]));
+    assert_eq!(timeline["truncated"], false);
+    let events = timeline["events"].as_array().unwrap();
+    let stamps: Vec<(i64, i64)> = events
+        .iter()
+        .map(|e| {
+            let (ms, counter) = s(&e["hlc"]).split_once('.').unwrap();
+            (ms.parse().unwrap(), counter.parse().unwrap())
+        })
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "in stamp order: {timeline}");
+    for e in events {
+        assert!(e["wall_time"].is_string() && e["detail"].is_string(), "{e}");
+    }
+    let whats = whats(&timeline);
+    let at = |what: &str| {
+        whats
+            .iter()
+            .position(|w| *w == what)
+            .unwrap_or_else(|| panic!("{what} is missing: {whats:?}"))
+    };
+    if crate::support::is_cluster() {
+        // Each cause before its effect, across the four processes.
+        let services: Vec<&str> = events.iter().map(|e| s(&e["service"])).collect();
+        assert!(
+            services.contains(&"coordinator") && services.contains(&"stock"),
+            "{services:?}"
+        );
+        assert!(at("saga_started") < at("stock_committed"), "{whats:?}");
+        assert!(at("stock_reserved") < at("stock_committed"), "{whats:?}");
+        assert!(at("stock_committed") < at("order_confirmed"), "{whats:?}");
+        assert!(at("order_confirmed") < at("points_awarded"), "{whats:?}");
+        assert!(at("order_cancelled") < at("stock_returned"), "{whats:?}");
+        // CRM awards the points when the relay brings it the order, which may be after the
+        // client cancelled it: the two are not cause and effect, and either may come first.
+    } else {
+        assert!(events.iter().all(|e| e["service"] == "monolith"), "{timeline}");
+        assert!(at("order_placed") < at("points_awarded"), "{whats:?}");
+        assert!(at("points_awarded") < at("order_cancelled"), "{whats:?}");
+        assert!(at("order_cancelled") < at("stock_returned"), "{whats:?}");
+    }
+    assert!(at("points_awarded") < at("points_taken_back"), "{whats:?}");
+    assert!(at("order_cancelled") < at("points_taken_back"), "{whats:?}");
+
+    app.get("/orders/no-such-order/timeline")
+        .await
+        .problem(404, "not_found");
+    app.get("/orders/bad%20id/timeline").await.problem(404, "not_found");
+    app.assert_audit_clean().await;
+}
