@@ -623,11 +623,7 @@ impl Clients {
             hlc: self.stamps.as_ref().map(|(hlc, clock)| hlc.send(clock.now())),
         };
         trying.attempts.fetch_add(1, Ordering::Relaxed);
-        let sent = self.transport.send(request).await;
-        if !matches!(sent, Err(TransportError::Unsent(..))) {
-            trying.reached.store(true, Ordering::Relaxed);
-        }
-        let outcome = match sent {
+        let outcome = match self.transport.send(request).await {
             Err(e) => {
                 let unknown = !matches!(e, TransportError::Unsent(..));
                 Err(CallError::failed(service, Failure::Attempt(e.to_string()), unknown))
@@ -637,6 +633,9 @@ impl Clients {
                 decode::<C>(service, reply)
             }
         };
+        if let Err(CallError::Failed { unknown: true, .. }) = &outcome {
+            trying.reached.store(true, Ordering::Relaxed);
+        }
         // A refusal is the service working; 429 is it protecting itself, not failing.
         let healthy = match &outcome {
             Ok(_) | Err(CallError::Refused(_)) => true,
@@ -690,8 +689,9 @@ enum Asker {
 struct Trying {
     attempts: AtomicU32,
     last: Mutex<Option<String>>,
-    /// Whether some attempt may have reached the service (anything but a connection that was
-    /// never made): then the call's outcome is unknown, whatever its last attempt met.
+    /// Whether some attempt's outcome was unknown (it may have been carried out: a timeout, a
+    /// broken connection, a 5xx or a reply that cannot be read; not a refused connection or
+    /// a 429): then the call's outcome is unknown, whatever its last attempt met.
     reached: AtomicBool,
 }
 
