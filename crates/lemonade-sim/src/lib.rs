@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod faults;
 pub mod net;
+pub mod panics;
 pub mod trace;
 pub mod workload;
 pub mod world;
@@ -104,8 +105,9 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// What every client asked and was told (Jepsen's model; `History::to_json` writes it).
     pub history: History,
-    /// Why the run itself broke, if it did: a panic of the simulation or of a node's code
-    /// that reached it (the run is then invalid, whatever its reports say).
+    /// Why the run itself broke, if it did: a panic of the simulation, or of a node's code,
+    /// whether it reached the run or was caught and answered as an error (`panics`): the
+    /// run is then invalid, whatever its reports say.
     pub panic: Option<String>,
 }
 
@@ -139,15 +141,12 @@ pub fn run(seed: u64, options: &Options) -> Outcome {
     }
     .expect("a scratch folder for the run");
     let data = scratch.path().join("data");
+    panics::start();
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(simulate(seed, options, data))
     }));
     let mut outcome = ran.unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "a panic without a message".into());
+        let why = panics::message(panic.as_ref());
         Outcome {
             seed,
             rates: FaultRates::calm(),
@@ -164,6 +163,14 @@ pub fn run(seed: u64, options: &Options) -> Outcome {
     });
     // Tasks the nodes left (none should) go with the runtime, before the folder.
     drop(runtime);
+    let (caught, count) = panics::finish();
+    if outcome.panic.is_none()
+        && let Some(first) = caught.first()
+    {
+        outcome.panic = Some(format!(
+            "the nodes' code panicked {count} time(s), each caught and answered as an error; the first: {first}"
+        ));
+    }
     outcome.wall = wall.elapsed();
     outcome
 }
