@@ -46,7 +46,7 @@ fn every_invariant_holds_on_two_hundred_seeds_of_swarm_faults() {
 
 /// Seeds that once broke an invariant, with what they found; each runs on every `cargo test`
 /// (a seed's run changes with the code, so this is a sample that once bit, not a replay).
-const SEEDS_THAT_FOUND_BUGS: [(u64, &str); 4] = [
+const SEEDS_THAT_FOUND_BUGS: [(u64, &str); 6] = [
     (
         1_779,
         "a placement whose saga the sweeper took while its log write waited for a slow disk \
@@ -59,6 +59,17 @@ const SEEDS_THAT_FOUND_BUGS: [(u64, &str); 4] = [
     ),
     (200_791, "the same stale pending read (2026-12-01)"),
     (201_878, "the same stale pending read (2026-12-01)"),
+    (
+        304_337,
+        "the same, once more: a create whose first attempt timed out and whose retry was \
+         refused was held as certainly unsent (2026-12-01)",
+    ),
+    (
+        304_725,
+        "a saga driven on from a read taken before its driver's claim ran forward after the \
+         sweeper had begun to compensate it, and its fail step, sent again with another \
+         reason under the same key, was refused for good: compensating for ever (2026-12-01)",
+    ),
 ];
 
 #[test]

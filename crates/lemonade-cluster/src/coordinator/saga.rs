@@ -375,11 +375,24 @@ impl Coordinator {
         });
     }
 
-    /// Drives one unfinished saga on (a retried request, or the sweeper), from its log.
-    /// `None` for a finished saga: there is nothing to drive.
-    pub(super) async fn resume(&self, saga: &Saga, deadline: Instant) -> Option<(SagaState, Stop)> {
+    /// Drives one unfinished saga on (a retried request, or the sweeper), from its log as it
+    /// is now: the caller holds the claim to drive it, and the saga is read again under that
+    /// claim, since another driver may have moved it on between the caller's read and its
+    /// claim. (Driven from that earlier read, a saga the sweeper had begun to compensate ran
+    /// forward again, compensated for another reason, and its order's fail step, sent again
+    /// with another body under the same step key, was refused for good: seed 304,725.)
+    /// `None` for a finished saga, or one that cannot be read now: there is nothing to drive.
+    pub(super) async fn resume(&self, id: &OrderId, deadline: Instant) -> Option<(SagaState, Stop)> {
+        let lookup = id.clone();
+        let saga = match self.inner.node.lookup(move |db| sagas::get(db, &lookup)).await {
+            Ok(saga) => saga?,
+            Err(e) => {
+                tracing::warn!(order = %id, error = %e, "cannot read a saga to drive it on; the sweeper will");
+                return None;
+            }
+        };
         let age_ms = self.inner.node.now().millis() - saga.created_at.millis();
-        let start = SagaState::resume(saga.state.clone(), age_ms, self.inner.config.give_up_ms)?;
+        let start = SagaState::resume(saga.state, age_ms, self.inner.config.give_up_ms)?;
         Some(self.drive(start, deadline).await)
     }
 
@@ -409,7 +422,7 @@ impl Coordinator {
         // The log's answer is known (the order is pending, as the client was told): driving
         // the saga on gets a short wait for its services, and the sweeper does the rest.
         let deadline = self.deadline(self.inner.config.order_deadline_ms);
-        let driven = async { Ok::<_, CallError>(self.resume(&saga, deadline).await) };
+        let driven = async { Ok::<_, CallError>(self.resume(&saga.order_id, deadline).await) };
         let driven = match self.log_lags(&saga.order_id) {
             // Confirmed a moment ago, not yet in the log: the log knows nothing for certain.
             true => Some(driven.await.map_err(ShopError::from)),
@@ -421,7 +434,22 @@ impl Coordinator {
                 placed.replayed = true;
                 Ok(placed)
             }
-            Some(Ok(None)) => unreachable!("an unfinished saga is driven"),
+            Some(Ok(None)) => {
+                // Another driver finished it between this request's read and its claim:
+                // what the log says now.
+                let id = saga.order_id.clone();
+                match self.inner.node.lookup(move |db| sagas::get(db, &id)).await {
+                    Ok(Some(Saga {
+                        state: Logged::Confirmed { plan },
+                        ..
+                    })) => Ok(replayed(Ok(plan.order(OrderStatus::Confirmed, plan.created_at)))),
+                    Ok(Some(Saga {
+                        state: Logged::Failed { plan, reason },
+                        ..
+                    })) => Ok(replayed(Err(failed(&plan.order_id, &reason)))),
+                    _ => Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at)))),
+                }
+            }
             Some(Err(_)) | None => Ok(replayed(Ok(plan.order(OrderStatus::Pending, plan.created_at)))),
         }
     }

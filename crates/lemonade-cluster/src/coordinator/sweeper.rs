@@ -67,7 +67,7 @@ impl Coordinator {
             let id = saga.order_id.clone();
             let _ = self.inner.node.write(move |tx| sagas::attempted(tx, &id)).await;
             let deadline = self.deadline(self.inner.config.call_deadline_ms);
-            match self.resume(&saga, deadline).await.map(|(_, stop)| stop) {
+            match self.resume(&saga.order_id, deadline).await.map(|(_, stop)| stop) {
                 Some(Stop::Confirmed(_)) => tracing::info!(order = %saga.order_id, "sweeper confirmed an order"),
                 Some(Stop::Failed(reason)) => {
                     tracing::info!(order = %saga.order_id, reason, "sweeper failed an order")
