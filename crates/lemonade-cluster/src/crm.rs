@@ -118,15 +118,6 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             n.write(move |tx| order_points(tx, &c)).await
         })
         .handle(|n: Node, _: CrmStatus, _| async move { n.read(|_| Ok(ServiceStatus { waiting: 0 })).await })
-        .handle(|n: Node, c: CrmTimeline, _| async move {
-            n.read(move |db| {
-                lemonade_store::sql::timeline::of_order(
-                    db,
-                    &c.order_id,
-                    c.limit.min(lemonade_domain::hlc::TIMELINE_EVENTS_MAX + 1),
-                )
-            })
-            .await
-        })
+        .handle(|n: Node, c: CrmTimeline, _| async move { n.timeline(c.order_id, c.limit).await })
         .finish(node, cluster_token, protection)
 }

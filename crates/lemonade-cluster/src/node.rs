@@ -50,6 +50,20 @@ impl Node {
         self.clock.now()
     }
 
+    /// The events this service recorded of `order`, in HLC order: at most `limit`, and never
+    /// more than one past [`TIMELINE_EVENTS_MAX`](lemonade_domain::hlc::TIMELINE_EVENTS_MAX)
+    /// (so the gatherer can tell a timeline was cut). The one handler of each service's
+    /// timeline call.
+    pub async fn timeline(
+        &self,
+        order: lemonade_domain::ids::OrderId,
+        limit: u32,
+    ) -> Result<Vec<lemonade_domain::hlc::TimelineEvent>, ShopError> {
+        let limit = limit.min(lemonade_domain::hlc::TIMELINE_EVENTS_MAX + 1);
+        self.read(move |db| lemonade_store::sql::timeline::of_order(db, &order, limit))
+            .await
+    }
+
     pub async fn read<T, F>(&self, work: F) -> Result<T, ShopError>
     where
         T: Send + 'static,

@@ -86,17 +86,7 @@ pub fn router(service: OrdersService, cluster_token: &str, protection: Protectio
                 })
                 .await
         })
-        .handle(|s: OrdersService, c: OrdersTimeline, _| async move {
-            s.node
-                .read(move |db| {
-                    lemonade_store::sql::timeline::of_order(
-                        db,
-                        &c.order_id,
-                        c.limit.min(lemonade_domain::hlc::TIMELINE_EVENTS_MAX + 1),
-                    )
-                })
-                .await
-        })
+        .handle(|s: OrdersService, c: OrdersTimeline, _| async move { s.node.timeline(c.order_id, c.limit).await })
         .handle(|s: OrdersService, _: OrdersStatus, _| async move {
             s.node
                 .read(|db| {

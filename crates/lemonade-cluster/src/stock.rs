@@ -67,16 +67,7 @@ pub fn router(node: Node, cluster_token: &str, protection: Protection) -> Router
             check_events(&c.events, |e| matches!(e, Event::ReturnStock { .. }))?;
             n.write(move |tx| return_stock(tx, &c)).await
         })
-        .handle(|n: Node, c: StockTimeline, _| async move {
-            n.read(move |db| {
-                lemonade_store::sql::timeline::of_order(
-                    db,
-                    &c.order_id,
-                    c.limit.min(lemonade_domain::hlc::TIMELINE_EVENTS_MAX + 1),
-                )
-            })
-            .await
-        })
+        .handle(|n: Node, c: StockTimeline, _| async move { n.timeline(c.order_id, c.limit).await })
         .handle(|n: Node, _: StockStatus, _| async move {
             n.read(|db| {
                 Ok(ServiceStatus {

@@ -484,33 +484,28 @@ pub fn place_confirmed(tx: &Tx, plan: &OrderPlan) -> Result<(Order, Vec<Envelope
 /// Marks an order of a saga that gave up as failed, with why; creates it failed when the
 /// saga gave up before creating it. A confirmed order cannot fail.
 pub fn fail(tx: &Tx, plan: &OrderPlan, reason: &str) -> Result<Order, ShopError> {
-    let Some(order) = get(tx.conn, &plan.order_id)? else {
-        let mut order = plan.order(OrderStatus::Failed, tx.now);
-        order.failure_reason = Some(reason.to_owned());
-        insert(tx.conn, &order, &plan.priced.recipe_versions)?;
-        timeline::record(
-            tx,
-            What::OrderFailed,
-            Some(&order.id),
-            order.customer_id.as_ref(),
-            reason,
-        )?;
-        return Ok(order);
-    };
-    match order.status {
-        OrderStatus::Failed => Ok(order),
-        OrderStatus::Pending => {
-            timeline::record(
-                tx,
-                What::OrderFailed,
-                Some(&order.id),
-                order.customer_id.as_ref(),
-                reason,
-            )?;
-            set_status(tx, &order.id, OrderStatus::Failed, Some(reason))
+    let existing = get(tx.conn, &plan.order_id)?;
+    match existing.as_ref().map(|o| o.status) {
+        Some(OrderStatus::Failed) => return Ok(existing.expect("just read")),
+        Some(OrderStatus::Confirmed | OrderStatus::Cancelled) => {
+            return Err(ShopError::conflict("this order was confirmed and cannot fail"));
         }
-        OrderStatus::Confirmed | OrderStatus::Cancelled => {
-            Err(ShopError::conflict("this order was confirmed and cannot fail"))
+        Some(OrderStatus::Pending) | None => {}
+    }
+    timeline::record(
+        tx,
+        What::OrderFailed,
+        Some(&plan.order_id),
+        plan.customer_id.as_ref(),
+        reason,
+    )?;
+    match existing {
+        Some(order) => set_status(tx, &order.id, OrderStatus::Failed, Some(reason)),
+        None => {
+            let mut order = plan.order(OrderStatus::Failed, tx.now);
+            order.failure_reason = Some(reason.to_owned());
+            insert(tx.conn, &order, &plan.priced.recipe_versions)?;
+            Ok(order)
         }
     }
 }
