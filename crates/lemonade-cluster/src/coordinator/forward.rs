@@ -205,10 +205,10 @@ impl Shop for Coordinator {
                     Some(answer) => answer,
                 }
             }
-            // Confirmed here a moment ago, not yet in the log: the orders service alone knows
-            // (it may have been cancelled since).
+            // Unfinished, and a call that writes it may have reached the orders service: that
+            // service answers (its "no such order" means not created yet), bounded by a timer
+            // of its own too, whatever the transport does.
             Some(pending) if !self.log_lags(&id) => {
-                // Bounded by a timer of its own too, whatever the transport does.
                 let within_ms = self.inner.config.call_deadline_ms;
                 let asked =
                     tokio::time::timeout(Duration::from_millis(within_ms), self.ask(GetOrder { id: id.clone() }));
@@ -221,6 +221,8 @@ impl Shop for Coordinator {
                     ))),
                 }
             }
+            // Confirmed (in the log, or here a moment ago and not yet in the log), or not in
+            // the log: the orders service alone knows (it may have been cancelled since).
             _ => self.ask(GetOrder { id }).await,
         }
     }
