@@ -23,7 +23,9 @@ use lemonade_domain::ShopError;
 use lemonade_domain::saga::{Destination, Envelope, Event};
 use lemonade_domain::values::Timestamp;
 
-use super::{SqlResult, optional};
+use super::SqlResult;
+#[cfg(not(feature = "plant-inbox-forgets"))]
+use super::optional;
 use crate::conn::Db;
 use crate::params;
 use crate::tx::Tx;
