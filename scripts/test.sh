@@ -36,7 +36,7 @@ fi
 # Proof that the simulation has teeth: a build per bug planted in one production function
 # (crates/lemonade-sim/tests/plants.rs), each caught within 1,000 seeds.
 echo "== planted bugs the simulation must catch"
-for plant in inbox-forgets step-forgets-result sweeper-forgets-sagas read-permit-with-caller; do
+for plant in inbox-forgets step-forgets-result sweeper-forgets-sagas read-permit-with-caller compensation-skips-release; do
   if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run -p lemonade-sim --test plants --features "plant-$plant" --locked --no-fail-fast
   else

@@ -74,3 +74,9 @@ fn a_sweeper_that_forgets_unfinished_sagas_is_caught_by_the_liveness_phase() {
 fn a_read_pool_that_frees_a_permit_with_its_caller_is_caught_by_the_liveness_phase() {
     caught(&[Invariant::Liveness]);
 }
+
+#[cfg(feature = "plant-compensation-skips-release")]
+#[test]
+fn a_compensation_that_skips_its_release_is_caught() {
+    caught(&[Invariant::Liveness, Invariant::StockConserved, Invariant::Audit]);
+}

@@ -262,7 +262,10 @@ impl Undo {
     fn then(self) -> Option<Undo> {
         match self {
             Undo::Record => Some(Undo::Fail),
+            #[cfg(not(feature = "plant-compensation-skips-release"))]
             Undo::Fail => Some(Undo::Release),
+            #[cfg(feature = "plant-compensation-skips-release")]
+            Undo::Fail => Some(Undo::RecordFailed),
             Undo::Release => Some(Undo::RecordFailed),
             Undo::RecordFailed => None,
         }
