@@ -4,22 +4,17 @@
 //! its commit, before its reply, is restarted by the supervisor, and the client's retry with
 //! the same idempotency key gets the one order that was made.
 
+#[allow(dead_code)] // this test crate uses only the clean command and the free port
+mod binary;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use binary::{free_port, lemonade_command};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lemonade");
 const CLUSTER_TOKEN: &str = "a-cluster-token-of-the-switchboard-test";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `lemonade cluster`, its children killed with it when dropped.
 struct Cluster {
@@ -35,16 +30,12 @@ impl Cluster {
         for attempt in 1..=3 {
             let port = free_port();
             let log = dir.join(format!("cluster-{attempt}.log"));
-            let supervisor = Command::new(BIN)
+            let supervisor = lemonade_command()
                 .args(["cluster", "--addr", &format!("127.0.0.1:{port}"), "--data"])
                 .arg(dir.join("data"))
                 .args(["--cluster-token", CLUSTER_TOKEN, "--seed", "20261201"])
                 .args(extra)
                 .env("LEMONADE_LOG", "warn")
-                .env_remove("LEMONADE_TOKEN")
-                .env_remove("LEMONADE_FAULTS")
-                .env_remove("LEMONADE_SERVICES_PORT")
-                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
                 .spawn()
@@ -86,7 +77,7 @@ impl Cluster {
 
     /// `lemonade faults <args> --url <coordinator>`: its status and output.
     fn faults(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(BIN)
+        let out = lemonade_command()
             .arg("faults")
             .args(args)
             .args(["--url", &self.url])
