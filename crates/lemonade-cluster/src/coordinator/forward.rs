@@ -191,17 +191,11 @@ impl Shop for Coordinator {
             }
         };
         match logged {
-            // Failed for good; if it never reached the orders service, it is still this.
-            Some(failed) if failed.status == OrderStatus::Failed => {
+            // What the log knows for certain: failed for good, or pending and certainly not
+            // at the orders service yet. If the orders service never had it, it is still this.
+            Some(known) if known.status == OrderStatus::Failed || self.order_unwritten(&id) => {
                 match self.unless_known(self.asking(Sees::All, GetOrder { id })).await {
-                    Some(Err(ShopError::NotFound { .. })) | None => Ok(failed),
-                    Some(answer) => answer,
-                }
-            }
-            // Certainly not at the orders service yet: pending, for certain.
-            Some(pending) if self.order_unwritten(&id) => {
-                match self.unless_known(self.asking(Sees::All, GetOrder { id })).await {
-                    Some(Err(ShopError::NotFound { .. })) | None => Ok(pending),
+                    Some(Err(ShopError::NotFound { .. })) | None => Ok(known),
                     Some(answer) => answer,
                 }
             }
